@@ -1,0 +1,20 @@
+"""[model]: backbone, initial weights, and a checkpoint to start from."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from labconsole.config.base import Section
+
+
+class ModelConfig(Section):
+    backbone: str = "cifar_resnet8"
+    # "none", a torchvision enum name ("IMAGENET1K_V1"), a timm pretrained tag ("pretrained"),
+    # or a local file (.pth / .safetensors). Hub downloads happen only with allow_download.
+    weights: str = "none"
+    allow_download: bool = False
+    checkpoint: str = Field("", description="start from this checkpoint (run dir or file)")
+    width: int = Field(16, ge=1, description="base width of the small CPU models")
+
+    def smoke(self) -> "ModelConfig":
+        return self.model_copy(update={"backbone": "cifar_resnet8", "weights": "none", "checkpoint": "", "width": 8})

@@ -1,0 +1,1 @@
+"""The engine: plain Python + torch. Never imports textual or rich (a test enforces it)."""

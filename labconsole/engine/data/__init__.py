@@ -1,0 +1,1 @@
+"""Datasets: the embedded synthetic default, real Waterbirds/CelebA, and Paper B's digits."""

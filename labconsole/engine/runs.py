@@ -1,0 +1,188 @@
+"""Run directories: ``runs/<YYYYmmdd-HHMMSS>-<preset>-s<seed>/``.
+
+Layout: ``config.toml`` (fully resolved), ``manifest.json``, ``metrics.jsonl`` (append-only,
+flushed per line), ``summary.json``, ``checkpoints/*.safetensors`` (+ json sidecar),
+``artifacts/`` (tables, figures), ``report.*``, and ``done`` when the run completed.
+Every whole-file write is atomic (temp file, fsync, rename) so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from labconsole.engine.events import Event
+
+DONE = "done"
+STATUS_DONE, STATUS_RUNNING, STATUS_CANCELLED, STATUS_FAILED = "done", "running", "cancelled", "failed"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+@dataclass
+class RunDir:
+    """A handle on one run directory. Cheap to create; all writes are atomic or append-only."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, root: Path, preset: str, seed: int, *, when: float | None = None) -> "RunDir":
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when or time.time()))
+        base = Path(root) / f"{stamp}-{_slug(preset)}-s{seed}"
+        path, n = base, 1
+        while path.exists():  # two runs in the same second (sweeps) get a suffix
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        path.mkdir(parents=True)
+        (path / "checkpoints").mkdir()
+        (path / "artifacts").mkdir()
+        return cls(path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def artifacts(self) -> Path:
+        (self.path / "artifacts").mkdir(exist_ok=True)
+        return self.path / "artifacts"
+
+    # -- whole files -------------------------------------------------------------------------
+    def write_config(self, toml_text: str) -> None:
+        atomic_write_text(self.path / "config.toml", toml_text)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "manifest.json", manifest)
+
+    def update_manifest(self, **fields: Any) -> None:
+        manifest = self.manifest()
+        manifest.update(fields)
+        self.write_manifest(manifest)
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "summary.json", summary)
+
+    def write_json(self, relative: str, obj: Any) -> Path:
+        target = self.path / relative
+        atomic_write_json(target, obj)
+        return target
+
+    def mark_done(self) -> None:
+        atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+
+    # -- append-only log ----------------------------------------------------------------------
+    def append_event(self, event: Event | dict[str, Any]) -> None:
+        record = event.to_dict() if isinstance(event, Event) else dict(event)
+        record.setdefault("t", time.time())
+        line = json.dumps(record, default=_json_default)
+        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+
+    # -- reading ------------------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        return _read_json(self.path / "manifest.json")
+
+    def summary(self) -> dict[str, Any]:
+        return _read_json(self.path / "summary.json")
+
+    def config_text(self) -> str:
+        p = self.path / "config.toml"
+        return p.read_text(encoding="utf-8") if p.exists() else ""
+
+    def events(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
+        """Recorded events; a torn last line (crash mid-write) is skipped, not fatal."""
+        p = self.path / "metrics.jsonl"
+        if not p.exists():
+            return
+        with open(p, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if kind is None or record.get("type") == kind:
+                    yield record
+
+    @property
+    def is_done(self) -> bool:
+        return (self.path / DONE).exists()
+
+    def status(self) -> str:
+        if self.is_done:
+            return STATUS_DONE
+        return self.manifest().get("status", STATUS_RUNNING) if (self.path / "manifest.json").exists() else "empty"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "manifest.json").exists() or (Path(path) / "config.toml").exists()
+
+
+def list_runs(root: Path) -> list[RunDir]:
+    """Run directories under ``root`` (one level, and one more for sweeps), newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found: list[RunDir] = []
+    for child in root.iterdir():
+        if not child.is_dir() or child.name.startswith("."):
+            continue
+        if is_run_dir(child):
+            found.append(RunDir(child))
+        else:
+            found.extend(RunDir(grand) for grand in child.iterdir() if grand.is_dir() and is_run_dir(grand))
+    return sorted(found, key=lambda r: r.path.name, reverse=True)

@@ -1,0 +1,25 @@
+"""The stages a preset can list in ``stages = [...]``, imported lazily by name.
+
+Each entry is ``"module:function"``; the function takes a StageContext and returns a dict that
+is merged into ``summary.json`` under the stage's name (the ERM stage fills the top level).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from labconsole.errors import PresetError
+
+STAGES: dict[str, str] = {
+    "erm": "labconsole.engine.train.erm:run_erm_stage",
+}
+
+
+def stage_function(name: str) -> Callable[[Any], dict[str, Any]]:
+    try:
+        target = STAGES[name]
+    except KeyError:
+        raise PresetError(f"unknown stage {name!r} in `stages` (known: {', '.join(sorted(STAGES))})") from None
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
