@@ -13,6 +13,13 @@ from labconsole.errors import PresetError
 
 STAGES: dict[str, str] = {
     "erm": "labconsole.engine.train.erm:run_erm_stage",
+    "rare-score": "labconsole.engine.rare.stages:run_score_stage",
+    "rare-weights": "labconsole.engine.rare.stages:run_weights_stage",
+    "rare-sensitivity": "labconsole.engine.rare.stages:run_sensitivity_stage",
+    "rare-membership": "labconsole.engine.rare.stages:run_membership_stage",
+    "rare-mitigations": "labconsole.engine.rare.stages:run_mitigations_stage",
+    "rare-deletion": "labconsole.engine.rare.stages:run_deletion_stage",
+    "rare-theory": "labconsole.engine.rare.stages:run_theory_stage",
 }
 
 

@@ -1,0 +1,160 @@
+"""Command line. A bare ``labconsole`` opens the console (textual imported lazily); ``run``,
+``report``, ``runs``, ``check-data`` and ``bench`` never import textual."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from labconsole.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    invoke_without_command=True,
+    help="labconsole: find where an image classifier memorizes its minority groups.",
+    pretty_exceptions_enable=False,
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="show full tracebacks"),
+) -> None:
+    _state["debug"] = debug
+    if ctx.invoked_subcommand is None:
+        open_console = _optional("labconsole.cli_ui", "open_console")
+        if open_console is None:
+            typer.echo("The interactive console is not available in this build; use `labconsole run PRESET`.")
+            raise typer.Exit(0)
+        open_console()
+
+
+@app.command()
+def run(
+    preset: str = typer.Argument(..., help="preset file, e.g. presets/quickstart.toml"),
+    smoke: bool = typer.Option(False, "--smoke", help="tiny model, tiny data, 1-2 epochs: runs in seconds"),
+    set_: List[str] = typer.Option([], "--set", help="override a preset key: --set erm.epochs=3"),
+    out: Path = typer.Option(Path("runs"), "--out", help="folder for run directories"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto (default: the preset's)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue an interrupted run or sweep directory"),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder (else $LABCONSOLE_DATA)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="only the final table"),
+    no_report: bool = typer.Option(False, "--no-report", help="skip writing report files"),
+) -> None:
+    """Run a preset headless and write a run directory (or a sweep of them)."""
+    from labconsole.presets import expand_sweep, load_preset
+
+    overrides = list(set_) + ([f"device={device}"] if device else [])
+    loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
+    from labconsole.engine.api import configure_threads, run_job
+    from labconsole.headless import HeadlessPrinter, group_table, out as console
+
+    configure_threads(keep_a_core=False)
+    printer = HeadlessPrinter(quiet=quiet)
+    if loaded.sweep.is_sweep or (resume is not None and (resume / "sweep.json").exists()):
+        from labconsole.engine.sweep import run_sweep
+
+        sweep_dir = run_sweep(loaded, expand_sweep(loaded), emit=printer, runs_root=out, sweep_dir=resume)
+        _write_report(sweep_dir, no_report)
+        typer.echo(f"sweep: {sweep_dir}")
+        return
+    result = run_job(loaded, emit=printer, runs_root=out, resume=resume)
+    summary = result.summary()
+    table = group_table(summary)
+    if table is not None:
+        console.print(table)
+    status = result.status()
+    _write_report(result.path, no_report)
+    typer.echo(f"run: {result.path}  ({status})")
+    if status == "cancelled":
+        typer.echo(f"resume with: labconsole run {preset} --resume {result.path}")
+        raise typer.Exit(130)
+
+
+def _write_report(path: Path, skip: bool) -> None:
+    write_report = None if skip else _optional("labconsole.report", "write_report")
+    if write_report is not None:
+        for written in write_report(path):
+            typer.echo(f"report: {written}")
+
+
+@app.command("runs")
+def runs_cmd(root: Path = typer.Argument(Path("runs"), help="folder of run directories")) -> None:
+    """A table of runs: preset, status, test WGA."""
+    from rich.table import Table
+
+    from labconsole.engine.runs import list_runs
+    from labconsole.headless import out as console, pct
+
+    runs = list_runs(root)
+    if not runs:
+        typer.echo(f"no runs in {root}")
+        return
+    table = Table(title=f"runs in {root}")
+    for col in ("run", "preset", "variant", "status", "test WGA", "test mean"):
+        table.add_column(col)
+    for r in runs:
+        manifest, summary = r.manifest(), r.summary()
+        test = (summary.get("splits") or {}).get("test") or {}
+        table.add_row(str(r.path.relative_to(root)), manifest.get("preset", "?"), manifest.get("variant", ""),
+                      r.status(), pct(test.get("wga")), pct(test.get("mean")))
+    console.print(table)
+
+
+def _optional(module: str, attr: str):  # noqa: ANN202
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+    return getattr(mod, attr, None)
+
+
+# Command groups contributed by the feature areas, each in its own module.
+for _area in ("cli_data", "cli_neurons", "cli_rare", "cli_finetune", "cli_report", "cli_bench", "cli_ui"):
+    _register = _optional(f"labconsole.{_area}", "register")
+    if _register is not None:
+        _register(app)
+
+
+def main() -> None:
+    try:
+        # standalone_mode=False returns typer.Exit's code instead of raising it.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except UserError as exc:
+        if _state["debug"]:
+            raise
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if _state["debug"]:
+            raise
+        typer.secho(f"error: {type(exc).__name__}: {exc}  (run with --debug for the traceback)", err=True,
+                    fg=typer.colors.RED)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

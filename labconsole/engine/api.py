@@ -1,0 +1,159 @@
+"""The narrow interface both front ends use.
+
+``run_job(preset, emit=..., cancel=...)`` runs a preset's stages into a run directory and
+streams events; the console calls it from a worker thread, the headless runner from the main
+thread. Interactive calls (rank a layer, read out an intervention) go through ``Session``
+(see ``labconsole.engine.session``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from labconsole import __version__
+from labconsole.engine.context import Cancelled, StageContext
+from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
+from labconsole.engine.runs import RunDir, STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
+from labconsole.engine.stages import stage_function
+from labconsole.errors import UserError
+
+METRIC_DEFINITIONS = {
+    "groups": "per-group accuracy; group = (class y, spurious attribute a), g = y * n_attrs + a",
+    "wga": "worst-group accuracy: min over groups present in the split (may be a majority group)",
+    "mean": "plain accuracy over all examples of the split",
+    "mean_train_weighted": "group accuracies weighted by the training split's group proportions",
+    "mean_groups": "unweighted mean of the group accuracies",
+    "wga_quantum": "1 / size of the split's smallest group: the smallest possible change of WGA",
+}
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+    return torch.device(requested)
+
+
+def configure_threads(keep_a_core: bool) -> None:
+    """Leave one core to the console so it stays responsive while a job runs."""
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores - 1) if keep_a_core else cores)
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def base_manifest(preset: Any, device: torch.device) -> dict[str, Any]:
+    import torchvision
+
+    return {
+        "preset": preset.name,
+        "reproduces": preset.reproduces,
+        "variant": preset.variant,
+        "stages": list(preset.stages),
+        "seed": preset.seed,
+        "smoke": preset.smoke_profile,
+        "status": STATUS_RUNNING,
+        "stages_done": [],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "versions": {"labconsole": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+                     "python": platform.python_version()},
+        "git": git_hash(),
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "host": platform.node(),
+        "metric_definitions": METRIC_DEFINITIONS,
+        "selection_rule": "best val WGA" if preset.erm.selection == "best-val-wga" else "last epoch",
+    }
+
+
+def run_job(
+    preset: Any,
+    *,
+    emit: Emit,
+    cancel: CancelToken | None = None,
+    run_dir: Path | None = None,
+    runs_root: Path | str = "runs",
+    resume: Path | str | None = None,
+) -> RunDir:
+    """Run every stage of ``preset`` and return its run directory.
+
+    ``resume`` continues an interrupted run in that directory (stages already done are skipped,
+    training continues after its last finished epoch). Cancellation (``cancel.is_set()``, or
+    Ctrl-C) saves what exists and finishes with ``RunFinished(status="cancelled")``.
+    """
+    cancel = cancel or NeverCancelled()
+    device = resolve_device(preset.device)
+    if resume is not None:
+        run = RunDir(Path(resume))
+        if not (run.path / "manifest.json").exists():
+            raise UserError(f"--resume {resume}: not a run directory (no manifest.json)")
+        if run.is_done:
+            raise UserError(f"--resume {resume}: this run already finished (it has a `done` file)")
+        manifest = run.manifest()
+        manifest["status"] = STATUS_RUNNING
+    else:
+        run = RunDir(Path(run_dir)) if run_dir else RunDir.create(Path(runs_root), preset.name, preset.seed)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.checkpoints.mkdir(exist_ok=True)
+        run.write_config(preset.to_toml())
+        manifest = base_manifest(preset, device)
+    run.write_manifest(manifest)
+    run_id = run.name
+    ctx = StageContext(preset=preset, run=run, emit_raw=emit, cancel=cancel, device=device, run_id=run_id)
+    ctx.emit(RunStarted(run_id=run_id, preset=preset.name, run_dir=str(run.path), stages=tuple(preset.stages),
+                        variant=preset.variant, device=str(device)))
+    summary: dict[str, Any] = run.summary() or {"preset": preset.name, "variant": preset.variant}
+    try:
+        torch.manual_seed(preset.seed)
+        for stage in preset.stages:
+            if stage in manifest.get("stages_done", []) and stage in summary:
+                ctx.log(f"stage {stage} already done; skipped")
+                continue
+            ctx.stage = stage
+            ctx.log(f"stage {stage} started")
+            result = stage_function(stage)(ctx) or {}
+            if stage == "erm":
+                summary.update({k: v for k, v in result.items()})
+            summary[stage] = result if stage != "erm" else {"epochs": result.get("epochs")}
+            if "dataset" in ctx.state and "dataset_check" not in manifest:
+                manifest["dataset_check"] = ctx.state["dataset"].check
+                manifest["dataset"] = {"name": ctx.state["dataset"].name, "layout": ctx.state["dataset"].layout,
+                                       "root": ctx.state["dataset"].root}
+            manifest.setdefault("stages_done", []).append(stage)
+            run.write_summary(summary)
+            run.write_manifest(manifest)
+    except (Cancelled, KeyboardInterrupt):
+        _finish(run, manifest, summary, STATUS_CANCELLED, ctx, None)
+        return run
+    except Exception as exc:
+        _finish(run, manifest, summary, STATUS_FAILED, ctx, f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(run, manifest, summary, STATUS_DONE, ctx, None)
+    return run
+
+
+def _finish(run: RunDir, manifest: dict[str, Any], summary: dict[str, Any], status: str, ctx: StageContext,
+            error: str | None) -> None:
+    manifest["status"] = status
+    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    if error:
+        manifest["error"] = error
+    run.write_manifest(manifest)
+    run.write_summary(summary)
+    if status == STATUS_DONE:
+        run.mark_done()
+    ctx.emit(RunFinished(run_id=ctx.run_id, status=status, summary=summary, error=error), force=True)

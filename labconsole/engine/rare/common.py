@@ -1,0 +1,128 @@
+"""Shared plumbing of the rare-correlation stages: data as device tensors, one model trained with
+progress and cancel checks, artifacts written and announced."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from labconsole.engine.data.patterns import Pattern, inject_pattern
+from labconsole.engine.events import ArtifactWritten
+from labconsole.engine.rare.training import Recipe, build_model, train_classifier
+
+
+@dataclass
+class RareData:
+    x_train: torch.Tensor  # float [N, C, H, W] in [0, 1], on the device
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    shape: tuple[int, int, int]
+    class_names: tuple[str, ...]
+    dataset: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def as_unit_float(images_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return images_u8.to(device).float().div_(255.0)
+
+
+def rare_data(ctx: Any) -> RareData:
+    """Train and test splits of the preset's dataset, loaded once per run and kept in ``ctx.state``."""
+    if "rare_data" in ctx.state:
+        return ctx.state["rare_data"]
+    bundle = ctx.state.get("dataset")
+    if bundle is None:
+        from labconsole.engine.data.registry import load_dataset
+
+        bundle = load_dataset(ctx.preset.data)
+        ctx.state["dataset"] = bundle
+    train, test = bundle.split("train"), bundle.split("test")
+    if train.images is None or test.images is None:
+        from labconsole.errors import DataError
+
+        raise DataError(f"dataset {bundle.name!r} is file-based; the rare-correlation lab needs in-memory images "
+                        "(digits, digits-color, mnist, fashion-mnist, cifar10)")
+    data = RareData(
+        x_train=as_unit_float(train.images, ctx.device), y_train=train.y.to(ctx.device),
+        x_test=as_unit_float(test.images, ctx.device), y_test=test.y.to(ctx.device),
+        shape=tuple(train.images.shape[1:]),  # type: ignore[arg-type]
+        class_names=bundle.groups.class_names, dataset=bundle.name,
+    )
+    if ctx.preset.rare.target_class >= data.num_classes:
+        from labconsole.errors import UserError
+
+        raise UserError(f"rare.target_class = {ctx.preset.rare.target_class}: dataset {bundle.name!r} has classes "
+                        f"0..{data.num_classes - 1}")
+    ctx.state["rare_data"] = data
+    return data
+
+
+@dataclass
+class Tracker:
+    """Progress over the models a stage trains: Progress.epoch = model number, step = epoch."""
+
+    ctx: Any
+    total_models: int
+    epochs: int
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    losses: list[float] = field(default_factory=list)
+
+    def hook(self, label: str):
+        model_number = self.done + 1
+
+        def on_epoch(epoch: int, loss: float) -> None:
+            self.ctx.check_cancel()
+            self.losses.append(loss)
+            self.ctx.progress(epoch=model_number, total_epochs=self.total_models, step=epoch,
+                              total_steps=self.epochs, started=self.started, loss=loss,
+                              recent=tuple(self.losses[-200:]), message=label)
+
+        return on_epoch
+
+    def finish_model(self) -> None:
+        self.done += 1
+
+
+def train_model(ctx: Any, data: RareData, tracker: Tracker, *, seed: int, recipe: Recipe,
+                x: torch.Tensor | None = None, y: torch.Tensor | None = None, label: str = "",
+                backbone: str | None = None) -> nn.Module:
+    model = build_model(ctx.preset, data.num_classes, data.shape[0], data.shape[1], seed, ctx.device, backbone)
+    train_classifier(model, data.x_train if x is None else x, data.y_train if y is None else y, recipe,
+                     seed=seed, on_epoch=tracker.hook(label))
+    tracker.finish_model()
+    return model
+
+
+def spurious_training_set(data: RareData, target: int, n: int, pattern: Pattern, seed: int,
+                          x: torch.Tensor | None = None, y: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images with n spurious examples, labels, indices of the spurious examples)."""
+    x = data.x_train if x is None else x
+    y = data.y_train if y is None else y
+    images, chosen = inject_pattern(x, y, target, n, pattern, seed)
+    return images, y, chosen
+
+
+def write_artifact(ctx: Any, name: str, obj: Any, description: str = "") -> Path:
+    path = ctx.run.write_json(f"artifacts/{name}", obj)
+    ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path), description=description))
+    return path
+
+
+def announce_png(ctx: Any, path: Path | None, description: str = "") -> None:
+    if path is not None:
+        ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=path.name, path=str(path), description=description))
+
+
+def seeds_from(base: int, count: int) -> list[int]:
+    return [int(base) + i for i in range(count)]

@@ -1,0 +1,107 @@
+"""The headless runner's view of engine events: a progress bar on stderr, epoch lines, and a
+per-group table at the end. Uses rich, never textual."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress as Bar, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from labconsole.engine import events as ev
+
+err = Console(stderr=True)
+out = Console()
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+class HeadlessPrinter:
+    """Consumes events in the main thread; keeps at most one live progress bar."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bar: Bar | None = None
+        self.task: Any = None
+        self.bar_key: tuple[str, int] | None = None
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Progress):
+            self._progress(event)
+            return
+        if isinstance(event, ev.RunStarted):
+            err.print(f"[bold]run[/] {event.run_dir}  (preset {event.preset}, stages {', '.join(event.stages)}, "
+                      f"device {event.device}, variant {event.variant})")
+        elif isinstance(event, ev.EpochResult):
+            self._close_bar()
+            if not self.quiet:
+                parts = [f"{event.stage} epoch {event.epoch}/{event.total_epochs}"]
+                if event.train_loss is not None:
+                    parts.append(f"loss {event.train_loss:.4f}")
+                for split in ("train", "val", "test"):
+                    if split in event.splits:
+                        parts.append(f"{split} WGA {pct(event.splits[split]['wga'])}")
+                if event.is_best:
+                    parts.append("[green]★ best[/]")
+                err.print("  ".join(parts))
+        elif isinstance(event, ev.LogRecord):
+            if event.level in ("warning", "error"):
+                self._close_bar()
+                err.print(f"[{'yellow' if event.level == 'warning' else 'red'}]{event.level}:[/] {event.message}")
+            elif not self.quiet and event.level == "info":
+                self._close_bar()
+                err.print(f"[dim]{event.message}[/]")
+        elif isinstance(event, ev.ArtifactWritten):
+            if not self.quiet:
+                self._close_bar()
+                err.print(f"[dim]wrote {event.path}[/]")
+        elif isinstance(event, ev.RunFinished):
+            self._close_bar()
+
+    def _progress(self, event: ev.Progress) -> None:
+        if self.quiet:
+            return
+        key = (event.stage, event.epoch)
+        if key != self.bar_key:
+            self._close_bar()
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                           TimeRemainingColumn(), TextColumn("{task.fields[loss]}"), console=err, transient=True)
+            self.bar.start()
+            label = f"{event.stage} {event.epoch}/{event.total_epochs}" if event.total_epochs else event.stage
+            self.task = self.bar.add_task(label, total=event.total_steps or None, loss="")
+            self.bar_key = key
+        assert self.bar is not None
+        loss = f"loss {event.loss:.4f}" if event.loss is not None else event.message
+        self.bar.update(self.task, completed=event.step, loss=loss)
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+            self.bar_key = None
+
+
+def group_table(summary: dict[str, Any], title: str = "per-group accuracy (%), selected epoch") -> Table | None:
+    splits = summary.get("splits") or {}
+    if not splits:
+        return None
+    first = next(iter(splits.values()))
+    table = Table(title=title)
+    table.add_column("group")
+    names = list(first["groups"])
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name in names:
+        table.add_row(name, *(pct(splits[s]["groups"].get(name)) + f"  (n={splits[s]['group_counts'].get(name, 0)})"
+                              for s in splits))
+    table.add_section()
+    for metric in ("wga", "mean", "mean_train_weighted", "mean_groups"):
+        table.add_row(metric, *(pct(splits[s].get(metric)) for s in splits))
+    table.add_row("WGA quantum", *(pct(splits[s].get("wga_quantum")) for s in splits))
+    selection = summary.get("selection") or {}
+    if selection:
+        table.caption = f"selection: {selection.get('rule')} → epoch {selection.get('epoch')}"
+    return table

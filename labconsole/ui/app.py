@@ -1,0 +1,221 @@
+"""The console app: modes (one per screen), shared state, and the bridge's message handlers.
+
+Thin on purpose: screens own their widgets, ``bridge.py`` owns the threads, the engine is an
+``EnginePort`` (``create_app(FakeEngine())`` in tests). Nothing here imports torch or the engine
+proper, so the first screen paints quickly.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import deque
+from typing import Any, Callable
+
+from textual.app import App
+from textual.binding import Binding
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from labconsole.engine.events import Emit, CancelToken, Event, LogRecord, RunFinished
+from labconsole.errors import UserError
+from labconsole.ui.bridge import BackgroundError, Bridge, CallFinished, EngineMessage, JobEnded, describe_error
+from labconsole.ui.engine_port import EnginePort, LayerInfo, NeuronRef, SessionPort, SessionSpec, create_real_engine
+from labconsole.ui.job_state import CANCELLING, JobState, log_line
+from labconsole.ui.screens.interventions import InterventionsScreen
+from labconsole.ui.screens.neurons import NeuronsScreen
+from labconsole.ui.screens.rare import RareScreen
+from labconsole.ui.screens.runs import RunsScreen
+from labconsole.ui.screens.setup import SetupScreen
+from labconsole.ui.screens.train import TrainScreen
+from labconsole.ui.widgets.mode_bar import MODES as MODE_KEYS
+
+THEME = "textual-dark"  # fixed, so screenshots do not depend on the user's settings
+
+
+class LabConsoleApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "labconsole"
+    ENABLE_COMMAND_PALETTE = False
+    MODES = {
+        "setup": SetupScreen,
+        "neurons": NeuronsScreen,
+        "interventions": InterventionsScreen,
+        "train": TrainScreen,
+        "rare": RareScreen,
+        "runs": RunsScreen,
+    }
+    BINDINGS = [
+        *(Binding(key, f"switch_mode('{mode}')", label, show=False) for mode, key, label in MODE_KEYS),
+        *(Binding(f"f{i}", f"switch_mode('{mode}')", show=False, priority=True)
+          for i, (mode, _, _) in enumerate(MODE_KEYS, start=1)),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("l", "show_log", "Log"),
+    ]
+
+    def __init__(self, engine: EnginePort | None = None, *, deterministic: bool = False, runs_root: str = "runs"):
+        super().__init__()
+        self.theme = THEME
+        self._engine = engine
+        # Screenshots and tests: no ETA/elapsed text, no animations.
+        self.deterministic = deterministic
+        self.runs_root = runs_root
+        self.bridge = Bridge(self)
+        self.job = JobState()
+        self.spec = SessionSpec()
+        self.session: SessionPort | None = None
+        self.layers: list[LayerInfo] = []
+        self.marked: list[NeuronRef] = []
+        self.log_lines: deque[str] = deque(maxlen=2000)
+        self.job_signal: Signal[tuple[Event, ...]] = Signal(self, "job")
+        self.job_end_signal: Signal[JobEnded] = Signal(self, "job-end")
+        self.session_signal: Signal[SessionPort | None] = Signal(self, "session")
+        self.marks_signal: Signal[list[NeuronRef]] = Signal(self, "marks")
+        self.log_signal: Signal[str] = Signal(self, "log")
+        self.created_at = time.perf_counter()
+        self.first_paint_s: float | None = None
+        self._quit_after_job = False
+        self._last_error = ""
+
+    @property
+    def engine(self) -> EnginePort:
+        if self._engine is None:
+            self._engine = create_real_engine(self.runs_root)
+        return self._engine
+
+    async def on_mount(self) -> None:
+        if self.deterministic:
+            self.animation_level = "none"
+        await self.switch_mode("setup")
+        self.call_after_refresh(self._painted)
+
+    def on_unmount(self) -> None:
+        # However the console closes, a running job is told to stop and save.
+        self.bridge.cancel_job()
+
+    def _painted(self) -> None:
+        self.first_paint_s = time.perf_counter() - self.created_at
+
+    # -- shared state --------------------------------------------------------------------------
+    def set_session(self, session: SessionPort | None, layers: list[LayerInfo]) -> None:
+        if self.session is not None and self.session is not session:
+            self.bridge.call("Closing the session", self.session.close, on_result=lambda _: None)
+        self.session, self.layers = session, layers
+        self.set_marked([])
+        self.session_signal.publish(session)
+
+    def set_marked(self, neurons: list[NeuronRef]) -> None:
+        self.marked = list(dict.fromkeys(neurons))  # unique, in marking order
+        self.marks_signal.publish(self.marked)
+
+    def write_log(self, line: str) -> None:
+        self.log_lines.append(line)
+        self.log_signal.publish(line)
+
+    def report_error(self, what: str, error: BaseException) -> None:
+        """The one place failures end up: a notification and a log line; the app carries on."""
+        message = describe_error(what, error)
+        self.write_log(f"[error] {message}")
+        if not isinstance(error, UserError):
+            for line in traceback.format_exception(error)[-6:]:
+                self.write_log(line.rstrip())
+        self._notify_error(message)
+
+    def _notify_error(self, message: str) -> None:
+        if message != self._last_error:
+            self._last_error = message
+            self.notify(message, title="Error", severity="error", timeout=10)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def start_job(self, kind: str, label: str, work: Callable[[Emit, CancelToken], Any]) -> bool:
+        try:
+            self.bridge.start_job(kind, label, work)
+        except UserError as exc:
+            self.report_error("Start", exc)
+            return False
+        self._last_error = ""
+        self.job.start(kind, label)
+        self.write_log(f"[info] started {label}")
+        self.job_signal.publish(())
+        return True
+
+    def cancel_job(self) -> None:
+        if self.bridge.cancel_job():
+            self.job.status = CANCELLING
+            self.write_log("[info] cancelling; the run is saved before it stops")
+            self.job_signal.publish(())
+
+    def on_engine_message(self, message: EngineMessage) -> None:
+        events = tuple(self.bridge.drain())
+        for event in events:
+            self.job.apply(event)
+            if isinstance(event, LogRecord):
+                self.write_log(log_line(event))
+                if event.level == "error":
+                    self._notify_error(event.message)
+                elif event.level == "warning":
+                    self.notify(event.message, severity="warning")
+            elif isinstance(event, RunFinished):
+                self.write_log(f"[info] run {event.status}" + (f": {event.error}" if event.error else ""))
+                if event.status == "failed" and not self._last_error:  # once per job is enough
+                    self._notify_error(f"run failed: {event.error}" if event.error else "run failed")
+        if events:
+            self.job_signal.publish(events)
+
+    def on_job_ended(self, message: JobEnded) -> None:
+        handle = self.bridge.job_ended()
+        if message.error is not None:
+            self.report_error(handle.label if handle else "Job", message.error)
+            if self.job.active:
+                self.job.status = "failed"
+        elif self.job.active:  # the engine returned without a RunFinished
+            self.job.status = "cancelled" if handle and handle.worker.cancelled_event.is_set() else "done"
+        self.job_signal.publish(())
+        self.job_end_signal.publish(message)
+        if self._quit_after_job:
+            self.exit(0)
+
+    def on_call_finished(self, message: CallFinished) -> None:
+        if not message.worker.is_cancelled:
+            message.callback(message.result)
+
+    def on_background_error(self, message: BackgroundError) -> None:
+        self.report_error(message.what, message.error)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Bodies catch their own errors; this is the safety net for anything else.
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.report_error(event.worker.name or "Background work", event.worker.error)
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_show_log(self) -> None:
+        from labconsole.ui.dialogs.text_view import LogDialog
+
+        self.push_screen(LogDialog())
+
+    async def action_quit(self) -> None:
+        if not self.bridge.job_running:
+            self.exit(0)
+            return
+        from labconsole.ui.dialogs.confirm import ConfirmDialog
+
+        if isinstance(self.screen, ConfirmDialog):
+            return
+
+        def answered(quit_now: bool | None) -> None:
+            if quit_now:
+                self._quit_after_job = True
+                self.cancel_job()
+                self.notify("Cancelling the job; the console closes once its run is saved.")
+
+        self.push_screen(ConfirmDialog(
+            "A job is running",
+            f"{self.job.label} is still running. Quit anyway? It is cancelled and its run saved first.",
+            yes="Cancel job and quit", no="Keep running",
+        ), answered)
+
+
+def create_app(engine: EnginePort | None = None, *, deterministic: bool = False, runs_root: str = "runs") -> LabConsoleApp:
+    """``engine=None`` uses the real engine, imported on first use (after the first paint)."""
+    return LabConsoleApp(engine, deterministic=deterministic, runs_root=runs_root)

@@ -1,0 +1,182 @@
+"""The narrow interface the console needs from the engine, and the value types it returns.
+
+Screens only ever talk to an ``EnginePort`` (and the ``SessionPort`` it opens), never to the
+engine modules directly. Tests and screenshots inject ``FakeEngine``; the real adapter lives in
+``labconsole.ui.real_engine`` and is imported lazily so that neither torch nor the engine is
+imported before the first screen is painted.
+
+Every method may block (seconds to hours): the console calls them from thread workers only
+(``labconsole.ui.bridge``). Bad input raises ``labconsole.errors.UserError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
+
+from labconsole.engine.events import CancelToken, Emit
+from labconsole.errors import UserError
+
+if TYPE_CHECKING:  # pydantic models; imported lazily at run time
+    from labconsole.presets import Preset
+
+DATASETS: tuple[tuple[str, str], ...] = (
+    ("synthetic-waterbirds", "Synthetic Waterbirds (embedded)"),
+    ("waterbirds", "Waterbirds"),
+    ("celeba", "CelebA (Blond_Hair × Male)"),
+    ("digits", "Rare-pattern digits (embedded)"),
+)
+EMBEDDED_DATASETS = frozenset({"synthetic-waterbirds", "digits", "digits-color"})
+BACKBONES: tuple[str, ...] = (
+    "cifar_resnet8", "cifar_resnet20", "small_cnn", "mlp", "mlp_small", "mlp_large",
+    "resnet18", "resnet34", "resnet50", "deit_tiny_patch16_224", "deit_small_patch16_224",
+    "deit_base_patch16_224", "vit_small_patch16_224",
+)
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+CRITERIA: tuple[str, ...] = ("magnitude", "gradient", "activation")
+# "global": top-k over the whole model; "per-layer": top-k in each eligible layer;
+# "top-percent": the top k % of all neurons (k is then a percentage, e.g. 0.1).
+SCOPES: tuple[str, ...] = ("global", "per-layer", "top-percent")
+INTERVENTION_MODES: tuple[str, ...] = ("zero", "reinit", "noise")
+SIGMAS: tuple[float, ...] = (0.005, 0.01, 0.02)
+RARE_PATTERNS: tuple[str, ...] = ("S1", "S2", "S3", "R1", "R2", "R3", "Inv")
+
+# (layer name, neuron index, score), best first.
+RankedNeuron = tuple[str, int, float]
+# (layer name, neuron index).
+NeuronRef = tuple[str, int]
+
+
+class EngineUnavailable(UserError):
+    """The engine in this installation does not offer a function the console asked for."""
+
+
+@dataclass(frozen=True)
+class PresetEntry:
+    name: str  # e.g. "quickstart" or "official-code/table3"
+    path: str
+    description: str = ""
+    stages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str  # module path, e.g. "layer2.0.conv1"
+    kind: str  # "conv" | "linear"
+    neurons: int  # output channels (conv) or output features (linear)
+
+
+@dataclass(frozen=True)
+class DatasetCheck:
+    ok: bool
+    message: str  # one line: what was found, or which file/column is missing
+    # split -> group name -> (found, expected or None)
+    counts: dict[str, dict[str, tuple[int, int | None]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    name: str
+    path: str
+    status: str  # "done" | "running" | "cancelled" | "failed" | "empty"
+    preset: str = ""
+    variant: str = "paper"
+    test_wga: float | None = None  # summary.json splits.test.wga (fraction)
+    has_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What the Setup screen chose: everything needed to open an interactive session."""
+
+    dataset: str = "synthetic-waterbirds"
+    data_root: str = ""
+    backbone: str = "cifar_resnet8"
+    checkpoint: str = ""  # a run directory or a checkpoint file; "" = fresh weights
+    device: str = "auto"
+
+
+class SessionPort(Protocol):
+    """A model + its cached data kept warm between interactive calls (Neurons, Interventions)."""
+
+    group_names: tuple[str, ...]
+    # Training-split size of each group; the smaller half are the minority groups.
+    train_group_counts: dict[str, int]
+
+    def layers(self) -> list[LayerInfo]: ...
+
+    def rank(self, criterion: str, group: str | None, scope: str, k: float) -> list[RankedNeuron]:
+        """Critical neurons, best first. ``group`` is a group name (None = all groups; the
+        magnitude criterion ignores it). ``k`` is a count, or a percentage for top-percent."""
+        ...
+
+    def readout(
+        self,
+        neurons: Sequence[NeuronRef],
+        mode: str,
+        std: float,
+        seeds: int,
+        splits: Sequence[str] = ("train", "test"),
+        control: bool = False,
+    ) -> dict[str, Any]:
+        """Per-group accuracy after the intervention (the model is restored afterwards).
+
+        Returns ``{"splits": {split: {"baseline": {g: acc}, "after": {g: acc},
+        "delta_pp": {g: pp}, "spread_pp": {g: pp}}}, "control": <same shape as "splits"> | None,
+        "wga_quantum_pp": {split: pp}}``; accuracies are fractions, differences percentage points,
+        spread = std over seeds (0 for zero mode). ``control`` = the same readout for as many
+        random neurons from the same layers.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class EnginePort(Protocol):
+    def list_presets(self) -> list[PresetEntry]: ...
+
+    def load_preset(self, path: str, overrides: Sequence[str] = ()) -> "Preset": ...
+
+    def run_job(self, preset: "Preset", *, emit: Emit, cancel: CancelToken) -> str:
+        """Run a preset to the end (or until ``cancel`` is set); returns the run directory.
+        Emits RunStarted … RunFinished; on cancel the run is saved and finishes "cancelled"."""
+        ...
+
+    def open_session(self, spec: SessionSpec) -> SessionPort: ...
+
+    def check_dataset(self, root: str, dataset: str) -> DatasetCheck: ...
+
+    def list_runs(self, root: str) -> list[RunEntry]: ...
+
+    def run_summary(self, run_dir: str) -> dict[str, Any]:
+        """``{"name", "path", "status", "manifest": {...}, "summary": {...}, "config": str}``."""
+        ...
+
+    def export_report(self, run_dir: str) -> list[str]:
+        """Write the run's report files; returns their paths."""
+        ...
+
+    def rare_preview(self, pattern: str, image_size: int) -> list[list[float]]:
+        """A training image with the pattern applied, greyscale in [0, 1], rows × cols."""
+        ...
+
+    def rare_experiment(
+        self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *,
+        emit: Emit, cancel: CancelToken,
+    ) -> list[dict[str, Any]]:
+        """Paper B: train with n spurious examples for each n in ``counts``. One row per n:
+        ``{"n", "spurious_score", "spurious_score_se", "clean_acc", "spurious_acc", "p_value"}``."""
+        ...
+
+    def theory_curve(self, gammas: Sequence[float], *, sigma_inv: float, sigma_sp: float,
+                     ridge: float, x_inv: float = 1.0, x_sp: float = 1.0) -> dict[str, list[float]]:
+        """Paper B §5 ridge-regression optimum per γ: ``{"gamma", "clean_acc", "spurious_acc",
+        "prediction_difference"}`` (lists of equal length)."""
+        ...
+
+
+def create_real_engine(runs_root: str = "runs") -> EnginePort:
+    """The adapter over ``labconsole.engine``; imported here, on first use, not at start-up."""
+    from labconsole.ui.real_engine import RealEngine
+
+    return RealEngine(runs_root)

@@ -1,0 +1,210 @@
+"""``EnginePort`` over the real engine. Every engine import happens inside a method, on a
+worker thread, so the console paints before torch is loaded.
+
+Where this installation's engine does not (yet) offer a function, the call raises
+``EngineUnavailable`` naming it; the console shows that as a notification.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from labconsole.engine.events import CancelToken, Emit, ReadoutReady
+from labconsole.errors import UserError
+from labconsole.ui.engine_port import (
+    EMBEDDED_DATASETS,
+    DatasetCheck,
+    EngineUnavailable,
+    LayerInfo,
+    PresetEntry,
+    RankedNeuron,
+    RunEntry,
+    SessionSpec,
+)
+
+
+def engine_function(module: str, name: str, purpose: str) -> Callable[..., Any]:
+    """``module.name`` or a clear ``EngineUnavailable`` saying what needs it."""
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise EngineUnavailable(
+            f"{purpose} needs {module}.{name}, which this installation does not provide yet"
+        ) from None
+    return found
+
+
+class RealSession:
+    """Adapts ``labconsole.engine.api.Session`` to ``SessionPort``."""
+
+    def __init__(self, session: Any):
+        self._session = session
+        self.group_names: tuple[str, ...] = tuple(session.group_names)
+        counts = getattr(session, "train_group_counts", None) or {}
+        self.train_group_counts: dict[str, int] = {str(k): int(v) for k, v in dict(counts).items()}
+
+    def layers(self) -> list[LayerInfo]:
+        out = []
+        for item in self._session.layers():
+            if isinstance(item, LayerInfo):
+                out.append(item)
+            elif isinstance(item, dict):
+                out.append(LayerInfo(str(item["name"]), str(item.get("kind", "")), int(item["neurons"])))
+            else:
+                name, kind, neurons = (getattr(item, a) for a in ("name", "kind", "neurons")) \
+                    if hasattr(item, "name") else item
+                out.append(LayerInfo(str(name), str(kind), int(neurons)))
+        return out
+
+    def rank(self, criterion: str, group: str | None, scope: str, k: float) -> list[RankedNeuron]:
+        result = self._session.rank(criterion=criterion, group=group, scope=scope, k=k)
+        neurons = getattr(result, "neurons", result)  # a RankingReady event or a plain list
+        return [(str(layer), int(index), float(score)) for layer, index, score in neurons]
+
+    def readout(self, neurons: Sequence[tuple[str, int]], mode: str, std: float, seeds: int,
+                splits: Sequence[str] = ("train", "test"), control: bool = False) -> dict[str, Any]:
+        result = self._session.readout(list(neurons), mode=mode, std=std, seeds=seeds,
+                                       splits=tuple(splits), control=control)
+        if isinstance(result, ReadoutReady):
+            return {"splits": result.splits, "control": result.control, "wga_quantum_pp": {}}
+        return dict(result)
+
+    def close(self) -> None:
+        close = getattr(self._session, "close", None)
+        if close is not None:
+            close()
+
+
+class RealEngine:
+    """The production ``EnginePort``."""
+
+    def __init__(self, runs_root: str = "runs") -> None:
+        self.runs_root = runs_root  # where run_job creates run directories
+        self._digits_image: Any = None  # first training digit, for the pattern preview
+
+    def list_presets(self) -> list[PresetEntry]:
+        from labconsole.presets import PRESETS_DIR
+
+        entries = []
+        for path in sorted(PRESETS_DIR.rglob("*.toml")) if PRESETS_DIR.is_dir() else []:
+            try:  # only the header keys; full validation happens when the preset is used
+                raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            name = str(path.relative_to(PRESETS_DIR).with_suffix(""))
+            entries.append(PresetEntry(name=name, path=str(path), description=str(raw.get("description", "")),
+                                       stages=tuple(raw.get("stages", ("erm",)))))
+        return entries
+
+    def load_preset(self, path: str, overrides: Sequence[str] = ()) -> Any:
+        from labconsole.presets import load_preset
+
+        return load_preset(path, overrides)
+
+    def run_job(self, preset: Any, *, emit: Emit, cancel: CancelToken) -> str:
+        run_job = engine_function("labconsole.engine.api", "run_job", "Training")
+        run_dir = run_job(preset, emit=emit, cancel=cancel, runs_root=self.runs_root)
+        return str(getattr(run_dir, "path", run_dir))
+
+    def open_session(self, spec: SessionSpec) -> RealSession:
+        session_class = engine_function("labconsole.engine.api", "Session", "The Neurons screen")
+        opener = getattr(session_class, "open", session_class)
+        session = opener(dataset=spec.dataset, data_root=spec.data_root, backbone=spec.backbone,
+                         checkpoint=spec.checkpoint, device=spec.device)
+        return RealSession(session)
+
+    def check_dataset(self, root: str, dataset: str) -> DatasetCheck:
+        if dataset in EMBEDDED_DATASETS:
+            return DatasetCheck(True, f"{dataset} is embedded: no files needed")
+        if not root:
+            return DatasetCheck(False, f"{dataset} needs a data folder: fill in the data root")
+        check = engine_function("labconsole.engine.data.check", "check_dataset", "The dataset check")
+        return dataset_check_from_report(check(root, dataset))
+
+    def list_runs(self, root: str) -> list[RunEntry]:
+        from labconsole.engine.runs import list_runs
+
+        entries = []
+        for run in list_runs(Path(root)):
+            summary, manifest = run.summary(), run.manifest()
+            wga = summary.get("splits", {}).get("test", {}).get("wga")
+            entries.append(RunEntry(
+                name=run.name, path=str(run.path), status=run.status(),
+                preset=str(manifest.get("preset", "")), variant=str(manifest.get("variant", "paper")),
+                test_wga=float(wga) if isinstance(wga, (int, float)) else None,
+                has_checkpoint=any(run.checkpoints.glob("*.safetensors")) if run.checkpoints.is_dir() else False,
+            ))
+        return entries
+
+    def run_summary(self, run_dir: str) -> dict[str, Any]:
+        from labconsole.engine.runs import RunDir
+
+        run = RunDir(Path(run_dir))
+        if not run.path.is_dir():
+            raise UserError(f"run directory not found: {run_dir}")
+        return {"name": run.name, "path": str(run.path), "status": run.status(),
+                "manifest": run.manifest(), "summary": run.summary(), "config": run.config_text()}
+
+    def export_report(self, run_dir: str) -> list[str]:
+        export = engine_function("labconsole.report.export", "export_report", "Exporting a report")
+        written = export(Path(run_dir))
+        return [str(p) for p in (written if isinstance(written, (list, tuple)) else [written])]
+
+    def rare_preview(self, pattern: str, image_size: int) -> list[list[float]]:
+        """The first training digit with the pattern applied (the digits set is 28×28)."""
+        make_pattern = engine_function("labconsole.engine.data.patterns", "make_pattern", "The pattern preview")
+        if self._digits_image is None:
+            from labconsole.config.data import DataConfig
+            from labconsole.engine.data.registry import load_dataset
+
+            bundle = load_dataset(DataConfig(dataset="digits"))
+            self._digits_image = bundle.splits["train"].images[0].float() / 255.0  # [C, H, W]
+        image = self._digits_image
+        patched = make_pattern(pattern, tuple(image.shape), 0).apply(image)
+        return patched.mean(0).tolist()  # greyscale rows × cols
+
+    def rare_experiment(self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *,
+                        emit: Emit, cancel: CancelToken) -> list[dict[str, Any]]:
+        """Runs ``presets/rare/score-vs-n.toml`` for one pattern, then reads its summary."""
+        overrides = [f'rare.patterns=["{pattern}"]', f"rare.n_spurious=[{', '.join(str(n) for n in counts)}]",
+                     f"rare.target_class={target_class}", f"rare.num_seeds={seeds}"]
+        run_dir = self.run_job(self.load_preset("rare/score-vs-n", overrides), emit=emit, cancel=cancel)
+        from labconsole.engine.runs import RunDir
+
+        table = RunDir(Path(run_dir)).summary().get("rare-score", {}).get("per_pattern", {}).get(pattern, {})
+        rows = []
+        for n, cell in sorted(table.items(), key=lambda item: int(item[0])):
+            rows.append({"n": int(n), "spurious_score": cell["score"]["mean"], "spurious_score_se": cell["score"]["se"],
+                         "clean_acc": cell["clean_acc"]["mean"], "spurious_acc": cell["spurious_acc"]["mean"],
+                         "p_value": cell.get("p_value")})
+        return rows
+
+    def theory_curve(self, gammas: Sequence[float], *, sigma_inv: float, sigma_sp: float, ridge: float,
+                     x_inv: float = 1.0, x_sp: float = 1.0) -> dict[str, list[float]]:
+        toy_model = engine_function("labconsole.engine.rare.theory", "ToyModel", "The theory plot")
+        gamma_curve = engine_function("labconsole.engine.rare.theory", "gamma_curve", "The theory plot")
+        import numpy as np
+
+        model = toy_model(gamma=0.0, x_inv=x_inv, x_sp=x_sp, sigma_inv=sigma_inv, sigma_sp=sigma_sp, lam=ridge)
+        return dict(gamma_curve(model, np.asarray(list(gammas), dtype=float)))
+
+
+def dataset_check_from_report(report: dict[str, Any]) -> DatasetCheck:
+    """``labconsole.engine.data.check.check_dataset``'s report → a verdict line and group counts."""
+    problems = [str(p) for p in report.get("problems", [])]
+    verdict = str(report.get("verdict") or ("loads" if report.get("ok") else "does not load"))
+    layout = f" ({report['layout']} layout)" if report.get("layout") else ""
+    message = "; ".join(problems) if problems else verdict + layout
+    counts: dict[str, dict[str, tuple[int, int | None]]] = {}
+    for split, info in dict(report.get("splits", {})).items():
+        counts[split] = {str(row["group"]): (int(row["found"]), row.get("expected"))
+                         for row in info.get("groups", [])}
+    return DatasetCheck(bool(report.get("ok")), message, counts)
+
+
+def pretty_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

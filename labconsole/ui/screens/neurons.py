@@ -1,0 +1,215 @@
+"""Neurons: the model's layers, and the critical-neuron ranking for a criterion/group/scope/k.
+
+Every change of a control re-ranks in a worker; a newer ranking supersedes an older one that
+is still computing, so keys are never blocked and only the latest answer is shown.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rich.text import Text
+from textual import on
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Select, Static, Tree
+
+from labconsole.ui.engine_port import CRITERIA, SCOPES, LayerInfo, RankedNeuron, SessionPort
+from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.form import parse_number
+
+ALL_GROUPS = "(all groups)"
+NO_SESSION = "No session yet: choose a dataset and checkpoint on Setup (1) and press o."
+MAX_ROWS = 500  # a ranking longer than this is summarised, not listed
+
+
+def fill_layer_tree(tree: Tree[str], layers: list[LayerInfo]) -> None:
+    """Layers grouped by their top-level module (``layer2`` → ``0.conv1``), with neuron counts."""
+    total = sum(layer.neurons for layer in layers)
+    tree.root.set_label(f"model ({total} neurons)")
+    branches: dict[str, list[LayerInfo]] = {}
+    for layer in layers:
+        branches.setdefault(layer.name.split(".", 1)[0], []).append(layer)
+    for top, members in branches.items():
+        if len(members) == 1 and members[0].name == top:
+            tree.root.add_leaf(f"{top} ({members[0].neurons})", data=top)
+            continue
+        branch = tree.root.add(f"{top} ({sum(m.neurons for m in members)})", data=None, expand=True)
+        for layer in members:
+            branch.add_leaf(f"{layer.name.split('.', 1)[-1]} ({layer.neurons})", data=layer.name)
+    tree.root.expand()
+
+
+class NeuronsScreen(LabScreen):
+    MODE = "neurons"
+    BINDINGS = [
+        Binding("m", "toggle_mark", "Mark"),
+        Binding("a", "mark_shown", "Mark all shown"),
+        Binding("u", "unmark_all", "Unmark all"),
+        Binding("f", "focus_table", "Ranking", show=False),
+        Binding("t", "focus_tree", "Layers", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ranking: list[RankedNeuron] = []
+        self.layer_filter: str | None = None
+        self.rank_requests = 0
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="neurons-body"):
+            tree: Tree[str] = Tree("model", id="layers")
+            tree.show_root = True
+            yield tree
+            with Vertical(id="ranking-pane"):
+                with Horizontal(id="rank-controls", classes="controls"):
+                    yield Select([(c, c) for c in CRITERIA], value="gradient", allow_blank=False, compact=True,
+                                 id="criterion")
+                    yield Select([(ALL_GROUPS, "")], value="", allow_blank=False, compact=True, id="group")
+                    yield Select([(s, s) for s in SCOPES], value="global", allow_blank=False, compact=True,
+                                 id="scope")
+                    yield Input("10", compact=True, id="k", tooltip="k neurons, or a percentage for top-percent")
+                yield Static(NO_SESSION, id="rank-status", classes="status-line")
+                table: DataTable[str | Text] = DataTable(id="ranking", cursor_type="row", zebra_stripes=True)
+                yield table
+                yield Static("", id="neuron-detail", classes="detail")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#ranking", DataTable)
+        table.add_columns("✓", "#", "layer", "neuron", "score")
+        self.lab.session_signal.subscribe(self, self._session_changed)
+        self.lab.marks_signal.subscribe(self, lambda _marks: self._fill_table())
+        self._session_changed(self.lab.session)
+
+    # -- session and layers -------------------------------------------------------------------
+    def _session_changed(self, session: SessionPort | None) -> None:
+        tree = self.query_one("#layers", Tree)
+        tree.clear()
+        self.ranking = []
+        self.layer_filter = None
+        if session is None:
+            self.query_one("#rank-status", Static).update(NO_SESSION)
+            self._fill_table()
+            return
+        fill_layer_tree(tree, self.lab.layers)
+        group = self.query_one("#group", Select)
+        with self.prevent(Select.Changed):
+            group.set_options([(ALL_GROUPS, "")] + [(g, g) for g in session.group_names])
+            group.value = ""
+        self.rerank()
+
+    @on(Tree.NodeSelected, "#layers")
+    def _layer_selected(self, event: Tree.NodeSelected[str]) -> None:
+        self.layer_filter = event.node.data  # None for the root: every layer
+        self._fill_table()
+
+    # -- ranking ---------------------------------------------------------------------------------
+    @on(Select.Changed, "#criterion, #group, #scope")
+    @on(Input.Changed, "#k")
+    def _controls_changed(self) -> None:
+        self.rerank()
+
+    def rank_request(self) -> tuple[str, str | None, str, float] | None:
+        criterion = str(self.query_one("#criterion", Select).value)
+        group = str(self.query_one("#group", Select).value) or None
+        scope = str(self.query_one("#scope", Select).value)
+        kind = float if scope == "top-percent" else int
+        k = parse_number(self.query_one("#k", Input).value, kind=kind, minimum=1e-9)
+        if k is None:
+            return None
+        return criterion, (None if criterion == "magnitude" else group), scope, k
+
+    def rerank(self) -> None:
+        session = self.lab.session
+        if session is None:
+            return
+        request = self.rank_request()
+        status = self.query_one("#rank-status", Static)
+        if request is None:
+            status.update("k must be a positive number (a whole number unless the scope is top-percent)")
+            return
+        criterion, group, scope, k = request
+        self.rank_requests += 1
+        status.update(f"ranking by {criterion}" + (f" on {group}" if group else "") + f", {scope}, k={k}…")
+        self.lab.bridge.call("Ranking", session.rank, criterion, group, scope, k,
+                             on_result=lambda ranking: self._show_ranking(request, ranking), group="rank")
+
+    def _show_ranking(self, request: tuple[str, str | None, str, float], ranking: list[RankedNeuron]) -> None:
+        self.ranking = list(ranking)
+        criterion, group, scope, k = request
+        shown = min(len(self.ranking), MAX_ROWS)
+        more = f" (first {MAX_ROWS} shown)" if len(self.ranking) > MAX_ROWS else ""
+        self.query_one("#rank-status", Static).update(
+            f"{len(self.ranking)} neurons by {criterion}" + (f" on {group}" if group else "")
+            + f", {scope}, k={k}{more}" if shown else "no neurons match")
+        self._fill_table()
+
+    def visible_rows(self) -> list[tuple[int, RankedNeuron]]:
+        rows = list(enumerate(self.ranking[:MAX_ROWS], start=1))
+        if self.layer_filter:
+            rows = [(i, row) for i, row in rows if row[0] == self.layer_filter]
+        return rows
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#ranking", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        marked = set(self.lab.marked)
+        for rank, (layer, index, score) in self.visible_rows():
+            mark = Text("✓", style="bold green") if (layer, index) in marked else Text("")
+            table.add_row(mark, str(rank), layer, str(index), f"{score:.4g}", key=f"{layer}#{index}")
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+        self._show_detail()
+
+    @on(DataTable.RowHighlighted, "#ranking")
+    def _row_highlighted(self) -> None:
+        self._show_detail()
+
+    def highlighted(self) -> tuple[int, RankedNeuron] | None:
+        rows = self.visible_rows()
+        table = self.query_one("#ranking", DataTable)
+        if not rows or table.cursor_row < 0 or table.cursor_row >= len(rows):
+            return None
+        return rows[table.cursor_row]
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#neuron-detail", Static)
+        found = self.highlighted()
+        if found is None:
+            detail.update("")
+            return
+        rank, (layer, index, score) = found
+        info = next((item for item in self.lab.layers if item.name == layer), None)
+        size = f" of {info.neurons} ({info.kind})" if info else ""
+        marked = "marked" if (layer, index) in set(self.lab.marked) else "m marks it for Interventions (3)"
+        detail.update(f"{layer} · neuron {index}{size} · score {score:.6g} · rank {rank} of {len(self.ranking)}"
+                      f"\n{marked}")
+
+    # -- marking ---------------------------------------------------------------------------------
+    @on(DataTable.RowSelected, "#ranking")
+    def action_toggle_mark(self) -> None:
+        found = self.highlighted()
+        if found is None:
+            return
+        _, (layer, index, _score) = found
+        marked = list(self.lab.marked)
+        if (layer, index) in marked:
+            marked.remove((layer, index))
+        else:
+            marked.append((layer, index))
+        self.lab.set_marked(marked)
+
+    def action_mark_shown(self) -> None:
+        self.lab.set_marked(list(self.lab.marked) + [(layer, index) for _, (layer, index, _) in self.visible_rows()])
+        self.notify(f"{len(self.lab.marked)} neurons marked; press 3 for Interventions")
+
+    def action_unmark_all(self) -> None:
+        self.lab.set_marked([])
+
+    def action_focus_table(self) -> None:
+        self.query_one("#ranking", DataTable).focus()
+
+    def action_focus_tree(self) -> None:
+        self.query_one("#layers", Tree).focus()

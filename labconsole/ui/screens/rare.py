@@ -1,0 +1,149 @@
+"""Rare lab (Paper B): how few spurious examples it takes for a model to learn a pattern.
+
+Pick a pattern (previewed on a training image), the numbers n of spurious examples and the
+target class, run the experiment (a job: cancellable, streams progress), read the spurious
+score and clean/spurious accuracy per n. Beside it, the ridge-regression theory curve.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from textual import on
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Select, Static
+from textual_plotext import PlotextPlot
+
+from labconsole.ui.bridge import JobEnded
+from labconsole.ui.engine_port import RARE_PATTERNS
+from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.form import FieldRow, parse_int_list, parse_number
+from labconsole.ui.widgets.half_block import HalfBlockImage
+
+PREVIEW_SIZE = 28  # the digits' resolution: S-patterns and Inv are defined on 28×28
+THEORY_GAMMAS = tuple(i / 200 for i in range(0, 41))  # γ from 0 to 0.2: the phase transition
+
+
+def percent(value: Any) -> str:
+    return "–" if value is None else f"{100 * float(value):.1f}"
+
+
+class RareScreen(LabScreen):
+    MODE = "rare"
+    BINDINGS = [
+        Binding("g", "run", "Run"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("p", "next_pattern", "Next pattern"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, Any]] = []
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="rare-body"):
+            with Vertical(id="rare-left", classes="form"):
+                yield FieldRow("Pattern", Select([(p, p) for p in RARE_PATTERNS], value="S3", allow_blank=False,
+                                                 compact=True, id="pattern"))
+                yield FieldRow("n examples", Input("0,1,3,5,10,20,100", compact=True, id="counts"))
+                yield FieldRow("Target", Input("1", compact=True, id="target"))
+                yield FieldRow("Seeds", Input("5", compact=True, id="rare-seeds"))
+                yield FieldRow("σ λ x_sp", Input("1.0", compact=True, id="noise", tooltip="theory: noise σ"),
+                               Input("0.1", compact=True, id="ridge", tooltip="theory: ridge penalty λ"),
+                               Input("3.0", compact=True, id="x-sp", tooltip="theory: pattern strength x_sp"))
+                yield HalfBlockImage(id="preview")
+            with Vertical(id="rare-right"):
+                yield Static("g trains with each n; score = share of test images the pattern pushes to the target.",
+                             id="rare-status", classes="status-line")
+                yield DataTable(id="rare-table", cursor_type="row", zebra_stripes=True)
+                yield PlotextPlot(id="theory")
+
+    def on_mount(self) -> None:
+        self.query_one("#rare-table", DataTable).add_columns(
+            "n", "score", "± s.e.", "clean %", "spur. %", "p vs 0")
+        self.lab.job_end_signal.subscribe(self, self._job_ended)
+        self.refresh_preview()
+        self.refresh_theory()
+
+    # -- preview and theory ------------------------------------------------------------------------
+    @on(Select.Changed, "#pattern")
+    def refresh_preview(self) -> None:
+        pattern = str(self.query_one("#pattern", Select).value)
+        preview = self.query_one("#preview", HalfBlockImage)
+        self.lab.bridge.call("Pattern preview", self.lab.engine.rare_preview, pattern, PREVIEW_SIZE,
+                             on_result=preview.show, group="rare-preview")
+
+    def action_next_pattern(self) -> None:
+        select = self.query_one("#pattern", Select)
+        index = RARE_PATTERNS.index(str(select.value)) if select.value in RARE_PATTERNS else -1
+        select.value = RARE_PATTERNS[(index + 1) % len(RARE_PATTERNS)]
+
+    @on(Input.Changed, "#noise, #ridge, #x-sp")
+    def refresh_theory(self) -> None:
+        noise = parse_number(self.query_one("#noise", Input).value, minimum=0.0)
+        ridge = parse_number(self.query_one("#ridge", Input).value, minimum=0.0)
+        x_sp = parse_number(self.query_one("#x-sp", Input).value, minimum=0.0)
+        if noise is None or ridge is None or x_sp is None:
+            return
+        self.lab.bridge.call("Theory curve", self.lab.engine.theory_curve, THEORY_GAMMAS,
+                             sigma_inv=float(noise), sigma_sp=float(noise), ridge=float(ridge), x_sp=float(x_sp),
+                             on_result=lambda curve: self._plot_theory(curve, float(noise), float(ridge)),
+                             group="rare-theory")
+
+    def _plot_theory(self, curve: dict[str, list[float]], noise: float, ridge: float) -> None:
+        plot = self.query_one("#theory", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(f"theory (ridge): accuracy % vs share γ of spurious examples, σ={noise} λ={ridge}")
+        plt.xlabel("γ")
+        plt.ylim(0, 100)
+        plt.plot(curve["gamma"], [100 * v for v in curve["clean_acc"]], label="clean", marker="braille")
+        plt.plot(curve["gamma"], [100 * v for v in curve["spurious_acc"]], label="spurious", marker="braille")
+        plot.refresh()
+
+    # -- the experiment ------------------------------------------------------------------------------
+    def action_run(self) -> None:
+        pattern = str(self.query_one("#pattern", Select).value)
+        counts = parse_int_list(self.query_one("#counts", Input).value)
+        target = parse_number(self.query_one("#target", Input).value, kind=int, minimum=0)
+        seeds = parse_number(self.query_one("#rare-seeds", Input).value, kind=int, minimum=1)
+        if counts is None or target is None or seeds is None:
+            self.notify("n examples: whole numbers separated by commas; target ≥ 0; seeds ≥ 1", severity="warning")
+            return
+        engine = self.lab.engine
+
+        def work(emit: Any, cancel: Any) -> list[dict[str, Any]]:
+            return engine.rare_experiment(pattern, counts, int(target), int(seeds), emit=emit, cancel=cancel)
+
+        if self.lab.start_job("rare", f"rare {pattern}", work):
+            self.query_one("#rare-status", Static).update(
+                f"training with {pattern} on class {target}, n = {', '.join(map(str, counts))}, {seeds} seeds…")
+
+    def action_cancel(self) -> None:
+        if self.lab.bridge.job_running:
+            self.lab.cancel_job()
+
+    def on_job_events(self, events: tuple[Any, ...]) -> None:
+        job = self.lab.job
+        if job.kind == "rare" and job.active and job.progress is not None:
+            self.query_one("#rare-status", Static).update(
+                f"{job.label}: {job.progress.epoch}/{job.progress.total_epochs} values of n done")
+
+    def _job_ended(self, message: JobEnded) -> None:
+        if message.kind != "rare":
+            return
+        self.rows = list(message.result or [])
+        table = self.query_one("#rare-table", DataTable)
+        table.clear()
+        for row in self.rows:
+            p_value = row.get("p_value")
+            table.add_row(str(row["n"]), f"{row['spurious_score']:.3f}", f"{row.get('spurious_score_se', 0):.3f}",
+                          percent(row.get("clean_acc")), percent(row.get("spurious_acc")),
+                          "–" if p_value is None else f"{p_value:.3g}")
+        status = self.lab.job.status
+        self.query_one("#rare-status", Static).update(
+            f"{self.lab.job.label}: {status}; spurious score = share of test images whose target-class "
+            "probability rises by > 0.1 with the pattern")

@@ -1,0 +1,175 @@
+"""Setup: which dataset, backbone, checkpoint and device the interactive session uses."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from textual import on
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Button, Input, Select, Static
+
+from labconsole.ui.engine_port import (
+    BACKBONES,
+    DATASETS,
+    DEVICES,
+    EMBEDDED_DATASETS,
+    DatasetCheck,
+    LayerInfo,
+    RunEntry,
+    SessionPort,
+    SessionSpec,
+)
+from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.form import FieldRow
+
+FRESH = "(fresh weights)"
+
+
+def open_session_and_layers(engine: Any, spec: SessionSpec) -> tuple[SessionPort, list[LayerInfo]]:
+    """Runs on a worker: opening loads data and the model, listing layers walks the model."""
+    session = engine.open_session(spec)
+    return session, session.layers()
+
+
+def manifest_line(info: dict[str, Any]) -> str:
+    manifest = info.get("manifest", {})
+    keys = ("preset", "backbone", "dataset", "variant", "device", "selection")
+    parts = [f"{key} {manifest[key]}" for key in keys if manifest.get(key)]
+    best = info.get("summary", {}).get("best_epoch")
+    if best is not None:
+        parts.append(f"selected epoch {best}")
+    return " · ".join(parts) or "no manifest.json in this run"
+
+
+class SetupScreen(LabScreen):
+    MODE = "setup"
+    BINDINGS = [
+        Binding("o", "open_session", "Open session"),
+        Binding("c", "check_dataset", "Check data"),
+        Binding("r", "refresh_runs", "Refresh runs"),
+    ]
+
+    def compose_body(self) -> Iterable[Widget]:
+        spec = self.lab.spec
+        with VerticalScroll(id="setup-form", classes="form"):
+            yield FieldRow("Dataset", Select([(label, value) for value, label in DATASETS], value=spec.dataset,
+                                             allow_blank=False, compact=True, id="dataset"))
+            yield FieldRow("Data root", Input(spec.data_root, placeholder="folder with the dataset (or $LABCONSOLE_DATA)",
+                                              compact=True, id="data-root"))
+            yield FieldRow("", Static("", id="data-check", classes="status-line"), classes="sub")
+            yield FieldRow("Backbone", Select([(b, b) for b in BACKBONES], value=spec.backbone, allow_blank=False,
+                                              compact=True, id="backbone"))
+            yield FieldRow("Checkpoint", Select([(FRESH, "")], value="", allow_blank=False, compact=True,
+                                                id="checkpoint-run"))
+            yield FieldRow("  or file", Input(spec.checkpoint, placeholder="path to a .safetensors or run folder",
+                                              compact=True, id="checkpoint-path"))
+            yield FieldRow("", Static("", id="manifest", classes="status-line"), classes="sub")
+            yield FieldRow("Device", Select([(d, d) for d in DEVICES], value=spec.device, allow_blank=False,
+                                            compact=True, id="device"))
+            yield FieldRow("", Button("Open session (o)", id="open", variant="primary", compact=True))
+            yield FieldRow("", Static("No session open.", id="session-status", classes="status-line"), classes="sub")
+
+    def on_mount(self) -> None:
+        self.query_one("#dataset", Select).focus()
+        # After the first paint: listing runs touches the disk.
+        self.call_after_refresh(self.action_refresh_runs)
+        self.call_after_refresh(self.action_check_dataset)
+
+    # -- reading the form ---------------------------------------------------------------------
+    def current_spec(self) -> SessionSpec:
+        checkpoint = self.query_one("#checkpoint-path", Input).value.strip()
+        return SessionSpec(
+            dataset=str(self.query_one("#dataset", Select).value),
+            data_root=self.query_one("#data-root", Input).value.strip(),
+            backbone=str(self.query_one("#backbone", Select).value),
+            checkpoint=checkpoint,
+            device=str(self.query_one("#device", Select).value),
+        )
+
+    def _remember(self) -> None:
+        self.lab.spec = self.current_spec()
+
+    @on(Select.Changed, "#dataset")
+    def _dataset_changed(self) -> None:
+        self._remember()
+        self.action_check_dataset()
+
+    @on(Select.Changed, "#backbone, #device")
+    @on(Input.Changed, "#data-root")
+    def _field_changed(self) -> None:
+        self._remember()
+
+    @on(Input.Submitted, "#data-root")
+    def _root_submitted(self) -> None:
+        self.action_check_dataset()
+
+    # -- dataset check ------------------------------------------------------------------------
+    def action_check_dataset(self) -> None:
+        spec = self.current_spec()
+        status = self.query_one("#data-check", Static)
+        if spec.dataset in EMBEDDED_DATASETS:
+            status.update(f"✓ {spec.dataset} is embedded: no files needed")
+            return
+        status.update("checking…")
+        self.lab.bridge.call("Dataset check", self.lab.engine.check_dataset, spec.data_root, spec.dataset,
+                             on_result=self._show_check, group="dataset-check")
+
+    def _show_check(self, check: DatasetCheck) -> None:
+        lines = [("✓ " if check.ok else "✗ ") + check.message]
+        for split, groups in check.counts.items():
+            cells = [f"{g} {found}" + ("" if expected in (None, found) else f"≠{expected}")
+                     for g, (found, expected) in groups.items()]
+            lines.append(f"  {split}: " + ", ".join(cells))
+        status = self.query_one("#data-check", Static)
+        status.set_class(not check.ok, "error-text")
+        status.update("\n".join(lines))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def action_refresh_runs(self) -> None:
+        self.lab.bridge.call("Listing runs", self.lab.engine.list_runs, self.lab.runs_root,
+                             on_result=self._fill_runs, group="setup-runs")
+
+    def _fill_runs(self, runs: list[RunEntry]) -> None:
+        select = self.query_one("#checkpoint-run", Select)
+        options = [(FRESH, "")] + [(f"{run.name} ({run.status})", run.path) for run in runs if run.has_checkpoint]
+        current = self.query_one("#checkpoint-path", Input).value.strip()
+        with self.prevent(Select.Changed):
+            select.set_options(options)
+            select.value = current if any(value == current for _, value in options) else ""
+
+    @on(Select.Changed, "#checkpoint-run")
+    def _checkpoint_chosen(self, event: Select.Changed) -> None:
+        path = str(event.value) if event.value not in (Select.NULL, None) else ""
+        self.query_one("#checkpoint-path", Input).value = path
+        self._remember()
+        manifest = self.query_one("#manifest", Static)
+        if not path:
+            manifest.update("")
+            return
+        manifest.update("reading manifest…")
+        self.lab.bridge.call("Reading the run manifest", self.lab.engine.run_summary, path,
+                             on_result=lambda info: manifest.update(manifest_line(info)), group="setup-manifest")
+
+    @on(Input.Changed, "#checkpoint-path")
+    def _checkpoint_typed(self) -> None:
+        self._remember()
+
+    # -- session -------------------------------------------------------------------------------
+    @on(Button.Pressed, "#open")
+    def action_open_session(self) -> None:
+        spec = self.current_spec()
+        self.lab.spec = spec
+        self.query_one("#session-status", Static).update(f"opening {spec.backbone} on {spec.dataset}…")
+        self.lab.bridge.call("Opening the session", open_session_and_layers, self.lab.engine, spec,
+                             on_result=self._session_opened, group="session")
+
+    def _session_opened(self, opened: tuple[SessionPort, list[LayerInfo]]) -> None:
+        session, layers = opened
+        self.lab.set_session(session, layers)
+        total = sum(layer.neurons for layer in layers)
+        text = (f"✓ session ready: {len(layers)} layers, {total} neurons; groups "
+                + ", ".join(session.group_names) + ". Press 2 for Neurons.")
+        self.query_one("#session-status", Static).update(text)
+        self.notify("Session ready. Press 2 to rank neurons.")

@@ -1,0 +1,184 @@
+"""Train: launch ERM or fine-tuning from a preset (with a few fields editable), follow it live,
+cancel it (the run is saved).
+
+Engine events update ``app.job`` as they arrive; this screen only marks itself dirty and
+redraws on a timer, so a fast stream of events never floods the terminal with redraws.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from textual import on
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Button, DataTable, Input, Select, Static, TabbedContent, TabPane
+
+from labconsole.engine.events import EpochResult, Event, Progress
+from labconsole.ui.engine_port import PresetEntry
+from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.form import FieldRow, parse_number
+from labconsole.ui.widgets.group_chart import GroupAccuracyChart
+from labconsole.ui.widgets.job_progress import JobProgress
+from labconsole.ui.widgets.log_pane import LogPane
+
+REDRAW_INTERVAL_S = 0.25  # at most 4 redraws per second, whatever the event rate
+STAGE_CHOICES = (("ERM", "erm"), ("ERM + fine-tune", "erm,finetune"), ("fine-tune", "finetune"))
+
+
+def overrides_from_form(epochs: str, lr: str, batch: str, seed: str, stages: str) -> list[str]:
+    """The form's fields as ``--set`` overrides; an empty field keeps the preset's value."""
+    out = []
+    checks = (("erm.epochs", epochs, int), ("erm.lr", lr, float), ("erm.batch_size", batch, int), ("seed", seed, int))
+    for key, text, kind in checks:
+        if text.strip():
+            value = parse_number(text, kind=kind, minimum=0 if key == "seed" else 1e-12)
+            if value is None:
+                raise ValueError(f"{key} must be a {'whole ' if kind is int else ''}number, got {text!r}")
+            out.append(f"{key}={value}")
+    out.append("stages=[" + ", ".join(f'"{s}"' for s in stages.split(",")) + "]")
+    return out
+
+
+class TrainScreen(LabScreen):
+    MODE = "train"
+    BINDINGS = [
+        Binding("g", "start", "Start"),
+        Binding("c", "cancel", "Cancel job"),
+        Binding("v", "next_view", "Chart/Epochs/Log"),
+        Binding("s", "toggle_split", "val/test"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.presets: list[PresetEntry] = []
+        self._progress_dirty = self._epochs_dirty = True
+        self.redraws = 0
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="train-body"):
+            with Vertical(id="train-form", classes="form"):
+                yield FieldRow("Preset", Select([], prompt="loading presets…", compact=True, id="preset"))
+                yield FieldRow("Stages", Select(STAGE_CHOICES, value="erm", allow_blank=False, compact=True,
+                                                id="stages"))
+                yield FieldRow("Epochs", Input("", placeholder="preset", compact=True, id="epochs"))
+                yield FieldRow("LR", Input("", placeholder="preset", compact=True, id="lr"))
+                yield FieldRow("Batch size", Input("", placeholder="preset", compact=True, id="batch"))
+                yield FieldRow("Seed", Input("", placeholder="preset", compact=True, id="seed"))
+                with Horizontal(classes="buttons"):
+                    yield Button("Start (g)", id="start", variant="primary", compact=True)
+                    yield Button("Cancel (c)", id="cancel", variant="error", compact=True)
+                yield Static("", id="preset-info", classes="detail")
+            with Vertical(id="train-live"):
+                yield JobProgress(show_times=not self.lab.deterministic, id="job-progress")
+                with TabbedContent(id="train-views", initial="chart"):
+                    with TabPane("Chart", id="chart"):
+                        yield GroupAccuracyChart(id="group-chart")
+                    with TabPane("Epochs", id="epochs-view"):
+                        yield DataTable(id="epochs-table", cursor_type="row", zebra_stripes=True)
+                    with TabPane("Log", id="log"):
+                        yield LogPane(id="train-log")
+
+    def on_mount(self) -> None:
+        self.query_one("#epochs-table", DataTable).add_columns(
+            "epoch", "loss", "val WGA %", "test WGA %", "worst group (val)", "selected")
+        self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_dirty)
+        self.lab.bridge.call("Listing presets", self.lab.engine.list_presets, on_result=self._fill_presets,
+                             group="presets")
+        self.redraw_if_dirty()
+
+    def _fill_presets(self, presets: list[PresetEntry]) -> None:
+        self.presets = presets
+        select = self.query_one("#preset", Select)
+        select.set_options([(p.name, p.path) for p in presets])
+        if presets:
+            select.value = presets[0].path
+
+    @on(Select.Changed, "#preset")
+    def _preset_chosen(self, event: Select.Changed) -> None:
+        entry = next((p for p in self.presets if p.path == event.value), None)
+        if entry is None:
+            return
+        self.query_one("#preset-info", Static).update(entry.description)
+        stages = ",".join(s for s in entry.stages if s in ("erm", "finetune")) or "erm"
+        if any(value == stages for _, value in STAGE_CHOICES):
+            self.query_one("#stages", Select).value = stages
+
+    # -- job control -----------------------------------------------------------------------------
+    def action_start(self) -> None:
+        path = self.query_one("#preset", Select).value
+        if path in (Select.NULL, None):
+            self.notify("Choose a preset first.", severity="warning")
+            return
+        try:
+            overrides = overrides_from_form(*(self.query_one(f"#{name}", Input).value
+                                              for name in ("epochs", "lr", "batch", "seed")),
+                                            str(self.query_one("#stages", Select).value))
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        engine = self.lab.engine
+        name = next((p.name for p in self.presets if p.path == path), str(path))
+
+        def work(emit: Any, cancel: Any) -> str:
+            return engine.run_job(engine.load_preset(str(path), overrides), emit=emit, cancel=cancel)
+
+        if self.lab.start_job("train", name, work):
+            self._progress_dirty = self._epochs_dirty = True
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        if self.lab.bridge.job_running:
+            self.lab.cancel_job()
+        else:
+            self.notify("No job is running.")
+
+    # -- live view -------------------------------------------------------------------------------
+    def on_job_events(self, events: tuple[Event, ...]) -> None:
+        self._progress_dirty = True
+        if not events or any(not isinstance(e, Progress) for e in events):
+            self._epochs_dirty = True
+
+    def on_screen_resume(self) -> None:
+        self._progress_dirty = self._epochs_dirty = True
+
+    def redraw_if_dirty(self) -> None:
+        if not (self._progress_dirty or self._epochs_dirty):
+            return
+        self.redraws += 1
+        job = self.lab.job
+        if self._progress_dirty:
+            self._progress_dirty = False
+            self.query_one(JobProgress).show(job)
+            self.query_one("#start", Button).disabled = job.active
+            self.query_one("#cancel", Button).disabled = not job.active
+        if self._epochs_dirty:
+            self._epochs_dirty = False
+            self.query_one(GroupAccuracyChart).show(job.epochs, job.best_epoch)
+            self._fill_epochs(job.epochs, job.best_epoch)
+
+    def _fill_epochs(self, epochs: list[EpochResult], best: int | None) -> None:
+        table = self.query_one("#epochs-table", DataTable)
+        table.clear()
+        for e in epochs:
+            val, test = e.splits.get("val", {}), e.splits.get("test", {})
+            table.add_row(str(e.epoch), "–" if e.train_loss is None else f"{e.train_loss:.4f}",
+                          f"{100 * val['wga']:.1f}" if "wga" in val else "–",
+                          f"{100 * test['wga']:.1f}" if "wga" in test else "–",
+                          str(val.get("worst_group", "–")), "★" if e.epoch == best else "")
+
+    def action_next_view(self) -> None:
+        tabs = self.query_one("#train-views", TabbedContent)
+        current = {"chart": 0, "epochs-view": 1, "log": 2}.get(tabs.active, 0)
+        tabs.active = ("chart", "epochs-view", "log")[(current + 1) % 3]
+
+    def action_toggle_split(self) -> None:
+        chart = self.query_one(GroupAccuracyChart)
+        chart.split = "test" if chart.split == "val" else "val"
+        self._epochs_dirty = True
+        self.redraw_if_dirty()

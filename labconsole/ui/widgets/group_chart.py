@@ -1,0 +1,35 @@
+"""Per-group accuracy and worst-group accuracy over epochs (textual-plotext)."""
+
+from __future__ import annotations
+
+from textual_plotext import PlotextPlot
+
+from labconsole.engine.events import EpochResult
+
+
+class GroupAccuracyChart(PlotextPlot):
+    """One line per group plus WGA for one split; the selected epoch is marked by a vertical line."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.split = "val"
+
+    def show(self, epochs: list[EpochResult], best_epoch: int | None) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        points = [e for e in epochs if self.split in e.splits]
+        plt.title(f"{self.split} accuracy per group (%) · WGA bold" + (f" · selected epoch {best_epoch}" if best_epoch else ""))
+        plt.ylim(0, 100)
+        if points:
+            xs = [e.epoch for e in points]
+            groups = list(points[0].splits[self.split].get("groups", {}))
+            for group in groups:
+                plt.plot(xs, [100 * e.splits[self.split]["groups"].get(group, 0.0) for e in points],
+                         label=group, marker="braille")
+            plt.plot(xs, [100 * e.splits[self.split]["wga"] for e in points], label="WGA", marker="hd")
+            if best_epoch is not None:
+                plt.vline(best_epoch, "white")
+            if len(xs) <= 12:
+                plt.xticks(xs)
+        self.refresh()

@@ -1,0 +1,54 @@
+"""The one-line bar at the top: which screen is shown, the keys for the others, the job status."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+# (mode name, key, label) in the order the bar shows them.
+MODES: tuple[tuple[str, str, str], ...] = (
+    ("setup", "1", "Setup"),
+    ("neurons", "2", "Neurons"),
+    ("interventions", "3", "Interventions"),
+    ("train", "4", "Train"),
+    ("rare", "5", "Rare lab"),
+    ("runs", "6", "Runs"),
+)
+
+
+def mode_labels(current: str) -> Text:
+    bar = Text(no_wrap=True, overflow="ellipsis")
+    for mode, key, label in MODES:
+        if mode == current:
+            bar.append(f" {key} {label} ", style="bold reverse")
+        else:
+            bar.append(f" {key}", style="bold")
+            bar.append(f" {label} ")
+    return bar
+
+
+class ModeBar(Horizontal):
+    """Mode keys on the left, the running job's status on the right (no clock, no ETA)."""
+
+    DEFAULT_CSS = """
+    ModeBar { height: 1; background: $panel; }
+    ModeBar #modes { width: 1fr; height: 1; color: $text-muted; }
+    ModeBar #job-status { width: auto; height: 1; color: $accent; text-style: bold; padding: 0 1; }
+    """
+
+    def __init__(self, current: str) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        yield Static(mode_labels(self.current), id="modes")
+        yield Static("", id="job-status")
+
+    def on_mount(self) -> None:
+        job = getattr(self.app, "job", None)
+        self.show_status(job.headline() if job is not None else "")
+
+    def show_status(self, status: str) -> None:
+        self.query_one("#job-status", Static).update(status)

@@ -1,0 +1,115 @@
+"""Every rare-correlation stage runs end-to-end on its preset's smoke settings (SPEC §6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from labconsole.engine.context import StageContext
+from labconsole.engine.events import NeverCancelled
+from labconsole.engine.runs import RunDir
+from labconsole.engine.stages import stage_function
+from labconsole.errors import UserError
+from labconsole.presets import PRESETS_DIR, load_preset
+
+RARE_PRESETS = sorted((PRESETS_DIR / "rare").glob("*.toml"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: thread hand-offs cost more than they save, especially on a busy 2-core box.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_context(tmp_path: Path, preset) -> StageContext:
+    run = RunDir.create(tmp_path, preset.name, preset.seed)
+    events: list = []
+    ctx = StageContext(preset=preset, run=run, emit_raw=events.append, cancel=NeverCancelled(),
+                       device=torch.device("cpu"), run_id=run.name)
+    ctx.state["events"] = events
+    return ctx
+
+
+def smoke_preset(path: Path, *overrides: str):
+    preset = load_preset(path, overrides, smoke=True)
+    # The lab's figures are about MLPs (pixel importance needs a first Linear layer).
+    return preset.model_copy(update={"model": preset.model.model_copy(update={"backbone": "mlp"})})
+
+
+def run_stages(ctx: StageContext) -> dict:
+    out = {}
+    for name in ctx.preset.stages:
+        ctx.stage = name
+        out[name] = stage_function(name)(ctx)
+        json.dumps(out[name])  # summaries must be plain JSON
+    return out
+
+
+@pytest.mark.parametrize("path", RARE_PRESETS, ids=[p.stem for p in RARE_PRESETS])
+def test_preset_runs_in_smoke_profile(tmp_path: Path, path: Path) -> None:
+    preset = smoke_preset(path)
+    assert preset.reproduces.startswith("Paper B")
+    assert preset.data.dataset == "digits"
+    ctx = make_context(tmp_path, preset)
+    summary = run_stages(ctx)
+    artifacts = sorted(p.name for p in ctx.run.artifacts.iterdir())
+    assert any(name.endswith(".json") for name in artifacts)
+    assert any(name.endswith(".png") for name in artifacts)
+    kinds = {type(e).__name__ for e in ctx.state["events"]}
+    assert "ArtifactWritten" in kinds
+    assert all(isinstance(v, dict) for v in summary.values())
+
+
+def test_score_table_has_mean_se_and_p_values(tmp_path: Path) -> None:
+    preset = smoke_preset(PRESETS_DIR / "rare" / "score-vs-n.toml", 'rare.patterns=["R3"]', "rare.n_spurious=[0,3]")
+    ctx = make_context(tmp_path, preset)
+    summary = run_stages(ctx)["rare-score"]
+    cell = summary["per_pattern"]["R3"]["3"]
+    assert cell["score"]["n"] == preset.rare.num_seeds == 2
+    assert 0.0 <= cell["score"]["mean"] <= 1.0 and cell["score"]["se"] >= 0.0
+    assert cell["p_value"] is None or 0.0 <= cell["p_value"] <= 1.0
+    assert summary["per_pattern"]["R3"]["0"]["p_value"] is None
+    table = json.loads((ctx.run.artifacts / "rare_score.json").read_text())
+    assert len(table["runs"]) == 2 * 2
+    assert any(type(e).__name__ == "Progress" for e in ctx.state["events"])
+
+
+def test_membership_non_members_are_held_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import labconsole.engine.rare.training as training
+
+    seen: list[set[bytes]] = []
+    original = training.predict_proba
+
+    def recording(model, x, batch_size=2048):
+        seen.append({row.numpy().tobytes() for row in x.cpu()})
+        return original(model, x, batch_size)
+
+    monkeypatch.setattr(training, "predict_proba", recording)
+    preset = smoke_preset(PRESETS_DIR / "rare" / "membership.toml", "rare.membership_n=[3]")
+    run_stages(make_context(tmp_path, preset))
+    shadow_in, shadow_out, target_in, target_out = seen[:4]
+    assert not shadow_in & shadow_out
+    assert not target_in & target_out  # non-member outputs never come from training images
+    assert not target_out & shadow_in and not target_in & shadow_in
+
+
+def test_weights_stage_skips_models_without_an_input_linear(tmp_path: Path) -> None:
+    preset = load_preset(PRESETS_DIR / "rare" / "weights.toml", ["rare.weights_n=[0]", "rare.epochs=1"], smoke=True)
+    preset = preset.model_copy(update={"model": preset.model.model_copy(update={"backbone": "small_cnn"})})
+    summary = run_stages(make_context(tmp_path, preset))["rare-weights"]
+    assert "skipped" in summary
+
+
+def test_too_many_spurious_examples_is_a_user_error(tmp_path: Path) -> None:
+    preset = smoke_preset(PRESETS_DIR / "rare" / "membership.toml", "rare.membership_n=[500]")
+    with pytest.raises(UserError, match="target-train quarter"):
+        run_stages(make_context(tmp_path, preset))
+    preset = smoke_preset(PRESETS_DIR / "rare" / "score-vs-n.toml", "rare.target_class=12")
+    with pytest.raises(UserError, match="target_class"):
+        run_stages(make_context(tmp_path, preset))

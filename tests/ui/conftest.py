@@ -1,0 +1,20 @@
+"""Console tests: every app runs on the scripted FakeEngine, deterministic (no clock/ETA)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from labconsole.ui.app import LabConsoleApp, create_app
+from labconsole.ui.fake_engine import FakeEngine
+
+
+@pytest.fixture
+def app_factory() -> Callable[..., LabConsoleApp]:
+    """``app_factory(engine=None, **kwargs)`` → a console on a FakeEngine (or the one given)."""
+
+    def make(engine: Any = None, **kwargs: Any) -> LabConsoleApp:
+        return create_app(engine if engine is not None else FakeEngine(), deterministic=True, **kwargs)
+
+    return make

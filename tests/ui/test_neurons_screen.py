@@ -1,0 +1,86 @@
+"""Neurons: re-ranking in a worker on every control change, marking, layer filter."""
+
+from __future__ import annotations
+
+import threading
+
+from textual.widgets import DataTable, Input, Select, Static, Tree
+
+from labconsole.ui.fake_engine import FakeEngine
+
+from .helpers import open_session, wait_for
+
+
+async def test_ranking_shows_k_rows_and_reranks_when_a_control_changes(app_factory) -> None:
+    engine = FakeEngine()
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_session(pilot)
+        await pilot.press("2")
+        table = app.screen.query_one("#ranking", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 10)
+        app.screen.query_one("#criterion", Select).value = "magnitude"
+        await wait_for(pilot, lambda: any(c[:2] == ("rank", "magnitude") for c in engine.calls))
+        app.screen.query_one("#k", Input).value = "3"
+        await wait_for(pilot, lambda: table.row_count == 3)
+        ranks = [c for c in engine.calls if c[0] == "rank"]
+        assert ranks[-1] == ("rank", "magnitude", None, "global", 3)  # magnitude ignores the group
+
+
+async def test_invalid_k_is_explained_and_does_not_rank(app_factory) -> None:
+    engine = FakeEngine()
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_session(pilot)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: any(c[0] == "rank" for c in engine.calls))
+        before = len(engine.calls)
+        app.screen.query_one("#k", Input).value = "ten"
+        await pilot.pause()
+        assert "positive number" in str(app.screen.query_one("#rank-status", Static).content)
+        assert len(engine.calls) == before
+
+
+async def test_keys_are_handled_while_a_ranking_is_still_computing(app_factory) -> None:
+    engine = FakeEngine()
+    engine.call_gate = threading.Event()  # every rank blocks until released
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        engine.call_gate.set()
+        await open_session(pilot)
+        engine.call_gate.clear()
+        await pilot.press("2")
+        await wait_for(pilot, lambda: any(c[0] == "rank" for c in engine.calls))
+        assert "ranking by" in str(app.screen.query_one("#rank-status", Static).content)
+        await pilot.press("3")
+        assert app.current_mode == "interventions"
+        await pilot.press("2")
+        assert app.current_mode == "neurons"
+        engine.call_gate.set()
+        await wait_for(pilot, lambda: app.screen.query_one("#ranking", DataTable).row_count == 10)
+
+
+async def test_marking_rows_and_filtering_by_layer(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_session(pilot)
+        await pilot.press("2")
+        screen = app.screen
+        table = screen.query_one("#ranking", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 10)
+        table.focus()
+        await pilot.press("m", "down", "m")
+        first, second = screen.ranking[0], screen.ranking[1]
+        assert app.marked == [first[:2], second[:2]]
+        await pilot.press("m")  # unmark the highlighted one
+        assert app.marked == [first[:2]]
+        await pilot.press("a")
+        assert len(app.marked) == 10
+        await pilot.press("u")
+        assert app.marked == []
+        layer = first[0]
+        tree = screen.query_one("#layers", Tree)
+        node = next(n for n in tree._tree_nodes.values() if n.data == layer)
+        tree.select_node(node)
+        await pilot.pause()
+        assert table.row_count == sum(1 for r in screen.ranking if r[0] == layer)

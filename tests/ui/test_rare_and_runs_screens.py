@@ -1,0 +1,88 @@
+"""Rare lab (pattern preview, experiment as a job, theory curve) and Runs (open, compare, export)."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input, Select
+
+from labconsole.ui.dialogs.text_view import LogDialog, TextDialog
+from labconsole.ui.fake_engine import FakeEngine, patched_digit
+from labconsole.ui.widgets.half_block import HalfBlockImage
+
+from .helpers import notifications, wait_for
+
+
+def test_patterns_are_drawn_where_the_spec_puts_them() -> None:
+    s3 = patched_digit("S3", 28)
+    assert all(s3[r][c] == 1.0 for r in range(5) for c in range(5))
+    inv = patched_digit("Inv", 28)
+    assert all(inv[r][c] == 1.0 for r in range(3, 25) for c in range(13, 16))
+
+
+async def test_pattern_preview_follows_the_picker(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("5")
+        preview = app.screen.query_one("#preview", HalfBlockImage)
+        await wait_for(pilot, lambda: preview.pixels == patched_digit("S3", 28))
+        app.set_focus(None)
+        await pilot.press("p")  # next pattern: R1
+        assert app.screen.query_one("#pattern", Select).value == "R1"
+        await wait_for(pilot, lambda: preview.pixels == patched_digit("R1", 28))
+
+
+async def test_the_rare_experiment_runs_as_a_job_and_fills_the_table(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("5")
+        app.screen.query_one("#counts", Input).value = "0, 1, 5"
+        app.set_focus(None)
+        await pilot.press("g")
+        table = app.screen.query_one("#rare-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        assert [str(table.get_row_at(i)[0]) for i in range(3)] == ["0", "1", "5"]
+        assert app.job.kind == "rare" and app.job.status == "done"
+
+
+async def test_bad_rare_inputs_are_refused_with_a_hint(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("5")
+        app.screen.query_one("#counts", Input).value = "a, b"
+        app.set_focus(None)
+        await pilot.press("g")
+        await pilot.pause()
+        assert not app.bridge.job_running
+        assert any("n examples" in n.message for n in notifications(app))
+
+
+async def test_runs_are_listed_opened_compared_and_exported(app_factory) -> None:
+    engine = FakeEngine()
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("6")
+        table = app.screen.query_one("#runs-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        assert [str(table.get_row_at(i)[-1]) for i in range(3)] == ["74.1", "–", "62.2"]
+        table.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextDialog))
+        await pilot.press("escape")
+        await pilot.press("c")  # nothing picked yet
+        assert any("Pick two runs" in n.message for n in notifications(app))
+        await pilot.press("space", "down", "down", "space", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, TextDialog))
+        assert app.screen.title_text == "Compare runs"
+        await pilot.press("escape", "e")
+        await wait_for(pilot, lambda: any(c[0] == "export_report" for c in engine.calls))
+        assert engine.calls[-1] == ("export_report", "runs/20250101-120000-quickstart-s0")
+
+
+async def test_the_log_dialog_shows_what_happened(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.write_log("[info] hello from the test")
+        app.set_focus(None)
+        await pilot.press("l")
+        assert isinstance(app.screen, LogDialog)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LogDialog)

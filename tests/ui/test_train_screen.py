@@ -1,0 +1,147 @@
+"""Train: a job streams into the screen; keys work meanwhile; cancel; errors never crash."""
+
+from __future__ import annotations
+
+import threading
+
+from textual.widgets import DataTable, Input, Select, TabbedContent
+
+from labconsole.engine.events import EpochResult, Progress, RunStarted, StageStarted
+from labconsole.ui.dialogs.confirm import ConfirmDialog
+from labconsole.ui.fake_engine import FakeEngine
+from labconsole.ui.screens.train import overrides_from_form
+
+from .helpers import notifications, wait_for
+
+
+async def start_training(pilot, epochs: str = "") -> None:
+    app = pilot.app
+    await pilot.press("4")
+    select = app.screen.query_one("#preset", Select)
+    await wait_for(pilot, lambda: select.value not in (Select.NULL, None))
+    if epochs:
+        app.screen.query_one("#epochs", Input).value = epochs
+    app.screen.set_focus(None)
+    await pilot.press("g")
+
+
+def test_form_fields_become_overrides_and_bad_numbers_are_refused() -> None:
+    assert overrides_from_form("3", "", "64", "1", "erm") == ["erm.epochs=3", "erm.batch_size=64", "seed=1",
+                                                              'stages=["erm"]']
+    try:
+        overrides_from_form("three", "", "", "", "erm")
+    except ValueError as exc:
+        assert "erm.epochs" in str(exc)
+    else:
+        raise AssertionError("a non-number must be refused")
+
+
+async def test_a_training_job_streams_epochs_and_marks_the_selected_one(app_factory) -> None:
+    engine = FakeEngine(epochs=4)
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_training(pilot, epochs="3")
+        await wait_for(pilot, lambda: app.job.status == "done")
+        await pilot.pause(0.3)  # one redraw tick
+        table = app.screen.query_one("#epochs-table", DataTable)
+        assert table.row_count == 3
+        assert ("load_preset", "quickstart", ("erm.epochs=3", 'stages=["erm"]')) in engine.calls
+        selected = [str(table.get_row_at(i)[-1]) for i in range(3)]
+        assert selected.count("★") == 1 and selected[app.job.best_epoch - 1] == "★"
+
+
+async def test_keys_are_handled_while_a_job_streams_and_cancel_saves(app_factory) -> None:
+    gate = threading.Event()  # the job streams Progress until released or cancelled
+    engine = FakeEngine(gate=gate, step_delay=0.001)
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_training(pilot)
+        await wait_for(pilot, lambda: app.job.progress is not None)
+        seen = app.job.progress_applied
+        await pilot.press("v")
+        assert app.screen.query_one("#train-views", TabbedContent).active == "epochs-view"
+        await pilot.press("1")
+        assert app.current_mode == "setup"
+        await pilot.press("4")
+        assert app.current_mode == "train" and app.job.active
+        await wait_for(pilot, lambda: app.job.progress_applied > seen)  # still streaming
+        await pilot.press("c")
+        await wait_for(pilot, lambda: not app.bridge.job_running)
+        assert app.job.status == "cancelled"
+        assert any("checkpoint saved" in line for line in app.log_lines)
+
+
+async def test_progress_bursts_are_coalesced(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        emit = app.bridge.emit  # the engine's emit; nothing is drained until we yield
+        emit(RunStarted(run_id="r", preset="p", run_dir="d", stages=("erm",)))
+        emit(StageStarted(run_id="r", stage="erm", total_epochs=2))
+        for step in range(1, 501):
+            emit(Progress(run_id="r", stage="erm", epoch=1, total_epochs=2, step=step, total_steps=500))
+        emit(EpochResult(run_id="r", stage="erm", epoch=1, total_epochs=2, splits={}))
+        for step in range(1, 201):
+            emit(Progress(run_id="r", stage="erm", epoch=2, total_epochs=2, step=step, total_steps=500))
+        await pilot.pause()
+        assert app.job.progress_applied == 1
+        assert app.job.progress.epoch == 2 and app.job.progress.step == 200
+        assert len(app.job.epochs) == 1
+
+
+async def test_a_fast_real_stream_is_coalesced_and_ends_on_the_last_state(app_factory) -> None:
+    engine = FakeEngine(epochs=1, steps=3000)
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_training(pilot)
+        await wait_for(pilot, lambda: app.job.status == "done", timeout=20)
+        assert app.job.progress_applied < engine.progress_emitted
+        assert app.job.progress.step == 3000
+
+
+async def test_an_error_event_is_a_notification_and_the_app_lives_on(app_factory) -> None:
+    app = app_factory(FakeEngine(fail_run="out of memory in layer4"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_training(pilot)
+        await wait_for(pilot, lambda: not app.bridge.job_running)
+        assert app.job.status == "failed"
+        errors = [n for n in notifications(app) if n.severity == "error"]
+        assert len(errors) == 1 and "out of memory" in errors[0].message
+        await pilot.press("6")
+        assert app.current_mode == "runs"
+
+
+async def test_an_exception_in_the_engine_is_reported_in_one_place(app_factory) -> None:
+    app = app_factory(FakeEngine(fail_with=RuntimeError("CUDA driver missing")))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_training(pilot)
+        await wait_for(pilot, lambda: not app.bridge.job_running)
+        assert app.job.status == "failed"
+        assert any("CUDA driver missing" in n.message for n in notifications(app))
+        assert any("RuntimeError: CUDA driver missing" in line for line in app.log_lines)
+        await start_training(pilot)  # a new job can start after a failure
+        await wait_for(pilot, lambda: not app.bridge.job_running)
+
+
+async def test_quitting_while_a_job_runs_asks_then_cancels_and_exits(app_factory) -> None:
+    gate = threading.Event()
+    app = app_factory(FakeEngine(gate=gate, step_delay=0.001))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await start_training(pilot)
+        await wait_for(pilot, lambda: app.job.progress is not None)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmDialog) and app.bridge.job_running
+        await pilot.press("q")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app._exit, timeout=5)
+    assert app.job.status == "cancelled"
+    assert app.return_code == 0
+
+
+async def test_quitting_without_a_job_exits_at_once(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
