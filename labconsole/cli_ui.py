@@ -21,6 +21,11 @@ def launch_console(runs_root: str = "runs") -> None:
     create_app(runs_root=runs_root).run()
 
 
+def open_console() -> None:
+    """What a bare `labconsole` calls."""
+    launch_console()
+
+
 def console_command(runs_root: str = typer.Option("runs", "--runs-root", help="folder holding run directories")) -> None:
     """Open the interactive console (the same as a bare `labconsole`)."""
     launch_console(runs_root)

@@ -80,6 +80,22 @@ def base_manifest(preset: Any, device: torch.device) -> dict[str, Any]:
     }
 
 
+def preflight(preset: Any) -> None:
+    """Fail in a second, before any data is loaded, on inputs that can be checked up front."""
+    from labconsole.engine.models.checkpoint import resolve_checkpoint
+    from labconsole.engine.models.factory import backbone_info
+
+    backbone_info(preset.model.backbone)
+    if preset.model.checkpoint:
+        resolve_checkpoint(preset.model.checkpoint)
+    if not preset.data.is_embedded:
+        from labconsole.engine.data.registry import data_root
+
+        data_root(preset.data)
+    for stage in preset.stages:
+        stage_function(stage)
+
+
 def run_job(
     preset: Any,
     *,
@@ -97,6 +113,7 @@ def run_job(
     """
     cancel = cancel or NeverCancelled()
     device = resolve_device(preset.device)
+    preflight(preset)
     if resume is not None:
         run = RunDir(Path(resume))
         if not (run.path / "manifest.json").exists():

@@ -20,6 +20,10 @@ STAGES: dict[str, str] = {
     "rare-mitigations": "labconsole.engine.rare.stages:run_mitigations_stage",
     "rare-deletion": "labconsole.engine.rare.stages:run_deletion_stage",
     "rare-theory": "labconsole.engine.rare.stages:run_theory_stage",
+    "model": "labconsole.engine.stage1:run_model_stage",
+    "neurons": "labconsole.engine.stage1:run_neurons_stage",
+    "tracing": "labconsole.engine.tracing:run_tracing_stage",
+    "overlap": "labconsole.engine.tracing:run_overlap_stage",
 }
 
 

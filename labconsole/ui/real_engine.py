@@ -111,7 +111,10 @@ class RealEngine:
         return str(getattr(run_dir, "path", run_dir))
 
     def open_session(self, spec: SessionSpec) -> RealSession:
-        session_class = engine_function("labconsole.engine.api", "Session", "The Neurons screen")
+        try:
+            session_class = engine_function("labconsole.engine.session", "Session", "The Neurons screen")
+        except EngineUnavailable:
+            session_class = engine_function("labconsole.engine.api", "Session", "The Neurons screen")
         opener = getattr(session_class, "open", session_class)
         session = opener(dataset=spec.dataset, data_root=spec.data_root, backbone=spec.backbone,
                          checkpoint=spec.checkpoint, device=spec.device)

@@ -29,7 +29,7 @@ def test_run_smoke_prints_table_and_writes_run(tmp_path: Path) -> None:
     (["run", "presets/quickstart.toml", "--set", "erm.epochz=3"], "unknown key `erm.epochz`"),
     (["run", "presets/quickstart.toml", "--set", "erm.epochs=ten"], "erm.epochs"),
     (["run", "presets/quickstart.toml", "--set", "data.dataset=waterbirds", "--data-root", "/nonexistent/wb"], "data folder not found"),
-    (["run", "presets/quickstart.toml", "--smoke", "--set", "model.checkpoint=/nonexistent/best.safetensors"], "checkpoint not found"),
+    (["run", "presets/quickstart.toml", "--set", "model.checkpoint=/nonexistent/best.safetensors"], "checkpoint not found"),
 ])
 def test_bad_input_exits_2_with_one_message(args: list[str], needle: str, tmp_path: Path) -> None:
     result = cli(*args, "--out", str(tmp_path)) if args[0] == "run" else cli(*args)
@@ -40,7 +40,8 @@ def test_bad_input_exits_2_with_one_message(args: list[str], needle: str, tmp_pa
 
 def test_checkpoint_for_another_architecture(trained_smoke_run, tmp_path: Path) -> None:
     ckpt = trained_smoke_run.path / "checkpoints" / "best.safetensors"
-    result = cli("run", "presets/quickstart.toml", "--smoke", "--set", 'stages=["erm"]', "--set",
+    # Not --smoke: the smoke profile swaps in its own tiny model and drops model.checkpoint.
+    result = cli("run", "presets/quickstart.toml", "--set", 'stages=["erm"]', "--set",
                  "model.backbone=cifar_resnet20", "--set", f"model.checkpoint={ckpt}", "--out", str(tmp_path))
     assert result.returncode == 2
     assert "cifar_resnet8" in result.stderr and "cifar_resnet20" in result.stderr

@@ -59,3 +59,18 @@ async def test_a_session_that_cannot_open_is_a_notification_not_a_crash(app_fact
         assert any("[error]" in line for line in app.log_lines)
         await pilot.press("2")  # still responsive
         assert app.current_mode == "neurons"
+
+
+async def test_escape_leaves_a_text_field_and_function_keys_switch_from_inside_one(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(100, 30)) as pilot:
+        field = app.screen.query_one("#data-root", Input)
+        field.focus()
+        await pilot.press("1", "2")  # typed into the field, not screen switches
+        assert field.value == "12" and app.current_mode == "setup"
+        await pilot.press("f4")
+        assert app.current_mode == "train"
+        await pilot.press("f1")
+        app.screen.query_one("#data-root", Input).focus()
+        await pilot.press("escape", "2")
+        assert app.current_mode == "neurons"

@@ -22,7 +22,8 @@ async def start_training(pilot, epochs: str = "") -> None:
     if epochs:
         app.screen.query_one("#epochs", Input).value = epochs
     app.screen.set_focus(None)
-    await pilot.press("g")
+    app.simulate_key("g")  # not pilot.press: it would wait for the streaming job to go idle
+    await wait_for(pilot, lambda: app.bridge.job_running or app.job.status != "idle")
 
 
 def test_form_fields_become_overrides_and_bad_numbers_are_refused() -> None:
@@ -52,20 +53,23 @@ async def test_a_training_job_streams_epochs_and_marks_the_selected_one(app_fact
 
 async def test_keys_are_handled_while_a_job_streams_and_cancel_saves(app_factory) -> None:
     gate = threading.Event()  # the job streams Progress until released or cancelled
-    engine = FakeEngine(gate=gate, step_delay=0.001)
+    engine = FakeEngine(gate=gate, step_delay=0.01)
     app = app_factory(engine)
     async with app.run_test(size=(100, 30)) as pilot:
         await start_training(pilot)
         await wait_for(pilot, lambda: app.job.progress is not None)
         seen = app.job.progress_applied
-        await pilot.press("v")
-        assert app.screen.query_one("#train-views", TabbedContent).active == "epochs-view"
-        await pilot.press("1")
-        assert app.current_mode == "setup"
-        await pilot.press("4")
-        assert app.current_mode == "train" and app.job.active
-        await wait_for(pilot, lambda: app.job.progress_applied > seen)  # still streaming
-        await pilot.press("c")
+        # simulate_key + wait_for rather than pilot.press: Pilot waits for the whole process to
+        # go idle after each key, which a streaming job never lets happen.
+        app.simulate_key("v")
+        await wait_for(pilot, lambda: app.screen.query_one("#train-views", TabbedContent).active == "epochs-view")
+        app.simulate_key("1")
+        await wait_for(pilot, lambda: app.current_mode == "setup")
+        app.simulate_key("4")
+        await wait_for(pilot, lambda: app.current_mode == "train")
+        assert app.job.active and not gate.is_set()  # the job was streaming all along
+        await wait_for(pilot, lambda: app.job.progress_applied > seen)
+        app.simulate_key("c")
         await wait_for(pilot, lambda: not app.bridge.job_running)
         assert app.job.status == "cancelled"
         assert any("checkpoint saved" in line for line in app.log_lines)
@@ -124,16 +128,18 @@ async def test_an_exception_in_the_engine_is_reported_in_one_place(app_factory) 
 
 async def test_quitting_while_a_job_runs_asks_then_cancels_and_exits(app_factory) -> None:
     gate = threading.Event()
-    app = app_factory(FakeEngine(gate=gate, step_delay=0.001))
+    app = app_factory(FakeEngine(gate=gate, step_delay=0.01))
     async with app.run_test(size=(100, 30)) as pilot:
         await start_training(pilot)
         await wait_for(pilot, lambda: app.job.progress is not None)
-        await pilot.press("q")
-        assert isinstance(app.screen, ConfirmDialog)
-        await pilot.press("n")
-        assert not isinstance(app.screen, ConfirmDialog) and app.bridge.job_running
-        await pilot.press("q")
-        await pilot.press("y")
+        app.simulate_key("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        app.simulate_key("n")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog))
+        assert app.bridge.job_running
+        app.simulate_key("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        app.simulate_key("y")
         await wait_for(pilot, lambda: app._exit, timeout=5)
     assert app.job.status == "cancelled"
     assert app.return_code == 0

@@ -35,7 +35,8 @@ class ReadoutEntry:
 
     def worst_delta(self, split: str) -> float | None:
         deltas = self.result.get("splits", {}).get(split, {}).get("delta_pp", {})
-        return min(deltas.values()) if deltas else None
+        present = [d for d in deltas.values() if d is not None]  # a group absent from a split has None
+        return min(present) if present else None
 
 
 def minority_groups(train_counts: dict[str, int]) -> set[str]:
@@ -50,6 +51,10 @@ def minority_groups(train_counts: dict[str, int]) -> set[str]:
 def neuron_list(neurons: Iterable[NeuronRef], limit: int = 4) -> str:
     items = [f"{layer}#{index}" for layer, index in neurons]
     return ", ".join(items[:limit]) + (f" +{len(items) - limit} more" if len(items) > limit else "")
+
+
+def percent(fraction: float | None) -> str:
+    return "–" if fraction is None else f"{100 * fraction:.1f}"
 
 
 def signed(value: float | None, spread: float | None = None) -> Text:
@@ -158,7 +163,7 @@ class InterventionsScreen(LabScreen):
                 if not data:
                     cells += ["–", Text("–")]
                     continue
-                cells.append(f"{100 * data['baseline'][group]:.1f}→{100 * data['after'][group]:.1f}")
+                cells.append(f"{percent(data['baseline'].get(group))}→{percent(data['after'].get(group))}")
                 cells.append(signed(data["delta_pp"].get(group), data.get("spread_pp", {}).get(group)))
             table.add_row(*cells)
         mode = entry.mode if entry.mode == "zero" else f"{entry.mode} σ={entry.sigma}, {entry.seeds} seeds (± = std)"
@@ -168,14 +173,14 @@ class InterventionsScreen(LabScreen):
     def _note(self, entry: ReadoutEntry) -> str:
         quantum = entry.result.get("wga_quantum_pp") or {}
         parts = []
-        if quantum:
-            parts.append("one image = " + ", ".join(f"{s} {q:.2f} pp" for s, q in quantum.items()))
+        if any(q is not None for q in quantum.values()):
+            parts.append("one image = " + ", ".join(f"{s} {q:.2f} pp" for s, q in quantum.items() if q is not None))
         control = entry.result.get("control")
         if control:
             for split in SPLITS:
-                deltas = control.get(split, {}).get("delta_pp", {})
+                deltas = [d for d in control.get(split, {}).get("delta_pp", {}).values() if d is not None]
                 if deltas:
-                    parts.append(f"control ({split}, random neurons): worst {min(deltas.values()):+.2f} pp")
+                    parts.append(f"control ({split}, random neurons): worst {min(deltas):+.2f} pp")
         return " · ".join(parts)
 
     def _add_history_row(self, entry: ReadoutEntry) -> None:

@@ -1,0 +1,202 @@
+"""Structured tracing (Paper A §2.1.2, Figure 7) and the criterion overlap (Figure 3).
+
+``tracing``: for every eligible layer, rank its neurons (per criterion; per group for the
+group-dependent criteria), zero its top ``tracing_k`` and read out every group's change. The
+Figure 7 matrix (layers × groups) holds, for a group-dependent criterion, the change of group g
+when zeroing the neurons ranked on g; for magnitude, the change of each group. A control matrix
+zeroes as many random neurons of the same layer. Saved as JSON and a heatmap PNG.
+
+``overlap``: for the top ``overlap_top_percent`` % neurons by gradient (per group), their
+percentile rank by magnitude among all neurons of their layer type; and the reverse.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from labconsole.engine.context import StageContext
+from labconsole.engine.events import ArtifactWritten, StageStarted
+from labconsole.engine.interventions import Intervention
+from labconsole.engine.readout import summarise
+from labconsole.engine.ranking import percentile_ranks, top_neurons
+from labconsole.engine.stage1 import check_splits, minority_groups, ranked_groups, session_for
+
+TRACING_JSON = "artifacts/stage1_tracing.json"
+TRACING_PNG = "artifacts/stage1_tracing.png"
+OVERLAP_JSON = "artifacts/stage1_overlap.json"
+OVERLAP_PNG = "artifacts/stage1_overlap.png"
+
+
+def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
+    cfg = ctx.preset.neurons
+    session = session_for(ctx)
+    splits = check_splits(session, cfg.tracing_splits, "neurons.tracing_splits")
+    groups = ranked_groups(session, cfg.groups)
+    layers = [name for name, _, n in session.layers() if n >= cfg.tracing_k]
+    names = list(session.group_names)
+    ctx.emit(StageStarted(run_id=ctx.run_id, stage=ctx.stage, total_epochs=1))
+    started = time.monotonic()
+    total = len(layers) * (sum(1 if c == "magnitude" else len(groups) for c in cfg.criteria) + 1)
+    step = 0
+    # matrices[criterion][split] = rows (layers) × cols (groups) of Δpp; full[...] keeps every
+    # measured group for every ranked group.
+    matrices: dict[str, dict[str, list[list[float | None]]]] = {}
+    full: dict[str, dict[str, dict[str, list[dict[str, float | None]]]]] = {}
+    for criterion in [*cfg.criteria, "control"]:
+        matrices[criterion] = {s: [] for s in splits}
+        full[criterion] = {}
+        for layer in layers:
+            ctx.check_cancel()
+            by_ranked: dict[str | None, dict[str, dict[str, float | None]]] = {}
+            for group in ([None] if criterion in ("magnitude", "control") else groups):
+                step += 1
+                by_ranked[group] = _zero_layer_readout(session, criterion, group, layer, cfg, splits, ctx.preset.seed)
+                ctx.progress(epoch=1, total_epochs=1, step=step, total_steps=total, started=started,
+                             message=f"{criterion} {layer}")
+            for split in splits:
+                if None in by_ranked:
+                    row = [by_ranked[None][split][g] for g in names]
+                else:
+                    row = [by_ranked[g][split][g] if g in by_ranked else None for g in names]
+                matrices[criterion][split].append(row)
+            for group, per_split in by_ranked.items():
+                full[criterion].setdefault(group or "all", {}).setdefault("layers", []).append(
+                    {"layer": layer, **{s: per_split[s] for s in splits}})
+    result = {"layers": layers, "groups": names, "k": cfg.tracing_k, "splits": list(splits),
+              "minority_groups": minority_groups(session), "matrices": matrices, "by_ranked_group": full}
+    json_path = ctx.run.write_json(TRACING_JSON, result)
+    png_path = plot_tracing(result, ctx.run.path / TRACING_PNG)
+    for name, path in (("stage1_tracing", json_path), ("stage1_tracing_png", png_path)):
+        ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path),
+                                 description="structured tracing: layers × groups change (pp)"))
+    return {"layers": layers, "groups": names, "k": cfg.tracing_k, "matrices": matrices,
+            "artifacts": [TRACING_JSON, TRACING_PNG], "seconds": time.monotonic() - started}
+
+
+def _zero_layer_readout(session: Any, criterion: str, group: str | None, layer: str, cfg: Any,
+                        splits: tuple[str, ...], seed: int) -> dict[str, dict[str, float | None]]:
+    """Δpp per split and group when zeroing the layer's top-k (or, for the control, as many
+    random neurons of the same layer, averaged over ``control_draws`` draws)."""
+    k = cfg.tracing_k
+    if criterion == "control":
+        n = dict((name, n) for name, _, n in session.layers())[layer]
+        draws = max(1, cfg.control_draws)
+        picks = [torch.randperm(n, generator=torch.Generator().manual_seed(seed * 31 + d))[:k].tolist()
+                 for d in range(draws)]
+        out = {}
+        for split in splits:
+            afters = [session.accuracy_after(split, Intervention(tuple((layer, i) for i in p), "zero", where="weight"))
+                      for p in picks]
+            out[split] = summarise(session.group_names, session._baseline(split), afters)["delta_pp"]
+        return out
+    ranking = session.ranking(criterion, group, "per-layer", k, cfg.norm, False, layers=[layer])
+    result = session.readout(ranking.refs(), mode="zero", splits=splits, control=False)
+    return {split: result["splits"][split]["delta_pp"] for split in splits}
+
+
+def plot_tracing(result: dict[str, Any], path: Path) -> Path:
+    """Heatmaps (layers × groups, Δpp) per criterion for the first split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    split = result["splits"][0]
+    criteria = list(result["matrices"])
+    values = [[[float("nan") if v is None else v for v in row] for row in result["matrices"][c][split]] for c in criteria]
+    limit = max([abs(v) for m in values for row in m for v in row if v == v] + [1.0])
+    height = max(3.0, 0.35 * len(result["layers"]) + 1.5)
+    fig, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria) + 1.5, height), squeeze=False)
+    for ax, criterion, matrix in zip(axes[0], criteria, values):
+        image = ax.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        ax.set_title(f"{criterion}" if criterion != "control" else "control (random)", fontsize=9)
+        ax.set_xticks(range(len(result["groups"])), result["groups"], rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(result["layers"])), result["layers"] if ax is axes[0][0] else [""] * len(result["layers"]),
+                      fontsize=7)
+    fig.colorbar(image, ax=axes[0].tolist(), label=f"Δ {split} accuracy (pp)")
+    fig.suptitle(f"Zeroing the top-{result['k']} neurons of each layer ({split})", fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# -- overlap (Figure 3) --------------------------------------------------------------------------
+
+def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
+    cfg = ctx.preset.neurons
+    session = session_for(ctx)
+    groups = ranked_groups(session, cfg.groups)
+    edges = [100.0 * i / cfg.overlap_bins for i in range(cfg.overlap_bins + 1)]
+    kinds: dict[str, list[str]] = {}
+    for name, kind, _ in session.layers():
+        kinds.setdefault(kind, []).append(name)
+    magnitude = session.scores("magnitude", None, cfg.norm)
+    out: dict[str, Any] = {"bins": edges, "top_percent": cfg.overlap_top_percent, "kinds": {}}
+    for kind, names in kinds.items():
+        mag_rank = percentile_ranks(magnitude, names)
+        top_mag = top_neurons(magnitude, "top-percent", cfg.overlap_top_percent, names)
+        grad_by_mag: dict[str, list[float]] = {}
+        mag_by_grad: dict[str, list[float]] = {}
+        for group in groups:
+            ctx.check_cancel()
+            gradient = session.scores("gradient", group, cfg.norm)
+            grad_rank = percentile_ranks(gradient, names)
+            top_grad = top_neurons(gradient, "top-percent", cfg.overlap_top_percent, names)
+            grad_by_mag[group] = [mag_rank[(layer, index)] for layer, index, _ in top_grad]
+            mag_by_grad[group] = [grad_rank[(layer, index)] for layer, index, _ in top_mag]
+        out["kinds"][kind] = {
+            "n_neurons": sum(len(magnitude[n]) for n in names),
+            "top_gradient_by_magnitude_rank": {"per_group": grad_by_mag, "histogram": _histogram(grad_by_mag, edges)},
+            "top_magnitude_by_gradient_rank": {"per_group": mag_by_grad, "histogram": _histogram(mag_by_grad, edges)},
+        }
+    json_path = ctx.run.write_json(OVERLAP_JSON, out)
+    png_path = plot_overlap(out, ctx.run.path / OVERLAP_PNG)
+    for name, path in (("stage1_overlap", json_path), ("stage1_overlap_png", png_path)):
+        ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path),
+                                 description="overlap of gradient and magnitude criteria (percentile ranks)"))
+    summary = {kind: {"n_neurons": v["n_neurons"],
+                      "top_gradient_by_magnitude_hist": v["top_gradient_by_magnitude_rank"]["histogram"],
+                      "top_magnitude_by_gradient_hist": v["top_magnitude_by_gradient_rank"]["histogram"]}
+               for kind, v in out["kinds"].items()}
+    return {"bins": edges, "top_percent": cfg.overlap_top_percent, "kinds": summary,
+            "artifacts": [OVERLAP_JSON, OVERLAP_PNG]}
+
+
+def _histogram(per_group: dict[str, list[float]], edges: list[float]) -> list[int]:
+    counts = [0] * (len(edges) - 1)
+    for ranks in per_group.values():
+        for r in ranks:
+            counts[min(len(counts) - 1, int(r / 100.0 * len(counts)))] += 1
+    return counts
+
+
+def plot_overlap(out: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(out["kinds"])
+    fig, axes = plt.subplots(len(kinds), 2, figsize=(9, 2.8 * len(kinds)), squeeze=False)
+    edges = out["bins"]
+    width = edges[1] - edges[0]
+    for row, kind in zip(axes, kinds):
+        data = out["kinds"][kind]
+        for ax, key, title in (
+            (row[0], "top_gradient_by_magnitude_rank", f"top {out['top_percent']:g}% gradient → magnitude rank"),
+            (row[1], "top_magnitude_by_gradient_rank", f"top {out['top_percent']:g}% magnitude → gradient rank"),
+        ):
+            ax.bar(edges[:-1], data[key]["histogram"], width=width, align="edge", edgecolor="black")
+            ax.set_xlim(0, 100)
+            ax.set_title(f"{kind}: {title}", fontsize=9)
+            ax.set_xlabel("percentile rank among neurons of this layer type (%)", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,46 @@
+"""Shared tiny model + embedded smoke data for the Stage I tests."""
+
+from __future__ import annotations
+
+import torch
+
+from labconsole.config.data import DataConfig
+from labconsole.config.neurons import NeuronsConfig
+from labconsole.engine.data.registry import load_dataset
+from labconsole.engine.models.factory import create_model
+from labconsole.engine.session import Session
+
+_BUNDLE = None
+
+
+def tiny_bundle():
+    global _BUNDLE
+    if _BUNDLE is None:
+        _BUNDLE = load_dataset(DataConfig().smoke())
+    return _BUNDLE
+
+
+def tiny_model(seed: int = 0, backbone: str = "cifar_resnet8") -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = create_model(backbone, 2, width=8)
+    # Non-trivial BatchNorm statistics, so that zeroing a filter before BN differs from after.
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.bias.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+def tiny_session(seed: int = 0, **config) -> Session:
+    return Session(tiny_model(seed), tiny_bundle(), "cpu",
+                   config=NeuronsConfig(worst_samples=24, sampled=12, **config))
+
+
+def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
