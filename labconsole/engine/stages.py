@@ -24,6 +24,9 @@ STAGES: dict[str, str] = {
     "neurons": "labconsole.engine.stage1:run_neurons_stage",
     "tracing": "labconsole.engine.tracing:run_tracing_stage",
     "overlap": "labconsole.engine.tracing:run_overlap_stage",
+    "finetune": "labconsole.engine.train.finetune:run_finetune_stage",
+    "dfr": "labconsole.engine.train.dfr:run_dfr_stage",
+    "gradcam": "labconsole.engine.gradcam:run_gradcam_stage",
 }
 
 

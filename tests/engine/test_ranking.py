@@ -90,12 +90,12 @@ def test_magnitude_ranking_matches_weight_norms(session) -> None:
     top = session.rank("magnitude", k=3)
     layers = dict(session.model.named_modules())
     for layer, index, score in top:
-        assert math.isclose(float(layers[layer].weight[index].norm()), score, rel_tol=1e-5)
-    all_norms = sorted((float(m.weight[i].norm()) for name, _, n in session.layers()
+        assert math.isclose(float(layers[layer].weight[index].detach().norm()), score, rel_tol=1e-5)
+    all_norms = sorted((float(m.weight[i].detach().norm()) for name, _, n in session.layers()
                         for m in [layers[name]] for i in range(n)), reverse=True)
     assert [round(s, 5) for _, _, s in top] == [round(v, 5) for v in all_norms[:3]]
     l1 = session.rank("magnitude", k=1, norm="l1")[0]
-    assert math.isclose(float(layers[l1[0]].weight[l1[1]].abs().sum()), l1[2], rel_tol=1e-5)
+    assert math.isclose(float(layers[l1[0]].weight[l1[1]].detach().abs().sum()), l1[2], rel_tol=1e-5)
 
 
 def test_activation_scores_are_mean_absolute_channel_output(session) -> None:

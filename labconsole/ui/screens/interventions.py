@@ -108,7 +108,7 @@ class InterventionsScreen(LabScreen):
 
     def _show_marked(self) -> None:
         marked = self.lab.marked
-        text = (f"Marked: {len(marked)} neuron{'s' if len(marked) != 1 else ''}: {neuron_list(marked)}"
+        text = (f"Marked: {len(marked)} neuron{'s' if len(marked) != 1 else ''}: {neuron_list(marked, 3)}"
                 if marked else "No neurons marked: m on Neurons (2), or r for k random neurons.")
         if self.lab.session is None:
             text = "No session yet: open one on Setup (1)."

@@ -60,7 +60,7 @@ class NeuronsScreen(LabScreen):
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="neurons-body"):
             tree: Tree[str] = Tree("model", id="layers")
-            tree.show_root = True
+            tree.guide_depth = 3  # narrower guides: nested layer names fit in 26 columns
             yield tree
             with Vertical(id="ranking-pane"):
                 with Horizontal(id="rank-controls", classes="controls"):

@@ -1,0 +1,283 @@
+"""Stage II: pruned-contrastive fine-tuning (Paper A §2.2, SPEC §5) and its authors'-code
+variant (SPEC §7).
+
+Starts from the ERM checkpoint at the kick-in epoch. At each epoch start the auxiliary model is
+rebuilt from the target's current weights: the same parameters with the top p % critical
+neurons masked (``critical_mask``), never a copy. Each step feeds two augmented views,
+``target(x1)`` and ``aux(x2)``, and minimises NT-Xent + λ·MSE (or λ·CE). Every epoch emits
+val/test group accuracies, keeps ``finetune-last`` (and ``finetune-best`` by validation WGA)
+plus ``finetune-resume.pt``, so a cancelled run resumes after its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labconsole.engine.context import Cancelled, StageContext
+from labconsole.engine.events import EpochResult, StageStarted
+from labconsole.engine.models.checkpoint import save_checkpoint
+from labconsole.engine.models.factory import get_head
+from labconsole.engine.neurons import eligible_layers
+from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
+from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
+from labconsole.engine.train.losses import contrastive_loss, supervised_loss
+from labconsole.engine.train.masking import AuxiliaryModel, WeightMask
+from labconsole.engine.train.start import evaluate_before, load_model_from, resolve_start_checkpoint
+from labconsole.engine.train.state import TrainState, load_train_state, save_train_state
+from labconsole.engine.train.views import ViewBatches
+
+STAGE = "finetune"
+
+
+class ProjectionHead(nn.Module):
+    """SimCLR's non-linear projection: Linear → ReLU → Linear(d, projection_dim)."""
+
+    def __init__(self, dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class FinetuneModules(nn.Module):
+    """What the optimizer trains and a resume file stores: the model and the projection head."""
+
+    def __init__(self, model: nn.Module, projection: nn.Module | None) -> None:
+        super().__init__()
+        self.model = model
+        self.projection = projection
+
+
+@contextmanager
+def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collects the penultimate features (the head's input) of every forward inside the block;
+    works for the auxiliary branch too, since ``functional_call`` runs the same modules."""
+    seen: list[torch.Tensor] = []
+    handle = get_head(model).register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+class FinetuneStep:
+    """One optimisation step of Stage II on a batch; shared by the stage and the benchmark."""
+
+    def __init__(self, model: nn.Module, cfg: Any, device: torch.device, projection: nn.Module | None = None) -> None:
+        self.model, self.cfg, self.device = model, cfg, device
+        self.projection = projection
+        self.aux: AuxiliaryModel | None = None
+
+    def set_mask(self, mask: WeightMask) -> None:
+        self.aux = AuxiliaryModel(self.model, mask)
+
+    def _branch(self, fn: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, vector to contrast) of one branch."""
+        cfg = self.cfg
+        if cfg.contrast_on == "features":
+            with head_inputs(self.model) as feats:
+                logits = fn(x)
+            outputs = logits.float().softmax(1) if cfg.head_softmax else logits.float()
+            assert self.projection is not None
+            return outputs, self.projection(feats[-1].float())
+        logits = fn(x).float()
+        outputs = logits.softmax(1) if cfg.head_softmax else logits
+        vector = outputs.softmax(1) if cfg.contrast_on == "probabilities" and not cfg.head_softmax else outputs
+        return outputs, vector
+
+    def loss(self, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.aux is None:
+            raise RuntimeError("set_mask() before the first step")
+        cfg = self.cfg
+        # The authors' code contrasts both branches on the same view.
+        aux_input = x2 if cfg.contrastive == "two-views" else x1
+        with autocast_for(self.device):
+            outputs, z = self._branch(self.model, x1)
+            _, z_aux = self._branch(self.aux, aux_input)
+        contrast = contrastive_loss(z, z_aux, cfg.temperature, cfg.contrastive)
+        supervised = supervised_loss(outputs, y, cfg.supervised, probabilities=cfg.head_softmax)
+        return contrast + cfg.supervised_weight * supervised
+
+    def step(self, optimizer: torch.optim.Optimizer, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.loss(x1, x2, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+
+def check_finetune_inputs(ctx: StageContext) -> None:
+    """Refuse what cannot work before any training: minority groups without group labels."""
+    cfg = ctx.preset.finetune
+    if cfg.mask == "critical-neurons" and cfg.criterion in ("gradient", "combined") \
+            and cfg.gradient_source == "minority-groups":
+        minority_group_indices(ensure_dataset(ctx))  # raises a UserError naming the key
+
+
+def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
+    cfg = ctx.preset.finetune
+    bundle = ensure_dataset(ctx)
+    check_finetune_inputs(ctx)
+    start_path, start_note = resolve_start_checkpoint(ctx)
+    ctx.log(f"fine-tuning starts from {start_path} ({start_note})")
+    model = load_model_from(ctx, start_path)
+    device = ctx.device
+    torch.manual_seed(ctx.preset.seed)
+    before = evaluate_before(ctx, start_path, model)
+
+    projection = None
+    if cfg.contrast_on == "features":
+        projection = ProjectionHead(get_head(model).in_features, cfg.projection_dim).to(device)
+    modules = FinetuneModules(model, projection)
+    optimizer = torch.optim.Adam(modules.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.plateau_factor,
+                                                           patience=cfg.plateau_patience)
+    batches = ViewBatches(bundle, bundle.split("train"), batch_size=cfg.batch_size, device=device, views=cfg.views,
+                          seed=ctx.preset.seed, num_workers=ctx.preset.data.num_workers)
+    layers = eligible_layers(model, cfg.include, cfg.exclude)
+    step = FinetuneStep(model, cfg, device, projection)
+    meta = {**model_meta(ctx, bundle), "stage": STAGE, "start": str(start_path)}
+    selection = "best val WGA" if cfg.selection == "best-val-wga" else "last epoch"
+
+    state = load_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator) or TrainState()
+    if state.epoch:
+        ctx.log(f"resuming fine-tuning after epoch {state.epoch} (best val WGA at epoch {state.best_epoch})")
+    ctx.emit(StageStarted(run_id=ctx.run_id, stage=STAGE, total_epochs=cfg.epochs))
+    started = time.monotonic()
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        mask, mask_info = _epoch_mask(ctx, model, layers, epoch)
+        step.set_mask(mask)
+        ctx.log(f"epoch {epoch}: auxiliary model masks {mask.description}")
+        train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
+        splits = evaluate_splits(ctx, model, ("train", "val", "test") if cfg.eval_train else ("val", "test"))
+        scheduler.step(validation_loss(ctx, model))
+        wga = splits.get("val", {}).get("wga")
+        improved = cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga))
+        if improved:
+            state.best_wga, state.best_epoch, state.best_splits = wga, epoch, splits
+            save_checkpoint(ctx.run.checkpoints / "finetune-best", model, {**meta, "epoch": epoch, "val_wga": wga})
+        save_checkpoint(ctx.run.checkpoints / "finetune-last", model, {**meta, "epoch": epoch})
+        state.epoch = epoch
+        state.history.append({"epoch": epoch, "train_loss": train_loss, "mask": {**mask.summary(), **mask_info}})
+        save_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator, state)
+        ctx.emit(EpochResult(run_id=ctx.run_id, stage=STAGE, epoch=epoch, total_epochs=cfg.epochs, splits=splits,
+                             train_loss=train_loss, lr=optimizer.param_groups[0]["lr"], is_best=improved,
+                             best_epoch=state.best_epoch, selection=selection))
+    best = ctx.run.checkpoints / "finetune-best.safetensors"
+    if best.exists():
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(best), device=str(device)))
+    ctx.state["model"] = model
+    ctx.state["finetuned_checkpoint"] = best
+    return _summary(ctx, cfg, state, before, start_path, start_note, selection)
+
+
+def _epoch_mask(ctx: StageContext, model: nn.Module, layers: list, epoch: int) -> tuple[WeightMask, dict[str, Any]]:
+    cfg = ctx.preset.finetune
+    needs_data = cfg.mask == "critical-neurons" and cfg.criterion in ("gradient", "combined")
+    cache = _gradient_cache(ctx, epoch) if needs_data else None
+    # A different, reproducible draw of the 128 examples every epoch.
+    seed = ctx.preset.seed * 100_003 + epoch
+    return build_epoch_mask(model, layers, cfg, cache=cache, bundle=ensure_dataset(ctx), seed=seed)
+
+
+def _gradient_cache(ctx: StageContext, epoch: int) -> Any:
+    """The training examples searched for the worst CE: all of them, or a random pool."""
+    cfg = ctx.preset.finetune
+    bundle = ensure_dataset(ctx)
+    train = bundle.split("train")
+    if not cfg.gradient_pool or cfg.gradient_pool >= len(train):
+        return ensure_cache(ctx, "train")
+    from labconsole.engine.data.cache import TensorCache
+
+    generator = torch.Generator().manual_seed(ctx.preset.seed * 7919 + epoch)
+    index = torch.randperm(len(train), generator=generator)[: cfg.gradient_pool]
+    return TensorCache.from_split(train.subset(torch.sort(index).values), bundle, ctx.device)
+
+
+def _train_epoch(ctx: StageContext, step: FinetuneStep, optimizer: torch.optim.Optimizer, batches: ViewBatches,
+                 epoch: int, started: float, state: TrainState) -> float:
+    cfg = ctx.preset.finetune
+    step.model.train()
+    if step.projection is not None:
+        step.projection.train()
+    total_steps = batches.num_batches()
+    loss_sum = torch.zeros((), device=ctx.device)
+    seen = 0
+    for index, (x1, x2, y, _, _) in enumerate(batches.epoch(), start=1):
+        if ctx.cancel.is_set():
+            raise Cancelled()
+        if ctx.device.type == "cuda":
+            x1 = x1.contiguous(memory_format=torch.channels_last)
+            x2 = x2.contiguous(memory_format=torch.channels_last)
+        loss = step.step(optimizer, x1, x2, y)
+        loss_sum += loss * len(y)
+        seen += len(y)
+        if index == total_steps or index % 5 == 0:  # .item() syncs a GPU: only at emission points
+            value = float(loss)
+            state.recent_losses = (state.recent_losses + [value])[-200:]
+            ctx.progress(epoch=epoch, total_epochs=cfg.epochs, step=index, total_steps=total_steps,
+                         started=started, loss=value, recent=tuple(state.recent_losses))
+    return float(loss_sum) / max(1, seen)
+
+
+@torch.no_grad()
+def validation_loss(ctx: StageContext, model: nn.Module) -> float:
+    """Mean CE of the target on the validation split (the plateau scheduler's signal)."""
+    if "val" not in ensure_dataset(ctx).splits:
+        return 0.0
+    cache = ensure_cache(ctx, "val")
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=ctx.device)
+    with autocast_for(ctx.device):
+        for x, y, _ in cache.batches(512):
+            total += F.cross_entropy(model(x).float(), y, reduction="sum")
+    model.train(was_training)
+    return float(total) / max(1, len(cache))
+
+
+def _summary(ctx: StageContext, cfg: Any, state: TrainState, before: dict[str, Any], start_path: Path,
+             start_note: str, selection: str) -> dict[str, Any]:
+    after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
+    before_wga = {split: (before["splits"].get(split) or {}).get("wga") for split in ("val", "test")}
+    gain = {s: (after[s] - before_wga[s]) if after[s] is not None and before_wga[s] is not None else None
+            for s in ("val", "test")}
+    last_mask = state.history[-1]["mask"] if state.history else {}
+    return {
+        "variant": ctx.preset.variant,
+        "variant_options": cfg.variant_options(),
+        "method": _method_text(cfg),
+        "selection": {"rule": selection, "epoch": state.best_epoch, "val_wga": state.best_wga},
+        "splits": state.best_splits,
+        "wga_before": before_wga,
+        "wga_after": after,
+        "wga_gain": gain,
+        "before": {"source": before["source"], "splits": before["splits"]},
+        "start": {"checkpoint": str(start_path), "note": start_note, "kick_in_epoch": cfg.kick_in_epoch},
+        "epochs": state.epoch,
+        "mask_last_epoch": last_mask,
+        "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],
+                     "masked": h["mask"].get("description")} for h in state.history],
+    }
+
+
+def _method_text(cfg: Any) -> str:
+    if cfg.mask == "smallest-weights":
+        mask = f"{cfg.prune_percent:g} % smallest weights (unstructured)"
+    else:
+        mask = f"top {cfg.prune_percent:g} % neurons by {cfg.criterion}"
+        if cfg.criterion != "magnitude":
+            mask += f" (gradient source: {cfg.gradient_source})"
+    supervised = "MSE" if cfg.supervised == "mse" else "CE"
+    return (f"NT-Xent(τ={cfg.temperature:g}, {cfg.contrastive}, on {cfg.contrast_on}) + "
+            f"{cfg.supervised_weight:g}·{supervised}; auxiliary = target with {mask} masked")

@@ -1,0 +1,136 @@
+"""A small document model every report is built from, and the number formats it uses.
+
+Section builders produce ``Section``s of ``Table``/``Figure``/``Text`` blocks from a run or sweep
+directory; the html, markdown, json and svg writers only walk this model. Keeping the content in
+one place is what makes the four formats say the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[Any]]
+    title: str = ""
+    caption: str = ""
+    # Rows whose first cell starts a new block (a rule is drawn above them), e.g. metric rows
+    # after group rows.
+    section_breaks: tuple[int, ...] = ()
+    # Cell text that should stand out (differences against a published number, failures).
+    emphasis: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+@dataclass
+class Figure:
+    png: bytes
+    title: str = ""
+    caption: str = ""
+    source: str = ""  # the artifact it came from, if any
+
+
+@dataclass
+class Text:
+    text: str
+    kind: str = "p"  # "p" | "note" | "warning" | "code" | "details-code"
+    title: str = ""
+
+
+Block = Union[Table, Figure, Text]
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+    anchor: str = ""
+
+    def add(self, block: Block | None) -> None:
+        if block is not None:
+            self.blocks.append(block)
+
+
+@dataclass
+class Report:
+    kind: str  # "run" | "sweep"
+    title: str
+    path: str
+    status: str
+    sections: list[Section] = field(default_factory=list)
+    main_table: Table | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # machine-readable facts for report.json
+
+
+def guarded(title: str, build: Callable[[], Section | list[Section] | None]) -> list[Section]:
+    """Run one section builder; a malformed artifact becomes a note, never a crashed report."""
+    try:
+        built = build()
+    except Exception as exc:  # any bad input file must still leave a readable report
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        reason = f"{type(exc).__name__}: {exc} (at {where.name}:{where.lineno})"
+        return [Section(title, [Text(f"could not render {title}: {reason}", kind="warning")])]
+    if built is None:
+        return []
+    sections = built if isinstance(built, list) else [built]
+    return [s for s in sections if s.blocks]
+
+
+# -- number formats ------------------------------------------------------------------------------
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percentage: 0.6403 → '64.0'."""
+    return f"{100 * value:.{digits}f}" if is_number(value) else "—"
+
+
+def pp(value: Any, digits: int = 2, signed: bool = True) -> str:
+    """A value already in percentage points."""
+    if not is_number(value):
+        return "—"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def num(value: Any, digits: int = 4) -> str:
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:.{digits}g}"
+    return short(value)
+
+
+def short(value: Any, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else repr(value) if not isinstance(value, (list, dict)) else _compact(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _compact(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def mean_se_text(stats: dict[str, Any] | None, scale: float = 1.0, digits: int = 1) -> str:
+    """'64.0 ± 0.5 (n=5)'; a single seed has no s.e. and says so."""
+    if not stats or not is_number(stats.get("mean")):
+        return "—"
+    text = f"{stats['mean'] * scale:.{digits}f}"
+    se = stats.get("se")
+    text += f" ± {se * scale:.{digits}f}" if is_number(se) else " ± n/a"
+    return text + f" (n={stats.get('n', '?')})"
