@@ -21,6 +21,7 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/labconsole run presets/quickstart.toml
+	@echo "quickstart report: $$(ls -td runs/*-quickstart-s*/ | head -1)report.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -x --durations=15

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+import typer.core
 
 from labconsole.errors import UserError
 
@@ -47,9 +48,16 @@ def run(
     data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder (else $LABCONSOLE_DATA)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only the final table"),
     no_report: bool = typer.Option(False, "--no-report", help="skip writing report files"),
+    executor: str = typer.Option("local", "--executor", help="local (one run at a time, or one per GPU) | slurm"),
+    partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)"),
+    time_min: int = typer.Option(240, "--time", help="SLURM time limit per run, minutes (--executor slurm)"),
+    gpus: int = typer.Option(1, "--gpus", help="GPUs per run (--executor slurm)"),
 ) -> None:
     """Run a preset headless and write a run directory (or a sweep of them)."""
+    from labconsole.engine.executors import make_executor
     from labconsole.presets import expand_sweep, load_preset
+
+    runner = make_executor(executor, partition=partition, time_min=time_min, gpus=gpus)
 
     overrides = list(set_) + ([f"device={device}"] if device else [])
     loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
@@ -58,10 +66,11 @@ def run(
 
     configure_threads(keep_a_core=False)
     printer = HeadlessPrinter(quiet=quiet)
-    if loaded.sweep.is_sweep or (resume is not None and (resume / "sweep.json").exists()):
+    if loaded.sweep.is_sweep or runner.kind != "local" or (resume is not None and (resume / "sweep.json").exists()):
         from labconsole.engine.sweep import run_sweep
 
-        sweep_dir = run_sweep(loaded, expand_sweep(loaded), emit=printer, runs_root=out, sweep_dir=resume)
+        sweep_dir = run_sweep(loaded, expand_sweep(loaded), emit=printer, runs_root=out, sweep_dir=resume,
+                              executor=runner)
         _write_report(sweep_dir, no_report)
         typer.echo(f"sweep: {sweep_dir}")
         return
@@ -85,9 +94,24 @@ def _write_report(path: Path, skip: bool) -> None:
             typer.echo(f"report: {written}")
 
 
-@app.command("runs")
-def runs_cmd(root: Path = typer.Argument(Path("runs"), help="folder of run directories")) -> None:
+class _RunsGroup(typer.core.TyperGroup):
+    """`labconsole runs [ROOT]` lists runs; `labconsole runs compare A B` is a subcommand."""
+
+    def parse_args(self, ctx, args):  # noqa: ANN001, ANN201
+        if args and args[0] in self.commands:  # no ROOT given: keep the default, then the subcommand
+            args = ["runs", *args]
+        return super().parse_args(ctx, args)
+
+
+runs_app = typer.Typer(cls=_RunsGroup, invoke_without_command=True, help="List runs; `runs compare A B`.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback()
+def runs_cmd(ctx: typer.Context, root: Path = typer.Argument(Path("runs"), help="folder of run directories")) -> None:
     """A table of runs: preset, status, test WGA."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
 
     from labconsole.engine.runs import list_runs

@@ -205,3 +205,22 @@ def format_result(r: dict[str, Any]) -> str:
     lines.append(f"ratio plain / fast        {r['ratio_plain_over_fast']:8.1f}×  (worst case, first layer: "
                  f"{r['ratio_plain_over_fast_worst_case']:.1f}×)")
     return "\n".join(lines)
+
+
+@bench_app.command("finetune")
+def bench_finetune(
+    backbone: str = typer.Option("cifar_resnet8", "--backbone", help="model (random weights)"),
+    image_size: int = typer.Option(32, "--image-size"),
+    width: int = typer.Option(16, "--width", help="width of the small CPU models"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
+    repeats: int = typer.Option(10, "--repeats", help="timed steps (median shown)"),
+    views: str = typer.Option("table1", "--views", help="table1 | translate-flip"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Time one fine-tuning step (two views, target + auxiliary branch) against one ERM step."""
+    from labconsole.engine.train.finetune_bench import format_result as format_finetune, measure_finetune_step
+
+    result = measure_finetune_step(backbone=backbone, image_size=image_size, width=width, batch_size=batch_size,
+                                   device=device, repeats=repeats, views=views)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_finetune(result))

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled
 from labconsole.engine.runs import RunDir, atomic_write_json
+from labconsole.errors import UserError
 
 
 def point_name(point: dict[str, Any]) -> str:
@@ -32,29 +33,58 @@ def run_sweep(
     runs_root: Path | str = "runs",
     sweep_dir: Path | None = None,
     run_point: Callable[..., RunDir] | None = None,
+    executor: Any = None,
 ) -> Path:
-    """Run every point not already ``done`` in ``sweep_dir`` (a new one unless resuming)."""
-    from labconsole.engine.api import run_job
+    """Run every point not already ``done`` in ``sweep_dir`` (a new one unless resuming).
+
+    A failed run is recorded (its manifest says why) and the sweep goes on; a cancelled run
+    stops it. ``executor`` is a ``LocalExecutor`` (default) or ``SlurmExecutor``; ``run_point``
+    replaces ``run_job`` in-process (tests).
+    """
+    from labconsole.engine.executors import LocalExecutor, PointJob
 
     cancel = cancel or NeverCancelled()
-    run_point = run_point or run_job
     if sweep_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         sweep_dir = Path(runs_root) / f"{stamp}-{preset.name}-sweep"
+    sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    executor = executor or LocalExecutor()
+    names = [point_name(p) for p, _ in points]
+    if len(set(names)) != len(names):
+        raise UserError(f"[sweep] of {preset.name}: two combinations give the same folder name; make the axis "
+                        "values distinct")
     index = {"preset": preset.name, "reproduces": preset.reproduces, "variant": preset.variant,
+             "description": preset.description,
              "axes": {k: list(v) for k, v in preset.sweep.axes.items()},
-             "points": [{"point": p, "dir": point_name(p)} for p, _ in points]}
+             "seeds": sorted({p.get("seed", preset.seed) for p, _ in points}),
+             "reference": preset.reference, "executor": executor.describe(),
+             "points": [{"point": p, "dir": name} for (p, _), name in zip(points, names)]}
     atomic_write_json(sweep_dir / "sweep.json", index)
-    for point, point_preset in points:
-        if cancel.is_set():
-            break
-        target = sweep_dir / point_name(point)
-        run = RunDir(target)
-        if run.is_done:
-            continue
-        resume = target if (target / "manifest.json").exists() else None
-        run_point(point_preset, emit=emit, cancel=cancel, run_dir=None if resume else target, resume=resume)
+    pending = []
+    for (point, point_preset), name in zip(points, names):
+        target = sweep_dir / name
+        if RunDir(target).is_done:
+            continue  # resume: finished runs are kept as they are
+        pending.append((point_preset, PointJob(name=name, run_dir=str(target), preset=point_preset.model_dump(mode="json"),
+                                               resume=(target / "manifest.json").exists())))
+    if run_point is not None:
+        for point_preset, job in pending:
+            if cancel.is_set():
+                break
+            target = Path(job.run_dir)
+            resume = target if job.resume else None
+            try:
+                run = run_point(point_preset, emit=emit, cancel=cancel, run_dir=None if resume else target,
+                                resume=resume)
+            except UserError:
+                raise
+            except Exception:  # recorded in the run's manifest; the aggregate lists it as failed
+                continue
+            if run.status() == "cancelled":
+                break
+    elif pending:
+        executor.run([job for _, job in pending], emit=emit, cancel=cancel, log_dir=sweep_dir / "logs")
     aggregate_sweep(sweep_dir)
     return sweep_dir
 
@@ -90,7 +120,10 @@ def aggregate_sweep(sweep_dir: Path) -> dict[str, Any]:
         entry = groups.setdefault(key, {"point": point, "runs": [], "incomplete": [], "values": {}})
         run = RunDir(sweep_dir / item["dir"])
         if not run.is_done:
-            entry["incomplete"].append({"dir": item["dir"], "seed": seed, "status": run.status() if run.path.exists() else "missing"})
+            manifest = run.manifest() if run.path.exists() else {}
+            entry["incomplete"].append({"dir": item["dir"], "seed": seed,
+                                        "status": run.status() if run.path.exists() else "missing",
+                                        "error": manifest.get("error")})
             continue
         entry["runs"].append(item["dir"])
         for name, value in flatten_numbers(run.summary()).items():
@@ -100,6 +133,10 @@ def aggregate_sweep(sweep_dir: Path) -> dict[str, Any]:
         stats = {name: _mean_se(vals) for name, vals in entry["values"].items()}
         combos.append({"point": entry["point"], "runs": entry["runs"], "incomplete": entry["incomplete"],
                        "metrics": stats})
-    aggregate = {"preset": index["preset"], "reproduces": index.get("reproduces", ""), "combinations": combos}
+    counts = {"planned": len(index["points"]), "done": sum(len(c["runs"]) for c in combos),
+              "failed": sum(1 for c in combos for i in c["incomplete"] if i["status"] == "failed")}
+    aggregate = {"preset": index["preset"], "reproduces": index.get("reproduces", ""), "runs": counts,
+                 "statistic": "mean, sample std (n-1) and standard error std/sqrt(n) over finished seeds",
+                 "combinations": combos}
     atomic_write_json(sweep_dir / "aggregate.json", aggregate)
     return aggregate

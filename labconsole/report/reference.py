@@ -14,8 +14,8 @@ is matched to one of our numbers:
   metric (``wga`` = test WGA after fine-tuning when there is one, else test WGA; ``std`` = the
   spread over seeds); a row called ``ERM`` reads the WGA before fine-tuning.
 
-Units: a table whose label says ``fraction`` (or whose values are all within ±1) holds fractions;
-otherwise percent / percentage points. Everything is shown in % / pp. A label with ``|change|``
+Units: a table whose label says ``fraction`` holds fractions, one that says ``pp``/``%`` holds
+percent / percentage points; otherwise values all within ±1 are taken as fractions. Everything is shown in % / pp. A label with ``|change|``
 compares magnitudes (the paper's text lost the signs).
 """
 
@@ -71,6 +71,8 @@ def table_scale(label: str, rows: dict[str, dict[str, float]], options: dict[str
         return 100.0 if unit.startswith("frac") else 1.0
     if "fraction" in label.lower():
         return 100.0
+    if re.search(r"\bpp\b|%|percent", label.lower()):
+        return 1.0
     return 1.0 if any(abs(v) > 1.0 for cols in rows.values() for v in cols.values()) else 100.0
 
 
@@ -188,25 +190,70 @@ def point_matches(point: dict[str, Any], row: str) -> bool:
     return True
 
 
-def resolve_sweep(combos: list[dict[str, Any]], label: str, row: str, col: str, options: dict[str, Any]
-                  ) -> tuple[dict[str, Any] | None, str]:
+def _alnum(text: Any) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(text).lower())
+
+
+def backbone_key(name: str) -> str:
+    """``vit_small_patch16_224`` and ``ViT-S`` → ``vits``; ``resnet50`` and ``ResNet-50`` → ``resnet50``."""
+    key = _alnum(name)
+    for prefix, short in (("vitsmall", "vits"), ("deitsmall", "vits"), ("vitbase", "vitb"), ("deitbase", "vitb"),
+                          ("vittiny", "vitt"), ("deittiny", "vitt")):
+        if key.startswith(prefix):
+            return short
+    return key
+
+
+def looks_like_backbone(row: str) -> bool:
+    return bool(re.match(r"(resnet|vit|deit|mlp|cnn|cifar)", _alnum(row)))
+
+
+def cells_for_point(ref: dict[str, Any], point: dict[str, Any], backbone: str, wanted: set[str]
+                    ) -> list[tuple[int, float, str, str]]:
+    """Published (priority, value in %, label, row/col) for this combination and measure.
+
+    A row may name the combination with columns naming measures, or (transposed, e.g. Table 12)
+    a column may name it with rows naming backbones; the row of our backbone comes first.
+    """
+    found = []
+    for label, rows, options in tables(ref):
+        scale = table_scale(label, rows, options)
+        for row, cols in rows.items():
+            for col, value in cols.items():
+                base = norm(col).replace(" ", "_").replace("test_", "")
+                if point_matches(point, row) and (base in wanted or col == "value"):
+                    found.append((0, value * scale, label, f"{row}/{col}"))
+                elif point_matches(point, col) and (not looks_like_backbone(row) or backbone_key(row) == backbone):
+                    found.append((1, value * scale, label, f"{row}/{col}"))
+                elif point_matches(point, col) and looks_like_backbone(row):
+                    found.append((2, value * scale, label, f"{row}/{col} (paper backbone {row})"))
+    return sorted(found, key=lambda item: item[0])
+
+
+def resolve_sweep(combos: list[dict[str, Any]], label: str, row: str, col: str, options: dict[str, Any],
+                  backbone: str = "") -> tuple[dict[str, Any] | None, str]:
     """(stats in % with mean/se/std/n, where from) for a reference cell of a sweep."""
     r, c = norm(row), norm(col).replace(" ", "_").replace("test_", "")
-    matched = [x for x in combos if point_matches(x.get("point") or {}, row)]
     explicit = _explicit(options, row, col)
     is_std = c in STD_COLUMNS or c.endswith("_std")
+    base = c[:-4] if c.endswith("_std") else "wga" if is_std else c
+    matched = [x for x in combos if point_matches(x.get("point") or {}, row)]
+    note = ""
     if not matched:
-        if r == "erm" or r.startswith("erm "):
-            matched, c = combos[:1], "erm_wga" if not is_std else c
-        elif len(combos) == 1:
-            matched = combos
+        # Transposed tables: the column names the combination, the row a backbone (Table 12).
+        matched = [x for x in combos if point_matches(x.get("point") or {}, col)]
+        if matched:
+            base = "wga"
+            if looks_like_backbone(row) and backbone and backbone_key(row) != backbone_key(backbone):
+                note = f" (paper row {row}; our backbone {backbone})"
+    if not matched and ("erm" in (r, c) or r.startswith("erm ")):
+        matched, base = combos[:1], "erm_wga"
+    if not matched and len(combos) == 1:
+        matched = combos
     if not matched:
-        return None, "no sweep combination matches this row"
+        return None, "no sweep combination matches this row or column"
     combo = matched[0]
     metrics = combo.get("metrics") or {}
-    base = c[:-4] if c.endswith("_std") else "wga" if is_std else c
-    if r == "erm" or r.startswith("erm "):
-        base = "erm_wga"
     names = [explicit] if explicit else list(METRIC_ALIASES.get(base, ())) + [col, f"splits.test.groups.{col}",
                                                                               f"{row}.{col}"]
     name = next((n for n in names if n in metrics and (metrics[n] or {}).get("n")), None)
@@ -216,11 +263,11 @@ def resolve_sweep(combos: list[dict[str, Any]], label: str, row: str, col: str, 
     factor = 1.0 if "_pp" in name else 100.0
     scaled = {k: (stats[k] * factor if isinstance(stats.get(k), (int, float)) else None) for k in ("mean", "se", "std")}
     scaled["n"] = stats.get("n", 0)
-    where = f"{name} of {_point_text(combo.get('point') or {})}"
+    where = f"{name} of {_point_text(combo.get('point') or {}) if base != 'erm_wga' else 'the first combination'}"
     if is_std:
         scaled = {"mean": scaled["std"], "se": None, "std": None, "n": scaled["n"]}
         where = f"std over seeds of {where}"
-    return scaled, where
+    return scaled, where + note
 
 
 def _point_text(point: dict[str, Any]) -> str:

@@ -67,6 +67,13 @@ class SweepSource:
         return str(self.index.get("preset") or self.path.name)
 
     @property
+    def backbone(self) -> str:
+        for _, _, run in self.runs:
+            if run is not None and isinstance(run.config.get("model"), dict):
+                return str(run.config["model"].get("backbone", ""))
+        return ""
+
+    @property
     def reference(self) -> dict[str, Any]:
         ref = self.index.get("reference")
         if isinstance(ref, dict) and ref:

@@ -3,10 +3,12 @@ progress and cancel checks, artifacts written and announced."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -25,6 +27,9 @@ class RareData:
     shape: tuple[int, int, int]
     class_names: tuple[str, ...]
     dataset: str
+    # Other labelled splits (val), pooled only by membership inference.
+    x_extra: list[torch.Tensor] = field(default_factory=list)
+    y_extra: list[torch.Tensor] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -57,6 +62,10 @@ def rare_data(ctx: Any) -> RareData:
         shape=tuple(train.images.shape[1:]),  # type: ignore[arg-type]
         class_names=bundle.groups.class_names, dataset=bundle.name,
     )
+    for name, split in bundle.splits.items():
+        if name not in ("train", "test") and split.images is not None and len(split):
+            data.x_extra.append(as_unit_float(split.images, ctx.device))
+            data.y_extra.append(split.y.to(ctx.device))
     if ctx.preset.rare.target_class >= data.num_classes:
         from labconsole.errors import UserError
 
@@ -126,3 +135,30 @@ def announce_png(ctx: Any, path: Path | None, description: str = "") -> None:
 
 def seeds_from(base: int, count: int) -> list[int]:
     return [int(base) + i for i in range(count)]
+
+
+@contextlib.contextmanager
+def small_model_threads(ctx: Any) -> Iterator[None]:
+    """One intra-op thread while MLPs train on the CPU, restored afterwards.
+
+    A 784-256-256-256 MLP on a batch of 128 does too little work per op for thread hand-offs to
+    pay: on a busy 2-core machine two threads made training 5-20× slower than one.
+    """
+    if ctx.device.type != "cpu" or not str(ctx.preset.model.backbone).startswith("mlp"):
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def small_model_stage(stage: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    @functools.wraps(stage)
+    def wrapped(ctx: Any) -> dict[str, Any]:
+        with small_model_threads(ctx):
+            return stage(ctx)
+
+    return wrapped

@@ -13,8 +13,8 @@ import torch
 
 from labconsole.engine.data.patterns import choose_spurious_indices, make_pattern
 from labconsole.engine.rare import plots
-from labconsole.engine.rare.common import (Tracker, announce_png, rare_data, seeds_from, spurious_training_set,
-                                           train_model, write_artifact)
+from labconsole.engine.rare.common import (Tracker, announce_png, rare_data, seeds_from, small_model_stage,
+                                           spurious_training_set, train_model, write_artifact)
 from labconsole.engine.rare.deletion import incremental_retrain
 from labconsole.engine.rare.mitigations import MITIGATIONS, mitigated_recipe, mitigation_grid
 from labconsole.engine.rare.spurious_score import check_epsilon, mean_se, spurious_measures, welch_greater
@@ -48,6 +48,7 @@ def _check_counts(data: Any, target: int, counts: Any, where: str) -> None:
 
 # -- spurious score vs n (Paper B Fig. 2) and spurious accuracy (Fig. 6) ------------------------------
 
+@small_model_stage
 def run_score_stage(ctx: Any) -> dict[str, Any]:
     rare = ctx.preset.rare
     check_epsilon(rare.epsilon)
@@ -99,6 +100,7 @@ def run_score_stage(ctx: Any) -> dict[str, Any]:
 
 # -- pixel importance of an MLP (Paper B Fig. 3) -----------------------------------------------------
 
+@small_model_stage
 def run_weights_stage(ctx: Any) -> dict[str, Any]:
     rare = ctx.preset.rare
     data = rare_data(ctx)
@@ -132,6 +134,7 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
 
 # -- sensitivity to zeroed pixels (Paper B Fig. 15) ----------------------------------------------------
 
+@small_model_stage
 def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
     from labconsole.engine.rare.training import predict_proba
 
@@ -163,6 +166,7 @@ def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
 
 # -- mitigations (Paper B Fig. 8, 12, 13) --------------------------------------------------------------
 
+@small_model_stage
 def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
     rare = ctx.preset.rare
     check_epsilon(rare.epsilon)
@@ -210,6 +214,7 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
 
 # -- data deletion by incremental retraining (Paper B App. C, Fig. 18) ---------------------------------
 
+@small_model_stage
 def run_deletion_stage(ctx: Any) -> dict[str, Any]:
     rare = ctx.preset.rare
     check_epsilon(rare.epsilon)
@@ -251,6 +256,7 @@ def run_deletion_stage(ctx: Any) -> dict[str, Any]:
 
 # -- membership inference (Paper B Fig. 5) -------------------------------------------------------------
 
+@small_model_stage
 def run_membership_stage(ctx: Any) -> dict[str, Any]:
     from labconsole.engine.rare.membership import attack_features, evaluate_attack, fit_attack, four_way_split
     from labconsole.engine.rare.training import predict_proba
@@ -258,9 +264,9 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
     rare = ctx.preset.rare
     data = rare_data(ctx)
     target, recipe = rare.target_class, Recipe.from_config(rare)
-    # Pool train and test, then cut four disjoint quarters per seed.
-    x_all = torch.cat([data.x_train, data.x_test])
-    y_all = torch.cat([data.y_train, data.y_test])
+    # Pool every labelled image (train, val if any, test), then cut four disjoint quarters per seed.
+    x_all = torch.cat([data.x_train, *data.x_extra, data.x_test])
+    y_all = torch.cat([data.y_train, *data.y_extra, data.y_test])
     seeds = seeds_from(ctx.preset.seed, rare.membership_seeds)
     ns = sorted(set(rare.membership_n))
     quarters = {seed: four_way_split(y_all, seed) for seed in seeds}

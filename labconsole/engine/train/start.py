@@ -21,8 +21,12 @@ def _kept_epochs(folder: Path) -> list[int]:
     return sorted(int(p.stem.split("_")[1]) for p in folder.glob("epoch_*.safetensors") if p.stem.split("_")[1].isdigit())
 
 
-def _erm_in_this_run(ctx: StageContext) -> bool:
-    return "erm" in ctx.preset.stages and (ctx.run.checkpoints / "best.safetensors").exists()
+def erm_trained_in_this_run(ctx: StageContext) -> bool:
+    """True when this run trained the ERM model itself: stage ``erm``, or stage ``model`` with no
+    ``model.checkpoint`` (it then trains one by ERM)."""
+    stages = ctx.preset.stages
+    trained = "erm" in stages or ("model" in stages and not ctx.preset.model.checkpoint)
+    return trained and (ctx.run.checkpoints / "best.safetensors").exists()
 
 
 def resolve_start_checkpoint(ctx: StageContext) -> tuple[Path, str]:
@@ -30,10 +34,14 @@ def resolve_start_checkpoint(ctx: StageContext) -> tuple[Path, str]:
     from labconsole.engine.models.checkpoint import resolve_checkpoint
 
     kick_in = ctx.preset.finetune.kick_in_epoch
-    if _erm_in_this_run(ctx):
+    if erm_trained_in_this_run(ctx):
         if not kick_in:
             return ctx.run.checkpoints / "best.safetensors", "the ERM model selected by validation WGA"
         path = ctx.run.checkpoints / f"epoch_{kick_in:03d}.safetensors"
+        if not path.exists() and ctx.preset.smoke_profile:
+            ctx.log(f"smoke profile: the short ERM has no epoch {kick_in}; starting from its selected model",
+                    level="warning")
+            return ctx.run.checkpoints / "best.safetensors", "the ERM model selected by validation WGA (smoke)"
         if not path.exists():
             kept = _kept_epochs(ctx.run.checkpoints)
             raise PresetError(
@@ -69,7 +77,7 @@ def erm_selected_checkpoint(ctx: StageContext, start: Path) -> tuple[Path, str]:
     """The ERM model selected by validation WGA — what "before" means in a before/after."""
     from labconsole.engine.models.checkpoint import resolve_checkpoint
 
-    if _erm_in_this_run(ctx):
+    if erm_trained_in_this_run(ctx):
         return ctx.run.checkpoints / "best.safetensors", "ERM of this run, selected by val WGA"
     given = ctx.preset.model.checkpoint
     if given and Path(given).expanduser().is_dir():

@@ -1,0 +1,115 @@
+"""``labconsole report DIR`` and ``labconsole runs compare A B`` (rich only, never textual)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+COMPARED_PREFIXES = ("splits.", "model.splits.", "finetune.splits.", "finetune.wga_")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_cmd)
+    for group in app.registered_groups:
+        if group.name == "runs" and group.typer_instance is not None:
+            group.typer_instance.command("compare")(compare_cmd)
+
+
+def report_cmd(
+    path: Path = typer.Argument(..., help="a run directory or a sweep directory"),
+    formats: str = typer.Option("html,md,json,svg", "--format", help="comma-separated: html, md, json, svg"),
+) -> None:
+    """Write report.html (self-contained), report.md, report.json and report.svg for a run or sweep."""
+    from labconsole.report import write_report
+
+    for written in write_report(path, formats):
+        typer.echo(f"report: {written}")
+
+
+def compare_cmd(
+    first: Path = typer.Argument(..., help="run or sweep directory A"),
+    second: Path = typer.Argument(..., help="run or sweep directory B"),
+    show_all: bool = typer.Option(False, "--all", help="every number, not only accuracies"),
+) -> None:
+    """Two runs or sweeps side by side: accuracies (%), B − A."""
+    from rich.table import Table
+
+    from labconsole.headless import out as console
+
+    title_a, numbers_a = comparable_numbers(first, show_all)
+    title_b, numbers_b = comparable_numbers(second, show_all)
+    labels = list(numbers_a) + [k for k in numbers_b if k not in numbers_a]
+    if not labels:
+        typer.echo("nothing to compare: neither directory has finished numbers yet")
+        return
+    table = Table(title="runs compare (accuracies in %, mean ± s.e. (n) for sweeps)",
+                  caption=f"A = {title_a}\nB = {title_b}")
+    table.add_column("number")
+    table.add_column("A", justify="right")
+    table.add_column("B", justify="right")
+    table.add_column("B − A", justify="right")
+    for label in labels:
+        a, b = numbers_a.get(label), numbers_b.get(label)
+        diff = b["mean"] - a["mean"] if a and b and a["mean"] is not None and b["mean"] is not None else None
+        table.add_row(_pretty(label), _text(a), _text(b), "—" if diff is None else f"{diff:+.2f}")
+    console.print(table)
+
+
+def comparable_numbers(path: Path, show_all: bool = False) -> tuple[str, dict[str, dict[str, Any]]]:
+    """label → {"mean", "se", "n"} (fractions as %) for a run or a sweep."""
+    from labconsole.engine.sweep import flatten_numbers
+    from labconsole.report.source import classify, load_run, load_sweep
+    from labconsole.report.sweep_sections import combo_label
+
+    kind = classify(path)
+    out: dict[str, dict[str, Any]] = {}
+    if kind == "run":
+        run = load_run(path)
+        flat = flatten_numbers(run.summary)
+        for name in _chosen(flat, show_all):
+            out[name] = {"mean": _percent(name, flat[name]), "se": None, "n": 1}
+        return f"{run.preset_name} ({path.name}, {run.status})", out
+    sweep = load_sweep(path)
+    for combo in sweep.aggregate.get("combinations") or []:
+        metrics = combo.get("metrics") or {}
+        means = {name: stats.get("mean") for name, stats in metrics.items() if stats.get("mean") is not None}
+        for name in _chosen(means, show_all):
+            stats = metrics[name]
+            se = stats.get("se")
+            out[f"{combo_label(combo.get('point') or {})} · {name}"] = {
+                "mean": _percent(name, stats["mean"]), "se": None if se is None else _percent(name, se),
+                "n": stats.get("n")}
+    done = (sweep.aggregate.get("runs") or {}).get("done", "?")
+    return f"{sweep.preset_name} sweep ({path.name}, {done} runs done)", out
+
+
+def _chosen(flat: dict[str, Any], show_all: bool) -> list[str]:
+    if show_all:
+        return list(flat)
+    picked = [n for n in flat if n.startswith(COMPARED_PREFIXES) and ".group_counts." not in n
+              and not n.endswith((".n", "wga_quantum"))]
+    return picked or list(flat)[:60]
+
+
+def _percent(name: str, value: float) -> float:
+    accuracy = not name.endswith("_pp") and ("splits." in name or name.startswith("finetune.wga_"))
+    return 100.0 * value if accuracy else value
+
+
+def _text(stats: dict[str, Any] | None) -> str:
+    if not stats or stats.get("mean") is None:
+        return "—"
+    text = f"{stats['mean']:.2f}"
+    if stats.get("se") is not None:
+        text += f" ± {stats['se']:.2f}"
+    if stats.get("n") not in (None, 1):
+        text += f" (n={stats['n']})"
+    return text
+
+
+def _pretty(label: str) -> str:
+    """``splits.test.groups.landbird-water`` → ``test landbird-water``."""
+    return label.replace("finetune.splits.", "finetune ").replace("model.splits.", "").replace("splits.", "") \
+        .replace(".groups.", " ").replace(".", " ")
