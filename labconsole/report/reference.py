@@ -244,8 +244,8 @@ def resolve_sweep(combos: list[dict[str, Any]], label: str, row: str, col: str, 
         matched = [x for x in combos if point_matches(x.get("point") or {}, col)]
         if matched:
             base = "wga"
-            if looks_like_backbone(row) and backbone and backbone_key(row) != backbone_key(backbone):
-                note = f" (paper row {row}; our backbone {backbone})"
+    if looks_like_backbone(row) and backbone and backbone_key(row) != backbone_key(backbone):
+        note = f" (paper row {row}; our backbone {backbone})"
     if not matched and ("erm" in (r, c) or r.startswith("erm ")):
         matched, base = combos[:1], "erm_wga"
     if not matched and len(combos) == 1:

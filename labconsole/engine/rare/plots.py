@@ -49,7 +49,7 @@ def heatmaps(path: Path, maps: Sequence[Any], titles: Sequence[str], *, shared_s
     fig, axes = _figure(ncols=len(maps), size=(2.6, 2.8))
     vmax = max(float(m.max()) for m in maps) if shared_scale else None
     for ax, image, title in zip(axes[0], maps, titles):
-        shown = ax.imshow(image, cmap="Greys", vmin=0.0, vmax=vmax)
+        shown = ax.imshow(image.numpy() if hasattr(image, "numpy") else image, cmap="Greys", vmin=0.0, vmax=vmax)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
