@@ -17,4 +17,11 @@ class ModelConfig(Section):
     width: int = Field(16, ge=1, description="base width of the small CPU models")
 
     def smoke(self) -> "ModelConfig":
-        return self.model_copy(update={"backbone": "cifar_resnet8", "weights": "none", "checkpoint": "", "width": 8})
+        # Small CPU models stay (Paper B's MLPs must stay MLPs); big backbones become ResNet-8.
+        small = self.backbone in SMALL_BACKBONES
+        return self.model_copy(update={"backbone": self.backbone if small else "cifar_resnet8", "weights": "none",
+                                       "checkpoint": "", "width": min(self.width, 8)})
+
+
+# Mirrors the "small" family of engine.models.factory without importing torch here.
+SMALL_BACKBONES = ("cifar_resnet8", "cifar_resnet20", "small_cnn", "mlp", "mlp_small", "mlp_large")

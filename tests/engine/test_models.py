@@ -95,3 +95,12 @@ def test_mismatched_checkpoint_lists_keys(tmp_path: Path) -> None:
     message = str(info.value)
     assert "does not fit backbone cifar_resnet8" in message
     assert "unexpected: layer1.1" in message and "shape mismatch: conv1.weight" in message
+
+
+def test_smoke_keeps_small_backbones_and_shrinks_big_ones() -> None:
+    from labconsole.config.model import SMALL_BACKBONES, ModelConfig
+    from labconsole.engine.models.factory import list_backbones
+
+    assert set(SMALL_BACKBONES) == {b.name for b in list_backbones() if b.family == "small"}
+    assert ModelConfig(backbone="mlp").smoke().backbone == "mlp"
+    assert ModelConfig(backbone="resnet50", weights="IMAGENET1K_V1").smoke().backbone == "cifar_resnet8"
