@@ -20,6 +20,7 @@ import torch
 from labconsole import __version__
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
+from labconsole.engine.session import Session  # noqa: F401  (the console's interactive entry point)
 from labconsole.engine.runs import RunDir, STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 from labconsole.engine.stages import stage_function
 from labconsole.errors import UserError
