@@ -23,7 +23,9 @@ class ErmConfig(Section):
     selection: Literal["best-val-wga", "last"] = "best-val-wga"
     # Group-balanced ERM baseline: reweight the loss or subsample majority groups.
     balance: Literal["none", "reweight", "subsample"] = "none"
-    eval_train: bool = True  # train-split group accuracy every epoch (memorization needs it)
+    # Train-split group accuracy every epoch (the memorization curve). When off, the train split
+    # is still evaluated once, on the selected checkpoint, so the summary always has it.
+    eval_train: bool = True
     save_every: int = Field(0, ge=0, description="also keep epoch_<n> checkpoints every n epochs")
     keep_epochs: tuple[int, ...] = Field((), description="epochs whose checkpoint is kept (kick-in)")
 

@@ -100,3 +100,11 @@ def test_group_weights_normalised() -> None:
     assert w[g].mean() == pytest.approx(1.0)
     idx = subsample_index(g, 2, torch.Generator().manual_seed(0))
     assert torch.bincount(g[idx]).tolist() == [2, 2]
+
+
+def test_train_split_evaluated_on_selected_model_when_not_every_epoch(tmp_path: Path) -> None:
+    run = run_job(smoke(["erm.eval_train=false"], epochs=1), emit=lambda e: None, runs_root=tmp_path)
+    epochs = list(run.events("EpochResult"))
+    assert "train" not in epochs[0]["splits"]
+    train = run.summary()["splits"]["train"]
+    assert train["n"] == 184 and train["wga"] is not None

@@ -92,6 +92,8 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
                              best_epoch=state.best_epoch, selection=_selection_text(cfg)))
     _load_best(ctx, model)
     ctx.state["checkpoint"] = ctx.run.checkpoints / "best.safetensors"
+    if state.best_splits and "train" not in state.best_splits:
+        state.best_splits = {**evaluate_splits(ctx, model, ("train",)), **state.best_splits}
     return {
         "selection": {"rule": _selection_text(cfg), "epoch": state.best_epoch, "val_wga": state.best_wga},
         "splits": state.best_splits,
