@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--views", default="table1", choices=("table1", "translate-flip"))
+    parser.add_argument("--views", default="translate", choices=("translate", "translate-flip", "table1"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = measure_finetune_step(backbone=args.backbone, image_size=args.image_size, width=args.width,

@@ -215,7 +215,7 @@ def bench_finetune(
     batch_size: int = typer.Option(128, "--batch-size"),
     device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
     repeats: int = typer.Option(10, "--repeats", help="timed steps (median shown)"),
-    views: str = typer.Option("table1", "--views", help="table1 | translate-flip"),
+    views: str = typer.Option("translate", "--views", help="translate | translate-flip | table1"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Time one fine-tuning step (two views, target + auxiliary branch) against one ERM step."""

@@ -7,6 +7,7 @@ proper, so the first screen paints quickly.
 
 from __future__ import annotations
 
+import importlib
 import time
 import traceback
 from collections import deque
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
@@ -22,15 +24,20 @@ from labconsole.errors import UserError
 from labconsole.ui.bridge import BackgroundError, Bridge, CallFinished, EngineMessage, JobEnded, describe_error
 from labconsole.ui.engine_port import EnginePort, LayerInfo, NeuronRef, SessionPort, SessionSpec, create_real_engine
 from labconsole.ui.job_state import CANCELLING, JobState, log_line
-from labconsole.ui.screens.interventions import InterventionsScreen
-from labconsole.ui.screens.neurons import NeuronsScreen
-from labconsole.ui.screens.rare import RareScreen
-from labconsole.ui.screens.runs import RunsScreen
 from labconsole.ui.screens.setup import SetupScreen
-from labconsole.ui.screens.train import TrainScreen
 from labconsole.ui.widgets.mode_bar import MODES as MODE_KEYS
 
 THEME = "textual-dark"  # fixed, so screenshots do not depend on the user's settings
+
+
+def lazy_screen(module: str, name: str) -> Callable[[], Screen[None]]:
+    """A mode's screen, imported when the mode is first shown: only Setup is built (and its
+    modules imported) before the first paint; the chart library, tables and trees come later."""
+
+    def make() -> Screen[None]:
+        return getattr(importlib.import_module(f"labconsole.ui.screens.{module}"), name)()
+
+    return make
 
 
 class LabConsoleApp(App[int]):
@@ -39,11 +46,11 @@ class LabConsoleApp(App[int]):
     ENABLE_COMMAND_PALETTE = False
     MODES = {
         "setup": SetupScreen,
-        "neurons": NeuronsScreen,
-        "interventions": InterventionsScreen,
-        "train": TrainScreen,
-        "rare": RareScreen,
-        "runs": RunsScreen,
+        "neurons": lazy_screen("neurons", "NeuronsScreen"),
+        "interventions": lazy_screen("interventions", "InterventionsScreen"),
+        "train": lazy_screen("train", "TrainScreen"),
+        "rare": lazy_screen("rare", "RareScreen"),
+        "runs": lazy_screen("runs", "RunsScreen"),
     }
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", label, show=False) for mode, key, label in MODE_KEYS),

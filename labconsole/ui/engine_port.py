@@ -83,6 +83,12 @@ class RunEntry:
     variant: str = "paper"
     test_wga: float | None = None  # summary.json splits.test.wga (fraction)
     has_checkpoint: bool = False
+    smoke: bool = False  # trained on the smoke profile (tiny model and data): not a result
+
+    @property
+    def resumable(self) -> bool:
+        """Interrupted: cancelled, failed, or still marked running by a process that is gone."""
+        return self.status in ("cancelled", "failed", "running")
 
 
 @dataclass(frozen=True)
@@ -129,17 +135,30 @@ class SessionPort(Protocol):
         """
         ...
 
+    def random_neurons(self, count: int, seed: int) -> list[NeuronRef]:
+        """``count`` distinct neurons drawn uniformly from every eligible layer (the same set for
+        the same seed): a control set to compare a ranking against."""
+        ...
+
     def close(self) -> None: ...
 
 
 class EnginePort(Protocol):
     def list_presets(self) -> list[PresetEntry]: ...
 
-    def load_preset(self, path: str, overrides: Sequence[str] = ()) -> "Preset": ...
+    def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> "Preset":
+        """The preset with ``--set`` overrides; ``smoke`` = the tiny profile (minutes → seconds)."""
+        ...
 
     def run_job(self, preset: "Preset", *, emit: Emit, cancel: CancelToken) -> str:
         """Run a preset to the end (or until ``cancel`` is set); returns the run directory.
         Emits RunStarted … RunFinished; on cancel the run is saved and finishes "cancelled"."""
+        ...
+
+    def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
+        """Continue an interrupted run in its own directory, with the preset it was started
+        with (its ``config.toml``): finished stages are skipped, training goes on after the last
+        finished epoch. Raises ``UserError`` for a run that is done or not a run."""
         ...
 
     def open_session(self, spec: SessionSpec) -> SessionPort: ...

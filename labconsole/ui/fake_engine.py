@@ -110,6 +110,11 @@ class FakeSession:
                 "delta_pp": {g: round((a - b) * 100, 2) for g, a, b in zip(GROUPS, after, base)},
                 "spread_pp": {g: round(spread * w, 2) for g, w in zip(GROUPS, minority_weight)}}
 
+    def random_neurons(self, count: int, seed: int) -> list[NeuronRef]:
+        self.engine.calls.append(("random_neurons", count, seed))
+        everything = [(layer.name, i) for layer in LAYERS for i in range(layer.neurons)]
+        return random.Random(seed).sample(everything, min(count, len(everything)))
+
     def close(self) -> None:
         self.engine.calls.append(("close",))
 
@@ -139,7 +144,7 @@ class FakeEngine:
     def list_presets(self) -> list[PresetEntry]:
         return list(PRESETS)
 
-    def load_preset(self, path: str, overrides: Sequence[str] = ()) -> Any:
+    def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> Any:
         from labconsole.presets import parse_override, preset_from_dict, set_dotted
 
         entry = next((p for p in PRESETS if path in (p.path, p.name)), None)
@@ -149,8 +154,9 @@ class FakeEngine:
         for item in overrides:
             key, value = parse_override(item)
             set_dotted(raw, key, value, source=f"--set {item}")
-        self.calls.append(("load_preset", entry.name, tuple(overrides)))
-        return preset_from_dict(raw, source=entry.path)
+        self.calls.append(("load_preset", entry.name, tuple(overrides)) + (("smoke",) if smoke else ()))
+        preset = preset_from_dict(raw, source=entry.path)
+        return preset.smoke() if smoke else preset
 
     def run_job(self, preset: Any, *, emit: Emit, cancel: CancelToken) -> str:
         run_id = f"fake-{preset.name}"
@@ -162,9 +168,31 @@ class FakeEngine:
             emit(LogRecord(run_id=run_id, level="error", message=self.fail_run))
             emit(RunFinished(run_id=run_id, status="failed", error=self.fail_run))
             return run_dir
-        total = min(self.epochs, preset.erm.epochs)
-        emit(StageStarted(run_id=run_id, stage="erm", total_epochs=total))
         losses: list[float] = []
+        summary: dict[str, Any] = {}
+        for stage in ("erm", "finetune"):
+            if stage not in preset.stages:
+                continue
+            epochs = preset.erm.epochs if stage == "erm" else preset.finetune.epochs
+            best_epoch = self._stage(run_id, stage, min(self.epochs, epochs), losses, emit, cancel)
+            if best_epoch is None:
+                return run_dir
+            summary[stage] = {"best_epoch": best_epoch}
+            emit(LogRecord(run_id=run_id, level="info", message=f"{stage}: selected epoch {best_epoch} (best val WGA)"))
+        emit(RunFinished(run_id=run_id, status="done", summary=summary))
+        return run_dir
+
+    def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
+        self.calls.append(("resume_job", run_dir))
+        entry = next((r for r in self.list_runs("runs") if r.path == run_dir), None)
+        if entry is None or not entry.resumable:
+            raise UserError(f"{run_dir}: only an interrupted run can be resumed")
+        return self.run_job(self.load_preset(entry.preset), emit=emit, cancel=cancel)
+
+    def _stage(self, run_id: str, stage: str, total: int, losses: list[float], emit: Emit,
+               cancel: CancelToken) -> int | None:
+        """One training stage; the selected epoch, or None when cancelled."""
+        emit(StageStarted(run_id=run_id, stage=stage, total_epochs=total))
         best_wga, best_epoch = -1.0, 0
         for epoch in range(1, total + 1):
             step = 0
@@ -172,23 +200,22 @@ class FakeEngine:
                 if cancel.is_set():
                     emit(LogRecord(run_id=run_id, level="info", message=f"cancelled at epoch {epoch}; checkpoint saved"))
                     emit(RunFinished(run_id=run_id, status="cancelled", summary={"best_epoch": best_epoch}))
-                    return run_dir
+                    return None
                 step += 1
                 losses.append(round(1.0 / (1 + 0.3 * len(losses)) + 0.05 * (len(losses) % 3), 4))
                 self.progress_emitted += 1
-                emit(Progress(run_id=run_id, stage="erm", epoch=epoch, total_epochs=total,
+                emit(Progress(run_id=run_id, stage=stage, epoch=epoch, total_epochs=total,
                               step=min(step, self.steps), total_steps=self.steps, loss=losses[-1],
                               recent_losses=tuple(losses[-200:]), elapsed_s=0.0, eta_s=None))
                 if self.step_delay:
                     time.sleep(self.step_delay)
-            splits = epoch_splits(epoch, total)
+            # fine-tuning starts where ERM left off and narrows the gap further
+            splits = epoch_splits(epoch + (total if stage == "finetune" else 0), total * (2 if stage == "finetune" else 1))
             if splits["val"]["wga"] > best_wga:
                 best_wga, best_epoch = splits["val"]["wga"], epoch
-            emit(EpochResult(run_id=run_id, stage="erm", epoch=epoch, total_epochs=total, splits=splits,
+            emit(EpochResult(run_id=run_id, stage=stage, epoch=epoch, total_epochs=total, splits=splits,
                              train_loss=losses[-1], lr=1e-3, is_best=best_epoch == epoch, best_epoch=best_epoch))
-        emit(LogRecord(run_id=run_id, level="info", message=f"selected epoch {best_epoch} (best val WGA)"))
-        emit(RunFinished(run_id=run_id, status="done", summary={"splits": epoch_splits(best_epoch, total)}))
-        return run_dir
+        return best_epoch
 
     # -- interactive -----------------------------------------------------------------------------
     def open_session(self, spec: SessionSpec) -> FakeSession:

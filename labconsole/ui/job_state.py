@@ -30,10 +30,12 @@ class JobState:
     run_dir: str = ""
     preset: str = ""
     stage: str = ""
-    stage_epochs: int = 0
+    stage_total_epochs: int = 0
     progress: Progress | None = None
-    epochs: list[EpochResult] = field(default_factory=list)
-    best_epoch: int | None = None
+    # Every training stage of the job so far (ERM, then fine-tuning), in order: a second stage
+    # starts its own curve, and the first one stays available.
+    stage_epochs: dict[str, list[EpochResult]] = field(default_factory=dict)
+    stage_best: dict[str, int] = field(default_factory=dict)
     finished: RunFinished | None = None
     events_applied: int = 0
     progress_applied: int = 0
@@ -41,6 +43,16 @@ class JobState:
     def start(self, kind: str, label: str) -> None:
         """Forget the previous job: a new one is about to run."""
         self.__init__(kind=kind, label=label, status=RUNNING)  # type: ignore[misc]
+
+    @property
+    def epochs(self) -> list[EpochResult]:
+        """The epochs of the current stage."""
+        return self.stage_epochs.get(self.stage, [])
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The selected epoch of the current stage (best validation WGA so far)."""
+        return self.stage_best.get(self.stage)
 
     @property
     def active(self) -> bool:
@@ -51,18 +63,21 @@ class JobState:
         if isinstance(event, RunStarted):
             self.run_id, self.run_dir, self.preset = event.run_id, event.run_dir, event.preset
         elif isinstance(event, StageStarted):
-            self.stage, self.stage_epochs = event.stage, event.total_epochs
-            self.epochs, self.best_epoch, self.progress = [], None, None
+            self.stage, self.stage_total_epochs = event.stage, event.total_epochs
+            self.progress = None
+            # a stage without epochs (e.g. Stage I readouts) gets no curve
+            self.stage_epochs.pop(event.stage, None)
+            self.stage_best.pop(event.stage, None)
         elif isinstance(event, Progress):
             self.progress_applied += 1
             self.progress = event
             self.stage = event.stage
         elif isinstance(event, EpochResult):
-            self.epochs.append(event)
-            if event.best_epoch is not None:
-                self.best_epoch = event.best_epoch
-            elif event.is_best:
-                self.best_epoch = event.epoch
+            self.stage = event.stage
+            self.stage_epochs.setdefault(event.stage, []).append(event)
+            best = event.best_epoch if event.best_epoch is not None else (event.epoch if event.is_best else None)
+            if best is not None:
+                self.stage_best[event.stage] = best
         elif isinstance(event, RunFinished):
             self.finished = event
             self.status = event.status
@@ -77,7 +92,7 @@ class JobState:
             if self.progress is not None and self.progress.total_epochs:
                 return f"{mark} {stage} {self.progress.epoch}/{self.progress.total_epochs}"
             return f"{mark} {stage}"
-        return f"{self.label}: {self.status}"
+        return f"{self.status}: {self.label}"  # the status first: a long label is cut, not it
 
 
 def log_line(event: LogRecord) -> str:

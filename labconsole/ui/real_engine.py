@@ -73,6 +73,17 @@ class RealSession:
             return {"splits": result.splits, "control": result.control, "wga_quantum_pp": {}}
         return dict(result)
 
+    def random_neurons(self, count: int, seed: int) -> list[tuple[str, int]]:
+        draw = getattr(self._session, "random_neurons", None)
+        if draw is not None:  # the engine's own draw: the same one its random controls use
+            return [(str(layer), int(index)) for layer, index in draw(int(count), seed=int(seed))]
+        import random
+
+        everything = [(layer.name, i) for layer in self.layers() for i in range(layer.neurons)]
+        if count > len(everything):
+            raise UserError(f"{count} random neurons requested, the model has {len(everything)} eligible neurons")
+        return random.Random(seed).sample(everything, int(count))
+
     def close(self) -> None:
         close = getattr(self._session, "close", None)
         if close is not None:
@@ -100,15 +111,30 @@ class RealEngine:
                                        stages=tuple(raw.get("stages", ("erm",)))))
         return entries
 
-    def load_preset(self, path: str, overrides: Sequence[str] = ()) -> Any:
+    def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> Any:
         from labconsole.presets import load_preset
 
-        return load_preset(path, overrides)
+        return load_preset(path, overrides, smoke=smoke)
 
     def run_job(self, preset: Any, *, emit: Emit, cancel: CancelToken) -> str:
         run_job = engine_function("labconsole.engine.api", "run_job", "Training")
         run_dir = run_job(preset, emit=emit, cancel=cancel, runs_root=self.runs_root)
         return str(getattr(run_dir, "path", run_dir))
+
+    def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
+        from labconsole.presets import preset_from_dict
+
+        config = Path(run_dir) / "config.toml"
+        if not config.is_file():
+            raise UserError(f"{config} not found: only a run directory with its config.toml can be resumed")
+        try:
+            raw = tomllib.loads(config.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{config}: not valid TOML ({exc})") from None
+        preset = preset_from_dict(raw, source=str(config))
+        run_job = engine_function("labconsole.engine.api", "run_job", "Resuming a run")
+        resumed = run_job(preset, emit=emit, cancel=cancel, resume=run_dir)
+        return str(getattr(resumed, "path", resumed))
 
     def open_session(self, spec: SessionSpec) -> RealSession:
         try:
@@ -140,6 +166,7 @@ class RealEngine:
                 preset=str(manifest.get("preset", "")), variant=str(manifest.get("variant", "paper")),
                 test_wga=float(wga) if isinstance(wga, (int, float)) else None,
                 has_checkpoint=any(run.checkpoints.glob("*.safetensors")) if run.checkpoints.is_dir() else False,
+                smoke=bool(manifest.get("smoke")),
             ))
         return entries
 
@@ -153,9 +180,9 @@ class RealEngine:
                 "manifest": run.manifest(), "summary": run.summary(), "config": run.config_text()}
 
     def export_report(self, run_dir: str) -> list[str]:
-        export = engine_function("labconsole.report.export", "export_report", "Exporting a report")
-        written = export(Path(run_dir))
-        return [str(p) for p in (written if isinstance(written, (list, tuple)) else [written])]
+        from labconsole.report import write_report
+
+        return [str(path) for path in write_report(Path(run_dir))]
 
     def rare_preview(self, pattern: str, image_size: int) -> list[list[float]]:
         """The first training digit with the pattern applied (the digits set is 28×28)."""

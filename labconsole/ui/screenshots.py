@@ -39,7 +39,7 @@ async def open_session(pilot: Any) -> None:
 
 
 async def show_setup(pilot: Any) -> None:
-    await wait_for(pilot, lambda: len(pilot.app.screen.query_one("#checkpoint-run")._options) > 1)
+    await wait_for(pilot, lambda: len(pilot.app.screen.query_one("#checkpoint-run").options) > 1)
     await settle(pilot)
 
 

@@ -207,3 +207,19 @@ def test_contrast_on_features_goes_through_the_projection_head() -> None:
     step.loss(x1, x2, y).backward()
     assert step.projection is not None
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in step.projection.parameters())
+
+
+# -- views --------------------------------------------------------------------------------------
+
+def test_identity_warp_keeps_images_and_views_differ_per_image() -> None:
+    from labconsole.engine.train.views import table1_views, two_views, warp_batch
+
+    gen = torch.Generator().manual_seed(0)
+    images = (torch.rand(6, 3, 16, 16, generator=gen) * 255).to(torch.uint8)
+    identity = torch.eye(3, dtype=torch.float64).repeat(6, 1, 1)
+    assert torch.allclose(warp_batch(images.float(), identity), images.float(), atol=1e-3)
+    same = images[:1].repeat(6, 1, 1, 1)
+    views = table1_views(same, gen)
+    assert len({tuple(v.flatten()[:64].round().tolist()) for v in views}) == 6  # own parameters per image
+    first, second = two_views(images, gen, "translate")
+    assert first.shape == second.shape == images.shape and not torch.equal(first, second)

@@ -43,8 +43,10 @@ async def test_random_k_marks_k_neurons_reproducibly_and_reset_clears(app_factor
     async with app.run_test(size=(100, 30)) as pilot:
         await open_session(pilot)
         await pilot.press("3", "r")
+        await wait_for(pilot, lambda: len(app.marked) == 5)
         first = list(app.marked)
-        assert len(first) == 5 and len(set(first)) == 5
+        assert len(set(first)) == 5
+        assert ("random_neurons", 5, 0) in app.engine.calls  # the session draws them
         await pilot.press("a")
         await wait_for(pilot, lambda: len(app.screen.history) == 1)
         await pilot.press("x")

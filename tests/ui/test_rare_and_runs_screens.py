@@ -86,3 +86,20 @@ async def test_the_log_dialog_shows_what_happened(app_factory) -> None:
         assert isinstance(app.screen, LogDialog)
         await pilot.press("escape")
         assert not isinstance(app.screen, LogDialog)
+
+
+async def test_an_interrupted_run_is_resumed_as_a_job_and_a_finished_one_is_not(app_factory) -> None:
+    engine = FakeEngine()
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("6")
+        table = app.screen.query_one("#runs-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        table.focus()
+        await pilot.press("u")  # the first run is done
+        assert any("only a cancelled" in n.message for n in notifications(app))
+        assert not any(c[0] == "resume_job" for c in engine.calls)
+        await pilot.press("down", "u")  # the cancelled one
+        await wait_for(pilot, lambda: app.job.status == "done")
+        assert ("resume_job", "runs/20250101-180000-quickstart-s1") in engine.calls
+        assert app.job.label.startswith("resume ")

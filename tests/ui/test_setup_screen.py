@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from textual.widgets import Input, Select, Static
+from textual.widgets import Input, Static
 
 from labconsole.ui.fake_engine import FakeEngine
+from labconsole.ui.widgets.choice import Choice
 
 from .helpers import notifications, wait_for
 
@@ -14,7 +15,7 @@ async def test_embedded_dataset_needs_no_files_and_a_missing_one_is_named(app_fa
     async with app.run_test(size=(100, 30)) as pilot:
         check = app.screen.query_one("#data-check", Static)
         await wait_for(pilot, lambda: "embedded" in str(check.content))
-        app.screen.query_one("#dataset", Select).value = "waterbirds"
+        app.screen.query_one("#dataset", Choice).value = "waterbirds"
         app.screen.query_one("#data-root", Input).value = "/data/wb"
         await pilot.pause()
         await pilot.press("escape", "c")
@@ -26,8 +27,8 @@ async def test_embedded_dataset_needs_no_files_and_a_missing_one_is_named(app_fa
 async def test_choosing_a_run_fills_the_checkpoint_and_shows_its_manifest(app_factory) -> None:
     app = app_factory()
     async with app.run_test(size=(100, 30)) as pilot:
-        select = app.screen.query_one("#checkpoint-run", Select)
-        await wait_for(pilot, lambda: len(select._options) > 1)
+        select = app.screen.query_one("#checkpoint-run", Choice)
+        await wait_for(pilot, lambda: len(select.options) > 1)
         run = "runs/20250102-093000-finetune-s0"
         select.value = run
         manifest = app.screen.query_one("#manifest", Static)
@@ -51,7 +52,7 @@ async def test_opening_a_session_lists_layers_and_groups(app_factory) -> None:
 async def test_a_session_that_cannot_open_is_a_notification_not_a_crash(app_factory) -> None:
     app = app_factory()
     async with app.run_test(size=(100, 30)) as pilot:
-        app.screen.query_one("#dataset", Select).value = "celeba"
+        app.screen.query_one("#dataset", Choice).value = "celeba"
         await pilot.pause()
         await pilot.press("escape", "o")
         await wait_for(pilot, lambda: any("demo engine" in n.message for n in notifications(app)))

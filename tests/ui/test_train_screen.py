@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 
-from textual.widgets import DataTable, Input, Select, TabbedContent
+from textual.widgets import DataTable, Input, TabbedContent
 
 from labconsole.engine.events import EpochResult, Progress, RunStarted, StageStarted
 from labconsole.ui.dialogs.confirm import ConfirmDialog
 from labconsole.ui.fake_engine import FakeEngine
 from labconsole.ui.screens.train import overrides_from_form
+from labconsole.ui.widgets.choice import Choice
 
 from .helpers import notifications, wait_for
 
@@ -17,8 +18,8 @@ from .helpers import notifications, wait_for
 async def start_training(pilot, epochs: str = "") -> None:
     app = pilot.app
     await pilot.press("4")
-    select = app.screen.query_one("#preset", Select)
-    await wait_for(pilot, lambda: select.value not in (Select.NULL, None))
+    select = app.screen.query_one("#preset", Choice)
+    await wait_for(pilot, lambda: select.value is not None)
     if epochs:
         app.screen.query_one("#epochs", Input).value = epochs
     app.screen.set_focus(None)
@@ -151,3 +152,63 @@ async def test_quitting_without_a_job_exits_at_once(app_factory) -> None:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+def test_fine_tuning_alone_takes_its_fields_and_the_setup_checkpoint() -> None:
+    assert overrides_from_form("2", "1e-4", "", "", "finetune", "runs/a") == [
+        "finetune.epochs=2", "finetune.lr=0.0001", 'stages=["finetune"]', 'model.checkpoint="runs/a"']
+    try:
+        overrides_from_form("", "", "", "", "finetune", "")
+    except ValueError as exc:
+        assert "Setup" in str(exc)
+    else:
+        raise AssertionError("fine-tuning alone without a checkpoint must be refused")
+    assert overrides_from_form("", "", "", "", "") == []  # the preset's own stages
+
+
+async def test_erm_then_fine_tuning_draws_one_curve_per_stage(app_factory) -> None:
+    engine = FakeEngine(epochs=3)
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.presets != [])
+        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
+        await pilot.pause()
+        assert screen.query_one("#stages", Choice).value == "erm,finetune"
+        screen.query_one("#profile", Choice).value = True
+        app.set_focus(None)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: app.job.status == "done")
+        assert engine.calls[-1] == ("load_preset", "finetune", ('stages=["erm", "finetune"]',), "smoke")
+        assert list(app.job.stage_epochs) == ["erm", "finetune"]
+        assert all(e.stage == "finetune" for e in app.job.epochs)
+        await pilot.pause(0.3)  # one redraw tick
+        assert screen.shown_stage() == "finetune"
+        table = screen.query_one("#epochs-table", DataTable)
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert [str(r[0]) for r in rows].count("erm") >= 1 and [str(r[0]) for r in rows].count("finetune") >= 1
+        assert sum(str(r[-1]) == "★" for r in rows) == 2  # one selected epoch per stage
+        await pilot.press("t")
+        assert screen.shown_stage() == "erm"
+
+
+async def test_fine_tuning_alone_needs_a_checkpoint_chosen_on_setup(app_factory) -> None:
+    engine = FakeEngine(epochs=2)
+    app = app_factory(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.presets != [])
+        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
+        await pilot.pause()  # choosing a preset resets the stages to its own
+        screen.query_one("#stages", Choice).value = "finetune"
+        app.set_focus(None)
+        await pilot.press("g")
+        await pilot.pause()
+        assert not app.bridge.job_running and any("Setup" in n.message for n in notifications(app))
+        app.spec = app.spec.__class__(checkpoint="runs/20250101-120000-quickstart-s0")
+        await pilot.press("g")
+        await wait_for(pilot, lambda: app.job.status == "done")
+        assert list(app.job.stage_epochs) == ["finetune"]
+        assert 'model.checkpoint="runs/20250101-120000-quickstart-s0"' in engine.calls[-1][2]

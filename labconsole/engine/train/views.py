@@ -1,6 +1,7 @@
 """Two augmented views per training image for Stage II.
 
-In-memory (uint8) splits are augmented on the device in one batched warp: Paper A's Table 1
+In-memory (uint8) splits get random translation by default (see ``FinetuneConfig.views``), or,
+as an option, Paper A's Table 1 operations in one batched warp on the device: Table 1
 operations — RandomResizedCrop (scale 0.7-1, ratio 3/4-4/3), horizontal flip, rotation ±15°,
 affine translate ±10 % / scale 0.9-1.1, perspective 0.2 (p = 0.5) — are each a projective map
 of the image plane, so their composition is one 3×3 matrix per image and a single
@@ -96,12 +97,26 @@ def table1_views(images_uint8: torch.Tensor, generator: torch.Generator) -> torc
     return warp_batch(images_uint8.float(), table1_matrices(len(images_uint8), generator))
 
 
+def translate_views(images_uint8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """ERM's augmentation of in-memory data: random translation by up to 1/16 of the side."""
+    return translate_batch(images_uint8.float(), max(1, images_uint8.shape[-1] // 16), generator)
+
+
 def translate_flip_views(images_uint8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The cheaper ERM augmentation: random translation (reflect-padded) + horizontal flip."""
-    pad = max(1, images_uint8.shape[-1] // 16)
-    x = translate_batch(images_uint8.float(), pad, generator)
+    """Random translation (reflect-padded) + horizontal flip."""
+    x = translate_views(images_uint8, generator)
     flip = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+VIEW_MAKERS = {"translate": translate_views, "translate-flip": translate_flip_views, "table1": table1_views}
+
+
+def two_views(images_uint8: torch.Tensor, generator: torch.Generator, views: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independent views of every image, drawn in one batched call (one warp for both)."""
+    make = VIEW_MAKERS[views]
+    both = make(torch.cat([images_uint8, images_uint8]), generator)
+    return both[: len(images_uint8)], both[len(images_uint8):]
 
 
 class TwoViewTransform:
@@ -138,11 +153,6 @@ class ViewBatches:
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x.to(self.device, non_blocking=True).float() - self.mean) / self.std
 
-    def make_view(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        if self.views == "translate-flip":
-            return translate_flip_views(images_uint8, self.generator)
-        return table1_views(images_uint8, self.generator)
-
     def epoch(self) -> Iterator[ViewBatch]:
         order = torch.randperm(len(self.split), generator=self.generator)
         if self.images is None:
@@ -154,8 +164,8 @@ class ViewBatches:
                 break
             idx_dev = idx.to(self.device)
             raw = self.images[idx_dev]
-            x1, x2 = self._normalise(self.make_view(raw)), self._normalise(self.make_view(raw))
-            yield x1, x2, self.y[idx_dev], self.g[idx_dev], idx
+            view1, view2 = two_views(raw, self.generator, self.views)
+            yield self._normalise(view1), self._normalise(view2), self.y[idx_dev], self.g[idx_dev], idx
 
     def _file_epoch(self, order: torch.Tensor) -> Iterator[ViewBatch]:
         from torch.utils.data import DataLoader

@@ -7,7 +7,6 @@ the marks and the history here.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -16,7 +15,7 @@ from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets import DataTable, Input, Label, Select, Static
 
 from labconsole.ui.engine_port import INTERVENTION_MODES, SIGMAS, NeuronRef
 from labconsole.ui.screens.base import LabScreen
@@ -86,9 +85,11 @@ class InterventionsScreen(LabScreen):
                              id="mode")
                 yield Select([(f"σ {s}", s) for s in SIGMAS], value=SIGMAS[1], allow_blank=False, compact=True,
                              id="sigma")
+                yield Label("seeds", classes="inline-label")
                 yield Input("10", compact=True, id="seeds", tooltip="seeds for the random modes")
                 yield Select([("no control", False), ("+ random control", True)], value=True, allow_blank=False,
                              compact=True, id="control")
+                yield Label("random k", classes="inline-label")
                 yield Input("5", compact=True, id="random-k", tooltip="k for r (random neurons)")
             yield Static("", id="readout-status", classes="status-line")
             table: DataTable[str | Text] = DataTable(id="readout", cursor_type="row", zebra_stripes=True)
@@ -132,7 +133,8 @@ class InterventionsScreen(LabScreen):
         control = bool(self.query_one("#control", Select).value)
         neurons = tuple(self.lab.marked)
         self.query_one("#readout-status", Static).update(
-            f"reading out {mode}" + ("" if mode == "zero" else f" σ={sigma}, {seeds} seeds") + f" on {len(neurons)} neurons…")
+            f"reading out {mode}" + ("" if mode == "zero" else f" σ={sigma}, {seeds} seeds")
+            + f" on {len(neurons)} neuron{'s' if len(neurons) != 1 else ''}…")
 
         def done(result: dict[str, Any]) -> None:
             entry = ReadoutEntry(neurons, mode, sigma, int(seeds), result)
@@ -167,7 +169,8 @@ class InterventionsScreen(LabScreen):
                 cells.append(signed(data["delta_pp"].get(group), data.get("spread_pp", {}).get(group)))
             table.add_row(*cells)
         mode = entry.mode if entry.mode == "zero" else f"{entry.mode} σ={entry.sigma}, {entry.seeds} seeds (± = std)"
-        status.update(f"{mode} on {len(entry.neurons)} neurons: {neuron_list(entry.neurons, 3)}")
+        count = f"{len(entry.neurons)} neuron{'s' if len(entry.neurons) != 1 else ''}"
+        status.update(f"{mode} on {count}: {neuron_list(entry.neurons, 3)}")
         note.update(self._note(entry))
 
     def _note(self, entry: ReadoutEntry) -> str:
@@ -186,7 +189,7 @@ class InterventionsScreen(LabScreen):
     def _add_history_row(self, entry: ReadoutEntry) -> None:
         table = self.query_one("#history", DataTable)
         table.add_row(str(len(self.history)), neuron_list(entry.neurons, 1), entry.mode,
-                      "–" if entry.mode == "zero" else str(entry.sigma), str(entry.seeds),
+                      "–" if entry.mode == "zero" else str(entry.sigma), "–" if entry.mode == "zero" else str(entry.seeds),
                       signed(entry.worst_delta("train")), signed(entry.worst_delta("test")))
         table.move_cursor(row=table.row_count - 1)
 
@@ -197,18 +200,28 @@ class InterventionsScreen(LabScreen):
 
     # -- marking helpers ---------------------------------------------------------------------------
     def action_random_k(self) -> None:
-        """Mark k neurons drawn uniformly from all eligible layers: the control for a ranking."""
-        if not self.lab.layers:
+        """Mark k neurons drawn uniformly from all eligible layers: the control for a ranking.
+
+        The engine draws them (the same draw its random controls use); the n-th press of this
+        session uses seed n, so a set can be drawn again."""
+        session = self.lab.session
+        if session is None:
             self.notify("Open a session on Setup (1) first.", severity="warning")
             return
         k = parse_number(self.query_one("#random-k", Input).value, kind=int, minimum=1)
         if k is None:
             self.notify("random k must be a whole number ≥ 1", severity="warning")
             return
-        everything = [(layer.name, i) for layer in self.lab.layers for i in range(layer.neurons)]
-        rng = random.Random(self.random_presses)  # reproducible: the n-th press draws the same set
+        seed = self.random_presses
         self.random_presses += 1
-        self.lab.set_marked(rng.sample(everything, min(int(k), len(everything))))
+
+        def drawn(neurons: list[NeuronRef]) -> None:
+            self.lab.set_marked(list(neurons))
+            self.query_one("#readout-status", Static).update(
+                f"marked {len(neurons)} random neurons (seed {seed}); a applies the intervention to them")
+
+        self.lab.bridge.call("Drawing random neurons", session.random_neurons, int(k), seed, on_result=drawn,
+                             group="random-k")
 
     def action_reset(self) -> None:
         self.history.clear()

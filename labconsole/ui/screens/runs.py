@@ -55,13 +55,35 @@ def comparison_table(first: dict[str, Any], second: dict[str, Any], split: str =
     return table
 
 
+def stage_gains(info: dict[str, Any]) -> list[str]:
+    """One line per stage that reports WGA before and after it (fine-tuning, DFR, …)."""
+    lines = []
+    for stage, result in info.get("summary", {}).items():
+        if not isinstance(result, dict) or "wga_before" not in result or "wga_after" not in result:
+            continue
+        before, after = result["wga_before"], result["wga_after"]
+        cells = [f"{split} {100 * before[split]:.1f} → {100 * after[split]:.1f}"
+                 for split in ("val", "test") if isinstance(before.get(split), (int, float))
+                 and isinstance(after.get(split), (int, float))]
+        if cells:
+            lines.append(f"{stage}: WGA % before → after: " + ", ".join(cells))
+    return lines
+
+
+def preset_label(run: RunEntry) -> str:
+    return (run.preset or "–") + (" ·smoke" if run.smoke else "")
+
+
 def run_detail(run: RunEntry, info: dict[str, Any] | None) -> Table:
     grid = Table.grid()
-    grid.add_row(Text(f"{run.path} · {run.status} · preset {run.preset or '–'} · variant {run.variant}", style="bold"))
+    grid.add_row(Text(f"{run.path} · {run.status} · preset {preset_label(run)} · variant {run.variant}",
+                      style="bold"))
     if info is not None and info.get("summary", {}).get("splits"):
         grid.add_row(summary_table(info))
+        for line in stage_gains(info):
+            grid.add_row(Text(line))
     elif info is not None:
-        grid.add_row(Text("no summary.json yet (the run did not finish an epoch)", style="dim"))
+        grid.add_row(Text("no summary.json yet: no stage has finished (u resumes an interrupted run)", style="dim"))
     return grid
 
 
@@ -72,6 +94,7 @@ class RunsScreen(LabScreen):
         Binding("space", "pick", "Pick to compare"),
         Binding("c", "compare", "Compare"),
         Binding("e", "export", "Export report"),
+        Binding("u", "resume", "Resume"),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -110,7 +133,7 @@ class RunsScreen(LabScreen):
         table = self.query_one("#runs-table", DataTable)
         table.clear()
         for run in runs:
-            table.add_row("⇄" if run.path in self.picked else "", run.name, run.preset,
+            table.add_row("⇄" if run.path in self.picked else "", run.name, preset_label(run),
                           Text(run.status, style=STATUS_STYLE.get(run.status, "")), run.variant,
                           "–" if run.test_wga is None else f"{100 * run.test_wga:.1f}", key=run.path)
         self.query_one("#runs-status", Static).update(
@@ -155,6 +178,8 @@ class RunsScreen(LabScreen):
             body = Table.grid()
             body.add_row(Text(head, style="dim"))
             body.add_row(summary_table(info))
+            for line in stage_gains(info):
+                body.add_row(Text(line))
             self.app.push_screen(TextDialog(f"Run {info['name']} ({info['status']})", body))
 
         self.lab.bridge.call("Reading the run", self.lab.engine.run_summary, run.path, on_result=show,
@@ -187,6 +212,26 @@ class RunsScreen(LabScreen):
 
         self.lab.bridge.call("Comparing runs", both, on_result=show, group="runs-compare")
 
+    def action_resume(self) -> None:
+        """Continue the highlighted interrupted run as a job; Train (4) shows it live."""
+        run = self.current()
+        if run is None:
+            return
+        if not run.resumable:
+            self.notify(f"{run.name} is {run.status}: only a cancelled, failed or interrupted run can be resumed.",
+                        severity="warning")
+            return
+        if self.lab.job.active and self.lab.job.run_dir == run.path:
+            self.notify("This run is the job running now.", severity="warning")
+            return
+        engine = self.lab.engine
+
+        def work(emit: Any, cancel: Any) -> str:
+            return engine.resume_job(run.path, emit=emit, cancel=cancel)
+
+        if self.lab.start_job("train", f"resume {run.name}", work):
+            self.notify(f"Resuming {run.name}: follow it on Train (4); c there cancels (the run is saved).")
+
     def action_export(self) -> None:
         run = self.current()
         if run is None:
@@ -194,7 +239,9 @@ class RunsScreen(LabScreen):
 
         def exported(paths: list[str]) -> None:
             self.lab.write_log("[info] report written: " + ", ".join(paths))
-            self.notify("Report written: " + ", ".join(paths))
+            names = ", ".join(path.rsplit("/", 1)[-1] for path in paths)
+            self.notify(f"Report written into {run.path}: {names}", timeout=8)
 
+        self.notify(f"Writing the report of {run.name}…")
         self.lab.bridge.call("Exporting the report", self.lab.engine.export_report, run.path, on_result=exported,
                              group="runs-export")

@@ -8,7 +8,7 @@ from textual import on
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, Input, Static
 
 from labconsole.ui.engine_port import (
     BACKBONES,
@@ -22,6 +22,7 @@ from labconsole.ui.engine_port import (
     SessionSpec,
 )
 from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.choice import Choice
 from labconsole.ui.widgets.form import FieldRow
 
 FRESH = "(fresh weights)"
@@ -33,11 +34,37 @@ def open_session_and_layers(engine: Any, spec: SessionSpec) -> tuple[SessionPort
     return session, session.layers()
 
 
+def run_model_and_data(info: dict[str, Any]) -> tuple[str, str]:
+    """(backbone, dataset) of a run: its resolved config.toml, else its manifest."""
+    import tomllib
+
+    try:
+        config = tomllib.loads(info.get("config") or "")
+    except tomllib.TOMLDecodeError:
+        config = {}
+    manifest = info.get("manifest", {})
+    dataset = config.get("data", {}).get("dataset") or manifest.get("dataset") or ""
+    if isinstance(dataset, dict):  # the engine's manifest: {"name", "layout", "root"}
+        dataset = dataset.get("name", "")
+    return str(config.get("model", {}).get("backbone") or manifest.get("backbone") or ""), str(dataset)
+
+
 def manifest_line(info: dict[str, Any]) -> str:
     manifest = info.get("manifest", {})
-    keys = ("preset", "backbone", "dataset", "variant", "device", "selection")
-    parts = [f"{key} {manifest[key]}" for key in keys if manifest.get(key)]
-    best = info.get("summary", {}).get("best_epoch")
+    backbone, dataset = run_model_and_data(info)
+    parts = []
+    if manifest.get("preset"):
+        parts.append(f"preset {manifest['preset']}" + (" (smoke)" if manifest.get("smoke") else ""))
+    if backbone or dataset:
+        parts.append(" on ".join(p for p in (backbone, dataset) if p))
+    if manifest.get("stages_done"):
+        parts.append("stages done: " + ", ".join(manifest["stages_done"]))
+    for key in ("variant", "device", "selection"):
+        if isinstance(manifest.get(key), str) and manifest[key]:
+            parts.append(f"{key} {manifest[key]}")
+    summary = info.get("summary", {})
+    selection = summary.get("selection")
+    best = summary.get("best_epoch", selection.get("epoch") if isinstance(selection, dict) else None)
     if best is not None:
         parts.append(f"selected epoch {best}")
     return " · ".join(parts) or "no manifest.json in this run"
@@ -54,25 +81,24 @@ class SetupScreen(LabScreen):
     def compose_body(self) -> Iterable[Widget]:
         spec = self.lab.spec
         with VerticalScroll(id="setup-form", classes="form"):
-            yield FieldRow("Dataset", Select([(label, value) for value, label in DATASETS], value=spec.dataset,
-                                             allow_blank=False, compact=True, id="dataset"))
+            yield FieldRow("Dataset", Choice([(label, value) for value, label in DATASETS], spec.dataset,
+                                             title="Dataset", id="dataset"))
             yield FieldRow("Data root", Input(spec.data_root, placeholder="folder with the dataset (or $LABCONSOLE_DATA)",
                                               compact=True, id="data-root"))
             yield FieldRow("", Static("", id="data-check", classes="status-line"), classes="sub")
-            yield FieldRow("Backbone", Select([(b, b) for b in BACKBONES], value=spec.backbone, allow_blank=False,
-                                              compact=True, id="backbone"))
-            yield FieldRow("Checkpoint", Select([(FRESH, "")], value="", allow_blank=False, compact=True,
+            yield FieldRow("Backbone", Choice([(b, b) for b in BACKBONES], spec.backbone, title="Backbone",
+                                              id="backbone"))
+            yield FieldRow("Checkpoint", Choice([(FRESH, "")], "", title="Checkpoint: a run from the runs folder",
                                                 id="checkpoint-run"))
             yield FieldRow("  or file", Input(spec.checkpoint, placeholder="path to a .safetensors or run folder",
                                               compact=True, id="checkpoint-path"))
             yield FieldRow("", Static("", id="manifest", classes="status-line"), classes="sub")
-            yield FieldRow("Device", Select([(d, d) for d in DEVICES], value=spec.device, allow_blank=False,
-                                            compact=True, id="device"))
+            yield FieldRow("Device", Choice([(d, d) for d in DEVICES], spec.device, title="Device", id="device"))
             yield FieldRow("", Button("Open session (o)", id="open", variant="primary", compact=True))
             yield FieldRow("", Static("No session open.", id="session-status", classes="status-line"), classes="sub")
 
     def on_mount(self) -> None:
-        self.query_one("#dataset", Select).focus()
+        self.query_one("#dataset", Choice).focus()
         # After the first paint: listing runs touches the disk.
         self.call_after_refresh(self.action_refresh_runs)
         self.call_after_refresh(self.action_check_dataset)
@@ -81,22 +107,22 @@ class SetupScreen(LabScreen):
     def current_spec(self) -> SessionSpec:
         checkpoint = self.query_one("#checkpoint-path", Input).value.strip()
         return SessionSpec(
-            dataset=str(self.query_one("#dataset", Select).value),
+            dataset=str(self.query_one("#dataset", Choice).value),
             data_root=self.query_one("#data-root", Input).value.strip(),
-            backbone=str(self.query_one("#backbone", Select).value),
+            backbone=str(self.query_one("#backbone", Choice).value),
             checkpoint=checkpoint,
-            device=str(self.query_one("#device", Select).value),
+            device=str(self.query_one("#device", Choice).value),
         )
 
     def _remember(self) -> None:
         self.lab.spec = self.current_spec()
 
-    @on(Select.Changed, "#dataset")
+    @on(Choice.Changed, "#dataset")
     def _dataset_changed(self) -> None:
         self._remember()
         self.action_check_dataset()
 
-    @on(Select.Changed, "#backbone, #device")
+    @on(Choice.Changed, "#backbone, #device")
     @on(Input.Changed, "#data-root")
     def _field_changed(self) -> None:
         self._remember()
@@ -132,16 +158,16 @@ class SetupScreen(LabScreen):
                              on_result=self._fill_runs, group="setup-runs")
 
     def _fill_runs(self, runs: list[RunEntry]) -> None:
-        select = self.query_one("#checkpoint-run", Select)
+        select = self.query_one("#checkpoint-run", Choice)
         options = [(FRESH, "")] + [(f"{run.name} ({run.status})", run.path) for run in runs if run.has_checkpoint]
         current = self.query_one("#checkpoint-path", Input).value.strip()
-        with self.prevent(Select.Changed):
+        with self.prevent(Choice.Changed):
             select.set_options(options)
             select.value = current if any(value == current for _, value in options) else ""
 
-    @on(Select.Changed, "#checkpoint-run")
-    def _checkpoint_chosen(self, event: Select.Changed) -> None:
-        path = str(event.value) if event.value not in (Select.NULL, None) else ""
+    @on(Choice.Changed, "#checkpoint-run")
+    def _checkpoint_chosen(self, event: Choice.Changed) -> None:
+        path = str(event.value or "")
         self.query_one("#checkpoint-path", Input).value = path
         self._remember()
         manifest = self.query_one("#manifest", Static)
@@ -150,7 +176,16 @@ class SetupScreen(LabScreen):
             return
         manifest.update("reading manifest…")
         self.lab.bridge.call("Reading the run manifest", self.lab.engine.run_summary, path,
-                             on_result=lambda info: manifest.update(manifest_line(info)), group="setup-manifest")
+                             on_result=self._show_run, group="setup-manifest")
+
+    def _show_run(self, info: dict[str, Any]) -> None:
+        """The run's manifest, and its backbone and dataset in the form: a checkpoint decides both."""
+        self.query_one("#manifest", Static).update(manifest_line(info))
+        backbone, dataset = run_model_and_data(info)
+        for field, value in (("#backbone", backbone), ("#dataset", dataset)):
+            choice = self.query_one(field, Choice)
+            if any(value == v for _, v in choice.options):
+                choice.value = value
 
     @on(Input.Changed, "#checkpoint-path")
     def _checkpoint_typed(self) -> None:

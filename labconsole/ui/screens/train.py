@@ -2,7 +2,9 @@
 cancel it (the run is saved).
 
 Engine events update ``app.job`` as they arrive; this screen only marks itself dirty and
-redraws on a timer, so a fast stream of events never floods the terminal with redraws.
+redraws on a timer, so a fast stream of events never floods the terminal with redraws. A job
+with two training stages (ERM, then fine-tuning) draws one curve per stage: the chart follows
+the running stage, ``t`` shows the other one, and the epoch table lists both.
 """
 
 from __future__ import annotations
@@ -13,31 +15,61 @@ from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Button, DataTable, Input, Select, Static, TabbedContent, TabPane
+from textual.widgets import Button, DataTable, Input, Static, TabbedContent, TabPane
 
 from labconsole.engine.events import EpochResult, Event, Progress
 from labconsole.ui.engine_port import PresetEntry
 from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.choice import Choice
 from labconsole.ui.widgets.form import FieldRow, parse_number
 from labconsole.ui.widgets.group_chart import GroupAccuracyChart
 from labconsole.ui.widgets.job_progress import JobProgress
 from labconsole.ui.widgets.log_pane import LogPane
 
 REDRAW_INTERVAL_S = 0.25  # at most 4 redraws per second, whatever the event rate
+AS_PRESET = ""  # the stages value that keeps the preset's own list
 STAGE_CHOICES = (("ERM", "erm"), ("ERM + fine-tune", "erm,finetune"), ("fine-tune", "finetune"))
+PROFILES = (("full", False), ("smoke (seconds)", True))
 
 
-def overrides_from_form(epochs: str, lr: str, batch: str, seed: str, stages: str) -> list[str]:
-    """The form's fields as ``--set`` overrides; an empty field keeps the preset's value."""
+def stage_choices(entry: PresetEntry | None) -> list[tuple[str, str]]:
+    """The preset's own stage list first (when it has more than ERM and fine-tuning), then the
+    fixed choices."""
+    own = [] if entry is None or all(s in ("erm", "finetune") for s in entry.stages) else [
+        ("+".join(entry.stages), AS_PRESET)]
+    return own + list(STAGE_CHOICES)
+
+
+def default_stages(entry: PresetEntry) -> str:
+    trainable = ",".join(s for s in entry.stages if s in ("erm", "finetune")) or "erm"
+    if any(s not in ("erm", "finetune") for s in entry.stages):
+        return AS_PRESET
+    return trainable if any(value == trainable for _, value in STAGE_CHOICES) else "erm"
+
+
+def overrides_from_form(epochs: str, lr: str, batch: str, seed: str, stages: str,
+                        start_checkpoint: str = "") -> list[str]:
+    """The form's fields as ``--set`` overrides; an empty field keeps the preset's value.
+
+    Epochs, LR and batch size belong to ERM, or to fine-tuning when it runs alone (it then
+    starts from ``start_checkpoint``, the checkpoint chosen on Setup)."""
+    section = "finetune" if stages == "finetune" else "erm"
     out = []
-    checks = (("erm.epochs", epochs, int), ("erm.lr", lr, float), ("erm.batch_size", batch, int), ("seed", seed, int))
+    checks = ((f"{section}.epochs", epochs, int), (f"{section}.lr", lr, float),
+              (f"{section}.batch_size", batch, int), ("seed", seed, int))
     for key, text, kind in checks:
         if text.strip():
             value = parse_number(text, kind=kind, minimum=0 if key == "seed" else 1e-12)
             if value is None:
                 raise ValueError(f"{key} must be a {'whole ' if kind is int else ''}number, got {text!r}")
             out.append(f"{key}={value}")
-    out.append("stages=[" + ", ".join(f'"{s}"' for s in stages.split(",")) + "]")
+    if stages != AS_PRESET:
+        out.append("stages=[" + ", ".join(f'"{s}"' for s in stages.split(",")) + "]")
+    if stages == "finetune":
+        if not start_checkpoint:
+            raise ValueError("fine-tuning alone starts from a checkpoint: choose one on Setup (1), "
+                             "or pick ERM + fine-tune")
+        out.append(f'model.checkpoint="{start_checkpoint}"')
     return out
 
 
@@ -48,6 +80,7 @@ class TrainScreen(LabScreen):
         Binding("c", "cancel", "Cancel job"),
         Binding("v", "next_view", "Chart/Epochs/Log"),
         Binding("s", "toggle_split", "val/test"),
+        Binding("t", "next_stage", "Stage", show=False),
     ]
 
     def __init__(self) -> None:
@@ -55,13 +88,15 @@ class TrainScreen(LabScreen):
         self.presets: list[PresetEntry] = []
         self._progress_dirty = self._epochs_dirty = True
         self.redraws = 0
+        self.chart_stage: str | None = None  # None: follow the running stage
 
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="train-body"):
             with Vertical(id="train-form", classes="form"):
-                yield FieldRow("Preset", Select([], prompt="loading presets…", compact=True, id="preset"))
-                yield FieldRow("Stages", Select(STAGE_CHOICES, value="erm", allow_blank=False, compact=True,
-                                                id="stages"))
+                yield FieldRow("Preset", Choice([], prompt="loading presets…", title="Preset", id="preset"))
+                yield FieldRow("Stages", Choice(STAGE_CHOICES, "erm", title="Stages", id="stages"))
+                yield FieldRow("Profile", Choice(PROFILES, False, title="Profile (smoke: tiny model and data)",
+                                                 id="profile"))
                 yield FieldRow("Epochs", Input("", placeholder="preset", compact=True, id="epochs"))
                 yield FieldRow("LR", Input("", placeholder="preset", compact=True, id="lr"))
                 yield FieldRow("Batch size", Input("", placeholder="preset", compact=True, id="batch"))
@@ -82,49 +117,56 @@ class TrainScreen(LabScreen):
 
     def on_mount(self) -> None:
         self.query_one("#epochs-table", DataTable).add_columns(
-            "epoch", "loss", "val WGA %", "test WGA %", "worst group (val)", "selected")
+            "stage", "epoch", "loss", "val WGA %", "test WGA %", "worst group (val)", "selected")
         self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_dirty)
         self.lab.bridge.call("Listing presets", self.lab.engine.list_presets, on_result=self._fill_presets,
                              group="presets")
         self.redraw_if_dirty()
 
     def _fill_presets(self, presets: list[PresetEntry]) -> None:
-        self.presets = presets
-        select = self.query_one("#preset", Select)
-        select.set_options([(p.name, p.path) for p in presets])
-        if presets:
-            select.value = presets[0].path
+        # quickstart first: the one that runs on a laptop in minutes
+        self.presets = sorted(presets, key=lambda p: (p.name != "quickstart", p.name))
+        self.query_one("#preset", Choice).set_options([(p.name, p.path) for p in self.presets])
+        self._show_preset()
 
-    @on(Select.Changed, "#preset")
-    def _preset_chosen(self, event: Select.Changed) -> None:
-        entry = next((p for p in self.presets if p.path == event.value), None)
+    @on(Choice.Changed, "#preset")
+    def _show_preset(self) -> None:
+        entry = self.current_preset()
         if entry is None:
             return
-        self.query_one("#preset-info", Static).update(entry.description)
-        stages = ",".join(s for s in entry.stages if s in ("erm", "finetune")) or "erm"
-        if any(value == stages for _, value in STAGE_CHOICES):
-            self.query_one("#stages", Select).value = stages
+        self.query_one("#preset-info", Static).update(
+            entry.description + ("\nstages: " + " → ".join(entry.stages) if entry.stages else ""))
+        stages = self.query_one("#stages", Choice)
+        stages.set_options(stage_choices(entry))
+        stages.value = default_stages(entry)
+
+    def current_preset(self) -> PresetEntry | None:
+        path = self.query_one("#preset", Choice).value
+        return next((p for p in self.presets if p.path == path), None)
 
     # -- job control -----------------------------------------------------------------------------
     def action_start(self) -> None:
-        path = self.query_one("#preset", Select).value
-        if path in (Select.NULL, None):
+        entry = self.current_preset()
+        if entry is None:
             self.notify("Choose a preset first.", severity="warning")
             return
         try:
             overrides = overrides_from_form(*(self.query_one(f"#{name}", Input).value
                                               for name in ("epochs", "lr", "batch", "seed")),
-                                            str(self.query_one("#stages", Select).value))
+                                            str(self.query_one("#stages", Choice).value),
+                                            self.lab.spec.checkpoint)
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
+        smoke = bool(self.query_one("#profile", Choice).value)
         engine = self.lab.engine
-        name = next((p.name for p in self.presets if p.path == path), str(path))
+        path = entry.path
 
         def work(emit: Any, cancel: Any) -> str:
-            return engine.run_job(engine.load_preset(str(path), overrides), emit=emit, cancel=cancel)
+            return engine.run_job(engine.load_preset(path, overrides, smoke=smoke), emit=emit, cancel=cancel)
 
-        if self.lab.start_job("train", name, work):
+        if self.lab.start_job("train", entry.name + (" (smoke)" if smoke else ""), work):
+            self.chart_stage = None
             self._progress_dirty = self._epochs_dirty = True
 
     @on(Button.Pressed, "#start")
@@ -159,18 +201,37 @@ class TrainScreen(LabScreen):
             self.query_one("#cancel", Button).disabled = not job.active
         if self._epochs_dirty:
             self._epochs_dirty = False
-            self.query_one(GroupAccuracyChart).show(job.epochs, job.best_epoch)
-            self._fill_epochs(job.epochs, job.best_epoch)
+            stage = self.shown_stage()
+            self.query_one(GroupAccuracyChart).show(job.stage_epochs.get(stage, []), job.stage_best.get(stage),
+                                                    stage=stage if len(job.stage_epochs) > 1 else "")
+            self._fill_epochs(job.stage_epochs, job.stage_best)
 
-    def _fill_epochs(self, epochs: list[EpochResult], best: int | None) -> None:
+    def shown_stage(self) -> str:
+        """The stage whose curve the chart draws: the one picked with t, else the running one."""
+        stages = self.lab.job.stage_epochs
+        if self.chart_stage in stages:
+            return self.chart_stage
+        return self.lab.job.stage if self.lab.job.stage in stages else next(reversed(stages), "")
+
+    def _fill_epochs(self, stage_epochs: dict[str, list[EpochResult]], best: dict[str, int]) -> None:
         table = self.query_one("#epochs-table", DataTable)
         table.clear()
-        for e in epochs:
-            val, test = e.splits.get("val", {}), e.splits.get("test", {})
-            table.add_row(str(e.epoch), "–" if e.train_loss is None else f"{e.train_loss:.4f}",
-                          f"{100 * val['wga']:.1f}" if "wga" in val else "–",
-                          f"{100 * test['wga']:.1f}" if "wga" in test else "–",
-                          str(val.get("worst_group", "–")), "★" if e.epoch == best else "")
+        for stage, epochs in stage_epochs.items():
+            for e in epochs:
+                val, test = e.splits.get("val", {}), e.splits.get("test", {})
+                table.add_row(stage, str(e.epoch), "–" if e.train_loss is None else f"{e.train_loss:.4f}",
+                              f"{100 * val['wga']:.1f}" if "wga" in val else "–",
+                              f"{100 * test['wga']:.1f}" if "wga" in test else "–",
+                              str(val.get("worst_group", "–")), "★" if e.epoch == best.get(stage) else "")
+
+    def action_next_stage(self) -> None:
+        stages = list(self.lab.job.stage_epochs)
+        if len(stages) < 2:
+            self.notify("Only one training stage so far.")
+            return
+        self.chart_stage = stages[(stages.index(self.shown_stage()) + 1) % len(stages)]
+        self._epochs_dirty = True
+        self.redraw_if_dirty()
 
     def action_next_view(self) -> None:
         tabs = self.query_one("#train-views", TabbedContent)

@@ -14,12 +14,15 @@ class GroupAccuracyChart(PlotextPlot):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.split = "val"
 
-    def show(self, epochs: list[EpochResult], best_epoch: int | None) -> None:
+    def show(self, epochs: list[EpochResult], best_epoch: int | None, stage: str = "") -> None:
+        """``stage`` names the curve's stage in the title (given when a job has several)."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         points = [e for e in epochs if self.split in e.splits]
-        plt.title(f"{self.split} accuracy per group (%) · WGA bold" + (f" · selected epoch {best_epoch}" if best_epoch else ""))
+        # short: plotext drops a title wider than the plot (about 44 columns at 80×24)
+        plt.title((f"{stage} · " if stage else "") + f"{self.split} acc. %"
+                  + (f" · selected epoch {best_epoch}" if best_epoch else ""))
         plt.ylim(0, 100)
         if points:
             xs = [e.epoch for e in points]

@@ -37,7 +37,8 @@ class JobProgress(Vertical):
         bar = self.query_one("#progress-bar", ProgressBar)
         progress = job.progress
         if progress is None:
-            line.update(f"{job.label}: {job.status}" if job.label else "No job yet.")
+            line.update(f"{job.label}: {'cancelling…' if job.status == 'cancelling' else job.status}"
+                        if job.label else "No job yet.")
             if not job.active:
                 bar.update(total=100, progress=100 if job.status == "done" else 0)
             return
@@ -51,8 +52,10 @@ class JobProgress(Vertical):
             parts.append(f"elapsed {format_seconds(progress.elapsed_s)}")
             if progress.eta_s is not None:
                 parts.append(f"ETA {format_seconds(progress.eta_s)}")
-        if not job.active:
-            parts.append(job.status)
+        if job.status == "cancelling":  # the engine stops at its next check, e.g. after an evaluation
+            parts.insert(0, "cancelling…")
+        elif not job.active:
+            parts.insert(0, job.status)
         line.update(" · ".join(parts))
         bar.update(total=total, progress=total if job.status == "done" else min(done, total))
         if progress.recent_losses:

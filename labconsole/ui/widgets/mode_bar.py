@@ -21,11 +21,13 @@ MODES: tuple[tuple[str, str, str], ...] = (
 def mode_labels(current: str) -> Text:
     bar = Text(no_wrap=True, overflow="ellipsis")
     for mode, key, label in MODES:
+        # one space between entries: all six fit in 60 columns, leaving room for the job status
         if mode == current:
-            bar.append(f" {key} {label} ", style="bold reverse")
+            bar.append(f"{key} {label}", style="bold reverse")
         else:
-            bar.append(f" {key}", style="bold")
-            bar.append(f" {label} ")
+            bar.append(key, style="bold")
+            bar.append(f" {label}")
+        bar.append(" ")
     return bar
 
 
@@ -34,8 +36,9 @@ class ModeBar(Horizontal):
 
     DEFAULT_CSS = """
     ModeBar { height: 1; background: $panel; }
-    ModeBar #modes { width: 1fr; height: 1; color: $text-muted; }
-    ModeBar #job-status { width: auto; height: 1; color: $accent; text-style: bold; padding: 0 1; }
+    ModeBar #modes { width: 1fr; height: 1; color: $text-muted; padding-left: 1; }
+    ModeBar #job-status { width: auto; max-width: 19; height: 1; color: $accent; text-style: bold;
+                          padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, current: str) -> None:
