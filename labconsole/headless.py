@@ -53,7 +53,8 @@ class HeadlessPrinter:
                 err.print(f"[{'yellow' if event.level == 'warning' else 'red'}]{event.level}:[/] {event.message}")
             elif not self.quiet and event.level == "info":
                 self._close_bar()
-                err.print(f"[dim]{event.message}[/]")
+                # Multi-line messages are pre-formatted tables: never re-wrap them.
+                err.print(event.message, style="dim", markup=False, soft_wrap="\n" in event.message)
         elif isinstance(event, ev.ArtifactWritten):
             if not self.quiet:
                 self._close_bar()

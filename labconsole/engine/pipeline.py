@@ -89,8 +89,12 @@ def ensure_model(ctx: StageContext) -> nn.Module:
 def evaluate_splits(ctx: StageContext, model: nn.Module, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Any]:
     bundle = ensure_dataset(ctx)
     proportions = bundle.train_group_proportions()
-    return {s: evaluate_cache(model, ensure_cache(ctx, s), bundle.groups, proportions)
-            for s in splits if s in bundle.splits}
+    results = {}
+    for split in splits:
+        if split in bundle.splits:
+            ctx.check_cancel()  # a cancel should not wait for a whole evaluation
+            results[split] = evaluate_cache(model, ensure_cache(ctx, split), bundle.groups, proportions)
+    return results
 
 
 def autocast_for(device: torch.device) -> Any:

@@ -82,6 +82,7 @@ class LabConsoleApp(App[int]):
         self.log_signal: Signal[str] = Signal(self, "log")
         self.created_at = time.perf_counter()
         self.first_paint_s: float | None = None
+        self._after_paint: list[Callable[[], Any]] = []
         self._quit_after_job = False
         self._last_error = ""
 
@@ -103,6 +104,18 @@ class LabConsoleApp(App[int]):
 
     def _painted(self) -> None:
         self.first_paint_s = time.perf_counter() - self.created_at
+        waiting, self._after_paint = self._after_paint, []
+        for callback in waiting:
+            callback()
+
+    def after_first_paint(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` once the first screen is on the terminal (now, if it already is):
+        background work started earlier (reading runs/, importing the engine in a thread)
+        competes with the first paint for the interpreter."""
+        if self.first_paint_s is None:
+            self._after_paint.append(callback)
+        else:
+            callback()
 
     # -- shared state --------------------------------------------------------------------------
     def set_session(self, session: SessionPort | None, layers: list[LayerInfo]) -> None:

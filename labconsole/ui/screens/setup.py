@@ -85,23 +85,25 @@ class SetupScreen(LabScreen):
                                              title="Dataset", id="dataset"))
             yield FieldRow("Data root", Input(spec.data_root, placeholder="folder with the dataset (or $LABCONSOLE_DATA)",
                                               compact=True, id="data-root"))
-            yield FieldRow("", Static("", id="data-check", classes="status-line"), classes="sub")
+            # Lines under a field are indented by the label width rather than wrapped in a row
+            # with an empty label: fewer widgets to style before the first paint.
+            yield Static("", id="data-check", classes="status-line sub")
             yield FieldRow("Backbone", Choice([(b, b) for b in BACKBONES], spec.backbone, title="Backbone",
                                               id="backbone"))
             yield FieldRow("Checkpoint", Choice([(FRESH, "")], "", title="Checkpoint: a run from the runs folder",
                                                 id="checkpoint-run"))
             yield FieldRow("  or file", Input(spec.checkpoint, placeholder="path to a .safetensors or run folder",
                                               compact=True, id="checkpoint-path"))
-            yield FieldRow("", Static("", id="manifest", classes="status-line"), classes="sub")
+            yield Static("", id="manifest", classes="status-line sub")
             yield FieldRow("Device", Choice([(d, d) for d in DEVICES], spec.device, title="Device", id="device"))
-            yield FieldRow("", Button("Open session (o)", id="open", variant="primary", compact=True))
-            yield FieldRow("", Static("No session open.", id="session-status", classes="status-line"), classes="sub")
+            yield Button("Open session (o)", id="open", variant="primary", compact=True, classes="sub")
+            yield Static("No session open.", id="session-status", classes="status-line sub")
 
     def on_mount(self) -> None:
         self.query_one("#dataset", Choice).focus()
-        # After the first paint: listing runs touches the disk.
-        self.call_after_refresh(self.action_refresh_runs)
-        self.call_after_refresh(self.action_check_dataset)
+        # After the first paint: listing runs touches the disk and imports part of the engine.
+        self.lab.after_first_paint(self.action_refresh_runs)
+        self.lab.after_first_paint(self.action_check_dataset)
 
     # -- reading the form ---------------------------------------------------------------------
     def current_spec(self) -> SessionSpec:
