@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -167,18 +166,14 @@ def _read_cache(cache_file: Path, count: int, channels: int, image_size: int) ->
 
 
 def _write_cache(cache_file: Path, images: torch.Tensor) -> None:
-    """Atomic write (temp file + fsync + rename); a failure only costs the next decode."""
+    """Atomic write; a failure only costs the next decode."""
+    import io
+
+    from labconsole.engine.runs import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    torch.save(images, buffer)
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".pt")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(images, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, cache_file)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(cache_file, buffer.getvalue())
     except OSError:
         pass
