@@ -28,6 +28,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/labconsole bench readout
+	$(BIN)/labconsole bench finetune
+	$(BIN)/labconsole bench startup
 
 clean-runs:
 	rm -rf runs/*/ runs/.tmp*

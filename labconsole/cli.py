@@ -62,7 +62,7 @@ def run(
     overrides = list(set_) + ([f"device={device}"] if device else [])
     loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
     from labconsole.engine.api import configure_threads, run_job
-    from labconsole.headless import HeadlessPrinter, group_table, out as console
+    from labconsole.headless import HeadlessPrinter, finetune_line, group_table, out as console
 
     configure_threads(keep_a_core=False)
     printer = HeadlessPrinter(quiet=quiet)
@@ -79,6 +79,9 @@ def run(
     table = group_table(summary)
     if table is not None:
         console.print(table)
+    story = finetune_line(summary)
+    if story:
+        console.print(story)
     status = result.status()
     _write_report(result.path, no_report)
     typer.echo(f"run: {result.path}  ({status})")

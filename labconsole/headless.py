@@ -106,3 +106,18 @@ def group_table(summary: dict[str, Any], title: str = "per-group accuracy (%), s
     if selection:
         table.caption = f"selection: {selection.get('rule')} → epoch {selection.get('epoch')}"
     return table
+
+
+def finetune_line(summary: dict[str, Any]) -> str | None:
+    """"fine-tuning: test WGA 71.3 → 55.0 (−16.3 pp) …" when the run fine-tuned."""
+    ft = summary.get("finetune") or {}
+    before, after = ft.get("wga_before") or {}, ft.get("wga_after") or {}
+    parts = []
+    for split in ("val", "test"):
+        if before.get(split) is not None and after.get(split) is not None:
+            gain = 100 * (after[split] - before[split])
+            parts.append(f"{split} WGA {pct(before[split])} → {pct(after[split])} ({gain:+.1f} pp)")
+    if not parts:
+        return None
+    epoch = (ft.get("selection") or {}).get("epoch")
+    return "fine-tuning (selected epoch %s): " % epoch + ", ".join(parts)
