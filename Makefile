@@ -11,10 +11,10 @@ export PYTHONUNBUFFERED := 1
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	@# torch first, pinned: a bare `torch` would resolve to a newer multi-GB build.
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[test]'
+	@# torch first, pinned: a bare `torch` would resolve to a newer multi-GB build. --no-compile:
+	@# byte-compiling all of torch up front costs more than compiling what is imported, lazily.
+	$(BIN)/pip install -q --no-compile torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --no-compile -e '.[test]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
