@@ -55,7 +55,7 @@ def test_neurons_stage_needs_a_trained_model(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_model_neurons_tracing_overlap_end_to_end(tmp_path: Path) -> None:
-    preset = smoke('neurons.criteria=["gradient", "magnitude"]', "neurons.top_k=[2]",
+    preset = smoke('neurons.criteria=["gradient", "magnitude"]', "neurons.groups=[]", "neurons.top_k=[2]",
                    'neurons.modes=["zero", "noise"]', "neurons.stds=[0.1]", "neurons.random_k=[2]", 'neurons.where=["weight", "post-bn"]',
                    "neurons.overlap_top_percent=5.0")
     ctx = context(tmp_path, preset)
