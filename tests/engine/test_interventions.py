@@ -18,13 +18,6 @@ from labconsole.errors import UserError  # noqa: E402
 NEURONS = (("layer1.0.conv2", 3), ("layer2.0.conv1", 0), ("layer2.0.conv1", 5))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def session():

@@ -17,13 +17,6 @@ from labconsole.engine.ranking import percentile_ranks, top_neurons  # noqa: E40
 from labconsole.errors import UserError  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def session():

@@ -6,11 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
+from stage_context import recording_context
 from labconsole.engine.context import StageContext
-from labconsole.engine.events import NeverCancelled
-from labconsole.engine.runs import RunDir
 from labconsole.engine.stages import stage_function
 from labconsole.errors import UserError
 from labconsole.presets import PRESETS_DIR, load_preset
@@ -18,22 +16,8 @@ from labconsole.presets import PRESETS_DIR, load_preset
 RARE_PRESETS = sorted((PRESETS_DIR / "rare").glob("*.toml"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: thread hand-offs cost more than they save, especially on a busy 2-core box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
-
-def make_context(tmp_path: Path, preset) -> StageContext:
-    run = RunDir.create(tmp_path, preset.name, preset.seed)
-    events: list = []
-    ctx = StageContext(preset=preset, run=run, emit_raw=events.append, cancel=NeverCancelled(),
-                       device=torch.device("cpu"), run_id=run.name)
-    ctx.state["events"] = events
-    return ctx
+make_context = recording_context
 
 
 def smoke_preset(path: Path, *overrides: str):

@@ -18,13 +18,6 @@ from labconsole.engine.neurons import eligible_layers  # noqa: E402
 from labconsole.engine.readout import SplitEvaluator, group_accuracy, summarise  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def full_predictions(model, cache: TensorCache) -> torch.Tensor:
     with torch.no_grad():

@@ -8,30 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from stage_context import recording_context
 from labconsole.engine.context import StageContext
-from labconsole.engine.events import NeverCancelled
 from labconsole.engine.models.checkpoint import save_checkpoint
-from labconsole.engine.runs import RunDir
 from labconsole.engine.stages import stage_function
 from labconsole.errors import PresetError
 from labconsole.presets import load_preset
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
-
-def context(tmp_path: Path, preset) -> StageContext:
-    run = RunDir.create(tmp_path, preset.name, preset.seed)
-    events: list = []
-    ctx = StageContext(preset=preset, run=run, emit_raw=events.append, cancel=NeverCancelled(),
-                       device=torch.device("cpu"), run_id=run.name)
-    ctx.state["events"] = events
-    return ctx
+context = recording_context
 
 
 def run_stages(ctx: StageContext, stages) -> dict:
