@@ -35,7 +35,21 @@ def engine_function(module: str, name: str, purpose: str) -> Callable[..., Any]:
         raise EngineUnavailable(
             f"{purpose} needs {module}.{name}, which this installation does not provide yet"
         ) from None
+    _leave_a_core_to_the_console()
     return found
+
+
+_threads_configured = False
+
+
+def _leave_a_core_to_the_console() -> None:
+    """Torch gets every core but one, so keys and redraws stay responsive while a job runs."""
+    global _threads_configured
+    if not _threads_configured:
+        from labconsole.engine.api import configure_threads
+
+        configure_threads(keep_a_core=True)
+        _threads_configured = True
 
 
 class RealSession:
