@@ -146,6 +146,11 @@ def run_job(
             result = stage_function(stage)(ctx) or {}
             if stage == "erm":
                 summary.update({k: v for k, v in result.items()})
+            elif stage == "model" and result.get("splits"):
+                # The model under study fills the documented top level (splits, selection), as ERM does.
+                summary["splits"] = result["splits"]
+                summary["selection"] = result.get("selection") or {
+                    "rule": f"given checkpoint {result.get('checkpoint', '')}", "epoch": None}
             summary[stage] = result if stage != "erm" else {"epochs": result.get("epochs")}
             if "dataset" in ctx.state and "dataset_check" not in manifest:
                 manifest["dataset_check"] = ctx.state["dataset"].check

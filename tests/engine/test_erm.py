@@ -108,3 +108,14 @@ def test_train_split_evaluated_on_selected_model_when_not_every_epoch(tmp_path: 
     assert "train" not in epochs[0]["splits"]
     train = run.summary()["splits"]["train"]
     assert train["n"] == 184 and train["wga"] is not None
+
+
+def test_model_stage_fills_the_top_level_summary(trained_smoke_run: RunDir, tmp_path: Path) -> None:
+    ckpt = trained_smoke_run.path / "checkpoints" / "best.safetensors"
+    preset = load_preset("presets/quickstart.toml", ['stages=["model"]', f"model.checkpoint={ckpt}"])
+    preset = preset.model_copy(update={"data": preset.smoke().data, "model": preset.model.model_copy(update={"width": 8})})
+    run = run_job(preset, emit=lambda e: None, runs_root=tmp_path)
+    summary = run.summary()
+    assert summary["splits"]["test"] == summary["model"]["splits"]["test"]
+    assert summary["splits"]["test"]["groups"] == trained_smoke_run.summary()["splits"]["test"]["groups"]
+    assert summary["selection"]["rule"].startswith("given checkpoint")
