@@ -26,6 +26,17 @@ def _load_artifact(src: RunSource, name: str) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _artifact_or_summary(src: RunSource, artifact: str, stage: str, shown: set[str]) -> dict[str, Any] | None:
+    """A stage's JSON artifact, else its summary section; ``None`` when the run has neither."""
+    data = _load_artifact(src, artifact)
+    if not isinstance(data, dict):
+        data = src.summary.get(stage)
+        if not isinstance(data, dict):
+            return None
+    shown.add(artifact)
+    return data
+
+
 def figure_from(path: Path, title: str = "", caption: str = "") -> Figure | Text:
     size = path.stat().st_size
     if size > MAX_PNG_BYTES:
@@ -109,11 +120,9 @@ def _pm(value: Any, spread: Any) -> str:
 # -- structured tracing and overlap -----------------------------------------------------------------
 
 def tracing(src: RunSource, shown: set[str]) -> Section | None:
-    data = _load_artifact(src, "stage1_tracing.json")
-    if data is None and not isinstance(src.summary.get("tracing"), dict):
+    data = _artifact_or_summary(src, "stage1_tracing.json", "tracing", shown)
+    if data is None:
         return None
-    data = data if isinstance(data, dict) else src.summary["tracing"]
-    shown.add("stage1_tracing.json")
     section = Section("Structured tracing: layers × groups (Figure 7)", anchor="tracing")
     png = src.path / "artifacts" / "stage1_tracing.png"
     layers, groups = data.get("layers") or [], data.get("groups") or []
@@ -135,11 +144,9 @@ def tracing(src: RunSource, shown: set[str]) -> Section | None:
 
 
 def overlap(src: RunSource, shown: set[str]) -> Section | None:
-    data = _load_artifact(src, "stage1_overlap.json")
-    if data is None and not isinstance(src.summary.get("overlap"), dict):
+    data = _artifact_or_summary(src, "stage1_overlap.json", "overlap", shown)
+    if data is None:
         return None
-    data = data if isinstance(data, dict) else src.summary["overlap"]
-    shown.add("stage1_overlap.json")
     section = Section("Overlap of gradient and magnitude criteria (Figure 3)", anchor="overlap")
     png = src.path / "artifacts" / "stage1_overlap.png"
     if png.exists():
