@@ -46,16 +46,21 @@ def _check_counts(data: Any, target: int, counts: Any, where: str) -> None:
         raise type(exc)(f"{where}: {exc}") from None
 
 
+def _prepare(ctx: Any, counts: Any, where: str) -> tuple[Any, Any, int, Recipe]:
+    """Validate ε and the requested spurious counts, load the data: (rare, data, target, recipe)."""
+    rare = ctx.preset.rare
+    check_epsilon(rare.epsilon)
+    data = rare_data(ctx)
+    _check_counts(data, rare.target_class, counts, where)
+    return rare, data, rare.target_class, Recipe.from_config(rare)
+
+
 # -- spurious score vs n (Paper B Fig. 2) and spurious accuracy (Fig. 6) ------------------------------
 
 @small_model_stage
 def run_score_stage(ctx: Any) -> dict[str, Any]:
-    rare = ctx.preset.rare
-    check_epsilon(rare.epsilon)
-    data = rare_data(ctx)
-    target, recipe = rare.target_class, Recipe.from_config(rare)
-    ns = sorted(set(rare.n_spurious) | {0})  # n = 0 is the baseline of the Welch test
-    _check_counts(data, target, ns, "rare.n_spurious")
+    ns = sorted(set(ctx.preset.rare.n_spurious) | {0})  # n = 0 is the baseline of the Welch test
+    rare, data, target, recipe = _prepare(ctx, ns, "rare.n_spurious")
     seeds = seeds_from(ctx.preset.seed, rare.num_seeds)
     positive = [n for n in ns if n > 0]
     tracker = Tracker(ctx, len(seeds) * (1 + len(rare.patterns) * len(positive)), recipe.epochs)
@@ -168,11 +173,7 @@ def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
 
 @small_model_stage
 def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
-    rare = ctx.preset.rare
-    check_epsilon(rare.epsilon)
-    data = rare_data(ctx)
-    target, base = rare.target_class, Recipe.from_config(rare)
-    _check_counts(data, target, [rare.mitigation_n], "rare.mitigation_n")
+    rare, data, target, base = _prepare(ctx, [ctx.preset.rare.mitigation_n], "rare.mitigation_n")
     seeds = seeds_from(ctx.preset.seed, rare.mitigation_seeds)
     grid = mitigation_grid(rare)
     unique = {(mitigated_recipe(base, m, s), seed) for m, strengths in grid.items() for s in strengths for seed in seeds}
@@ -216,11 +217,7 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
 
 @small_model_stage
 def run_deletion_stage(ctx: Any) -> dict[str, Any]:
-    rare = ctx.preset.rare
-    check_epsilon(rare.epsilon)
-    data = rare_data(ctx)
-    target, recipe = rare.target_class, Recipe.from_config(rare)
-    _check_counts(data, target, rare.deletion_n, "rare.deletion_n")
+    rare, data, target, recipe = _prepare(ctx, ctx.preset.rare.deletion_n, "rare.deletion_n")
     seeds = seeds_from(ctx.preset.seed, rare.deletion_seeds)
     ns = [n for n in rare.deletion_n if n > 0] or [1]
     tracker = Tracker(ctx, len(seeds) * (1 + 2 * len(ns)), max(recipe.epochs, rare.deletion_epochs))
