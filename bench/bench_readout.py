@@ -5,7 +5,7 @@ a plain DataLoader over PNG files, on the same model and data. Same as `labconso
     python bench/bench_readout.py --backbone resnet50 --image-size 224 --device cuda
 """
 
-from labconsole.cli_bench import bench_app
+from labconsole.cli.bench import bench_app
 
 if __name__ == "__main__":
     bench_app(["readout", *__import__("sys").argv[1:]])

@@ -13,7 +13,7 @@ def test_engine_and_run_path_never_import_textual() -> None:
     code = (
         "import sys\n"
         "import labconsole.engine.api, labconsole.engine.train.erm, labconsole.engine.pipeline\n"
-        "import labconsole.cli, labconsole.headless, labconsole.presets\n"
+        "import labconsole.cli, labconsole.cli.headless, labconsole.presets\n"
         "assert 'textual' not in sys.modules, 'textual imported'\n"
         "bad = [m for m in sys.modules if m.startswith('labconsole.ui')]\n"
         "assert not bad, bad\n"

@@ -3,7 +3,7 @@
 ``run_job(preset, emit=..., cancel=...)`` runs a preset's stages into a run directory and
 streams events; the console calls it from a worker thread, the headless runner from the main
 thread. Interactive calls (rank a layer, read out an intervention) go through ``Session``
-(see ``labconsole.engine.session``).
+(see ``labconsole.engine.stage1.session``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from labconsole import __version__
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
-from labconsole.engine.session import Session  # noqa: F401  (the console's interactive entry point)
+from labconsole.engine.stage1.session import Session  # noqa: F401  (the console's interactive entry point)
 from labconsole.engine.runs import RunDir, STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 from labconsole.engine.stages import stage_function
 from labconsole.errors import UserError

@@ -20,13 +20,13 @@ STAGES: dict[str, str] = {
     "rare-mitigations": "labconsole.engine.rare.stages:run_mitigations_stage",
     "rare-deletion": "labconsole.engine.rare.stages:run_deletion_stage",
     "rare-theory": "labconsole.engine.rare.stages:run_theory_stage",
-    "model": "labconsole.engine.stage1:run_model_stage",
-    "neurons": "labconsole.engine.stage1:run_neurons_stage",
-    "tracing": "labconsole.engine.tracing:run_tracing_stage",
-    "overlap": "labconsole.engine.tracing:run_overlap_stage",
+    "model": "labconsole.engine.stage1.stages:run_model_stage",
+    "neurons": "labconsole.engine.stage1.stages:run_neurons_stage",
+    "tracing": "labconsole.engine.stage1.tracing:run_tracing_stage",
+    "overlap": "labconsole.engine.stage1.tracing:run_overlap_stage",
     "finetune": "labconsole.engine.train.finetune:run_finetune_stage",
     "dfr": "labconsole.engine.train.dfr:run_dfr_stage",
-    "gradcam": "labconsole.engine.gradcam:run_gradcam_stage",
+    "gradcam": "labconsole.engine.train.gradcam:run_gradcam_stage",
 }
 
 

@@ -152,7 +152,7 @@ class RealEngine:
 
     def open_session(self, spec: SessionSpec) -> RealSession:
         try:
-            session_class = engine_function("labconsole.engine.session", "Session", "The Neurons screen")
+            session_class = engine_function("labconsole.engine.stage1.session", "Session", "The Neurons screen")
         except EngineUnavailable:
             session_class = engine_function("labconsole.engine.api", "Session", "The Neurons screen")
         opener = getattr(session_class, "open", session_class)

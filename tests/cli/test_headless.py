@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from labconsole.headless import finetune_line, group_table
+from labconsole.cli.headless import finetune_line, group_table
 
 
 def test_finetune_line_reports_before_after_and_gain() -> None:

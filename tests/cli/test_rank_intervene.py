@@ -10,8 +10,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from labconsole.cli_bench import register as register_bench
-from labconsole.cli_neurons import register
+from labconsole.cli.bench import register as register_bench
+from labconsole.cli.neurons import register
 
 
 @pytest.fixture(scope="module")

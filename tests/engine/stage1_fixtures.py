@@ -8,7 +8,7 @@ from labconsole.config.data import DataConfig
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.data.registry import load_dataset
 from labconsole.engine.models.factory import create_model
-from labconsole.engine.session import Session
+from labconsole.engine.stage1.session import Session
 
 _BUNDLE = None
 

@@ -13,7 +13,7 @@ import torch
 from labconsole.engine import events as ev
 from labconsole.engine.api import run_job
 from labconsole.engine.models.factory import create_model
-from labconsole.engine.neurons import eligible_layers
+from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.runs import RunDir
 from labconsole.engine.train.finetune import FinetuneStep
 from labconsole.engine.train.masking import neuron_mask

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from labconsole.engine.gradcam import default_layer, gradcam, layer_output, pick_examples, tokens_to_grid
+from labconsole.engine.train.gradcam import default_layer, gradcam, layer_output, pick_examples, tokens_to_grid
 from labconsole.engine.models.factory import create_model
 from labconsole.errors import UserError
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage1_fixtures import same_state, state_copy, tiny_session  # noqa: E402
 
 from labconsole.engine.context import Cancelled  # noqa: E402
-from labconsole.engine.interventions import Intervention, apply_intervention  # noqa: E402
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention  # noqa: E402
 from labconsole.errors import UserError  # noqa: E402
 
 NEURONS = (("layer1.0.conv2", 3), ("layer2.0.conv1", 0), ("layer2.0.conv1", 5))

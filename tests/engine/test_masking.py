@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from labconsole.engine.models.factory import create_model
-from labconsole.engine.neurons import eligible_layers
+from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.train.masking import AuxiliaryModel, check_percent, neuron_mask, smallest_weights_mask
 from labconsole.errors import UserError
 

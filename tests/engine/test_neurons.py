@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labconsole.engine.models.factory import create_model
-from labconsole.engine.neurons import (
+from labconsole.engine.stage1.neurons import (
     check_neurons, eligible_layers, following_norms, group_by_layer, neuron_slices, parse_neurons,
 )
 from labconsole.errors import UserError

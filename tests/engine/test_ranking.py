@@ -13,7 +13,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage1_fixtures import state_copy, same_state, tiny_session  # noqa: E402
 
-from labconsole.engine.ranking import percentile_ranks, top_neurons  # noqa: E402
+from labconsole.engine.stage1.ranking import percentile_ranks, top_neurons  # noqa: E402
 from labconsole.errors import UserError  # noqa: E402
 
 

@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage1_fixtures import tiny_bundle, tiny_model, tiny_session  # noqa: E402
 
 from labconsole.engine.data.cache import TensorCache  # noqa: E402
-from labconsole.engine.interventions import Intervention, apply_intervention  # noqa: E402
-from labconsole.engine.neurons import eligible_layers  # noqa: E402
-from labconsole.engine.readout import SplitEvaluator, group_accuracy, summarise  # noqa: E402
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention  # noqa: E402
+from labconsole.engine.stage1.neurons import eligible_layers  # noqa: E402
+from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise  # noqa: E402
 
 
 

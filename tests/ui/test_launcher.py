@@ -8,7 +8,7 @@ import sys
 import typer
 from typer.testing import CliRunner
 
-from labconsole.cli_ui import register
+from labconsole.cli.ui import register
 
 
 def test_without_a_terminal_the_console_prints_a_hint_and_exits_2() -> None:

@@ -1,6 +1,6 @@
 """Which weights the auxiliary model masks in one fine-tuning epoch (SPEC §5 step 2-3).
 
-Built on the Stage I scores (``labconsole.engine.ranking``): magnitude, gradient, or both
+Built on the Stage I scores (``labconsole.engine.stage1.ranking``): magnitude, gradient, or both
 (union of the two top-p % sets). The gradient is taken on a batch chosen without group
 labels by default (Paper A §2.2): per-example CE on the training set, the 256 highest, 128 of
 them drawn at random. The ``minority-groups`` source restricts that search to the minority
@@ -17,8 +17,8 @@ from torch import nn
 
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
-from labconsole.engine.neurons import Layer
-from labconsole.engine.ranking import gradient_scores, magnitude_scores, normalise_per_layer, per_sample_loss, top_neurons
+from labconsole.engine.stage1.neurons import Layer
+from labconsole.engine.stage1.ranking import gradient_scores, magnitude_scores, normalise_per_layer, per_sample_loss, top_neurons
 from labconsole.engine.train.masking import WeightMask, neuron_mask, smallest_weights_mask
 from labconsole.errors import UserError
 

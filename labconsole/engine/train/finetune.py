@@ -24,7 +24,7 @@ from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import get_head
-from labconsole.engine.neurons import eligible_layers
+from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
 from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
 from labconsole.engine.train.losses import contrastive_loss, supervised_loss

@@ -42,7 +42,7 @@ def measure_finetune_step(*, backbone: str = "cifar_resnet8", image_size: int = 
     from labconsole.engine.api import resolve_device
     from labconsole.engine.data.cache import TensorCache
     from labconsole.engine.models.factory import create_model
-    from labconsole.engine.neurons import eligible_layers
+    from labconsole.engine.stage1.neurons import eligible_layers
     from labconsole.engine.pipeline import autocast_for
     from labconsole.engine.train.batches import translate_batch
     from labconsole.engine.train.critical_mask import build_epoch_mask

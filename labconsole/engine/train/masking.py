@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from labconsole.engine.neurons import Layer, NeuronRef, group_by_layer
+from labconsole.engine.stage1.neurons import Layer, NeuronRef, group_by_layer
 from labconsole.errors import UserError
 
 

@@ -20,10 +20,10 @@ import torch
 
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, StageStarted
-from labconsole.engine.interventions import Intervention
-from labconsole.engine.readout import summarise
-from labconsole.engine.ranking import percentile_ranks, top_neurons
-from labconsole.engine.stage1 import check_splits, minority_groups, ranked_groups, session_for
+from labconsole.engine.stage1.interventions import Intervention
+from labconsole.engine.stage1.readout import summarise
+from labconsole.engine.stage1.ranking import percentile_ranks, top_neurons
+from labconsole.engine.stage1.stages import check_splits, minority_groups, ranked_groups, session_for
 
 TRACING_JSON = "artifacts/stage1_tracing.json"
 TRACING_PNG = "artifacts/stage1_tracing.png"

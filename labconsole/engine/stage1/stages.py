@@ -9,7 +9,7 @@ Stages (see ``labconsole.engine.stages``):
   the intervention to the selected neurons and read out per-group accuracy on train and test,
   next to a random-neuron control. Rows go to ``artifacts/stage1_readouts.json``; a compact
   table goes to summary.json; ``RankingReady`` / ``ReadoutReady`` events are emitted.
-* ``tracing`` and ``overlap`` live in ``labconsole.engine.tracing``.
+* ``tracing`` and ``overlap`` live in ``labconsole.engine.stage1.tracing``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Iterator
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
-from labconsole.engine.session import Session
+from labconsole.engine.stage1.session import Session
 from labconsole.errors import PresetError, UserError
 
 READOUTS_ARTIFACT = "artifacts/stage1_readouts.json"

@@ -22,7 +22,7 @@ from typing import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from labconsole.engine.neurons import Layer, NeuronRef, check_neurons, group_by_layer
+from labconsole.engine.stage1.neurons import Layer, NeuronRef, check_neurons, group_by_layer
 from labconsole.errors import UserError
 
 MODES = ("zero", "reinit", "noise")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -11,6 +10,7 @@ from typing import List, Optional
 import typer
 import typer.core
 
+from labconsole.cli import bench, data, neurons, report, ui
 from labconsole.errors import UserError
 
 app = typer.Typer(
@@ -30,10 +30,8 @@ def _root(
 ) -> None:
     _state["debug"] = debug
     if ctx.invoked_subcommand is None:
-        open_console = _optional("labconsole.cli_ui", "open_console")
-        if open_console is None:
-            typer.echo("The interactive console is not available in this build; use `labconsole run PRESET`.")
-            raise typer.Exit(0)
+        from labconsole.cli.ui import open_console
+
         open_console()
 
 
@@ -62,7 +60,7 @@ def run(
     overrides = list(set_) + ([f"device={device}"] if device else [])
     loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
     from labconsole.engine.api import configure_threads, run_job
-    from labconsole.headless import HeadlessPrinter, finetune_line, group_table, out as console
+    from labconsole.cli.headless import HeadlessPrinter, finetune_line, group_table, out as console
 
     configure_threads(keep_a_core=False)
     printer = HeadlessPrinter(quiet=quiet)
@@ -91,10 +89,12 @@ def run(
 
 
 def _write_report(path: Path, skip: bool) -> None:
-    write_report = None if skip else _optional("labconsole.report", "write_report")
-    if write_report is not None:
-        for written in write_report(path):
-            typer.echo(f"report: {written}")
+    if skip:
+        return
+    from labconsole.report import write_report
+
+    for written in write_report(path):
+        typer.echo(f"report: {written}")
 
 
 class _RunsGroup(typer.core.TyperGroup):
@@ -118,7 +118,7 @@ def runs_cmd(ctx: typer.Context, root: Path = typer.Argument(Path("runs"), help=
     from rich.table import Table
 
     from labconsole.engine.runs import list_runs
-    from labconsole.headless import out as console, pct
+    from labconsole.cli.headless import out as console, pct
 
     runs = list_runs(root)
     if not runs:
@@ -135,21 +135,9 @@ def runs_cmd(ctx: typer.Context, root: Path = typer.Argument(Path("runs"), help=
     console.print(table)
 
 
-def _optional(module: str, attr: str):  # noqa: ANN202
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-    return getattr(mod, attr, None)
-
-
-# Command groups contributed by the feature areas, each in its own module.
-for _area in ("cli_data", "cli_neurons", "cli_rare", "cli_finetune", "cli_report", "cli_bench", "cli_ui"):
-    _register = _optional(f"labconsole.{_area}", "register")
-    if _register is not None:
-        _register(app)
+# Command groups of the feature areas, each in its own module.
+for _register in (data.register, neurons.register, report.register, bench.register, ui.register):
+    _register(app)
 
 
 def main() -> None:

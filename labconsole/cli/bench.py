@@ -60,9 +60,9 @@ def measure_readout(*, backbone: str = "cifar_resnet8", image_size: int = 32, de
     from labconsole.config.data import DataConfig
     from labconsole.config.neurons import NeuronsConfig
     from labconsole.engine.data.registry import load_dataset
-    from labconsole.engine.interventions import Intervention
+    from labconsole.engine.stage1.interventions import Intervention
     from labconsole.engine.models.factory import create_model
-    from labconsole.engine.session import Session, _resolve_device
+    from labconsole.engine.stage1.session import Session, _resolve_device
 
     dev = _resolve_device(device)
     cfg = NeuronsConfig(batch_size=batch_size)
@@ -170,8 +170,8 @@ def _plain_readout(session: Any, paths: list[Path], iv: Any, batch_size: int, wo
     import torch
     from torch.utils.data import DataLoader
 
-    from labconsole.engine.interventions import apply_intervention
-    from labconsole.engine.readout import group_accuracy
+    from labconsole.engine.stage1.interventions import apply_intervention
+    from labconsole.engine.stage1.readout import group_accuracy
 
     bundle = session.bundle
     loader = DataLoader(_PngSplit(paths, bundle.image_size, bundle.mean, bundle.std), batch_size=batch_size,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labconsole.engine.data.cache import TensorCache
-from labconsole.engine.neurons import Layer, NeuronRef, neuron_slices
+from labconsole.engine.stage1.neurons import Layer, NeuronRef, neuron_slices
 from labconsole.errors import UserError
 
 CRITERIA = ("magnitude", "gradient", "activation")

@@ -19,7 +19,7 @@ def _fail(exc: Exception) -> None:
 
 
 def _open_session(run: str, device: str, data_root: Optional[str]) -> Any:
-    from labconsole.engine.session import Session, _resolve_device
+    from labconsole.engine.stage1.session import Session, _resolve_device
 
     return Session.from_checkpoint(run, _resolve_device(device), data_root=data_root)
 
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder for real datasets"),
     ) -> None:
         """Apply an intervention to neurons and print the per-group readout (model restored after)."""
-        from labconsole.engine.neurons import parse_neurons
+        from labconsole.engine.stage1.neurons import parse_neurons
         from labconsole.errors import UserError
 
         try:

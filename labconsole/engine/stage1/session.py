@@ -25,10 +25,10 @@ from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.events import CancelToken, NeverCancelled
-from labconsole.engine.interventions import Intervention, apply_intervention, check_mode, touched_modules
-from labconsole.engine.neurons import Layer, NeuronRef, check_neurons, eligible_layers, following_norms
-from labconsole.engine import ranking as rk
-from labconsole.engine.readout import SplitEvaluator, group_accuracy, summarise
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention, check_mode, touched_modules
+from labconsole.engine.stage1.neurons import Layer, NeuronRef, check_neurons, eligible_layers, following_norms
+from labconsole.engine.stage1 import ranking as rk
+from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise
 from labconsole.errors import CheckpointError, UserError
 
 

@@ -36,7 +36,7 @@ def compare_cmd(
     """Two runs or sweeps side by side: accuracies (%), B − A."""
     from rich.table import Table
 
-    from labconsole.headless import out as console
+    from labconsole.cli.headless import out as console
 
     title_a, numbers_a = comparable_numbers(first, show_all)
     title_b, numbers_b = comparable_numbers(second, show_all)

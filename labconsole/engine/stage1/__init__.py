@@ -1,0 +1,1 @@
+"""Stage I: locate the neurons that memorize minority groups (ranking, interventions, readouts, tracing)."""
