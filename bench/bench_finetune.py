@@ -25,9 +25,15 @@ def main() -> None:
     parser.add_argument("--views", default="translate", choices=("translate", "translate-flip", "table1"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = measure_finetune_step(backbone=args.backbone, image_size=args.image_size, width=args.width,
-                                   batch_size=args.batch_size, device=args.device, repeats=args.repeats,
-                                   views=args.views)
+    result = measure_finetune_step(
+        backbone=args.backbone,
+        image_size=args.image_size,
+        width=args.width,
+        batch_size=args.batch_size,
+        device=args.device,
+        repeats=args.repeats,
+        views=args.views,
+    )
     print(json.dumps(result, indent=2) if args.json else format_result(result))
 
 

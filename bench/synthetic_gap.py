@@ -24,7 +24,11 @@ def one(args: tuple[str, int, str]) -> tuple[str, int, dict]:
     preset = load_preset("presets/quickstart.toml", overrides)
     run = run_job(preset, emit=lambda e: None, runs_root=out)
     last = [e for e in run.events("EpochResult")][-1]["splits"]
-    return config, seed, {"selected": run.summary()["splits"], "last": last, "epoch": run.summary()["selection"]["epoch"]}
+    return (
+        config,
+        seed,
+        {"selected": run.summary()["splits"], "last": last, "epoch": run.summary()["selection"]["epoch"]},
+    )
 
 
 def main() -> None:
@@ -48,8 +52,11 @@ def main() -> None:
                 wga = [100 * r[which][split]["wga"] for r in rows]
                 mean = statistics.mean(100 * r[which][split]["mean"] for r in rows)
                 sd = statistics.stdev(wga) if len(wga) > 1 else 0.0
-                print(f"{which:8s} {split:5s} " + " ".join(f"{a:6.1f}" for a in accs)
-                      + f" | WGA {statistics.mean(wga):5.1f} ± {sd:4.1f}  mean {mean:5.1f}")
+                print(
+                    f"{which:8s} {split:5s} "
+                    + " ".join(f"{a:6.1f}" for a in accs)
+                    + f" | WGA {statistics.mean(wga):5.1f} ± {sd:4.1f}  mean {mean:5.1f}"
+                )
         print("selected epochs:", [r["epoch"] for r in rows])
 
 

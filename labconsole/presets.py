@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -48,7 +49,7 @@ class Preset(Section):
     reference: dict[str, Any] = Field(default_factory=dict)
     smoke_profile: bool = False
 
-    def smoke(self) -> "Preset":
+    def smoke(self) -> Preset:
         return self.model_copy(
             update={
                 "data": self.data.smoke(),
@@ -68,6 +69,7 @@ class Preset(Section):
 
 
 # -- loading -----------------------------------------------------------------------------------
+
 
 def resolve_preset_path(name_or_path: str | Path) -> Path:
     """``presets/fig2.toml``, ``fig2.toml`` or ``fig2`` → an existing file, or a clear error."""
@@ -158,6 +160,7 @@ def data_root_for(preset: Preset) -> str:
 
 # -- sweeps ------------------------------------------------------------------------------------
 
+
 def expand_sweep(preset: Preset) -> list[tuple[dict[str, Any], Preset]]:
     """One (axis values, preset) per combination of axis values × seeds."""
     axes = preset.sweep.axes
@@ -187,6 +190,7 @@ def _deep_copy(obj: Any) -> Any:
 
 
 # -- TOML writing (resolved config.toml) -------------------------------------------------------
+
 
 def dump_toml(data: dict[str, Any]) -> str:
     lines: list[str] = []

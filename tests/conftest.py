@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LABCONSOLE_DECODE_CACHE", "0")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +30,6 @@ def trained_smoke_run(tmp_path_factory, smoke_preset):
     from labconsole.engine.api import run_job
     from labconsole.presets import load_preset
 
-    preset = load_preset("presets/quickstart.toml", ["stages=[\"erm\"]"], smoke=True)
+    preset = load_preset("presets/quickstart.toml", ['stages=["erm"]'], smoke=True)
     root = tmp_path_factory.mktemp("runs")
     return run_job(preset, emit=lambda e: None, runs_root=root)

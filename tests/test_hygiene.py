@@ -35,6 +35,7 @@ def test_engine_sources_import_no_ui_library() -> None:
 
 
 def test_modules_stay_small() -> None:
-    big = [f"{p.relative_to(PACKAGE)} ({n})" for p in PACKAGE.rglob("*.py")
-           if (n := len(p.read_text().splitlines())) > 450]
+    big = [
+        f"{p.relative_to(PACKAGE)} ({n})" for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450
+    ]
     assert not big, f"modules past ~400 lines: {big}"

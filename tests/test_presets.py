@@ -37,7 +37,7 @@ def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
 
 
 def test_missing_preset_file_lists_known() -> None:
-    with pytest.raises(PresetError, match="preset file not found.*quickstart.toml"):
+    with pytest.raises(PresetError, match=r"preset file not found.*quickstart.toml"):
         load_preset("presets/nope.toml")
 
 

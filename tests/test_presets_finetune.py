@@ -10,8 +10,22 @@ import pytest
 
 from labconsole.presets import PRESETS_DIR, expand_sweep, load_preset
 
-FINETUNE_PRESETS = ["fig6", "table12", "table4", "table5", "table6", "table7", "table8", "table9", "table10",
-                    "baseline-balanced", "baseline-dfr", "fig10", "official-code/finetune", "official-code/erm"]
+FINETUNE_PRESETS = [
+    "fig6",
+    "table12",
+    "table4",
+    "table5",
+    "table6",
+    "table7",
+    "table8",
+    "table9",
+    "table10",
+    "baseline-balanced",
+    "baseline-dfr",
+    "fig10",
+    "official-code/finetune",
+    "official-code/erm",
+]
 
 
 @pytest.mark.parametrize("name", FINETUNE_PRESETS)
@@ -62,8 +76,22 @@ def test_preset_runs_under_smoke(name: str, tmp_path: Path) -> None:
 
 
 def test_bad_finetune_value_exits_with_code_2(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "labconsole.cli", "run", "presets/quickstart.toml", "--smoke",
-                             "--set", "finetune.prune_percent=0", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labconsole.cli",
+            "run",
+            "presets/quickstart.toml",
+            "--smoke",
+            "--set",
+            "finetune.prune_percent=0",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "prune_percent" in result.stderr and "Traceback" not in result.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 import typer.core
@@ -39,15 +38,15 @@ def _root(
 def run(
     preset: str = typer.Argument(..., help="preset file, e.g. presets/quickstart.toml"),
     smoke: bool = typer.Option(False, "--smoke", help="tiny model, tiny data, 1-2 epochs: runs in seconds"),
-    set_: List[str] = typer.Option([], "--set", help="override a preset key: --set erm.epochs=3"),
+    set_: list[str] = typer.Option([], "--set", help="override a preset key: --set erm.epochs=3"),
     out: Path = typer.Option(Path("runs"), "--out", help="folder for run directories"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto (default: the preset's)"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue an interrupted run or sweep directory"),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder (else $LABCONSOLE_DATA)"),
+    device: str | None = typer.Option(None, "--device", help="cpu | cuda | auto (default: the preset's)"),
+    resume: Path | None = typer.Option(None, "--resume", help="continue an interrupted run or sweep directory"),
+    data_root: str | None = typer.Option(None, "--data-root", help="dataset folder (else $LABCONSOLE_DATA)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only the final table"),
     no_report: bool = typer.Option(False, "--no-report", help="skip writing report files"),
     executor: str = typer.Option("local", "--executor", help="local (one run at a time, or one per GPU) | slurm"),
-    partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)"),
+    partition: str | None = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)"),
     time_min: int = typer.Option(240, "--time", help="SLURM time limit per run, minutes (--executor slurm)"),
     gpus: int = typer.Option(1, "--gpus", help="GPUs per run (--executor slurm)"),
 ) -> None:
@@ -59,16 +58,18 @@ def run(
 
     overrides = list(set_) + ([f"device={device}"] if device else [])
     loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
+    from labconsole.cli.headless import HeadlessPrinter, finetune_line, group_table
+    from labconsole.cli.headless import out as console
     from labconsole.engine.api import configure_threads, run_job
-    from labconsole.cli.headless import HeadlessPrinter, finetune_line, group_table, out as console
 
     configure_threads(keep_a_core=False)
     printer = HeadlessPrinter(quiet=quiet)
     if loaded.sweep.is_sweep or runner.kind != "local" or (resume is not None and (resume / "sweep.json").exists()):
         from labconsole.engine.sweep import run_sweep
 
-        sweep_dir = run_sweep(loaded, expand_sweep(loaded), emit=printer, runs_root=out, sweep_dir=resume,
-                              executor=runner)
+        sweep_dir = run_sweep(
+            loaded, expand_sweep(loaded), emit=printer, runs_root=out, sweep_dir=resume, executor=runner
+        )
         _write_report(sweep_dir, no_report)
         typer.echo(f"sweep: {sweep_dir}")
         return
@@ -100,7 +101,7 @@ def _write_report(path: Path, skip: bool) -> None:
 class _RunsGroup(typer.core.TyperGroup):
     """`labconsole runs [ROOT]` lists runs; `labconsole runs compare A B` is a subcommand."""
 
-    def parse_args(self, ctx, args):  # noqa: ANN001, ANN201
+    def parse_args(self, ctx, args):
         if args and args[0] in self.commands:  # no ROOT given: keep the default, then the subcommand
             args = ["runs", *args]
         return super().parse_args(ctx, args)
@@ -117,8 +118,9 @@ def runs_cmd(ctx: typer.Context, root: Path = typer.Argument(Path("runs"), help=
         return
     from rich.table import Table
 
+    from labconsole.cli.headless import out as console
+    from labconsole.cli.headless import pct
     from labconsole.engine.runs import list_runs
-    from labconsole.cli.headless import out as console, pct
 
     runs = list_runs(root)
     if not runs:
@@ -130,8 +132,14 @@ def runs_cmd(ctx: typer.Context, root: Path = typer.Argument(Path("runs"), help=
     for r in runs:
         manifest, summary = r.manifest(), r.summary()
         test = (summary.get("splits") or {}).get("test") or {}
-        table.add_row(str(r.path.relative_to(root)), manifest.get("preset", "?"), manifest.get("variant", ""),
-                      r.status(), pct(test.get("wga")), pct(test.get("mean")))
+        table.add_row(
+            str(r.path.relative_to(root)),
+            manifest.get("preset", "?"),
+            manifest.get("variant", ""),
+            r.status(),
+            pct(test.get("wga")),
+            pct(test.get("mean")),
+        )
     console.print(table)
 
 
@@ -166,8 +174,9 @@ def main() -> None:
             sys.exit(2)
         if _state["debug"]:
             raise
-        typer.secho(f"error: {type(exc).__name__}: {exc}  (run with --debug for the traceback)", err=True,
-                    fg=typer.colors.RED)
+        typer.secho(
+            f"error: {type(exc).__name__}: {exc}  (run with --debug for the traceback)", err=True, fg=typer.colors.RED
+        )
         sys.exit(1)
 
 

@@ -14,12 +14,11 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-bench_app = typer.Typer(help="benchmarks (print times and ratios against a plain implementation)",
-                        no_args_is_help=True)
+bench_app = typer.Typer(help="benchmarks (print times and ratios against a plain implementation)", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +30,7 @@ def bench_readout(
     backbone: str = typer.Option("cifar_resnet8", "--backbone", help="model (random weights unless --checkpoint)"),
     image_size: int = typer.Option(32, "--image-size", help="synthetic-waterbirds image side"),
     device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="run dir or checkpoint (uses its data)"),
+    checkpoint: str | None = typer.Option(None, "--checkpoint", help="run dir or checkpoint (uses its data)"),
     width: int = typer.Option(16, "--width", help="width of the small CPU models"),
     batch_size: int = typer.Option(512, "--batch-size"),
     repeats: int = typer.Option(3, "--repeats", help="timed fast readouts per neuron (median shown)"),
@@ -42,17 +41,33 @@ def bench_readout(
     from labconsole.errors import UserError
 
     try:
-        result = measure_readout(backbone=backbone, image_size=image_size, device=device, checkpoint=checkpoint,
-                                 width=width, batch_size=batch_size, repeats=repeats, workers=workers)
+        result = measure_readout(
+            backbone=backbone,
+            image_size=image_size,
+            device=device,
+            checkpoint=checkpoint,
+            width=width,
+            batch_size=batch_size,
+            repeats=repeats,
+            workers=workers,
+        )
     except UserError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(result, indent=2) if as_json else format_result(result))
 
 
-def measure_readout(*, backbone: str = "cifar_resnet8", image_size: int = 32, device: str = "auto",
-                    checkpoint: str | None = None, width: int = 16, batch_size: int = 512, repeats: int = 3,
-                    workers: int = -1) -> dict[str, Any]:
+def measure_readout(
+    *,
+    backbone: str = "cifar_resnet8",
+    image_size: int = 32,
+    device: str = "auto",
+    checkpoint: str | None = None,
+    width: int = 16,
+    batch_size: int = 512,
+    repeats: int = 3,
+    workers: int = -1,
+) -> dict[str, Any]:
     import os
 
     import torch
@@ -60,8 +75,8 @@ def measure_readout(*, backbone: str = "cifar_resnet8", image_size: int = 32, de
     from labconsole.config.data import DataConfig
     from labconsole.config.neurons import NeuronsConfig
     from labconsole.engine.data.registry import load_dataset
-    from labconsole.engine.stage1.interventions import Intervention
     from labconsole.engine.models.factory import create_model
+    from labconsole.engine.stage1.interventions import Intervention
     from labconsole.engine.stage1.session import Session, _resolve_device
 
     dev = _resolve_device(device)
@@ -75,34 +90,46 @@ def measure_readout(*, backbone: str = "cifar_resnet8", image_size: int = 32, de
         model = create_model(backbone, bundle.groups.num_classes, image_size=image_size, width=width)
         session = Session(model, bundle, dev, config=cfg)
     data_s = time.perf_counter() - t0
-    out: dict[str, Any] = {"device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
-                           "backbone": backbone if not checkpoint else str(checkpoint), "image_size": session.bundle.image_size,
-                           "train_images": len(session.bundle.split("train")), "threads": torch.get_num_threads(),
-                           "data_and_model_s": data_s}
+    out: dict[str, Any] = {
+        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "backbone": backbone if not checkpoint else str(checkpoint),
+        "image_size": session.bundle.image_size,
+        "train_images": len(session.bundle.split("train")),
+        "threads": torch.get_num_threads(),
+        "data_and_model_s": data_s,
+    }
     t0 = time.perf_counter()
     session.cache("train")
     out["tensor_cache_s"] = time.perf_counter() - t0
     out["baseline_full_pass_s"] = _timed(lambda: session.baseline("train"), dev)
+
     # Full per-group gradient ranking: worst-sample selection + gradients, every group.
     def rank_all() -> None:
         session._scores.clear()
         session._samples.clear()
         for group in session.group_names:
             session.rank("gradient", group=group, k=1)
+
     out["gradient_ranking_all_groups_s"] = _timed(rank_all, dev)
 
     minority = min(session.train_group_counts, key=session.train_group_counts.get)
     top = session.rank("gradient", group=minority, k=1)[0]
     layers = session.layers()
-    probes = {f"top-1 gradient neuron of {minority} ({top[0]}:{top[1]})": (top[0], top[1]),
-              f"first layer ({layers[0][0]}:0, worst case)": (layers[0][0], 0),
-              f"last eligible layer ({layers[-1][0]}:0)": (layers[-1][0], 0)}
+    probes = {
+        f"top-1 gradient neuron of {minority} ({top[0]}:{top[1]})": (top[0], top[1]),
+        f"first layer ({layers[0][0]}:0, worst case)": (layers[0][0], 0),
+        f"last eligible layer ({layers[-1][0]}:0)": (layers[-1][0], 0),
+    }
     fast: dict[str, Any] = {}
     for label, neuron in probes.items():
         iv = Intervention((neuron,), "zero")
-        first = _timed(lambda: session.accuracy_after("train", iv), dev)
-        times = [_timed(lambda: session.accuracy_after("train", iv), dev) for _ in range(max(1, repeats))]
-        fast[label] = {"first_s": first, "median_s": statistics.median(times), "path": session.evaluator("train").last_path}
+        first = _timed(lambda iv=iv: session.accuracy_after("train", iv), dev)
+        times = [_timed(lambda iv=iv: session.accuracy_after("train", iv), dev) for _ in range(max(1, repeats))]
+        fast[label] = {
+            "first_s": first,
+            "median_s": statistics.median(times),
+            "path": session.evaluator("train").last_path,
+        }
     out["fast"] = fast
 
     n_workers = workers if workers >= 0 else (0 if dev.type == "cpu" else min(8, (os.cpu_count() or 2) - 1))
@@ -113,8 +140,11 @@ def measure_readout(*, backbone: str = "cifar_resnet8", image_size: int = 32, de
         out["png_write_s"] = time.perf_counter() - t0
         plain_s, plain_acc = _plain_readout(session, paths, iv, batch_size, n_workers, dev)
     fast_acc = session.accuracy_after("train", iv)
-    out["plain"] = {"seconds": plain_s, "workers": n_workers,
-                    "same_accuracy_as_fast": all(abs(a - b) < 1e-9 for a, b in zip(plain_acc, fast_acc) if a is not None)}
+    out["plain"] = {
+        "seconds": plain_s,
+        "workers": n_workers,
+        "same_accuracy_as_fast": all(abs(a - b) < 1e-9 for a, b in zip(plain_acc, fast_acc) if a is not None),
+    }
     headline = fast[next(iter(fast))]["median_s"]
     out["ratio_plain_over_fast"] = plain_s / headline if headline else None
     out["ratio_plain_over_fast_worst_case"] = plain_s / fast[list(fast)[1]]["median_s"]
@@ -166,7 +196,9 @@ class _PngSplit:
             return self.transform(image.convert("RGB"))
 
 
-def _plain_readout(session: Any, paths: list[Path], iv: Any, batch_size: int, workers: int, dev: Any) -> tuple[float, list]:
+def _plain_readout(
+    session: Any, paths: list[Path], iv: Any, batch_size: int, workers: int, dev: Any
+) -> tuple[float, list]:
     import torch
     from torch.utils.data import DataLoader
 
@@ -174,11 +206,17 @@ def _plain_readout(session: Any, paths: list[Path], iv: Any, batch_size: int, wo
     from labconsole.engine.stage1.readout import group_accuracy
 
     bundle = session.bundle
-    loader = DataLoader(_PngSplit(paths, bundle.image_size, bundle.mean, bundle.std), batch_size=batch_size,
-                        num_workers=workers, shuffle=False)
+    loader = DataLoader(
+        _PngSplit(paths, bundle.image_size, bundle.mean, bundle.std),
+        batch_size=batch_size,
+        num_workers=workers,
+        shuffle=False,
+    )
     split = bundle.split("train")
     model = session.model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
@@ -192,18 +230,26 @@ def _plain_readout(session: Any, paths: list[Path], iv: Any, batch_size: int, wo
 
 
 def format_result(r: dict[str, Any]) -> str:
-    lines = [f"device {r['device']}, {r['backbone']} at {r['image_size']} px, {r['train_images']} train images, "
-             f"{r['threads']} threads",
-             f"tensor cache build        {r['tensor_cache_s']:8.3f} s (once)",
-             f"baseline full pass        {r['baseline_full_pass_s']:8.3f} s (once)",
-             f"gradient ranking, all groups {r['gradient_ranking_all_groups_s']:5.3f} s"]
+    lines = [
+        f"device {r['device']}, {r['backbone']} at {r['image_size']} px, {r['train_images']} train images, "
+        f"{r['threads']} threads",
+        f"tensor cache build        {r['tensor_cache_s']:8.3f} s (once)",
+        f"baseline full pass        {r['baseline_full_pass_s']:8.3f} s (once)",
+        f"gradient ranking, all groups {r['gradient_ranking_all_groups_s']:5.3f} s",
+    ]
     for label, v in r["fast"].items():
-        lines.append(f"fast zero-out readout     {v['median_s']:8.3f} s median (first {v['first_s']:.3f} s, "
-                     f"{v['path']} path)  {label}")
-    lines.append(f"plain DataLoader readout  {r['plain']['seconds']:8.3f} s ({r['plain']['workers']} workers, "
-                 f"same accuracies: {r['plain']['same_accuracy_as_fast']})")
-    lines.append(f"ratio plain / fast        {r['ratio_plain_over_fast']:8.1f}×  (worst case, first layer: "
-                 f"{r['ratio_plain_over_fast_worst_case']:.1f}×)")
+        lines.append(
+            f"fast zero-out readout     {v['median_s']:8.3f} s median (first {v['first_s']:.3f} s, "
+            f"{v['path']} path)  {label}"
+        )
+    lines.append(
+        f"plain DataLoader readout  {r['plain']['seconds']:8.3f} s ({r['plain']['workers']} workers, "
+        f"same accuracies: {r['plain']['same_accuracy_as_fast']})"
+    )
+    lines.append(
+        f"ratio plain / fast        {r['ratio_plain_over_fast']:8.1f}×  (worst case, first layer: "
+        f"{r['ratio_plain_over_fast_worst_case']:.1f}×)"
+    )
     return "\n".join(lines)
 
 
@@ -219,8 +265,16 @@ def bench_finetune(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Time one fine-tuning step (two views, target + auxiliary branch) against one ERM step."""
-    from labconsole.engine.train.finetune_bench import format_result as format_finetune, measure_finetune_step
+    from labconsole.engine.train.finetune_bench import format_result as format_finetune
+    from labconsole.engine.train.finetune_bench import measure_finetune_step
 
-    result = measure_finetune_step(backbone=backbone, image_size=image_size, width=width, batch_size=batch_size,
-                                   device=device, repeats=repeats, views=views)
+    result = measure_finetune_step(
+        backbone=backbone,
+        image_size=image_size,
+        width=width,
+        batch_size=batch_size,
+        device=device,
+        repeats=repeats,
+        views=views,
+    )
     typer.echo(json.dumps(result, indent=2) if as_json else format_finetune(result))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -44,7 +44,9 @@ def render_check(report: dict[str, Any]) -> Any:
         parts.append(table)
 
     opened = report.get("images_opened", 0)
-    parts.append(Text(f"images opened: {opened} ({'all' if report.get('full') else 'a sample per split'})", style="dim"))
+    parts.append(
+        Text(f"images opened: {opened} ({'all' if report.get('full') else 'a sample per split'})", style="dim")
+    )
     for problem in report.get("problems", []):
         parts.append(Text(f"• {problem}", style="red" if not report.get("ok") else "yellow"))
     verdict_style = "bold green" if report.get("ok") else "bold red"
@@ -56,7 +58,7 @@ def register(app: typer.Typer) -> None:
     @app.command("check-data")
     def check_data(
         path: Path = typer.Argument(..., help="dataset folder (the one holding the metadata, or its parent)"),
-        dataset: Optional[str] = typer.Option(None, "--dataset", help="waterbirds or celeba (default: detect)"),
+        dataset: str | None = typer.Option(None, "--dataset", help="waterbirds or celeba (default: detect)"),
         full: bool = typer.Option(False, "--full", help="open every image, not a sample of each split"),
         as_json: bool = typer.Option(False, "--json", help="print the check as JSON"),
     ) -> None:

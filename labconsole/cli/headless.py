@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress as Bar, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
 from rich.table import Table
 
 from labconsole.engine import events as ev
@@ -33,8 +34,10 @@ class HeadlessPrinter:
             self._progress(event)
             return
         if isinstance(event, ev.RunStarted):
-            err.print(f"[bold]run[/] {event.run_dir}  (preset {event.preset}, stages {', '.join(event.stages)}, "
-                      f"device {event.device}, variant {event.variant})")
+            err.print(
+                f"[bold]run[/] {event.run_dir}  (preset {event.preset}, stages {', '.join(event.stages)}, "
+                f"device {event.device}, variant {event.variant})"
+            )
         elif isinstance(event, ev.EpochResult):
             self._close_bar()
             if not self.quiet:
@@ -68,8 +71,15 @@ class HeadlessPrinter:
         key = (event.stage, event.epoch)
         if key != self.bar_key:
             self._close_bar()
-            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                           TimeRemainingColumn(), TextColumn("{task.fields[loss]}"), console=err, transient=True)
+            self.bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[loss]}"),
+                console=err,
+                transient=True,
+            )
             self.bar.start()
             label = f"{event.stage} {event.epoch}/{event.total_epochs}" if event.total_epochs else event.stage
             self.task = self.bar.add_task(label, total=event.total_steps or None, loss="")
@@ -96,8 +106,10 @@ def group_table(summary: dict[str, Any], title: str = "per-group accuracy (%), s
     for split in splits:
         table.add_column(split, justify="right")
     for name in names:
-        table.add_row(name, *(pct(splits[s]["groups"].get(name)) + f"  (n={splits[s]['group_counts'].get(name, 0)})"
-                              for s in splits))
+        table.add_row(
+            name,
+            *(pct(splits[s]["groups"].get(name)) + f"  (n={splits[s]['group_counts'].get(name, 0)})" for s in splits),
+        )
     table.add_section()
     for metric in ("wga", "mean", "mean_train_weighted", "mean_groups"):
         table.add_row(metric, *(pct(splits[s].get(metric)) for s in splits))
@@ -109,7 +121,7 @@ def group_table(summary: dict[str, Any], title: str = "per-group accuracy (%), s
 
 
 def finetune_line(summary: dict[str, Any]) -> str | None:
-    """"fine-tuning: test WGA 71.3 → 55.0 (−16.3 pp) …" when the run fine-tuned."""
+    """ "fine-tuning: test WGA 71.3 → 55.0 (−16.3 pp) …" when the run fine-tuned."""
     ft = summary.get("finetune") or {}
     before, after = ft.get("wga_before") or {}, ft.get("wga_after") or {}
     parts = []
@@ -120,4 +132,4 @@ def finetune_line(summary: dict[str, Any]) -> str | None:
     if not parts:
         return None
     epoch = (ft.get("selection") or {}).get("epoch")
-    return "fine-tuning (selected epoch %s): " % epoch + ", ".join(parts)
+    return f"fine-tuning (selected epoch {epoch}): " + ", ".join(parts)

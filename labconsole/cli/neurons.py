@@ -8,7 +8,7 @@ Bad input (unknown layer, index out of range, unknown group, σ ≤ 0, k too lar
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -18,7 +18,7 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _open_session(run: str, device: str, data_root: Optional[str]) -> Any:
+def _open_session(run: str, device: str, data_root: str | None) -> Any:
     from labconsole.engine.stage1.session import Session, _resolve_device
 
     return Session.from_checkpoint(run, _resolve_device(device), data_root=data_root)
@@ -29,15 +29,16 @@ def register(app: typer.Typer) -> None:
     def rank(
         run: str = typer.Argument(..., help="run directory or checkpoint file"),
         criterion: str = typer.Option("gradient", "--criterion", help="magnitude | gradient | activation"),
-        group: Optional[str] = typer.Option(None, "--group", help="group name or index (gradient/activation)"),
+        group: str | None = typer.Option(None, "--group", help="group name or index (gradient/activation)"),
         scope: str = typer.Option("global", "--scope", help="global | layer | percent (k is then a percentage)"),
         top_k: float = typer.Option(10, "--top-k", help="how many neurons (per layer for --scope layer)"),
         norm: str = typer.Option("l2", "--norm", help="l2 | l1"),
-        per_layer_normalise: bool = typer.Option(False, "--per-layer-normalise",
-                                                 help="divide scores by their layer's mean first"),
+        per_layer_normalise: bool = typer.Option(
+            False, "--per-layer-normalise", help="divide scores by their layer's mean first"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print [{layer, index, score}, …]"),
         device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
-        data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder for real datasets"),
+        data_root: str | None = typer.Option(None, "--data-root", help="dataset folder for real datasets"),
     ) -> None:
         """Rank neurons of a trained model by magnitude, per-group gradient or activation."""
         from labconsole.errors import UserError
@@ -64,12 +65,12 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option("zero", "--mode", help="zero | reinit | noise"),
         std: float = typer.Option(0.01, "--std", help="σ of the Gaussian for reinit / noise"),
         seeds: int = typer.Option(10, "--seeds", help="seeds for reinit / noise (mean and spread over seeds)"),
-        split: List[str] = typer.Option([], "--split", help="train | test | val (repeatable; default train and test)"),
+        split: list[str] = typer.Option([], "--split", help="train | test | val (repeatable; default train and test)"),
         where: str = typer.Option("weight", "--where", help="weight | output | post-bn"),
         control_draws: int = typer.Option(3, "--control-draws", help="random-neuron control draws (0 = none)"),
         as_json: bool = typer.Option(False, "--json", help="print the readout as JSON"),
         device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
-        data_root: Optional[str] = typer.Option(None, "--data-root", help="dataset folder for real datasets"),
+        data_root: str | None = typer.Option(None, "--data-root", help="dataset folder for real datasets"),
     ) -> None:
         """Apply an intervention to neurons and print the per-group readout (model restored after)."""
         from labconsole.engine.stage1.neurons import parse_neurons
@@ -80,8 +81,16 @@ def register(app: typer.Typer) -> None:
             if mode != "zero" and not std > 0:
                 raise UserError(f"--std {std}: the {mode} mode needs σ > 0")
             session = _open_session(run, device, data_root)
-            result = session.readout(refs, mode=mode, std=std, seeds=seeds, splits=tuple(split) or ("train", "test"),
-                                     where=where, control_draws=control_draws, control=control_draws > 0)
+            result = session.readout(
+                refs,
+                mode=mode,
+                std=std,
+                seeds=seeds,
+                splits=tuple(split) or ("train", "test"),
+                where=where,
+                control_draws=control_draws,
+                control=control_draws > 0,
+            )
         except UserError as exc:
             _fail(exc)
             return
@@ -93,15 +102,19 @@ def register(app: typer.Typer) -> None:
 
 def _readout_text(result: dict[str, Any]) -> str:
     sigma = f", σ={result['std']:g}, {result['seeds']} seeds" if result.get("std") else ""
-    lines = [f"{result['mode']}{sigma} on {', '.join(f'{l}:{i}' for l, i in result['neurons'])} ({result['where']})"]
+    lines = [
+        f"{result['mode']}{sigma} on {', '.join(f'{layer}:{i}' for layer, i in result['neurons'])} ({result['where']})"
+    ]
     for split, table in result["splits"].items():
         lines.append(f"{split}:")
         control = (result.get("control") or {}).get(split)
         for group, base in table["baseline"].items():
             if base is None:
                 continue
-            text = (f"  {group:<20} {100 * base:6.2f}% → {100 * table['after'][group]:6.2f}%  "
-                    f"Δ {table['delta_pp'][group]:+6.2f} pp ± {table['spread_pp'][group]:.2f}")
+            text = (
+                f"  {group:<20} {100 * base:6.2f}% → {100 * table['after'][group]:6.2f}%  "
+                f"Δ {table['delta_pp'][group]:+6.2f} pp ± {table['spread_pp'][group]:.2f}"
+            )
             if control:
                 text += f"   control Δ {control['delta_pp'][group]:+6.2f} ± {control['spread_pp'][group]:.2f}"
             lines.append(text)

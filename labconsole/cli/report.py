@@ -44,8 +44,9 @@ def compare_cmd(
     if not labels:
         typer.echo("nothing to compare: neither directory has finished numbers yet")
         return
-    table = Table(title="runs compare (accuracies in %, mean ± s.e. (n) for sweeps)",
-                  caption=f"A = {title_a}\nB = {title_b}")
+    table = Table(
+        title="runs compare (accuracies in %, mean ± s.e. (n) for sweeps)", caption=f"A = {title_a}\nB = {title_b}"
+    )
     table.add_column("number")
     table.add_column("A", justify="right")
     table.add_column("B", justify="right")
@@ -79,8 +80,10 @@ def comparable_numbers(path: Path, show_all: bool = False) -> tuple[str, dict[st
             stats = metrics[name]
             se = stats.get("se")
             out[f"{combo_label(combo.get('point') or {})} · {name}"] = {
-                "mean": _percent(name, stats["mean"]), "se": None if se is None else _percent(name, se),
-                "n": stats.get("n")}
+                "mean": _percent(name, stats["mean"]),
+                "se": None if se is None else _percent(name, se),
+                "n": stats.get("n"),
+            }
     done = (sweep.aggregate.get("runs") or {}).get("done", "?")
     return f"{sweep.preset_name} sweep ({path.name}, {done} runs done)", out
 
@@ -88,8 +91,11 @@ def comparable_numbers(path: Path, show_all: bool = False) -> tuple[str, dict[st
 def _chosen(flat: dict[str, Any], show_all: bool) -> list[str]:
     if show_all:
         return list(flat)
-    picked = [n for n in flat if n.startswith(COMPARED_PREFIXES) and ".group_counts." not in n
-              and not n.endswith((".n", "wga_quantum"))]
+    picked = [
+        n
+        for n in flat
+        if n.startswith(COMPARED_PREFIXES) and ".group_counts." not in n and not n.endswith((".n", "wga_quantum"))
+    ]
     return picked or list(flat)[:60]
 
 
@@ -111,5 +117,10 @@ def _text(stats: dict[str, Any] | None) -> str:
 
 def _pretty(label: str) -> str:
     """``splits.test.groups.landbird-water`` → ``test landbird-water``."""
-    return label.replace("finetune.splits.", "finetune ").replace("model.splits.", "").replace("splits.", "") \
-        .replace(".groups.", " ").replace(".", " ")
+    return (
+        label.replace("finetune.splits.", "finetune ")
+        .replace("model.splits.", "")
+        .replace("splits.", "")
+        .replace(".groups.", " ")
+        .replace(".", " ")
+    )

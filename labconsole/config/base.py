@@ -11,6 +11,6 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    def smoke(self) -> "Section":
+    def smoke(self) -> Section:
         """A shrunk copy that runs in seconds on a CPU (tiny model, tiny data, 1-2 epochs)."""
         return self

@@ -8,7 +8,9 @@ from pydantic import Field, field_validator
 
 from labconsole.config.base import Section
 
-DatasetName = Literal["synthetic-waterbirds", "waterbirds", "celeba", "digits", "digits-color", "mnist", "fashion-mnist", "cifar10"]
+DatasetName = Literal[
+    "synthetic-waterbirds", "waterbirds", "celeba", "digits", "digits-color", "mnist", "fashion-mnist", "cifar10"
+]
 
 
 class SyntheticConfig(Section):
@@ -49,7 +51,7 @@ class DataConfig(Section):
     def is_embedded(self) -> bool:
         return self.dataset in ("synthetic-waterbirds", "digits", "digits-color")
 
-    def smoke(self) -> "DataConfig":
+    def smoke(self) -> DataConfig:
         if self.dataset in ("digits", "digits-color", "mnist", "fashion-mnist", "cifar10"):
             return self.model_copy(update={"dataset": "digits" if self.dataset != "digits-color" else self.dataset})
         return self.model_copy(

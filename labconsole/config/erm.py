@@ -29,6 +29,11 @@ class ErmConfig(Section):
     save_every: int = Field(0, ge=0, description="also keep epoch_<n> checkpoints every n epochs")
     keep_epochs: tuple[int, ...] = Field((), description="epochs whose checkpoint is kept (kick-in)")
 
-    def smoke(self) -> "ErmConfig":
-        return self.model_copy(update={"epochs": min(self.epochs, 2), "batch_size": min(self.batch_size, 64),
-                                       "keep_epochs": tuple(e for e in self.keep_epochs if e <= 2)})
+    def smoke(self) -> ErmConfig:
+        return self.model_copy(
+            update={
+                "epochs": min(self.epochs, 2),
+                "batch_size": min(self.batch_size, 64),
+                "keep_epochs": tuple(e for e in self.keep_epochs if e <= 2),
+            }
+        )

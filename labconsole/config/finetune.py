@@ -33,9 +33,14 @@ class DfrConfig(Section):
             raise ValueError("give at least one inverse regularisation strength C > 0")
         return value
 
-    def smoke(self) -> "DfrConfig":
-        return self.model_copy(update={"c_values": self.c_values[:2], "balanced_draws": min(self.balanced_draws, 2),
-                                       "max_iter": min(self.max_iter, 200)})
+    def smoke(self) -> DfrConfig:
+        return self.model_copy(
+            update={
+                "c_values": self.c_values[:2],
+                "balanced_draws": min(self.balanced_draws, 2),
+                "max_iter": min(self.max_iter, 200),
+            }
+        )
 
 
 class GradcamConfig(Section):
@@ -49,8 +54,9 @@ class GradcamConfig(Section):
 
 class FinetuneConfig(Section):
     # -- where fine-tuning starts ----------------------------------------------------------------
-    kick_in_epoch: int = Field(40, ge=0, description="ERM epoch to start from (0 = the selected ERM model "
-                                                    "or model.checkpoint as given)")
+    kick_in_epoch: int = Field(
+        40, ge=0, description="ERM epoch to start from (0 = the selected ERM model or model.checkpoint as given)"
+    )
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(128, ge=2, description="NT-Xent needs at least 2 images per batch")
     lr: float = Field(2e-4, gt=0)
@@ -69,8 +75,12 @@ class FinetuneConfig(Section):
     gradient_source: Literal["full-train", "minority-groups"] = "full-train"
     worst_samples: int = Field(256, ge=1, description="highest-CE training examples considered …")
     sampled: int = Field(128, ge=1, description="… of which this many, drawn at random, give the gradient")
-    gradient_pool: int = Field(0, ge=0, description="score at most this many random training examples for "
-                                                   "the worst-CE search (0 = all; CelebA is large)")
+    gradient_pool: int = Field(
+        0,
+        ge=0,
+        description="score at most this many random training examples for "
+        "the worst-CE search (0 = all; CelebA is large)",
+    )
     norm: Literal["l2", "l1"] = "l2"
     per_layer_normalise: bool = False
     include: tuple[str, ...] = ("*",)
@@ -83,14 +93,18 @@ class FinetuneConfig(Section):
     contrast_on: Literal["logits", "probabilities", "features"] = "logits"
     projection_dim: int = Field(2, ge=1, description="output size of the projection head (contrast_on = features)")
     contrastive: Literal["two-views", "double-same-view"] = "two-views"
-    head_softmax: bool = Field(False, description="authors' code: Softmax inside the model; the supervised "
-                                                  "CE and the contrast then act on probabilities")
+    head_softmax: bool = Field(
+        False,
+        description="authors' code: Softmax inside the model; the supervised "
+        "CE and the contrast then act on probabilities",
+    )
     # In-memory data are the embedded digit datasets: a mirrored digit is another digit (and
     # fine-tuning on flipped views alone, without any contrast, wrecks the ERM model there), so
     # the default is ERM's own random translation. File data (Waterbirds, CelebA) always get
     # Paper A's Table 1 views through finetune_view_transform.
     views: Literal["translate", "translate-flip", "table1"] = Field(
-        "translate", description="augmentation of the two views on in-memory data (file data: Table 1 always)")
+        "translate", description="augmentation of the two views on in-memory data (file data: Table 1 always)"
+    )
 
     dfr: DfrConfig = DfrConfig()
     gradcam: GradcamConfig = GradcamConfig()
@@ -116,21 +130,30 @@ class FinetuneConfig(Section):
             raise ValueError("λ (supervised_weight) must be ≥ 0")
         return value
 
-    def smoke(self) -> "FinetuneConfig":
+    def smoke(self) -> FinetuneConfig:
         # The smoke ERM keeps no kick-in checkpoint: start from its selected model instead.
-        return self.model_copy(update={
-            "kick_in_epoch": 0, "epochs": min(self.epochs, 2), "batch_size": min(self.batch_size, 32),
-            "worst_samples": min(self.worst_samples, 32), "sampled": min(self.sampled, 16),
-            "gradient_pool": 0, "dfr": self.dfr.smoke(), "gradcam": self.gradcam.model_copy(update={"per_group": 1}),
-        })
+        return self.model_copy(
+            update={
+                "kick_in_epoch": 0,
+                "epochs": min(self.epochs, 2),
+                "batch_size": min(self.batch_size, 32),
+                "worst_samples": min(self.worst_samples, 32),
+                "sampled": min(self.sampled, 16),
+                "gradient_pool": 0,
+                "dfr": self.dfr.smoke(),
+                "gradcam": self.gradcam.model_copy(update={"per_group": 1}),
+            }
+        )
 
     def variant_options(self) -> dict[str, str]:
         """Each point of SPEC §7 this section decides, and which side it takes."""
         return {
-            "mask": "paper (critical neurons)" if self.mask == "critical-neurons"
+            "mask": "paper (critical neurons)"
+            if self.mask == "critical-neurons"
             else "authors' code (smallest weights, unstructured)",
             "supervised": "paper (MSE)" if self.supervised == "mse" else "CE",
-            "contrastive": "paper (two views)" if self.contrastive == "two-views"
+            "contrastive": "paper (two views)"
+            if self.contrastive == "two-views"
             else "authors' code (double NT-Xent, same view)",
             "kick_in": f"ERM epoch {self.kick_in_epoch}" if self.kick_in_epoch else "from the loaded checkpoint",
             "head": "paper (logits)" if not self.head_softmax else "authors' code (softmax in the model)",

@@ -16,11 +16,17 @@ class ModelConfig(Section):
     checkpoint: str = Field("", description="start from this checkpoint (run dir or file)")
     width: int = Field(16, ge=1, description="base width of the small CPU models")
 
-    def smoke(self) -> "ModelConfig":
+    def smoke(self) -> ModelConfig:
         # Small CPU models stay (Paper B's MLPs must stay MLPs); big backbones become ResNet-8.
         small = self.backbone in SMALL_BACKBONES
-        return self.model_copy(update={"backbone": self.backbone if small else "cifar_resnet8", "weights": "none",
-                                       "checkpoint": "", "width": min(self.width, 8)})
+        return self.model_copy(
+            update={
+                "backbone": self.backbone if small else "cifar_resnet8",
+                "weights": "none",
+                "checkpoint": "",
+                "width": min(self.width, 8),
+            }
+        )
 
 
 # Mirrors the "small" family of engine.models.factory without importing torch here.

@@ -61,8 +61,11 @@ class NeuronsConfig(Section):
     batch_size: int = Field(512, ge=1)
     grad_batch_size: int = Field(128, ge=1)
     fast_path: bool = Field(True, description="reuse activations entering the first modified layer")
-    cut_cache_mb: int = Field(0, ge=0, description="memory for cached activations per split; "
-                                                   "0 = auto (1 GiB on a CPU, a quarter of free GPU memory)")
+    cut_cache_mb: int = Field(
+        0,
+        ge=0,
+        description="memory for cached activations per split; 0 = auto (1 GiB on a CPU, a quarter of free GPU memory)",
+    )
 
     @field_validator("stds")
     @classmethod
@@ -85,12 +88,14 @@ class NeuronsConfig(Section):
             raise ValueError("percentages must be in (0, 100]")
         return value
 
-    def smoke(self) -> "NeuronsConfig":
-        return self.model_copy(update={
-            "seeds": min(self.seeds, 2),
-            "control_draws": min(self.control_draws, 2),
-            "worst_samples": min(self.worst_samples, 32),
-            "sampled": min(self.sampled, 16),
-            "stds": self.stds[:2],
-            "cut_cache_mb": 256,
-        })
+    def smoke(self) -> NeuronsConfig:
+        return self.model_copy(
+            update={
+                "seeds": min(self.seeds, 2),
+                "control_draws": min(self.control_draws, 2),
+                "worst_samples": min(self.worst_samples, 32),
+                "sampled": min(self.sampled, 16),
+                "stds": self.stds[:2],
+                "cut_cache_mb": 256,
+            }
+        )

@@ -36,7 +36,7 @@ class RareTheoryConfig(Section):
     mc_repeats: int = Field(5, ge=2)
     extra_dims: int = Field(3, ge=0, description="noise-only dimensions added to each subspace in the MC fit")
 
-    def smoke(self) -> "RareTheoryConfig":
+    def smoke(self) -> RareTheoryConfig:
         return self.model_copy(update={"gamma_points": 21, "mc_samples": 20_000, "mc_repeats": 2})
 
 
@@ -113,35 +113,37 @@ class RareConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _milestones_sorted(self) -> "RareConfig":
+    def _milestones_sorted(self) -> RareConfig:
         if list(self.lr_milestones) != sorted(self.lr_milestones) or any(m < 1 for m in self.lr_milestones):
             raise ValueError("lr_milestones must be increasing epoch numbers ≥ 1")
         return self
 
-    def smoke(self) -> "RareConfig":
+    def smoke(self) -> RareConfig:
         def few(values: tuple[int, ...]) -> tuple[int, ...]:
             kept = tuple(v for v in values if v <= 3)
             return kept[:2] or (min(values),)
 
-        return self.model_copy(update={
-            "patterns": self.patterns[:2],
-            "n_spurious": few(self.n_spurious),
-            "num_seeds": min(self.num_seeds, 2),
-            "epochs": min(self.epochs, 3),
-            "lr_milestones": tuple(m for m in self.lr_milestones if m < 3),
-            "weights_n": few(self.weights_n),
-            "sensitivity_backbones": self.sensitivity_backbones[:1],
-            "sensitivity_fractions": self.sensitivity_fractions[:3],
-            "membership_n": few(self.membership_n),
-            "membership_seeds": 1,
-            "mitigation_n": min(self.mitigation_n, 3),
-            "mitigation_seeds": 1,
-            "weight_decays": self.weight_decays[:2],
-            "noise_stds": self.noise_stds[:2],
-            "clip_values": self.clip_values[:2],
-            "clip_norms": self.clip_norms[:2],
-            "deletion_n": few(self.deletion_n)[-1:],
-            "deletion_seeds": 1,
-            "deletion_epochs": min(self.deletion_epochs, 2),
-            "theory": self.theory.smoke(),
-        })
+        return self.model_copy(
+            update={
+                "patterns": self.patterns[:2],
+                "n_spurious": few(self.n_spurious),
+                "num_seeds": min(self.num_seeds, 2),
+                "epochs": min(self.epochs, 3),
+                "lr_milestones": tuple(m for m in self.lr_milestones if m < 3),
+                "weights_n": few(self.weights_n),
+                "sensitivity_backbones": self.sensitivity_backbones[:1],
+                "sensitivity_fractions": self.sensitivity_fractions[:3],
+                "membership_n": few(self.membership_n),
+                "membership_seeds": 1,
+                "mitigation_n": min(self.mitigation_n, 3),
+                "mitigation_seeds": 1,
+                "weight_decays": self.weight_decays[:2],
+                "noise_stds": self.noise_stds[:2],
+                "clip_values": self.clip_values[:2],
+                "clip_norms": self.clip_norms[:2],
+                "deletion_n": few(self.deletion_n)[-1:],
+                "deletion_seeds": 1,
+                "deletion_epochs": min(self.deletion_epochs, 2),
+                "theory": self.theory.smoke(),
+            }
+        )

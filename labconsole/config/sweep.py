@@ -18,7 +18,7 @@ class SweepConfig(Section):
     def is_sweep(self) -> bool:
         return len(self.seeds) > 1 or any(len(v) > 1 for v in self.axes.values())
 
-    def smoke(self) -> "SweepConfig":
+    def smoke(self) -> SweepConfig:
         # Keep every axis value (each must still run) and two seeds, so that even a smoke sweep
         # shows a standard error.
         return self.model_copy(update={"seeds": self.seeds[:2]})

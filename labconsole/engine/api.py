@@ -20,8 +20,8 @@ import torch
 from labconsole import __version__
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
+from labconsole.engine.runs import STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED, STATUS_RUNNING, RunDir
 from labconsole.engine.stage1.session import Session  # noqa: F401  (the console's interactive entry point)
-from labconsole.engine.runs import RunDir, STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED, STATUS_RUNNING
 from labconsole.engine.stages import stage_function
 from labconsole.errors import UserError
 
@@ -51,8 +51,13 @@ def configure_threads(keep_a_core: bool) -> None:
 
 def git_hash() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -71,8 +76,12 @@ def base_manifest(preset: Any, device: torch.device) -> dict[str, Any]:
         "status": STATUS_RUNNING,
         "stages_done": [],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "versions": {"labconsole": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "labconsole": __version__,
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "python": platform.python_version(),
+        },
         "git": git_hash(),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "host": platform.node(),
@@ -132,8 +141,16 @@ def run_job(
     run.write_manifest(manifest)
     run_id = run.name
     ctx = StageContext(preset=preset, run=run, emit_raw=emit, cancel=cancel, device=device, run_id=run_id)
-    ctx.emit(RunStarted(run_id=run_id, preset=preset.name, run_dir=str(run.path), stages=tuple(preset.stages),
-                        variant=preset.variant, device=str(device)))
+    ctx.emit(
+        RunStarted(
+            run_id=run_id,
+            preset=preset.name,
+            run_dir=str(run.path),
+            stages=tuple(preset.stages),
+            variant=preset.variant,
+            device=str(device),
+        )
+    )
     summary: dict[str, Any] = run.summary() or {"preset": preset.name, "variant": preset.variant}
     try:
         torch.manual_seed(preset.seed)
@@ -150,12 +167,17 @@ def run_job(
                 # The model under study fills the documented top level (splits, selection), as ERM does.
                 summary["splits"] = result["splits"]
                 summary["selection"] = result.get("selection") or {
-                    "rule": f"given checkpoint {result.get('checkpoint', '')}", "epoch": None}
+                    "rule": f"given checkpoint {result.get('checkpoint', '')}",
+                    "epoch": None,
+                }
             summary[stage] = result if stage != "erm" else {"epochs": result.get("epochs")}
             if "dataset" in ctx.state and "dataset_check" not in manifest:
                 manifest["dataset_check"] = ctx.state["dataset"].check
-                manifest["dataset"] = {"name": ctx.state["dataset"].name, "layout": ctx.state["dataset"].layout,
-                                       "root": ctx.state["dataset"].root}
+                manifest["dataset"] = {
+                    "name": ctx.state["dataset"].name,
+                    "layout": ctx.state["dataset"].layout,
+                    "root": ctx.state["dataset"].root,
+                }
             manifest.setdefault("stages_done", []).append(stage)
             run.write_summary(summary)
             run.write_manifest(manifest)
@@ -169,8 +191,9 @@ def run_job(
     return run
 
 
-def _finish(run: RunDir, manifest: dict[str, Any], summary: dict[str, Any], status: str, ctx: StageContext,
-            error: str | None) -> None:
+def _finish(
+    run: RunDir, manifest: dict[str, Any], summary: dict[str, Any], status: str, ctx: StageContext, error: str | None
+) -> None:
     manifest["status"] = status
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     if error:

@@ -49,16 +49,36 @@ class StageContext:
         if self.cancel.is_set():
             raise Cancelled()
 
-    def progress(self, *, epoch: int, total_epochs: int, step: int, total_steps: int,
-                 started: float, loss: float | None = None, recent: tuple[float, ...] = (),
-                 message: str = "", force: bool = False) -> None:
+    def progress(
+        self,
+        *,
+        epoch: int,
+        total_epochs: int,
+        step: int,
+        total_steps: int,
+        started: float,
+        loss: float | None = None,
+        recent: tuple[float, ...] = (),
+        message: str = "",
+        force: bool = False,
+    ) -> None:
         elapsed = time.monotonic() - started
         done = (epoch - 1) * total_steps + step if total_steps else 0
         total = total_epochs * total_steps
         eta = elapsed / done * (total - done) if done and total else None
         self.emit(
-            Progress(run_id=self.run_id, stage=self.stage, epoch=epoch, total_epochs=total_epochs,
-                     step=step, total_steps=total_steps, loss=loss, recent_losses=recent[-200:],
-                     elapsed_s=elapsed, eta_s=eta, message=message),
+            Progress(
+                run_id=self.run_id,
+                stage=self.stage,
+                epoch=epoch,
+                total_epochs=total_epochs,
+                step=step,
+                total_steps=total_steps,
+                loss=loss,
+                recent_losses=recent[-200:],
+                elapsed_s=elapsed,
+                eta_s=eta,
+                message=message,
+            ),
             force=force,
         )

@@ -8,7 +8,8 @@ one example; its quantum is 1 / (size of the smallest group in the split).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -16,7 +17,9 @@ from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import GroupInfo
 
 
-def group_correct_counts(pred: torch.Tensor, y: torch.Tensor, g: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+def group_correct_counts(
+    pred: torch.Tensor, y: torch.Tensor, g: torch.Tensor, num_groups: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(correct per group, count per group) as long tensors on pred's device."""
     correct = torch.bincount(g, weights=(pred == y).to(torch.float64), minlength=num_groups)
     total = torch.bincount(g, minlength=num_groups)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 # A split's metrics, as stored in summary.json and EpochResult:
 # {"groups": {name: acc}, "wga": float, "worst_group": name, "mean": float,
@@ -63,11 +64,7 @@ class Progress(Event):
     message: str = ""
 
     def can_replace(self, other: Event) -> bool:
-        return (
-            isinstance(other, Progress)
-            and other.run_id == self.run_id
-            and other.stage == self.stage
-        )
+        return isinstance(other, Progress) and other.run_id == self.run_id and other.stage == self.stage
 
 
 @dataclass(frozen=True)

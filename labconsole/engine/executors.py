@@ -18,9 +18,10 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from labconsole.engine.events import CancelToken, Emit, LogRecord, NeverCancelled
 from labconsole.engine.runs import RunDir, atomic_write_json
@@ -44,14 +45,19 @@ class PointOutcome:
 
 
 def where_am_i(kind: str, **extra: Any) -> dict[str, Any]:
-    info = {"kind": kind, "host": platform.node(), "pid": os.getpid(),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    info = {
+        "kind": kind,
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
     info.update({k: v for k, v in extra.items() if v is not None})
     return info
 
 
-def execute_point(job: PointJob, *, emit: Emit, cancel: CancelToken | None = None,
-                  where: dict[str, Any] | None = None) -> PointOutcome:
+def execute_point(
+    job: PointJob, *, emit: Emit, cancel: CancelToken | None = None, where: dict[str, Any] | None = None
+) -> PointOutcome:
     """Run one point in this process and record where it ran; failures become outcomes."""
     from labconsole.engine.api import run_job
     from labconsole.presets import preset_from_dict
@@ -113,8 +119,9 @@ class LocalExecutor:
             return outcomes
         return self._per_device(jobs, devices, emit=emit, cancel=cancel, log_dir=log_dir)
 
-    def _per_device(self, jobs: list[PointJob], devices: list[str], *, emit: Emit, cancel: CancelToken,
-                    log_dir: Path) -> list[PointOutcome]:
+    def _per_device(
+        self, jobs: list[PointJob], devices: list[str], *, emit: Emit, cancel: CancelToken, log_dir: Path
+    ) -> list[PointOutcome]:
         """One worker process per device; each device takes the next waiting job."""
         log_dir.mkdir(parents=True, exist_ok=True)
         waiting = list(jobs)
@@ -127,10 +134,14 @@ class LocalExecutor:
                         job = waiting.pop(0)
                         spec = log_dir / f"{job.name}.job.json"
                         atomic_write_json(spec, job.__dict__)
-                        log = open(log_dir / f"{job.name}.log", "w", encoding="utf-8")
+                        log = open(log_dir / f"{job.name}.log", "w", encoding="utf-8")  # noqa: SIM115 - outlives this block: closed when the job is reaped
                         env = {**os.environ, "CUDA_VISIBLE_DEVICES": device}
-                        proc = subprocess.Popen([self.python, "-m", "labconsole.engine.executors", str(spec)],
-                                                stdout=log, stderr=subprocess.STDOUT, env=env)
+                        proc = subprocess.Popen(
+                            [self.python, "-m", "labconsole.engine.executors", str(spec)],
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env=env,
+                        )
                         running[device] = (proc, job, log)
                         emit(LogRecord(run_id=job.name, level="info", message=f"{job.name}: started on GPU {device}"))
                 for device, (proc, job, log) in list(running.items()):
@@ -142,11 +153,24 @@ class LocalExecutor:
                     log.close()
                     del running[device]
                     status = RunDir(Path(job.run_dir)).status() if Path(job.run_dir).exists() else "failed"
-                    error = None if code == 0 else f"worker exited with code {code}; see {log_dir / (job.name + '.log')}"
-                    outcomes.append(PointOutcome(job.name, status if code == 0 else "failed", error,
-                                                 {"kind": "local-gpu", "cuda_visible_devices": device}))
-                    emit(LogRecord(run_id=job.name, level="info" if code == 0 else "warning",
-                                   message=f"{job.name}: {outcomes[-1].status} (GPU {device})"))
+                    error = (
+                        None if code == 0 else f"worker exited with code {code}; see {log_dir / (job.name + '.log')}"
+                    )
+                    outcomes.append(
+                        PointOutcome(
+                            job.name,
+                            status if code == 0 else "failed",
+                            error,
+                            {"kind": "local-gpu", "cuda_visible_devices": device},
+                        )
+                    )
+                    emit(
+                        LogRecord(
+                            run_id=job.name,
+                            level="info" if code == 0 else "warning",
+                            message=f"{job.name}: {outcomes[-1].status} (GPU {device})",
+                        )
+                    )
                 if running:
                     time.sleep(0.5)
                 if cancel.is_set() and not running:
@@ -174,36 +198,60 @@ def run_point_job(job: PointJob, kind: str = "slurm", extra: dict[str, Any] | No
 def _print_event(event: Any) -> None:
     kind = type(event).__name__
     if kind in ("EpochResult", "RunFinished", "RunStarted") or (kind == "LogRecord" and event.level != "debug"):
-        text = {k: v for k, v in event.to_dict().items() if k in ("type", "stage", "epoch", "status", "message",
-                                                                   "error", "run_dir")}
+        text = {
+            k: v
+            for k, v in event.to_dict().items()
+            if k in ("type", "stage", "epoch", "status", "message", "error", "run_dir")
+        }
         print(json.dumps(text, default=str), flush=True)
 
 
 class SlurmExecutor:
     kind = "slurm"
 
-    def __init__(self, *, partition: str | None = None, time_min: int = 240, gpus_per_run: int = 1,
-                 cpus_per_run: int = 8, mem_gb: int | None = None, max_parallel: int = 32,
-                 cluster: str | None = "slurm", wait: bool = True,
-                 function: Callable[..., PointOutcome] = run_point_job) -> None:
+    def __init__(
+        self,
+        *,
+        partition: str | None = None,
+        time_min: int = 240,
+        gpus_per_run: int = 1,
+        cpus_per_run: int = 8,
+        mem_gb: int | None = None,
+        max_parallel: int = 32,
+        cluster: str | None = "slurm",
+        wait: bool = True,
+        function: Callable[..., PointOutcome] = run_point_job,
+    ) -> None:
         self.partition, self.time_min, self.gpus_per_run = partition, time_min, gpus_per_run
         self.cpus_per_run, self.mem_gb, self.max_parallel = cpus_per_run, mem_gb, max_parallel
         self.cluster, self.wait, self.function = cluster, wait, function
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "cluster": self.cluster, "partition": self.partition, "time_min": self.time_min,
-                "gpus_per_run": self.gpus_per_run, "cpus_per_run": self.cpus_per_run}
+        return {
+            "kind": self.kind,
+            "cluster": self.cluster,
+            "partition": self.partition,
+            "time_min": self.time_min,
+            "gpus_per_run": self.gpus_per_run,
+            "cpus_per_run": self.cpus_per_run,
+        }
 
     def run(self, jobs: list[PointJob], *, emit: Emit, cancel: CancelToken, log_dir: Path) -> list[PointOutcome]:
         try:
             import submitit
         except ImportError:
-            raise UserError("--executor slurm needs the `submitit` package: pip install 'labconsole[cluster]'") from None
+            raise UserError(
+                "--executor slurm needs the `submitit` package: pip install 'labconsole[cluster]'"
+            ) from None
         if not jobs:
             return []
         executor = submitit.AutoExecutor(folder=str(log_dir / "%j"), cluster=self.cluster)
-        params: dict[str, Any] = {"timeout_min": self.time_min, "cpus_per_task": self.cpus_per_run,
-                                  "name": "labconsole", "slurm_array_parallelism": self.max_parallel}
+        params: dict[str, Any] = {
+            "timeout_min": self.time_min,
+            "cpus_per_task": self.cpus_per_run,
+            "name": "labconsole",
+            "slurm_array_parallelism": self.max_parallel,
+        }
         if self.gpus_per_run:
             params["gpus_per_node"] = self.gpus_per_run
         if self.partition:
@@ -214,13 +262,19 @@ class SlurmExecutor:
             params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
         executor.update_parameters(**params)
         extra = {"partition": self.partition}
-        submitted = executor.map_array(self.function, jobs, ["slurm" if self.cluster != "local" else "submitit-local"]
-                                       * len(jobs), [extra] * len(jobs))
+        submitted = executor.map_array(
+            self.function,
+            jobs,
+            ["slurm" if self.cluster != "local" else "submitit-local"] * len(jobs),
+            [extra] * len(jobs),
+        )
         for job, handle in zip(jobs, submitted):
             emit(LogRecord(run_id=job.name, level="info", message=f"{job.name}: submitted as job {handle.job_id}"))
         if not self.wait:
-            return [PointOutcome(j.name, "submitted", None, {"kind": self.kind, "slurm_job_id": h.job_id})
-                    for j, h in zip(jobs, submitted)]
+            return [
+                PointOutcome(j.name, "submitted", None, {"kind": self.kind, "slurm_job_id": h.job_id})
+                for j, h in zip(jobs, submitted)
+            ]
         outcomes = []
         for job, handle in zip(jobs, submitted):
             try:
@@ -231,10 +285,21 @@ class SlurmExecutor:
                     time.sleep(1.0)
                 outcomes.append(handle.result())
             except Exception as exc:  # a crashed or cancelled job: say which and where its log is
-                outcomes.append(PointOutcome(job.name, "failed", f"{type(exc).__name__}: {str(exc)[-500:]}",
-                                             {"kind": self.kind, "slurm_job_id": handle.job_id}))
-            emit(LogRecord(run_id=job.name, level="info" if outcomes[-1].status == "done" else "warning",
-                           message=f"{job.name}: {outcomes[-1].status} (job {handle.job_id})"))
+                outcomes.append(
+                    PointOutcome(
+                        job.name,
+                        "failed",
+                        f"{type(exc).__name__}: {str(exc)[-500:]}",
+                        {"kind": self.kind, "slurm_job_id": handle.job_id},
+                    )
+                )
+            emit(
+                LogRecord(
+                    run_id=job.name,
+                    level="info" if outcomes[-1].status == "done" else "warning",
+                    message=f"{job.name}: {outcomes[-1].status} (job {handle.job_id})",
+                )
+            )
         return outcomes
 
 

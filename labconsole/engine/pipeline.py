@@ -56,9 +56,15 @@ def build_model(ctx: StageContext) -> nn.Module:
 
     bundle = ensure_dataset(ctx)
     m = ctx.preset.model
-    model = create_model(m.backbone, bundle.groups.num_classes, in_channels=bundle.channels,
-                         image_size=bundle.image_size, width=m.width, weights=m.weights,
-                         allow_download=m.allow_download)
+    model = create_model(
+        m.backbone,
+        bundle.groups.num_classes,
+        in_channels=bundle.channels,
+        image_size=bundle.image_size,
+        width=m.width,
+        weights=m.weights,
+        allow_download=m.allow_download,
+    )
     if m.checkpoint:
         path = resolve_checkpoint(m.checkpoint)
         _check_sidecar(path, model_meta(ctx, bundle))
@@ -74,9 +80,7 @@ def _check_sidecar(path: Path, expected: dict[str, Any]) -> None:
     meta = read_sidecar(path)
     for key in ("backbone", "num_classes", "dataset"):
         if key in meta and meta[key] != expected[key]:
-            raise CheckpointError(
-                f"{path} was made for {key} = {meta[key]!r}, this preset has {expected[key]!r}"
-            )
+            raise CheckpointError(f"{path} was made for {key} = {meta[key]!r}, this preset has {expected[key]!r}")
 
 
 def ensure_model(ctx: StageContext) -> nn.Module:
@@ -86,7 +90,9 @@ def ensure_model(ctx: StageContext) -> nn.Module:
     return ctx.state["model"]
 
 
-def evaluate_splits(ctx: StageContext, model: nn.Module, splits: tuple[str, ...] = ("train", "val", "test")) -> dict[str, Any]:
+def evaluate_splits(
+    ctx: StageContext, model: nn.Module, splits: tuple[str, ...] = ("train", "val", "test")
+) -> dict[str, Any]:
     bundle = ensure_dataset(ctx)
     proportions = bundle.train_group_proportions()
     results = {}

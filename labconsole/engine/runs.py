@@ -13,9 +13,10 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from labconsole.engine.events import Event
 
@@ -67,7 +68,7 @@ class RunDir:
     path: Path
 
     @classmethod
-    def create(cls, root: Path, preset: str, seed: int, *, when: float | None = None) -> "RunDir":
+    def create(cls, root: Path, preset: str, seed: int, *, when: float | None = None) -> RunDir:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when or time.time()))
         base = Path(root) / f"{stamp}-{_slug(preset)}-s{seed}"
         path, n = base, 1

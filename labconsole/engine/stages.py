@@ -7,7 +7,8 @@ is merged into ``summary.json`` under the stage's name (the ERM stage fills the 
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from labconsole.errors import PresetError
 

@@ -10,8 +10,9 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled
 from labconsole.engine.runs import RunDir, atomic_write_json
@@ -52,22 +53,37 @@ def run_sweep(
     executor = executor or LocalExecutor()
     names = [point_name(p) for p, _ in points]
     if len(set(names)) != len(names):
-        raise UserError(f"[sweep] of {preset.name}: two combinations give the same folder name; make the axis "
-                        "values distinct")
-    index = {"preset": preset.name, "reproduces": preset.reproduces, "variant": preset.variant,
-             "description": preset.description,
-             "axes": {k: list(v) for k, v in preset.sweep.axes.items()},
-             "seeds": sorted({p.get("seed", preset.seed) for p, _ in points}),
-             "reference": preset.reference, "executor": executor.describe(),
-             "points": [{"point": p, "dir": name} for (p, _), name in zip(points, names)]}
+        raise UserError(
+            f"[sweep] of {preset.name}: two combinations give the same folder name; make the axis values distinct"
+        )
+    index = {
+        "preset": preset.name,
+        "reproduces": preset.reproduces,
+        "variant": preset.variant,
+        "description": preset.description,
+        "axes": {k: list(v) for k, v in preset.sweep.axes.items()},
+        "seeds": sorted({p.get("seed", preset.seed) for p, _ in points}),
+        "reference": preset.reference,
+        "executor": executor.describe(),
+        "points": [{"point": p, "dir": name} for (p, _), name in zip(points, names)],
+    }
     atomic_write_json(sweep_dir / "sweep.json", index)
     pending = []
-    for (point, point_preset), name in zip(points, names):
+    for (_point, point_preset), name in zip(points, names):
         target = sweep_dir / name
         if RunDir(target).is_done:
             continue  # resume: finished runs are kept as they are
-        pending.append((point_preset, PointJob(name=name, run_dir=str(target), preset=point_preset.model_dump(mode="json"),
-                                               resume=(target / "manifest.json").exists())))
+        pending.append(
+            (
+                point_preset,
+                PointJob(
+                    name=name,
+                    run_dir=str(target),
+                    preset=point_preset.model_dump(mode="json"),
+                    resume=(target / "manifest.json").exists(),
+                ),
+            )
+        )
     if run_point is not None:
         for point_preset, job in pending:
             if cancel.is_set():
@@ -75,8 +91,9 @@ def run_sweep(
             target = Path(job.run_dir)
             resume = target if job.resume else None
             try:
-                run = run_point(point_preset, emit=emit, cancel=cancel, run_dir=None if resume else target,
-                                resume=resume)
+                run = run_point(
+                    point_preset, emit=emit, cancel=cancel, run_dir=None if resume else target, resume=resume
+                )
             except UserError:
                 raise
             except Exception:  # recorded in the run's manifest; the aggregate lists it as failed
@@ -121,9 +138,14 @@ def aggregate_sweep(sweep_dir: Path) -> dict[str, Any]:
         run = RunDir(sweep_dir / item["dir"])
         if not run.is_done:
             manifest = run.manifest() if run.path.exists() else {}
-            entry["incomplete"].append({"dir": item["dir"], "seed": seed,
-                                        "status": run.status() if run.path.exists() else "missing",
-                                        "error": manifest.get("error")})
+            entry["incomplete"].append(
+                {
+                    "dir": item["dir"],
+                    "seed": seed,
+                    "status": run.status() if run.path.exists() else "missing",
+                    "error": manifest.get("error"),
+                }
+            )
             continue
         entry["runs"].append(item["dir"])
         for name, value in flatten_numbers(run.summary()).items():
@@ -131,12 +153,20 @@ def aggregate_sweep(sweep_dir: Path) -> dict[str, Any]:
     combos = []
     for entry in groups.values():
         stats = {name: _mean_se(vals) for name, vals in entry["values"].items()}
-        combos.append({"point": entry["point"], "runs": entry["runs"], "incomplete": entry["incomplete"],
-                       "metrics": stats})
-    counts = {"planned": len(index["points"]), "done": sum(len(c["runs"]) for c in combos),
-              "failed": sum(1 for c in combos for i in c["incomplete"] if i["status"] == "failed")}
-    aggregate = {"preset": index["preset"], "reproduces": index.get("reproduces", ""), "runs": counts,
-                 "statistic": "mean, sample std (n-1) and standard error std/sqrt(n) over finished seeds",
-                 "combinations": combos}
+        combos.append(
+            {"point": entry["point"], "runs": entry["runs"], "incomplete": entry["incomplete"], "metrics": stats}
+        )
+    counts = {
+        "planned": len(index["points"]),
+        "done": sum(len(c["runs"]) for c in combos),
+        "failed": sum(1 for c in combos for i in c["incomplete"] if i["status"] == "failed"),
+    }
+    aggregate = {
+        "preset": index["preset"],
+        "reproduces": index.get("reproduces", ""),
+        "runs": counts,
+        "statistic": "mean, sample std (n-1) and standard error std/sqrt(n) over finished seeds",
+        "combinations": combos,
+    }
     atomic_write_json(sweep_dir / "aggregate.json", aggregate)
     return aggregate

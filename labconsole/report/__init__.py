@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from labconsole.engine.runs import atomic_write_json, atomic_write_text
 from labconsole.errors import UserError
@@ -26,9 +27,13 @@ __all__ = ["FORMATS", "build_report", "write_report"]
 def build_run_report(src: RunSource) -> Report:
     report = Report(kind="run", title=f"{src.preset_name} — {src.path.name}", path=str(src.path), status=src.status)
     shown: set[str] = set()
-    specific = {"neurons": stage_sections.neurons, "tracing": stage_sections.tracing,
-                "overlap": stage_sections.overlap, "finetune": stage_sections.finetune,
-                "rare-score": stage_sections.rare_score}
+    specific = {
+        "neurons": stage_sections.neurons,
+        "tracing": stage_sections.tracing,
+        "overlap": stage_sections.overlap,
+        "finetune": stage_sections.finetune,
+        "rare-score": stage_sections.rare_score,
+    }
     sections: list[Section] = []
     sections += guarded("run header", lambda: run_sections.header(src))
     sections += guarded("per-group accuracy", lambda: run_sections.results(src))
@@ -44,15 +49,21 @@ def build_run_report(src: RunSource) -> Report:
         report.main_table = run_sections.main_table(src)
     except Exception:  # the SVG is optional; the HTML already says what went wrong
         report.main_table = None
-    report.data = {"kind": "run", "path": str(src.path), "status": src.status, "problems": src.problems,
-                   "manifest": src.manifest, "summary": src.summary, "reference": src.reference}
+    report.data = {
+        "kind": "run",
+        "path": str(src.path),
+        "status": src.status,
+        "problems": src.problems,
+        "manifest": src.manifest,
+        "summary": src.summary,
+        "reference": src.reference,
+    }
     return report
 
 
 def build_sweep_report(src: SweepSource) -> Report:
     status = "done" if src.runs and all(r is not None and r.is_done for _, _, r in src.runs) else "incomplete"
-    report = Report(kind="sweep", title=f"{src.preset_name} — sweep {src.path.name}", path=str(src.path),
-                    status=status)
+    report = Report(kind="sweep", title=f"{src.preset_name} — sweep {src.path.name}", path=str(src.path), status=status)
     sections: list[Section] = []
     sections += guarded("sweep overview", lambda: sweep_sections.overview(src))
     sections += guarded("aggregated results", lambda: sweep_sections.aggregated(src))
@@ -64,8 +75,15 @@ def build_sweep_report(src: SweepSource) -> Report:
         report.main_table = sweep_sections.main_table(src)
     except Exception:
         report.main_table = None
-    report.data = {"kind": "sweep", "path": str(src.path), "status": status, "problems": src.problems,
-                   "index": src.index, "aggregate": src.aggregate, "reference": src.reference}
+    report.data = {
+        "kind": "sweep",
+        "path": str(src.path),
+        "status": status,
+        "problems": src.problems,
+        "index": src.index,
+        "aggregate": src.aggregate,
+        "reference": src.reference,
+    }
     return report
 
 
@@ -78,8 +96,10 @@ def parse_formats(formats: Iterable[str] | str) -> tuple[str, ...]:
     items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
     unknown = [f for f in items if f not in FORMATS]
     if unknown or not items:
-        raise UserError(f"--format: unknown format(s) {', '.join(unknown) or '(none)'}; expected a comma-separated "
-                        f"list of {', '.join(FORMATS)}")
+        raise UserError(
+            f"--format: unknown format(s) {', '.join(unknown) or '(none)'}; expected a comma-separated "
+            f"list of {', '.join(FORMATS)}"
+        )
     return tuple(dict.fromkeys(items))
 
 
@@ -105,8 +125,15 @@ def write_report(run_or_sweep_dir: Path | str, formats: Iterable[str] | str = FO
         written.append(_write(folder / "report.md", text))
     if "json" in wanted:
         target = folder / "report.json"
-        atomic_write_json(target, {**report.data, "title": report.title, "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                   "sections": [_section_json(s) for s in report.sections]})
+        atomic_write_json(
+            target,
+            {
+                **report.data,
+                "title": report.title,
+                "generated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "sections": [_section_json(s) for s in report.sections],
+            },
+        )
         written.append(target)
     if "svg" in wanted:
         from labconsole.report.markdown import render_svg
@@ -120,8 +147,11 @@ def write_report(run_or_sweep_dir: Path | str, formats: Iterable[str] | str = FO
 def _write_run_reports(sweep_dir: Path) -> None:
     for child in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
         done, html = child / "done", child / "report.html"
-        if done.exists() and (not html.exists() or html.stat().st_mtime < (child / "summary.json").stat().st_mtime
-                              if (child / "summary.json").exists() else not html.exists()):
+        if done.exists() and (
+            not html.exists() or html.stat().st_mtime < (child / "summary.json").stat().st_mtime
+            if (child / "summary.json").exists()
+            else not html.exists()
+        ):
             from labconsole.report.html import render_html
 
             try:
@@ -139,8 +169,15 @@ def _section_json(section: Section) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = []
     for block in section.blocks:
         if isinstance(block, Table):
-            blocks.append({"type": "table", "title": block.title, "columns": block.columns, "rows": block.rows,
-                           "caption": block.caption})
+            blocks.append(
+                {
+                    "type": "table",
+                    "title": block.title,
+                    "columns": block.columns,
+                    "rows": block.rows,
+                    "caption": block.caption,
+                }
+            )
         elif isinstance(block, Figure):
             blocks.append({"type": "figure", "title": block.title, "caption": block.caption, "source": block.source})
         elif isinstance(block, Text):

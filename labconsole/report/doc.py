@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Text:
     title: str = ""
 
 
-Block = Union[Table, Figure, Text]
+Block = Table | Figure | Text
 
 
 @dataclass
@@ -81,6 +82,7 @@ def guarded(title: str, build: Callable[[], Section | list[Section] | None]) -> 
 
 
 # -- number formats ------------------------------------------------------------------------------
+
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

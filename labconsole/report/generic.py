@@ -41,8 +41,9 @@ def cell(value: Any) -> str:
     return num(value)
 
 
-def rows_table(rows: list[dict[str, Any]], title: str, key_column: str | None = None,
-               keys: list[str] | None = None) -> Table:
+def rows_table(
+    rows: list[dict[str, Any]], title: str, key_column: str | None = None, keys: list[str] | None = None
+) -> Table:
     flat = [flatten_row(r) for r in rows[:MAX_ROWS]]
     columns: list[str] = []
     for row in flat:
@@ -76,8 +77,9 @@ def json_blocks(value: Any, title: str, depth: int = 0) -> list[Block]:
         scalars = {k: v for k, v in value.items() if is_scalar(v) or _short_list(v)}
         blocks: list[Block] = []
         if scalars:
-            blocks.append(Table(columns=["key", "value"], rows=[[str(k), cell(v)] for k, v in scalars.items()],
-                                title=title))
+            blocks.append(
+                Table(columns=["key", "value"], rows=[[str(k), cell(v)] for k, v in scalars.items()], title=title)
+            )
         if depth < MAX_DEPTH:
             for key, sub in value.items():
                 if key not in scalars:

@@ -33,11 +33,15 @@ table.kv td { text-align: left; }
 
 def render_html(report: Report) -> str:
     status_class = "status-done" if report.status == "done" else "status-bad"
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{_e(report.title)}</title>", f"<style>{CSS}</style></head><body>",
-             f"<h1>{_e(report.title)}</h1>",
-             f'<p class="subtitle">{_e(report.kind)} report · <span class="{status_class}">{_e(report.status)}</span>'
-             f" · {_e(report.path)}</p>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(report.title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(report.title)}</h1>",
+        f'<p class="subtitle">{_e(report.kind)} report · <span class="{status_class}">{_e(report.status)}</span>'
+        f" · {_e(report.path)}</p>",
+    ]
     links = [f'<a href="#{_anchor(s.anchor or s.title)}">{_e(s.title)}</a>' for s in report.sections]
     parts.append("<nav>" + " ".join(links) + "</nav>")
     for section in report.sections:
@@ -80,7 +84,7 @@ def table_html(table: Table) -> str:
         for j, value in enumerate(row):
             css = table.emphasis.get((i, j))
             cells.append(f'<td class="{css}">{_e(value)}</td>' if css else f"<td>{_e(value)}</td>")
-        out.append(f'<tr{" class=break" if i in breaks else ""}>' + "".join(cells) + "</tr>")
+        out.append(f"<tr{' class=break' if i in breaks else ''}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     if table.caption:
         out.append(f'<p class="caption">{_e(table.caption)}</p>')

@@ -97,8 +97,17 @@ def render_svg(report: Report) -> str | None:
         if i in breaks:
             rich_table.add_section()
         rich_table.add_row(*(str(c) for c in row))
-    width = min(200, max(60, sum(max(len(str(c)) for c in [col] + [r[j] for r in table.rows if j < len(r)]) + 3
-                                 for j, col in enumerate(table.columns)) + 4))
+    width = min(
+        200,
+        max(
+            60,
+            sum(
+                max(len(str(c)) for c in [col] + [r[j] for r in table.rows if j < len(r)]) + 3
+                for j, col in enumerate(table.columns)
+            )
+            + 4,
+        ),
+    )
     console = Console(record=True, width=width, file=_Discard(), color_system="truecolor")
     console.print(rich_table)
     return console.export_svg(title=report.title)

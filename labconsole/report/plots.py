@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 SPLIT_COLOURS = {"train": "#1f77b4", "val": "#ff7f0e", "test": "#2ca02c"}
 DPI = 90
@@ -30,8 +31,14 @@ def _finite(values: Sequence[Any]) -> list[float]:
     return [float(v) if isinstance(v, (int, float)) and math.isfinite(v) else float("nan") for v in values]
 
 
-def epoch_curves(stage: str, epochs: list[int], wga: dict[str, list[Any]], mean: dict[str, list[Any]],
-                 loss: list[Any], best_epoch: int | None) -> bytes:
+def epoch_curves(
+    stage: str,
+    epochs: list[int],
+    wga: dict[str, list[Any]],
+    mean: dict[str, list[Any]],
+    loss: list[Any],
+    best_epoch: int | None,
+) -> bytes:
     """Left: WGA (solid) and mean accuracy (dashed) per split; right: training loss."""
     has_loss = any(isinstance(v, (int, float)) for v in loss)
     fig, axes = _figure(9.5 if has_loss else 6.0, 3.4, ncols=2 if has_loss else 1)
@@ -40,8 +47,9 @@ def epoch_curves(stage: str, epochs: list[int], wga: dict[str, list[Any]], mean:
         colour = SPLIT_COLOURS.get(split)
         ax.plot(epochs, [100 * v for v in _finite(values)], "-o", ms=3, color=colour, label=f"{split} WGA")
         if split in mean:
-            ax.plot(epochs, [100 * v for v in _finite(mean[split])], "--", color=colour, alpha=0.6,
-                    label=f"{split} mean")
+            ax.plot(
+                epochs, [100 * v for v in _finite(mean[split])], "--", color=colour, alpha=0.6, label=f"{split} mean"
+            )
     if best_epoch is not None:
         ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"selected (epoch {best_epoch})")
     ax.set_xlabel("epoch")
@@ -58,20 +66,33 @@ def epoch_curves(stage: str, epochs: list[int], wga: dict[str, list[Any]], mean:
     return _png(fig)
 
 
-def error_bars(labels: list[str], means: list[Any], ses: list[Any], *, ylabel: str, title: str,
-               paper: list[Any] | None = None) -> bytes:
+def error_bars(
+    labels: list[str], means: list[Any], ses: list[Any], *, ylabel: str, title: str, paper: list[Any] | None = None
+) -> bytes:
     """One bar per combination with its s.e.; published numbers as black diamonds."""
     fig, axes = _figure(max(4.5, 0.9 * len(labels) + 2.0), 3.6)
     ax = axes[0]
     x = list(range(len(labels)))
     heights = _finite(means)
     errors = [0.0 if not isinstance(s, (int, float)) or not math.isfinite(s) else float(s) for s in ses]
-    ax.bar(x, [0.0 if math.isnan(h) else h for h in heights], yerr=errors, capsize=4, color="#4c72b0",
-           alpha=0.85, label="ours (mean ± s.e.)")
+    ax.bar(
+        x,
+        [0.0 if math.isnan(h) else h for h in heights],
+        yerr=errors,
+        capsize=4,
+        color="#4c72b0",
+        alpha=0.85,
+        label="ours (mean ± s.e.)",
+    )
     if paper and any(isinstance(p, (int, float)) for p in paper):
         ax.plot(x, _finite(paper), "D", color="black", ms=6, label="paper")
-    ax.set_xticks(x, labels, rotation=30 if max((len(s) for s in labels), default=0) > 10 else 0,
-                  ha="right" if max((len(s) for s in labels), default=0) > 10 else "center", fontsize=8)
+    ax.set_xticks(
+        x,
+        labels,
+        rotation=30 if max((len(s) for s in labels), default=0) > 10 else 0,
+        ha="right" if max((len(s) for s in labels), default=0) > 10 else "center",
+        fontsize=8,
+    )
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")

@@ -22,7 +22,8 @@ compares magnitudes (the paper's text lost the signs).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 SPLITS = ("train", "val", "test")
 METRIC_ALIASES: dict[str, tuple[str, ...]] = {
@@ -51,8 +52,9 @@ def tables(reference: dict[str, Any]) -> list[tuple[str, dict[str, dict[str, flo
             if str(row).startswith("_"):
                 continue
             if isinstance(cols, dict):
-                values = {str(c): float(v) for c, v in cols.items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                values = {
+                    str(c): float(v) for c, v in cols.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
             elif isinstance(cols, (int, float)) and not isinstance(cols, bool):
                 values = {"value": float(cols)}
             else:
@@ -94,12 +96,18 @@ def percent_of(metric: str, value: float) -> float:
 
 # -- runs ----------------------------------------------------------------------------------------
 
-def resolve_run(summary: dict[str, Any], flat: dict[str, float], label: str, row: str, col: str,
-                options: dict[str, Any]) -> tuple[float | None, str]:
+
+def resolve_run(
+    summary: dict[str, Any], flat: dict[str, float], label: str, row: str, col: str, options: dict[str, Any]
+) -> tuple[float | None, str]:
     """(our value in % / pp, where it came from) for one reference cell of a single run."""
     explicit = _explicit(options, row, col)
     if explicit:
-        return (percent_of(explicit, flat[explicit]), explicit) if explicit in flat else (None, f"{explicit} not in this run")
+        return (
+            (percent_of(explicit, flat[explicit]), explicit)
+            if explicit in flat
+            else (None, f"{explicit} not in this run")
+        )
     r, c = norm(row), norm(col)
     splits = _splits(summary)
     if r in splits and isinstance(splits[r], dict):
@@ -144,17 +152,32 @@ def _stage1_cell(summary: dict[str, Any], label: str, row: str, col: str) -> tup
         return None
     k = int(k_match.group(1))
     text, lab = row.lower(), label.lower()
-    mode = next((m for m, words in (("reinit", ("reinit", "random init", "init")), ("noise", ("noise",)),
-                                    ("zero", ("zero",))) if any(w in text for w in words)), None)
-    mode = mode or next((m for m, w in (("reinit", "random init"), ("noise", "noise"), ("reinit", "reinit"))
-                         if w in lab), "zero")
+    mode = next(
+        (
+            m
+            for m, words in (("reinit", ("reinit", "random init", "init")), ("noise", ("noise",)), ("zero", ("zero",)))
+            if any(w in text for w in words)
+        ),
+        None,
+    )
+    mode = mode or next(
+        (m for m, w in (("reinit", "random init"), ("noise", "noise"), ("reinit", "reinit")) if w in lab), "zero"
+    )
     sigma = SIGMA.search(row)
     split = "test" if re.search(r"\btest\b", lab) else "train"
     criterion = "magnitude" if "magnitude" in lab else "gradient" if "gradient" in lab else None
-    candidates = [r for r in rows if isinstance(r, dict) and r.get("k") == k and r.get("mode") == mode
-                  and (criterion is None or r.get("criterion") == criterion)
-                  and (sigma is None or _close(r.get("std"), float(sigma.group(1))))]
-    ranked = [r for r in candidates if r.get("ranked_group") == col] or [r for r in candidates if not r.get("ranked_group")]
+    candidates = [
+        r
+        for r in rows
+        if isinstance(r, dict)
+        and r.get("k") == k
+        and r.get("mode") == mode
+        and (criterion is None or r.get("criterion") == criterion)
+        and (sigma is None or _close(r.get("std"), float(sigma.group(1))))
+    ]
+    ranked = [r for r in candidates if r.get("ranked_group") == col] or [
+        r for r in candidates if not r.get("ranked_group")
+    ]
     if not ranked:
         return None, f"no Stage I readout with {mode} k={k}" + (f" σ={sigma.group(1)}" if sigma else "")
     chosen = ranked[0]
@@ -173,6 +196,7 @@ def _close(a: Any, b: float) -> bool:
 
 
 # -- sweeps --------------------------------------------------------------------------------------
+
 
 def point_matches(point: dict[str, Any], row: str) -> bool:
     """Does a reference row name this sweep combination (every axis value appears in it)?"""
@@ -197,8 +221,14 @@ def _alnum(text: Any) -> str:
 def backbone_key(name: str) -> str:
     """``vit_small_patch16_224`` and ``ViT-S`` → ``vits``; ``resnet50`` and ``ResNet-50`` → ``resnet50``."""
     key = _alnum(name)
-    for prefix, short in (("vitsmall", "vits"), ("deitsmall", "vits"), ("vitbase", "vitb"), ("deitbase", "vitb"),
-                          ("vittiny", "vitt"), ("deittiny", "vitt")):
+    for prefix, short in (
+        ("vitsmall", "vits"),
+        ("deitsmall", "vits"),
+        ("vitbase", "vitb"),
+        ("deitbase", "vitb"),
+        ("vittiny", "vitt"),
+        ("deittiny", "vitt"),
+    ):
         if key.startswith(prefix):
             return short
     return key
@@ -208,8 +238,9 @@ def looks_like_backbone(row: str) -> bool:
     return bool(re.match(r"(resnet|vit|deit|mlp|cnn|cifar)", _alnum(row)))
 
 
-def cells_for_point(ref: dict[str, Any], point: dict[str, Any], backbone: str, wanted: set[str]
-                    ) -> list[tuple[int, float, str, str]]:
+def cells_for_point(
+    ref: dict[str, Any], point: dict[str, Any], backbone: str, wanted: set[str]
+) -> list[tuple[int, float, str, str]]:
     """Published (priority, value in %, label, row/col) for this combination and measure.
 
     A row may name the combination with columns naming measures, or (transposed, e.g. Table 12)
@@ -230,8 +261,9 @@ def cells_for_point(ref: dict[str, Any], point: dict[str, Any], backbone: str, w
     return sorted(found, key=lambda item: item[0])
 
 
-def resolve_sweep(combos: list[dict[str, Any]], label: str, row: str, col: str, options: dict[str, Any],
-                  backbone: str = "") -> tuple[dict[str, Any] | None, str]:
+def resolve_sweep(
+    combos: list[dict[str, Any]], label: str, row: str, col: str, options: dict[str, Any], backbone: str = ""
+) -> tuple[dict[str, Any] | None, str]:
     """(stats in % with mean/se/std/n, where from) for a reference cell of a sweep."""
     r, c = norm(row), norm(col).replace(" ", "_").replace("test_", "")
     explicit = _explicit(options, row, col)
@@ -254,8 +286,11 @@ def resolve_sweep(combos: list[dict[str, Any]], label: str, row: str, col: str, 
         return None, "no sweep combination matches this row or column"
     combo = matched[0]
     metrics = combo.get("metrics") or {}
-    names = [explicit] if explicit else list(METRIC_ALIASES.get(base, ())) + [col, f"splits.test.groups.{col}",
-                                                                              f"{row}.{col}"]
+    names = (
+        [explicit]
+        if explicit
+        else list(METRIC_ALIASES.get(base, ())) + [col, f"splits.test.groups.{col}", f"{row}.{col}"]
+    )
     name = next((n for n in names if n in metrics and (metrics[n] or {}).get("n")), None)
     if name is None:
         return None, f"no {col} in the aggregated numbers"

@@ -14,8 +14,7 @@ SPLIT_ORDER = ("train", "val", "test")
 SPLIT_METRICS = ("wga", "mean", "mean_train_weighted", "mean_groups")
 KNOWN_COUNTS = {  # SPEC §1; the dataset check compares the found group counts with these
     "waterbirds": {"train": [3498, 184, 56, 1057], "val": [467, 466, 133, 133], "test": [2255, 2255, 642, 642]},
-    "celeba": {"train": [71629, 66874, 22880, 1387], "val": [8535, 8276, 2874, 182],
-               "test": [9767, 7535, 2480, 180]},
+    "celeba": {"train": [71629, 66874, 22880, 1387], "val": [8535, 8276, 2874, 182], "test": [9767, 7535, 2480, 180]},
 }
 
 
@@ -25,8 +24,13 @@ def header(src: RunSource) -> Section:
     status = src.status
     if status != "done":
         error = f": {m['error']}" if m.get("error") else ""
-        section.add(Text(f"This run is INCOMPLETE (status: {status}{error}). It has no `done` file; the numbers "
-                         "below are what it had written so far.", kind="warning"))
+        section.add(
+            Text(
+                f"This run is INCOMPLETE (status: {status}{error}). It has no `done` file; the numbers "
+                "below are what it had written so far.",
+                kind="warning",
+            )
+        )
     for problem in src.problems:
         section.add(Text(problem, kind="warning"))
     executed = m.get("executor") or {}
@@ -106,8 +110,13 @@ def results(src: RunSource) -> list[Section]:
     if finetune.get("splits"):
         main.add(group_table(finetune["splits"], "after fine-tuning, selected epoch", finetune.get("selection")))
     if not main.blocks:
-        main.add(Text("No per-group accuracies were recorded (the run stopped before its first evaluation, "
-                      "or its stages report other measures).", kind="note"))
+        main.add(
+            Text(
+                "No per-group accuracies were recorded (the run stopped before its first evaluation, "
+                "or its stages report other measures).",
+                kind="note",
+            )
+        )
     out.append(main)
     return out
 
@@ -116,9 +125,11 @@ def main_table(src: RunSource) -> Table | None:
     s = src.summary
     finetune = s.get("finetune") if isinstance(s.get("finetune"), dict) else {}
     model = s.get("model") if isinstance(s.get("model"), dict) else {}
-    for splits, title, selection in ((finetune.get("splits"), "after fine-tuning", finetune.get("selection")),
-                                     (s.get("splits"), "selected epoch", s.get("selection")),
-                                     (model.get("splits"), "model under study", None)):
+    for splits, title, selection in (
+        (finetune.get("splits"), "after fine-tuning", finetune.get("selection")),
+        (s.get("splits"), "selected epoch", s.get("selection")),
+        (model.get("splits"), "model under study", None),
+    ):
         if splits:
             return group_table(splits, f"{src.preset_name}: per-group accuracy (%), {title}", selection)
     return None
@@ -139,14 +150,27 @@ def curves(src: RunSource) -> Section:
         mean = {sp: [(ev["splits"].get(sp) or {}).get("mean") for ev in events] for sp in splits}
         loss = [ev.get("train_loss") for ev in events]
         best = next((ev.get("best_epoch") for ev in reversed(events) if ev.get("best_epoch") is not None), None)
-        section.add(Figure(plots.epoch_curves(stage, epochs, wga, mean, loss, best), title=f"{stage}: WGA over epochs",
-                           caption=f"solid: worst-group accuracy; dashed: mean accuracy; selection: "
-                                   f"{events[-1].get('selection', '?')}"))
-        rows = [[str(e), num(ev.get("train_loss")), num(ev.get("lr"))]
-                + [pct((ev["splits"].get(sp) or {}).get("wga")) for sp in splits]
-                + ["★" if ev.get("is_best") else ""] for e, ev in zip(epochs, events)]
-        section.add(Table(columns=["epoch", "train loss", "lr"] + [f"{sp} WGA" for sp in splits] + ["best"],
-                          rows=rows, title=f"{stage}: per-epoch results"))
+        section.add(
+            Figure(
+                plots.epoch_curves(stage, epochs, wga, mean, loss, best),
+                title=f"{stage}: WGA over epochs",
+                caption=f"solid: worst-group accuracy; dashed: mean accuracy; selection: "
+                f"{events[-1].get('selection', '?')}",
+            )
+        )
+        rows = [
+            [str(e), num(ev.get("train_loss")), num(ev.get("lr"))]
+            + [pct((ev["splits"].get(sp) or {}).get("wga")) for sp in splits]
+            + ["★" if ev.get("is_best") else ""]
+            for e, ev in zip(epochs, events)
+        ]
+        section.add(
+            Table(
+                columns=["epoch", "train loss", "lr"] + [f"{sp} WGA" for sp in splits] + ["best"],
+                rows=rows,
+                title=f"{stage}: per-epoch results",
+            )
+        )
     return section
 
 
@@ -173,11 +197,22 @@ def published(src: RunSource) -> Section:
                     emphasis[(len(body), 4)] = "large"
                 body.append([row, col, pp(paper_pc, 2, signed=False), pp(ours, 2, signed=False), pp(diff, 2), where])
         quantum = ", ".join(f"{sp} {pct(q, 2)} pp" for sp, q in quanta.items() if is_number(q))
-        caption = ("values in % / pp" + (" (paper fractions × 100)" if table_scale == 100.0 else "")
-                   + ("; magnitudes compared (|change|)" if take_abs else "")
-                   + (f"; WGA quantum of our splits: {quantum}" if quantum else ""))
-        section.add(Table(columns=["row", "column", "paper", "ours", "ours − paper", "ours from"], rows=body,
-                          title=label, caption=caption, section_breaks=tuple(breaks[1:]), emphasis=emphasis))
+        caption = (
+            "values in % / pp"
+            + (" (paper fractions × 100)" if table_scale == 100.0 else "")
+            + ("; magnitudes compared (|change|)" if take_abs else "")
+            + (f"; WGA quantum of our splits: {quantum}" if quantum else "")
+        )
+        section.add(
+            Table(
+                columns=["row", "column", "paper", "ours", "ours − paper", "ours from"],
+                rows=body,
+                title=label,
+                caption=caption,
+                section_breaks=tuple(breaks[1:]),
+                emphasis=emphasis,
+            )
+        )
     return section
 
 
@@ -186,8 +221,13 @@ def definitions(src: RunSource) -> Section:
     section = Section("Configuration, dataset check and definitions", anchor="config")
     defs = m.get("metric_definitions") or {}
     if defs:
-        section.add(Table(columns=["metric", "definition"], rows=[[k, str(v)] for k, v in defs.items()],
-                          title="metric definitions"))
+        section.add(
+            Table(
+                columns=["metric", "definition"],
+                rows=[[k, str(v)] for k, v in defs.items()],
+                title="metric definitions",
+            )
+        )
     section.add(Text(f"Model selection rule: {m.get('selection_rule', 'not recorded')}.", kind="p"))
     section.add(_dataset_check(m))
     if src.config_text:
@@ -207,18 +247,32 @@ def _dataset_check(m: dict[str, Any]) -> Table | Text | None:
         for split, data in splits.items():
             for g in (data or {}).get("groups") or []:
                 diff = g.get("difference")
-                rows.append([split, str(g.get("group")), str(g.get("found")), str(g.get("expected")),
-                             "ok" if diff == 0 else f"{diff:+d}" if isinstance(diff, int) else "?"])
+                rows.append(
+                    [
+                        split,
+                        str(g.get("group")),
+                        str(g.get("found")),
+                        str(g.get("expected")),
+                        "ok" if diff == 0 else f"{diff:+d}" if isinstance(diff, int) else "?",
+                    ]
+                )
         caption = str(check.get("verdict") or "")
         if check.get("max_per_split"):
             caption += f"; capped at {check['max_per_split']} per split, used: {check.get('used_counts')}"
-        return Table(columns=["split", "group", "found", "published", "difference"], rows=rows, title=title,
-                     caption=caption)
+        return Table(
+            columns=["split", "group", "found", "published", "difference"], rows=rows, title=title, caption=caption
+        )
     counts = check.get("counts") or {}
     known = KNOWN_COUNTS.get(str(dataset.get("name", "")).lower(), {})
     for split, found in counts.items():
         expected = known.get(split)
-        verdict = "—" if expected is None else ("matches SPEC §1" if list(found) == expected else f"expected {expected}")
+        verdict = (
+            "—" if expected is None else ("matches SPEC §1" if list(found) == expected else f"expected {expected}")
+        )
         rows.append([split, ", ".join(str(c) for c in found) if isinstance(found, list) else str(found), verdict])
-    return Table(columns=["split", "group counts (g = 0…)", "check"], rows=rows, title=title,
-                 caption="embedded data: no published counts to compare with" if not known else "")
+    return Table(
+        columns=["split", "group counts (g = 0…)", "check"],
+        rows=rows,
+        title=title,
+        caption="embedded data: no published counts to compare with" if not known else "",
+    )

@@ -175,11 +175,16 @@ def classify(path: Path) -> str:
         return "run"
     children = [c for c in path.iterdir() if not c.name.startswith(".")]
     if not children:
-        raise UserError(f"report: {path} is empty: not a run directory (no manifest.json) "
-                        "and not a sweep directory (no sweep.json)")
+        raise UserError(
+            f"report: {path} is empty: not a run directory (no manifest.json) and not a sweep directory (no sweep.json)"
+        )
     nested = [c for c in children if c.is_dir() and (is_run_dir(c) or is_sweep_dir(c))]
     if nested:
-        raise UserError(f"report: {path} holds {len(nested)} run/sweep directories; give one of them, "
-                        f"e.g. labconsole report {nested[0]}")
-    raise UserError(f"report: {path} is not a run directory (no manifest.json or config.toml) "
-                    "and not a sweep directory (no sweep.json)")
+        raise UserError(
+            f"report: {path} holds {len(nested)} run/sweep directories; give one of them, "
+            f"e.g. labconsole report {nested[0]}"
+        )
+    raise UserError(
+        f"report: {path} is not a run directory (no manifest.json or config.toml) "
+        "and not a sweep directory (no sweep.json)"
+    )

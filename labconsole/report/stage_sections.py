@@ -49,6 +49,7 @@ def figure_from(path: Path, title: str = "", caption: str = "") -> Figure | Text
 
 # -- Stage I readouts ------------------------------------------------------------------------------
 
+
 def neurons(src: RunSource, shown: set[str]) -> Section | None:
     full = _load_artifact(src, "stage1_readouts.json")
     summary = src.summary.get("neurons") if isinstance(src.summary.get("neurons"), dict) else {}
@@ -60,7 +61,7 @@ def neurons(src: RunSource, shown: set[str]) -> Section | None:
     section = Section("Stage I: readouts after editing critical neurons", anchor="neurons")
     compact = rows is None
     rows = rows or summary["rows"]
-    groups = (full or {}).get("group_names") or list(((summary.get("baseline") or {}).get("train") or {}))
+    groups = (full or {}).get("group_names") or list((summary.get("baseline") or {}).get("train") or {})
     baseline = (full or {}).get("baseline") or summary.get("baseline") or {}
     splits = [s for s in ("train", "val", "test") if any(s in _deltas(r, compact) for r in rows)]
     quantum = summary.get("wga_quantum_pp") or {}
@@ -79,36 +80,67 @@ def neurons(src: RunSource, shown: set[str]) -> Section | None:
             cells.append(" / ".join(_pm(cdelta.get(g), cspread.get(g)) for g in groups) if cdelta else "—")
             body.append(cells)
         base = " · ".join(f"{g} {pct((baseline.get(split) or {}).get(g))}" for g in groups)
-        caption = (f"Δ {split} accuracy (pp) ± spread over seeds; baseline: {base}. Bold: the group the neurons "
-                   f"were ranked on. Control = as many random neurons (same order of groups). "
-                   f"Minority groups: {', '.join(minority) or '—'}. WGA quantum: "
-                   f"{pp(quantum.get(split), 2, signed=False)} pp")
-        section.add(Table(columns=["readout", "edit"] + groups + ["control (random)"], rows=body,
-                          title=f"Stage I readouts on {split}", caption=caption, emphasis=emphasis))
+        caption = (
+            f"Δ {split} accuracy (pp) ± spread over seeds; baseline: {base}. Bold: the group the neurons "
+            f"were ranked on. Control = as many random neurons (same order of groups). "
+            f"Minority groups: {', '.join(minority) or '—'}. WGA quantum: "
+            f"{pp(quantum.get(split), 2, signed=False)} pp"
+        )
+        section.add(
+            Table(
+                columns=["readout", "edit"] + groups + ["control (random)"],
+                rows=body,
+                title=f"Stage I readouts on {split}",
+                caption=caption,
+                emphasis=emphasis,
+            )
+        )
     if groups and rows:
         split = splits[0]
-        series = {str(r.get("label", "?"))[:40]: [(_deltas(r, compact).get(split) or {}).get(g) for g in groups]
-                  for r in rows[:12]}
-        section.add(Figure(plots.grouped_bars(groups, series, ylabel=f"Δ {split} accuracy (pp)",
-                                              title=f"Stage I: change of each group's {split} accuracy"),
-                           title=f"Stage I readouts ({split})"))
+        series = {
+            str(r.get("label", "?"))[:40]: [(_deltas(r, compact).get(split) or {}).get(g) for g in groups]
+            for r in rows[:12]
+        }
+        section.add(
+            Figure(
+                plots.grouped_bars(
+                    groups,
+                    series,
+                    ylabel=f"Δ {split} accuracy (pp)",
+                    title=f"Stage I: change of each group's {split} accuracy",
+                ),
+                title=f"Stage I readouts ({split})",
+            )
+        )
     return section
 
 
 def _deltas(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return row.get("delta_pp") or {} if compact else {s: v.get("delta_pp") for s, v in (row.get("splits") or {}).items()}
+    return (
+        row.get("delta_pp") or {} if compact else {s: v.get("delta_pp") for s, v in (row.get("splits") or {}).items()}
+    )
 
 
 def _spreads(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return row.get("spread_pp") or {} if compact else {s: v.get("spread_pp") for s, v in (row.get("splits") or {}).items()}
+    return (
+        row.get("spread_pp") or {} if compact else {s: v.get("spread_pp") for s, v in (row.get("splits") or {}).items()}
+    )
 
 
 def _control(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return row.get("control_delta_pp") or {} if compact else {s: v.get("delta_pp") for s, v in (row.get("control") or {}).items()}
+    return (
+        row.get("control_delta_pp") or {}
+        if compact
+        else {s: v.get("delta_pp") for s, v in (row.get("control") or {}).items()}
+    )
 
 
 def _control_spread(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return row.get("control_spread_pp") or {} if compact else {s: v.get("spread_pp") for s, v in (row.get("control") or {}).items()}
+    return (
+        row.get("control_spread_pp") or {}
+        if compact
+        else {s: v.get("spread_pp") for s, v in (row.get("control") or {}).items()}
+    )
 
 
 def _pm(value: Any, spread: Any) -> str:
@@ -118,6 +150,7 @@ def _pm(value: Any, spread: Any) -> str:
 
 
 # -- structured tracing and overlap -----------------------------------------------------------------
+
 
 def tracing(src: RunSource, shown: set[str]) -> Section | None:
     data = _artifact_or_summary(src, "stage1_tracing.json", "tracing", shown)
@@ -129,17 +162,35 @@ def tracing(src: RunSource, shown: set[str]) -> Section | None:
     split = (data.get("splits") or ["train"])[0]
     if png.exists():
         shown.add(png.name)
-        section.add(figure_from(png, "structured tracing heat map",
-                                f"Δ {split} accuracy (pp) when zeroing each layer's top-{data.get('k', '?')} neurons"))
+        section.add(
+            figure_from(
+                png,
+                "structured tracing heat map",
+                f"Δ {split} accuracy (pp) when zeroing each layer's top-{data.get('k', '?')} neurons",
+            )
+        )
     for criterion, per_split in (data.get("matrices") or {}).items():
         matrix = (per_split or {}).get(split) or []
         if not png.exists() and matrix:
-            section.add(Figure(plots.heatmap(matrix, layers, groups, title=f"{criterion} ({split})",
-                                             label=f"Δ {split} accuracy (pp)"), title=f"tracing: {criterion}"))
+            section.add(
+                Figure(
+                    plots.heatmap(
+                        matrix, layers, groups, title=f"{criterion} ({split})", label=f"Δ {split} accuracy (pp)"
+                    ),
+                    title=f"tracing: {criterion}",
+                )
+            )
         rows = [[layer] + [pp(v) for v in values] for layer, values in zip(layers, matrix)]
-        section.add(Table(columns=["layer"] + groups, rows=rows, title=f"{criterion}: Δ {split} accuracy (pp)",
-                          caption="control = as many random neurons of the same layer" if criterion == "control" else
-                          "group column g: neurons ranked on g (group-dependent criteria)"))
+        section.add(
+            Table(
+                columns=["layer"] + groups,
+                rows=rows,
+                title=f"{criterion}: Δ {split} accuracy (pp)",
+                caption="control = as many random neurons of the same layer"
+                if criterion == "control"
+                else "group column g: neurons ranked on g (group-dependent criteria)",
+            )
+        )
     return section
 
 
@@ -164,13 +215,18 @@ def overlap(src: RunSource, shown: set[str]) -> Section | None:
             cols = [f"{edges[i]:.0f}–{edges[i + 1]:.0f}" for i in range(len(edges) - 1)] if len(edges) > 1 else []
             width = max(len(r) for r in rows) - 1
             cols = cols[:width] + [f"bin {i}" for i in range(len(cols), width)]
-            section.add(Table(columns=["histogram (percentile rank bins)"] + cols, rows=rows,
-                              title=f"{kind} layers ({info.get('n_neurons', '?')} neurons), top "
-                                    f"{num(data.get('top_percent'))} %"))
+            section.add(
+                Table(
+                    columns=["histogram (percentile rank bins)"] + cols,
+                    rows=rows,
+                    title=f"{kind} layers ({info.get('n_neurons', '?')} neurons), top {num(data.get('top_percent'))} %",
+                )
+            )
     return section
 
 
 # -- fine-tuning ------------------------------------------------------------------------------------
+
 
 def finetune(src: RunSource, shown: set[str]) -> Section | None:
     data = src.summary.get("finetune")
@@ -183,28 +239,42 @@ def finetune(src: RunSource, shown: set[str]) -> Section | None:
         section.add(Text(f"Method: {data['method']} (variant: {data.get('variant', '?')}).", kind="p"))
     before, after, gain = data.get("wga_before") or {}, data.get("wga_after") or {}, data.get("wga_gain") or {}
     if before or after:
-        rows = [[sp, pct(before.get(sp)), pct(after.get(sp)),
-                 pp(100 * gain[sp]) if is_number(gain.get(sp)) else "—"] for sp in ("val", "test")]
-        section.add(Table(columns=["split", "WGA before (%)", "WGA after (%)", "gain (pp)"], rows=rows,
-                          title="worst-group accuracy before and after fine-tuning",
-                          caption=f"selection: {(data.get('selection') or {}).get('rule', '?')} → epoch "
-                                  f"{(data.get('selection') or {}).get('epoch', '?')}; start: "
-                                  f"{(data.get('start') or {}).get('note', '')}"))
+        rows = [
+            [sp, pct(before.get(sp)), pct(after.get(sp)), pp(100 * gain[sp]) if is_number(gain.get(sp)) else "—"]
+            for sp in ("val", "test")
+        ]
+        section.add(
+            Table(
+                columns=["split", "WGA before (%)", "WGA after (%)", "gain (pp)"],
+                rows=rows,
+                title="worst-group accuracy before and after fine-tuning",
+                caption=f"selection: {(data.get('selection') or {}).get('rule', '?')} → epoch "
+                f"{(data.get('selection') or {}).get('epoch', '?')}; start: "
+                f"{(data.get('start') or {}).get('note', '')}",
+            )
+        )
     options = data.get("variant_options")
     if isinstance(options, dict) and options:
-        section.add(Table(columns=["option", "value"], rows=[[k, generic.cell(v)] for k, v in options.items()],
-                          title="variant options"))
+        section.add(
+            Table(
+                columns=["option", "value"],
+                rows=[[k, generic.cell(v)] for k, v in options.items()],
+                title="variant options",
+            )
+        )
     history = data.get("history")
     if isinstance(history, list) and history:
         section.add(generic.rows_table([h for h in history if isinstance(h, dict)], "per-epoch masks and losses"))
     for path in cams:
         shown.add(path.name)
-        section.add(figure_from(path, f"GradCAM: {path.stem}", "ERM (left) vs fine-tuned (right) where the "
-                                                               "figure pairs them"))
+        section.add(
+            figure_from(path, f"GradCAM: {path.stem}", "ERM (left) vs fine-tuned (right) where the figure pairs them")
+        )
     return section
 
 
 # -- Paper B --------------------------------------------------------------------------------------
+
 
 def rare_score(src: RunSource, shown: set[str]) -> Section | None:
     data = _load_artifact(src, "rare_score.json")
@@ -219,12 +289,19 @@ def rare_score(src: RunSource, shown: set[str]) -> Section | None:
     rows = []
     for pattern, per_n in data["per_pattern"].items():
         for n, cell in (per_n or {}).items():
-            rows.append([pattern, str(n)] + [_mse(cell.get(m)) for m in ("score", "clean_acc", "spurious_acc")]
-                        + [num(cell.get("p_value"), 3)])
-    section.add(Table(columns=["pattern", "n", "spurious score", "clean acc", "spurious acc", "p (Welch, > n=0)"],
-                      rows=rows, title=f"ε = {data.get('epsilon')}, target class {data.get('target_class')}, "
-                                       f"seeds {data.get('seeds')}",
-                      caption="mean ± s.e. over seeds (n = number of seeds)"))
+            rows.append(
+                [pattern, str(n)]
+                + [_mse(cell.get(m)) for m in ("score", "clean_acc", "spurious_acc")]
+                + [num(cell.get("p_value"), 3)]
+            )
+    section.add(
+        Table(
+            columns=["pattern", "n", "spurious score", "clean acc", "spurious acc", "p (Welch, > n=0)"],
+            rows=rows,
+            title=f"ε = {data.get('epsilon')}, target class {data.get('target_class')}, seeds {data.get('seeds')}",
+            caption="mean ± s.e. over seeds (n = number of seeds)",
+        )
+    )
     return section
 
 
@@ -236,6 +313,7 @@ def _mse(stats: Any) -> str:
 
 
 # -- everything else --------------------------------------------------------------------------------
+
 
 def other_summary(src: RunSource, stages_with_sections: set[str]) -> list[Section]:
     out = []

@@ -40,11 +40,17 @@ def key_metrics(combos: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def _scale(metric: str) -> float:
-    return 1.0 if "_pp" in metric or not (metric.endswith("wga") or ".wga" in metric or "mean" in metric
-                                           or ".groups." in metric) else 100.0
+    return (
+        1.0
+        if "_pp" in metric
+        or not (metric.endswith("wga") or ".wga" in metric or "mean" in metric or ".groups." in metric)
+        else 100.0
+    )
 
 
-def paper_value(ref: dict[str, Any], point: dict[str, Any], metric: str, backbone: str = "") -> tuple[float | None, str]:
+def paper_value(
+    ref: dict[str, Any], point: dict[str, Any], metric: str, backbone: str = ""
+) -> tuple[float | None, str]:
     """The published number for this combination and measure, in %, and where it is from."""
     wanted = {base for base, names in reference.METRIC_ALIASES.items() if metric in names}
     cells = reference.cells_for_point(ref, point, reference.backbone_key(backbone), wanted)
@@ -72,8 +78,11 @@ def main_table(src: SweepSource) -> Table | None:
         mean = stats.get("mean") * factor if stats and is_number(stats.get("mean")) else None
         diff = mean - paper if mean is not None and paper is not None else None
         planned = len(combo.get("runs") or []) + len(combo.get("incomplete") or [])
-        row = [str(point.get(a, "")) for a in axes] + [mean_se_text(stats, factor), pp(paper, 1, signed=False),
-                                                      pp(diff, 1)]
+        row = [str(point.get(a, "")) for a in axes] + [
+            mean_se_text(stats, factor),
+            pp(paper, 1, signed=False),
+            pp(diff, 1),
+        ]
         row += [mean_se_text((combo.get("metrics") or {}).get(m), _scale(m)) for _, m in metrics[1:]]
         row.append(f"{len(combo.get('runs') or [])} / {planned}")
         if combo.get("incomplete"):
@@ -82,10 +91,18 @@ def main_table(src: SweepSource) -> Table | None:
     erm = _erm_row(src, axes, metrics)
     if erm is not None:
         rows.append(erm)
-    caption = ("mean ± standard error over seeds, n = finished runs; paper = the preset's [reference] numbers "
-               "(SPEC §4–5), shown in %; standard deviations are in the published-numbers section")
-    return Table(columns=columns, rows=rows, title=f"{src.preset_name}: aggregated over seeds", caption=caption,
-                 section_breaks=(len(combos),) if erm else (), emphasis=emphasis)
+    caption = (
+        "mean ± standard error over seeds, n = finished runs; paper = the preset's [reference] numbers "
+        "(SPEC §4–5), shown in %; standard deviations are in the published-numbers section"
+    )
+    return Table(
+        columns=columns,
+        rows=rows,
+        title=f"{src.preset_name}: aggregated over seeds",
+        caption=caption,
+        section_breaks=(len(combos),) if erm else (),
+        emphasis=emphasis,
+    )
 
 
 def _erm_row(src: SweepSource, axes: list[str], metrics: list[tuple[str, str]]) -> list[str] | None:
@@ -145,16 +162,25 @@ def overview(src: SweepSource) -> Section:
     for problem in src.problems:
         section.add(Text(problem, kind="warning"))
     if done < len(runs):
-        section.add(Text(f"{len(runs) - done} of {len(runs)} runs are not finished "
-                         f"({', '.join(f'{k}: {v}' for k, v in status_counts.items() if k != 'done')}); "
-                         "aggregates use the finished runs only. Resume with "
-                         f"`labconsole run PRESET --resume {src.path}`.", kind="warning"))
-    rows = [["preset", src.preset_name], ["reproduces", str(index.get("reproduces") or "—")],
-            ["variant", str(index.get("variant") or "?")],
-            ["axes", "; ".join(f"{k} ∈ {v}" for k, v in (index.get("axes") or {}).items()) or "—"],
-            ["seeds", ", ".join(str(s) for s in index.get("seeds") or []) or "—"],
-            ["runs", f"{done} done of {len(runs)}"], ["executor", str((index.get("executor") or {}).get("kind", "local"))],
-            ["directory", str(src.path)]]
+        section.add(
+            Text(
+                f"{len(runs) - done} of {len(runs)} runs are not finished "
+                f"({', '.join(f'{k}: {v}' for k, v in status_counts.items() if k != 'done')}); "
+                "aggregates use the finished runs only. Resume with "
+                f"`labconsole run PRESET --resume {src.path}`.",
+                kind="warning",
+            )
+        )
+    rows = [
+        ["preset", src.preset_name],
+        ["reproduces", str(index.get("reproduces") or "—")],
+        ["variant", str(index.get("variant") or "?")],
+        ["axes", "; ".join(f"{k} ∈ {v}" for k, v in (index.get("axes") or {}).items()) or "—"],
+        ["seeds", ", ".join(str(s) for s in index.get("seeds") or []) or "—"],
+        ["runs", f"{done} done of {len(runs)}"],
+        ["executor", str((index.get("executor") or {}).get("kind", "local"))],
+        ["directory", str(src.path)],
+    ]
     section.add(Table(columns=["", ""], rows=rows, title="sweep"))
     return section
 
@@ -172,11 +198,20 @@ def aggregated(src: SweepSource) -> Section:
     means = [((c.get("metrics") or {}).get(metric) or {}).get("mean") for c in combos]
     ses = [((c.get("metrics") or {}).get(metric) or {}).get("se") for c in combos]
     paper = [paper_value(src.reference, c.get("point") or {}, metric, src.backbone)[0] for c in combos]
-    section.add(Figure(plots.error_bars([combo_label(c.get("point") or {}) for c in combos],
-                                        [m * factor if is_number(m) else None for m in means],
-                                        [s * factor if is_number(s) else None for s in ses],
-                                        ylabel=label, title=f"{src.preset_name}: {label}", paper=paper),
-                       title=f"{label} per combination", caption="bars: mean ± s.e. over seeds; diamonds: paper"))
+    section.add(
+        Figure(
+            plots.error_bars(
+                [combo_label(c.get("point") or {}) for c in combos],
+                [m * factor if is_number(m) else None for m in means],
+                [s * factor if is_number(s) else None for s in ses],
+                ylabel=label,
+                title=f"{src.preset_name}: {label}",
+                paper=paper,
+            ),
+            title=f"{label} per combination",
+            caption="bars: mean ± s.e. over seeds; diamonds: paper",
+        )
+    )
     return section
 
 
@@ -191,10 +226,24 @@ def published(src: SweepSource) -> Section:
                 stats, where = reference.resolve_sweep(combos, label, row, col, options, src.backbone)
                 mean = (stats or {}).get("mean")
                 diff = mean - paper * scale if is_number(mean) else None
-                body.append([row, col, pp(paper * scale, 2, signed=False),
-                             mean_se_text(stats, 1.0, 2) if stats else "—", pp(diff, 2), where])
-        section.add(Table(columns=["row", "column", "paper", "ours (mean ± s.e., n)", "ours − paper", "ours from"],
-                          rows=body, title=label, caption="values in % / pp"))
+                body.append(
+                    [
+                        row,
+                        col,
+                        pp(paper * scale, 2, signed=False),
+                        mean_se_text(stats, 1.0, 2) if stats else "—",
+                        pp(diff, 2),
+                        where,
+                    ]
+                )
+        section.add(
+            Table(
+                columns=["row", "column", "paper", "ours (mean ± s.e., n)", "ours − paper", "ours from"],
+                rows=body,
+                title=label,
+                caption="values in % / pp",
+            )
+        )
     return section
 
 
@@ -209,14 +258,28 @@ def runs_table(src: SweepSource) -> Section:
         status = "missing" if run is None else run.status
         value = flatten_numbers(run.summary).get(metric) if run is not None else None
         error = (run.manifest.get("error") if run is not None else "") or ""
-        where = ((run.manifest.get("executor") or {}).get("kind", "") if run is not None else "")
+        where = (run.manifest.get("executor") or {}).get("kind", "") if run is not None else ""
         if status != "done":
             emphasis[(len(rows), 2)] = "large"
-        rows.append([folder, str(point.get("seed", "")), status, pct(value) if _scale(metric) == 100 else num(value),
-                     where, error[:160]])
-    section.add(Table(columns=["run folder", "seed", "status", metric, "ran on", "error"], rows=rows,
-                      title="every run of the sweep", caption="each finished run has its own report.html in its folder",
-                      emphasis=emphasis))
+        rows.append(
+            [
+                folder,
+                str(point.get("seed", "")),
+                status,
+                pct(value) if _scale(metric) == 100 else num(value),
+                where,
+                error[:160],
+            ]
+        )
+    section.add(
+        Table(
+            columns=["run folder", "seed", "status", metric, "ran on", "error"],
+            rows=rows,
+            title="every run of the sweep",
+            caption="each finished run has its own report.html in its folder",
+            emphasis=emphasis,
+        )
+    )
     return section
 
 
@@ -230,11 +293,19 @@ def all_numbers(src: SweepSource) -> Section:
                 names.append(name)
     if not names:
         return section
-    rows = [[name] + [mean_se_text((c.get("metrics") or {}).get(name), 1.0, 4) for c in combos]
-            for name in names[:MAX_ALL_ROWS]]
+    rows = [
+        [name] + [mean_se_text((c.get("metrics") or {}).get(name), 1.0, 4) for c in combos]
+        for name in names[:MAX_ALL_ROWS]
+    ]
     caption = "raw stored values (fractions are not scaled)"
     if len(names) > MAX_ALL_ROWS:
         caption += f"; first {MAX_ALL_ROWS} of {len(names)} numbers, all of them are in aggregate.json"
-    section.add(Table(columns=["number"] + [combo_label(c.get("point") or {}) for c in combos], rows=rows,
-                      title="mean ± s.e. (n) of every number in the runs' summary.json", caption=caption))
+    section.add(
+        Table(
+            columns=["number"] + [combo_label(c.get("point") or {}) for c in combos],
+            rows=rows,
+            title="mean ± s.e. (n) of every number in the runs' summary.json",
+            caption=caption,
+        )
+    )
     return section

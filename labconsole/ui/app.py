@@ -11,7 +11,8 @@ import importlib
 import time
 import traceback
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -19,7 +20,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
-from labconsole.engine.events import Emit, CancelToken, Event, LogRecord, RunFinished
+from labconsole.engine.events import CancelToken, Emit, Event, LogRecord, RunFinished
 from labconsole.errors import UserError
 from labconsole.ui.bridge import BackgroundError, Bridge, CallFinished, EngineMessage, JobEnded, describe_error
 from labconsole.ui.engine_port import EnginePort, LayerInfo, NeuronRef, SessionPort, SessionSpec, create_real_engine
@@ -54,8 +55,10 @@ class LabConsoleApp(App[int]):
     }
     BINDINGS = [
         *(Binding(key, f"switch_mode('{mode}')", label, show=False) for mode, key, label in MODE_KEYS),
-        *(Binding(f"f{i}", f"switch_mode('{mode}')", show=False, priority=True)
-          for i, (mode, _, _) in enumerate(MODE_KEYS, start=1)),
+        *(
+            Binding(f"f{i}", f"switch_mode('{mode}')", show=False, priority=True)
+            for i, (mode, _, _) in enumerate(MODE_KEYS, start=1)
+        ),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("l", "show_log", "Log"),
@@ -229,13 +232,19 @@ class LabConsoleApp(App[int]):
                 self.cancel_job()
                 self.notify("Cancelling the job; the console closes once its run is saved.")
 
-        self.push_screen(ConfirmDialog(
-            "A job is running",
-            f"{self.job.label} is still running. Quit anyway? It is cancelled and its run saved first.",
-            yes="Cancel job and quit", no="Keep running",
-        ), answered)
+        self.push_screen(
+            ConfirmDialog(
+                "A job is running",
+                f"{self.job.label} is still running. Quit anyway? It is cancelled and its run saved first.",
+                yes="Cancel job and quit",
+                no="Keep running",
+            ),
+            answered,
+        )
 
 
-def create_app(engine: EnginePort | None = None, *, deterministic: bool = False, runs_root: str = "runs") -> LabConsoleApp:
+def create_app(
+    engine: EnginePort | None = None, *, deterministic: bool = False, runs_root: str = "runs"
+) -> LabConsoleApp:
     """``engine=None`` uses the real engine, imported on first use (after the first paint)."""
     return LabConsoleApp(engine, deterministic=deterministic, runs_root=runs_root)

@@ -16,8 +16,9 @@ screen can draw. Only a ``Progress`` of the same run and stage may replace an ea
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 from textual.worker import Worker, get_current_worker
@@ -102,7 +103,7 @@ class JobHandle:
 class Bridge:
     """Owns the job worker and the interactive-call workers of one app."""
 
-    def __init__(self, app: "App[Any]") -> None:
+    def __init__(self, app: App[Any]) -> None:
         self.app = app
         self.buffer = EventBuffer()
         self.job: JobHandle | None = None
@@ -159,8 +160,15 @@ class Bridge:
         return handle
 
     # -- interactive calls -----------------------------------------------------------------------
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None],
-             group: str | None = None, **kwargs: Any) -> Worker[Any]:
+    def call(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_result: Callable[[Any], None],
+        group: str | None = None,
+        **kwargs: Any,
+    ) -> Worker[Any]:
         """Run ``fn(*args, **kwargs)`` off the UI thread, then ``on_result(result)`` on it.
 
         With a ``group``, a newer call supersedes an older one still running (its result is
@@ -179,8 +187,9 @@ class Bridge:
                 self.app.post_message(CallFinished(worker, on_result, result))
             return result
 
-        return self.app.run_worker(body, name=what, group=group or "call", thread=True,
-                                   exclusive=group is not None, exit_on_error=False)
+        return self.app.run_worker(
+            body, name=what, group=group or "call", thread=True, exclusive=group is not None, exit_on_error=False
+        )
 
 
 def describe_error(what: str, error: BaseException) -> str:

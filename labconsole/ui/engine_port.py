@@ -11,8 +11,9 @@ Every method may block (seconds to hours): the console calls them from thread wo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from labconsole.engine.events import CancelToken, Emit
 from labconsole.errors import UserError
@@ -28,9 +29,19 @@ DATASETS: tuple[tuple[str, str], ...] = (
 )
 EMBEDDED_DATASETS = frozenset({"synthetic-waterbirds", "digits", "digits-color"})
 BACKBONES: tuple[str, ...] = (
-    "cifar_resnet8", "cifar_resnet20", "small_cnn", "mlp", "mlp_small", "mlp_large",
-    "resnet18", "resnet34", "resnet50", "deit_tiny_patch16_224", "deit_small_patch16_224",
-    "deit_base_patch16_224", "vit_small_patch16_224",
+    "cifar_resnet8",
+    "cifar_resnet20",
+    "small_cnn",
+    "mlp",
+    "mlp_small",
+    "mlp_large",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "deit_tiny_patch16_224",
+    "deit_small_patch16_224",
+    "deit_base_patch16_224",
+    "vit_small_patch16_224",
 )
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 CRITERIA: tuple[str, ...] = ("magnitude", "gradient", "activation")
@@ -146,11 +157,11 @@ class SessionPort(Protocol):
 class EnginePort(Protocol):
     def list_presets(self) -> list[PresetEntry]: ...
 
-    def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> "Preset":
+    def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> Preset:
         """The preset with ``--set`` overrides; ``smoke`` = the tiny profile (minutes → seconds)."""
         ...
 
-    def run_job(self, preset: "Preset", *, emit: Emit, cancel: CancelToken) -> str:
+    def run_job(self, preset: Preset, *, emit: Emit, cancel: CancelToken) -> str:
         """Run a preset to the end (or until ``cancel`` is set); returns the run directory.
         Emits RunStarted … RunFinished; on cancel the run is saved and finishes "cancelled"."""
         ...
@@ -180,15 +191,29 @@ class EnginePort(Protocol):
         ...
 
     def rare_experiment(
-        self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *,
-        emit: Emit, cancel: CancelToken,
+        self,
+        pattern: str,
+        counts: Sequence[int],
+        target_class: int,
+        seeds: int,
+        *,
+        emit: Emit,
+        cancel: CancelToken,
     ) -> list[dict[str, Any]]:
         """Paper B: train with n spurious examples for each n in ``counts``. One row per n:
         ``{"n", "spurious_score", "spurious_score_se", "clean_acc", "spurious_acc", "p_value"}``."""
         ...
 
-    def theory_curve(self, gammas: Sequence[float], *, sigma_inv: float, sigma_sp: float,
-                     ridge: float, x_inv: float = 1.0, x_sp: float = 1.0) -> dict[str, list[float]]:
+    def theory_curve(
+        self,
+        gammas: Sequence[float],
+        *,
+        sigma_inv: float,
+        sigma_sp: float,
+        ridge: float,
+        x_inv: float = 1.0,
+        x_sp: float = 1.0,
+    ) -> dict[str, list[float]]:
         """Paper B §5 ridge-regression optimum per γ: ``{"gamma", "clean_acc", "spurious_acc",
         "prediction_difference"}`` (lists of equal length)."""
         ...

@@ -11,8 +11,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from labconsole.engine.events import (
     CancelToken,
@@ -38,10 +39,15 @@ from labconsole.ui.engine_port import (
 GROUPS = ("landbird-land", "landbird-water", "waterbird-land", "waterbird-water")
 TRAIN_COUNTS = {"landbird-land": 3498, "landbird-water": 184, "waterbird-land": 56, "waterbird-water": 1057}
 LAYERS = (
-    LayerInfo("conv1", "conv", 16), LayerInfo("layer1.0.conv1", "conv", 16), LayerInfo("layer1.0.conv2", "conv", 16),
-    LayerInfo("layer2.0.conv1", "conv", 32), LayerInfo("layer2.0.conv2", "conv", 32),
-    LayerInfo("layer2.0.downsample.0", "conv", 32), LayerInfo("layer3.0.conv1", "conv", 64),
-    LayerInfo("layer3.0.conv2", "conv", 64), LayerInfo("layer3.0.downsample.0", "conv", 64),
+    LayerInfo("conv1", "conv", 16),
+    LayerInfo("layer1.0.conv1", "conv", 16),
+    LayerInfo("layer1.0.conv2", "conv", 16),
+    LayerInfo("layer2.0.conv1", "conv", 32),
+    LayerInfo("layer2.0.conv2", "conv", 32),
+    LayerInfo("layer2.0.downsample.0", "conv", 32),
+    LayerInfo("layer3.0.conv1", "conv", 64),
+    LayerInfo("layer3.0.conv2", "conv", 64),
+    LayerInfo("layer3.0.downsample.0", "conv", 64),
 )
 BASELINE = {"train": (0.994, 0.761, 0.839, 0.991), "test": (0.973, 0.552, 0.604, 0.958)}
 PRESETS = (
@@ -54,8 +60,14 @@ PRESETS = (
 def split_metrics(accs: Sequence[float], quantum: float) -> dict[str, Any]:
     groups = dict(zip(GROUPS, (round(a, 4) for a in accs)))
     worst = min(groups, key=groups.__getitem__)
-    return {"groups": groups, "wga": groups[worst], "worst_group": worst, "mean": round(sum(accs) / len(accs), 4),
-            "mean_groups": round(sum(accs) / len(accs), 4), "wga_quantum": quantum}
+    return {
+        "groups": groups,
+        "wga": groups[worst],
+        "worst_group": worst,
+        "mean": round(sum(accs) / len(accs), 4),
+        "mean_groups": round(sum(accs) / len(accs), 4),
+        "wga_quantum": quantum,
+    }
 
 
 def epoch_splits(epoch: int, total: int) -> dict[str, dict[str, Any]]:
@@ -68,7 +80,7 @@ def epoch_splits(epoch: int, total: int) -> dict[str, dict[str, Any]]:
 
 @dataclass
 class FakeSession:
-    engine: "FakeEngine"
+    engine: FakeEngine
     group_names: tuple[str, ...] = GROUPS
     train_group_counts: dict[str, int] = field(default_factory=lambda: dict(TRAIN_COUNTS))
 
@@ -79,8 +91,11 @@ class FakeSession:
         self.engine.calls.append(("rank", criterion, group, scope, k))
         self.engine.wait_call()
         rng = random.Random(f"{criterion}|{group if criterion != 'magnitude' else ''}")
-        scored = [(layer.name, i, round(rng.random() * (1 + depth), 4))
-                  for depth, layer in enumerate(LAYERS) for i in range(layer.neurons)]
+        scored = [
+            (layer.name, i, round(rng.random() * (1 + depth), 4))
+            for depth, layer in enumerate(LAYERS)
+            for i in range(layer.neurons)
+        ]
         scored.sort(key=lambda item: -item[2])
         if scope == "per-layer":
             kept = []
@@ -91,24 +106,38 @@ class FakeSession:
             return scored[: max(1, math.ceil(len(scored) * float(k) / 100))]
         return scored[: int(k)]
 
-    def readout(self, neurons: Sequence[NeuronRef], mode: str, std: float, seeds: int,
-                splits: Sequence[str] = ("train", "test"), control: bool = False) -> dict[str, Any]:
+    def readout(
+        self,
+        neurons: Sequence[NeuronRef],
+        mode: str,
+        std: float,
+        seeds: int,
+        splits: Sequence[str] = ("train", "test"),
+        control: bool = False,
+    ) -> dict[str, Any]:
         self.engine.calls.append(("readout", tuple(neurons), mode, std, seeds))
         self.engine.wait_call()
         strength = {"zero": 1.0, "reinit": 0.8, "noise": 0.3}[mode] * (1 + std * 20)
-        return {"splits": {s: self._split(s, neurons, strength, seeds, mode) for s in splits},
-                "control": {s: self._split(s, neurons, strength * 0.1, seeds, mode) for s in splits} if control else None,
-                "wga_quantum_pp": {"train": 100 / 56, "test": 100 / 642}}
+        return {
+            "splits": {s: self._split(s, neurons, strength, seeds, mode) for s in splits},
+            "control": {s: self._split(s, neurons, strength * 0.1, seeds, mode) for s in splits} if control else None,
+            "wga_quantum_pp": {"train": 100 / 56, "test": 100 / 642},
+        }
 
-    def _split(self, split: str, neurons: Sequence[NeuronRef], strength: float, seeds: int, mode: str) -> dict[str, Any]:
+    def _split(
+        self, split: str, neurons: Sequence[NeuronRef], strength: float, seeds: int, mode: str
+    ) -> dict[str, Any]:
         base = BASELINE[split]
         hurt = sum(1 + index % 3 for _, index in neurons) * strength
         minority_weight = (0.2, 1.6, 1.2, 0.1)  # minority groups are the fragile ones
         after = [max(0.0, b - hurt * w / 100) for b, w in zip(base, minority_weight)]
         spread = 0.0 if mode == "zero" or seeds <= 1 else 0.4 * strength
-        return {"baseline": dict(zip(GROUPS, base)), "after": dict(zip(GROUPS, after)),
-                "delta_pp": {g: round((a - b) * 100, 2) for g, a, b in zip(GROUPS, after, base)},
-                "spread_pp": {g: round(spread * w, 2) for g, w in zip(GROUPS, minority_weight)}}
+        return {
+            "baseline": dict(zip(GROUPS, base)),
+            "after": dict(zip(GROUPS, after)),
+            "delta_pp": {g: round((a - b) * 100, 2) for g, a, b in zip(GROUPS, after, base)},
+            "spread_pp": {g: round(spread * w, 2) for g, w in zip(GROUPS, minority_weight)},
+        }
 
     def random_neurons(self, count: int, seed: int) -> list[NeuronRef]:
         self.engine.calls.append(("random_neurons", count, seed))
@@ -122,9 +151,17 @@ class FakeSession:
 class FakeEngine:
     """Deterministic stand-in for the engine. ``calls`` records what the console asked for."""
 
-    def __init__(self, *, epochs: int = 4, steps: int = 5, step_delay: float = 0.0,
-                 gate: threading.Event | None = None, fail_with: BaseException | None = None,
-                 fail_run: str | None = None, call_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        epochs: int = 4,
+        steps: int = 5,
+        step_delay: float = 0.0,
+        gate: threading.Event | None = None,
+        fail_with: BaseException | None = None,
+        fail_run: str | None = None,
+        call_delay: float = 0.0,
+    ) -> None:
         self.epochs, self.steps, self.step_delay = epochs, steps, step_delay
         self.gate = gate  # while unset, a job keeps streaming Progress in its first epoch
         self.fail_with = fail_with  # raised by run_job after RunStarted
@@ -189,8 +226,9 @@ class FakeEngine:
             raise UserError(f"{run_dir}: only an interrupted run can be resumed")
         return self.run_job(self.load_preset(entry.preset), emit=emit, cancel=cancel)
 
-    def _stage(self, run_id: str, stage: str, total: int, losses: list[float], emit: Emit,
-               cancel: CancelToken) -> int | None:
+    def _stage(
+        self, run_id: str, stage: str, total: int, losses: list[float], emit: Emit, cancel: CancelToken
+    ) -> int | None:
         """One training stage; the selected epoch, or None when cancelled."""
         emit(StageStarted(run_id=run_id, stage=stage, total_epochs=total))
         best_wga, best_epoch = -1.0, 0
@@ -198,23 +236,49 @@ class FakeEngine:
             step = 0
             while step < self.steps or (epoch == 1 and self.gate is not None and not self.gate.is_set()):
                 if cancel.is_set():
-                    emit(LogRecord(run_id=run_id, level="info", message=f"cancelled at epoch {epoch}; checkpoint saved"))
+                    emit(
+                        LogRecord(run_id=run_id, level="info", message=f"cancelled at epoch {epoch}; checkpoint saved")
+                    )
                     emit(RunFinished(run_id=run_id, status="cancelled", summary={"best_epoch": best_epoch}))
                     return None
                 step += 1
                 losses.append(round(1.0 / (1 + 0.3 * len(losses)) + 0.05 * (len(losses) % 3), 4))
                 self.progress_emitted += 1
-                emit(Progress(run_id=run_id, stage=stage, epoch=epoch, total_epochs=total,
-                              step=min(step, self.steps), total_steps=self.steps, loss=losses[-1],
-                              recent_losses=tuple(losses[-200:]), elapsed_s=0.0, eta_s=None))
+                emit(
+                    Progress(
+                        run_id=run_id,
+                        stage=stage,
+                        epoch=epoch,
+                        total_epochs=total,
+                        step=min(step, self.steps),
+                        total_steps=self.steps,
+                        loss=losses[-1],
+                        recent_losses=tuple(losses[-200:]),
+                        elapsed_s=0.0,
+                        eta_s=None,
+                    )
+                )
                 if self.step_delay:
                     time.sleep(self.step_delay)
             # fine-tuning starts where ERM left off and narrows the gap further
-            splits = epoch_splits(epoch + (total if stage == "finetune" else 0), total * (2 if stage == "finetune" else 1))
+            splits = epoch_splits(
+                epoch + (total if stage == "finetune" else 0), total * (2 if stage == "finetune" else 1)
+            )
             if splits["val"]["wga"] > best_wga:
                 best_wga, best_epoch = splits["val"]["wga"], epoch
-            emit(EpochResult(run_id=run_id, stage=stage, epoch=epoch, total_epochs=total, splits=splits,
-                             train_loss=losses[-1], lr=1e-3, is_best=best_epoch == epoch, best_epoch=best_epoch))
+            emit(
+                EpochResult(
+                    run_id=run_id,
+                    stage=stage,
+                    epoch=epoch,
+                    total_epochs=total,
+                    splits=splits,
+                    train_loss=losses[-1],
+                    lr=1e-3,
+                    is_best=best_epoch == epoch,
+                    best_epoch=best_epoch,
+                )
+            )
         return best_epoch
 
     # -- interactive -----------------------------------------------------------------------------
@@ -234,12 +298,33 @@ class FakeEngine:
 
     def list_runs(self, root: str) -> list[RunEntry]:
         return [
-            RunEntry("20250102-093000-finetune-s0", "runs/20250102-093000-finetune-s0", "done", "finetune",
-                     "paper", 0.7412, True),
-            RunEntry("20250101-180000-quickstart-s1", "runs/20250101-180000-quickstart-s1", "cancelled",
-                     "quickstart", "paper", None, True),
-            RunEntry("20250101-120000-quickstart-s0", "runs/20250101-120000-quickstart-s0", "done", "quickstart",
-                     "paper", 0.6215, True),
+            RunEntry(
+                "20250102-093000-finetune-s0",
+                "runs/20250102-093000-finetune-s0",
+                "done",
+                "finetune",
+                "paper",
+                0.7412,
+                True,
+            ),
+            RunEntry(
+                "20250101-180000-quickstart-s1",
+                "runs/20250101-180000-quickstart-s1",
+                "cancelled",
+                "quickstart",
+                "paper",
+                None,
+                True,
+            ),
+            RunEntry(
+                "20250101-120000-quickstart-s0",
+                "runs/20250101-120000-quickstart-s0",
+                "done",
+                "quickstart",
+                "paper",
+                0.6215,
+                True,
+            ),
         ]
 
     def run_summary(self, run_dir: str) -> dict[str, Any]:
@@ -247,11 +332,21 @@ class FakeEngine:
         if entry is None:
             raise UserError(f"run directory not found: {run_dir}")
         epoch = 4 if entry.preset == "finetune" else 2
-        return {"name": entry.name, "path": entry.path, "status": entry.status,
-                "manifest": {"preset": entry.preset, "variant": entry.variant, "device": "cpu",
-                             "backbone": "cifar_resnet8", "dataset": "synthetic-waterbirds",
-                             "selection": "best val WGA"},
-                "summary": {"best_epoch": epoch, "splits": epoch_splits(epoch, 4)}, "config": ""}
+        return {
+            "name": entry.name,
+            "path": entry.path,
+            "status": entry.status,
+            "manifest": {
+                "preset": entry.preset,
+                "variant": entry.variant,
+                "device": "cpu",
+                "backbone": "cifar_resnet8",
+                "dataset": "synthetic-waterbirds",
+                "selection": "best val WGA",
+            },
+            "summary": {"best_epoch": epoch, "splits": epoch_splits(epoch, 4)},
+            "config": "",
+        }
 
     def export_report(self, run_dir: str) -> list[str]:
         self.calls.append(("export_report", run_dir))
@@ -260,8 +355,9 @@ class FakeEngine:
     def rare_preview(self, pattern: str, image_size: int) -> list[list[float]]:
         return patched_digit(pattern, image_size)
 
-    def rare_experiment(self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *,
-                        emit: Emit, cancel: CancelToken) -> list[dict[str, Any]]:
+    def rare_experiment(
+        self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *, emit: Emit, cancel: CancelToken
+    ) -> list[dict[str, Any]]:
         run_id = f"fake-rare-{pattern}"
         emit(RunStarted(run_id=run_id, preset=f"rare-{pattern}", run_dir="", stages=("rare",)))
         rows = []
@@ -272,14 +368,29 @@ class FakeEngine:
                 return rows
             emit(Progress(run_id=run_id, stage="rare", epoch=i + 1, total_epochs=len(counts), step=1, total_steps=1))
             score = strength * (1 - math.exp(-n / 4)) if n else 0.002
-            rows.append({"n": n, "spurious_score": round(score, 4), "spurious_score_se": round(0.01 + 0.02 * score, 4),
-                         "clean_acc": round(0.981 - 0.001 * i, 4), "spurious_acc": round(0.981 - 0.6 * score, 4),
-                         "p_value": None if n == 0 else round(math.exp(-3 * n * strength), 4)})
+            rows.append(
+                {
+                    "n": n,
+                    "spurious_score": round(score, 4),
+                    "spurious_score_se": round(0.01 + 0.02 * score, 4),
+                    "clean_acc": round(0.981 - 0.001 * i, 4),
+                    "spurious_acc": round(0.981 - 0.6 * score, 4),
+                    "p_value": None if n == 0 else round(math.exp(-3 * n * strength), 4),
+                }
+            )
         emit(RunFinished(run_id=run_id, status="done"))
         return rows
 
-    def theory_curve(self, gammas: Sequence[float], *, sigma_inv: float, sigma_sp: float, ridge: float,
-                     x_inv: float = 1.0, x_sp: float = 1.0) -> dict[str, list[float]]:
+    def theory_curve(
+        self,
+        gammas: Sequence[float],
+        *,
+        sigma_inv: float,
+        sigma_sp: float,
+        ridge: float,
+        x_inv: float = 1.0,
+        x_sp: float = 1.0,
+    ) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {"gamma": [], "clean_acc": [], "spurious_acc": [], "prediction_difference": []}
         for gamma in gammas:  # the closed forms of SPEC §6 (authors' notebook)
             a = ((gamma * (1 - gamma) / 2 * x_sp**2 + sigma_sp + ridge) / (sigma_inv + ridge)) * x_inv**2

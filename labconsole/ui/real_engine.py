@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 import json
 import tomllib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from labconsole.engine.events import CancelToken, Emit, ReadoutReady
 from labconsole.errors import UserError
@@ -69,8 +70,9 @@ class RealSession:
             elif isinstance(item, dict):
                 out.append(LayerInfo(str(item["name"]), str(item.get("kind", "")), int(item["neurons"])))
             else:
-                name, kind, neurons = (getattr(item, a) for a in ("name", "kind", "neurons")) \
-                    if hasattr(item, "name") else item
+                name, kind, neurons = (
+                    (getattr(item, a) for a in ("name", "kind", "neurons")) if hasattr(item, "name") else item
+                )
                 out.append(LayerInfo(str(name), str(kind), int(neurons)))
         return out
 
@@ -79,10 +81,18 @@ class RealSession:
         neurons = getattr(result, "neurons", result)  # a RankingReady event or a plain list
         return [(str(layer), int(index), float(score)) for layer, index, score in neurons]
 
-    def readout(self, neurons: Sequence[tuple[str, int]], mode: str, std: float, seeds: int,
-                splits: Sequence[str] = ("train", "test"), control: bool = False) -> dict[str, Any]:
-        result = self._session.readout(list(neurons), mode=mode, std=std, seeds=seeds,
-                                       splits=tuple(splits), control=control)
+    def readout(
+        self,
+        neurons: Sequence[tuple[str, int]],
+        mode: str,
+        std: float,
+        seeds: int,
+        splits: Sequence[str] = ("train", "test"),
+        control: bool = False,
+    ) -> dict[str, Any]:
+        result = self._session.readout(
+            list(neurons), mode=mode, std=std, seeds=seeds, splits=tuple(splits), control=control
+        )
         if isinstance(result, ReadoutReady):
             return {"splits": result.splits, "control": result.control, "wga_quantum_pp": {}}
         return dict(result)
@@ -121,8 +131,14 @@ class RealEngine:
             except (OSError, tomllib.TOMLDecodeError):
                 continue
             name = str(path.relative_to(PRESETS_DIR).with_suffix(""))
-            entries.append(PresetEntry(name=name, path=str(path), description=str(raw.get("description", "")),
-                                       stages=tuple(raw.get("stages", ("erm",)))))
+            entries.append(
+                PresetEntry(
+                    name=name,
+                    path=str(path),
+                    description=str(raw.get("description", "")),
+                    stages=tuple(raw.get("stages", ("erm",))),
+                )
+            )
         return entries
 
     def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> Any:
@@ -156,8 +172,13 @@ class RealEngine:
         except EngineUnavailable:
             session_class = engine_function("labconsole.engine.api", "Session", "The Neurons screen")
         opener = getattr(session_class, "open", session_class)
-        session = opener(dataset=spec.dataset, data_root=spec.data_root, backbone=spec.backbone,
-                         checkpoint=spec.checkpoint, device=spec.device)
+        session = opener(
+            dataset=spec.dataset,
+            data_root=spec.data_root,
+            backbone=spec.backbone,
+            checkpoint=spec.checkpoint,
+            device=spec.device,
+        )
         return RealSession(session)
 
     def check_dataset(self, root: str, dataset: str) -> DatasetCheck:
@@ -175,13 +196,18 @@ class RealEngine:
         for run in list_runs(Path(root)):
             summary, manifest = run.summary(), run.manifest()
             wga = summary.get("splits", {}).get("test", {}).get("wga")
-            entries.append(RunEntry(
-                name=run.name, path=str(run.path), status=run.status(),
-                preset=str(manifest.get("preset", "")), variant=str(manifest.get("variant", "paper")),
-                test_wga=float(wga) if isinstance(wga, (int, float)) else None,
-                has_checkpoint=any(run.checkpoints.glob("*.safetensors")) if run.checkpoints.is_dir() else False,
-                smoke=bool(manifest.get("smoke")),
-            ))
+            entries.append(
+                RunEntry(
+                    name=run.name,
+                    path=str(run.path),
+                    status=run.status(),
+                    preset=str(manifest.get("preset", "")),
+                    variant=str(manifest.get("variant", "paper")),
+                    test_wga=float(wga) if isinstance(wga, (int, float)) else None,
+                    has_checkpoint=any(run.checkpoints.glob("*.safetensors")) if run.checkpoints.is_dir() else False,
+                    smoke=bool(manifest.get("smoke")),
+                )
+            )
         return entries
 
     def run_summary(self, run_dir: str) -> dict[str, Any]:
@@ -190,8 +216,14 @@ class RealEngine:
         run = RunDir(Path(run_dir))
         if not run.path.is_dir():
             raise UserError(f"run directory not found: {run_dir}")
-        return {"name": run.name, "path": str(run.path), "status": run.status(),
-                "manifest": run.manifest(), "summary": run.summary(), "config": run.config_text()}
+        return {
+            "name": run.name,
+            "path": str(run.path),
+            "status": run.status(),
+            "manifest": run.manifest(),
+            "summary": run.summary(),
+            "config": run.config_text(),
+        }
 
     def export_report(self, run_dir: str) -> list[str]:
         from labconsole.report import write_report
@@ -211,24 +243,44 @@ class RealEngine:
         patched = make_pattern(pattern, tuple(image.shape), 0).apply(image)
         return patched.mean(0).tolist()  # greyscale rows × cols
 
-    def rare_experiment(self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *,
-                        emit: Emit, cancel: CancelToken) -> list[dict[str, Any]]:
+    def rare_experiment(
+        self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *, emit: Emit, cancel: CancelToken
+    ) -> list[dict[str, Any]]:
         """Runs ``presets/rare/score-vs-n.toml`` for one pattern, then reads its summary."""
-        overrides = [f'rare.patterns=["{pattern}"]', f"rare.n_spurious=[{', '.join(str(n) for n in counts)}]",
-                     f"rare.target_class={target_class}", f"rare.num_seeds={seeds}"]
+        overrides = [
+            f'rare.patterns=["{pattern}"]',
+            f"rare.n_spurious=[{', '.join(str(n) for n in counts)}]",
+            f"rare.target_class={target_class}",
+            f"rare.num_seeds={seeds}",
+        ]
         run_dir = self.run_job(self.load_preset("rare/score-vs-n", overrides), emit=emit, cancel=cancel)
         from labconsole.engine.runs import RunDir
 
         table = RunDir(Path(run_dir)).summary().get("rare-score", {}).get("per_pattern", {}).get(pattern, {})
         rows = []
         for n, cell in sorted(table.items(), key=lambda item: int(item[0])):
-            rows.append({"n": int(n), "spurious_score": cell["score"]["mean"], "spurious_score_se": cell["score"]["se"],
-                         "clean_acc": cell["clean_acc"]["mean"], "spurious_acc": cell["spurious_acc"]["mean"],
-                         "p_value": cell.get("p_value")})
+            rows.append(
+                {
+                    "n": int(n),
+                    "spurious_score": cell["score"]["mean"],
+                    "spurious_score_se": cell["score"]["se"],
+                    "clean_acc": cell["clean_acc"]["mean"],
+                    "spurious_acc": cell["spurious_acc"]["mean"],
+                    "p_value": cell.get("p_value"),
+                }
+            )
         return rows
 
-    def theory_curve(self, gammas: Sequence[float], *, sigma_inv: float, sigma_sp: float, ridge: float,
-                     x_inv: float = 1.0, x_sp: float = 1.0) -> dict[str, list[float]]:
+    def theory_curve(
+        self,
+        gammas: Sequence[float],
+        *,
+        sigma_inv: float,
+        sigma_sp: float,
+        ridge: float,
+        x_inv: float = 1.0,
+        x_sp: float = 1.0,
+    ) -> dict[str, list[float]]:
         toy_model = engine_function("labconsole.engine.rare.theory", "ToyModel", "The theory plot")
         gamma_curve = engine_function("labconsole.engine.rare.theory", "gamma_curve", "The theory plot")
         import numpy as np
@@ -245,8 +297,7 @@ def dataset_check_from_report(report: dict[str, Any]) -> DatasetCheck:
     message = "; ".join(problems) if problems else verdict + layout
     counts: dict[str, dict[str, tuple[int, int | None]]] = {}
     for split, info in dict(report.get("splits", {})).items():
-        counts[split] = {str(row["group"]): (int(row["found"]), row.get("expected"))
-                         for row in info.get("groups", [])}
+        counts[split] = {str(row["group"]): (int(row["found"]), row.get("expected")) for row in info.get("groups", [])}
     return DatasetCheck(bool(report.get("ok")), message, counts)
 
 

@@ -71,8 +71,12 @@ def probe(size: tuple[int, int] = (100, 30), *, bare: bool = False) -> dict[str,
 
     painted: dict[str, float | bool] = {}
     asyncio.run(run())
-    return {"painted_at": painted["at"], "import_s": imported - started,
-            "mount_s": float(app.first_paint_s or 0.0), "torch_imported": bool(painted["torch"])}
+    return {
+        "painted_at": painted["at"],
+        "import_s": imported - started,
+        "mount_s": float(app.first_paint_s or 0.0),
+        "torch_imported": bool(painted["torch"]),
+    }
 
 
 def measure_startup(python: str = sys.executable, *, bare: bool = False) -> StartupTiming:
@@ -80,8 +84,12 @@ def measure_startup(python: str = sys.executable, *, bare: bool = False) -> Star
     command = [python, "-m", "labconsole.ui.startup"] + (["--bare"] if bare else [])
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    return StartupTiming(first_paint_s=float(report["painted_at"]) - spawned, import_s=float(report["import_s"]),
-                         mount_s=float(report["mount_s"]), torch_imported=bool(report["torch_imported"]))
+    return StartupTiming(
+        first_paint_s=float(report["painted_at"]) - spawned,
+        import_s=float(report["import_s"]),
+        mount_s=float(report["mount_s"]),
+        torch_imported=bool(report["torch_imported"]),
+    )
 
 
 def compare_startup(repeat: int, python: str = sys.executable) -> tuple[list[StartupTiming], list[StartupTiming]]:

@@ -11,9 +11,9 @@ import typer
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from conftest_data import make_celeba_kaggle, make_waterbirds_original  # noqa: E402
+from conftest_data import make_celeba_kaggle, make_waterbirds_original
 
-from labconsole.cli.data import register  # noqa: E402
+from labconsole.cli.data import register
 
 
 @pytest.fixture

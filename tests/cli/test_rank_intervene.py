@@ -39,21 +39,65 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_rank_json(app: typer.Typer, run_dir: Path) -> None:
-    result = CliRunner().invoke(app, ["rank", str(run_dir), "--criterion", "gradient", "--group", "waterbird-land",
-                                      "--top-k", "3", "--json", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            str(run_dir),
+            "--criterion",
+            "gradient",
+            "--group",
+            "waterbird-land",
+            "--top-k",
+            "3",
+            "--json",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     items = json.loads(result.output)
     assert len(items) == 3 and set(items[0]) == {"layer", "index", "score"}
     assert items[0]["score"] >= items[1]["score"] >= items[2]["score"]
-    per_layer = CliRunner().invoke(app, ["rank", str(run_dir / "checkpoints" / "best.safetensors"), "--criterion",
-                                         "magnitude", "--scope", "layer", "--top-k", "1", "--json", "--device", "cpu"])
+    per_layer = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            str(run_dir / "checkpoints" / "best.safetensors"),
+            "--criterion",
+            "magnitude",
+            "--scope",
+            "layer",
+            "--top-k",
+            "1",
+            "--json",
+            "--device",
+            "cpu",
+        ],
+    )
     assert per_layer.exit_code == 0, per_layer.output
     assert len({item["layer"] for item in json.loads(per_layer.output)}) == 9
 
 
 def test_intervene_json_and_text(app: typer.Typer, run_dir: Path) -> None:
-    args = ["intervene", str(run_dir), "--neurons", "layer3.0.conv2:1,layer2.0.conv1:0", "--mode", "noise",
-            "--std", "0.05", "--seeds", "2", "--split", "train", "--control-draws", "1", "--device", "cpu"]
+    args = [
+        "intervene",
+        str(run_dir),
+        "--neurons",
+        "layer3.0.conv2:1,layer2.0.conv1:0",
+        "--mode",
+        "noise",
+        "--std",
+        "0.05",
+        "--seeds",
+        "2",
+        "--split",
+        "train",
+        "--control-draws",
+        "1",
+        "--device",
+        "cpu",
+    ]
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     readout = json.loads(result.output)
@@ -63,14 +107,17 @@ def test_intervene_json_and_text(app: typer.Typer, run_dir: Path) -> None:
     assert text.exit_code == 0 and "waterbird-land" in text.output and "control" in text.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["intervene", "{run}", "--neurons", "layer9.conv:0"], "unknown layer"),
-    (["intervene", "{run}", "--neurons", "conv1:99"], "out of range"),
-    (["intervene", "{run}", "--neurons", "conv1:0", "--mode", "noise", "--std", "0"], "σ"),
-    (["rank", "{run}", "--group", "penguin-ice"], "unknown group"),
-    (["rank", "{run}", "--criterion", "magnitude", "--top-k", "100000"], "larger than"),
-    (["rank", "/nonexistent/run"], "not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["intervene", "{run}", "--neurons", "layer9.conv:0"], "unknown layer"),
+        (["intervene", "{run}", "--neurons", "conv1:99"], "out of range"),
+        (["intervene", "{run}", "--neurons", "conv1:0", "--mode", "noise", "--std", "0"], "σ"),
+        (["rank", "{run}", "--group", "penguin-ice"], "unknown group"),
+        (["rank", "{run}", "--criterion", "magnitude", "--top-k", "100000"], "larger than"),
+        (["rank", "/nonexistent/run"], "not found"),
+    ],
+)
 def test_bad_input_exits_2(app: typer.Typer, run_dir: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, [a.replace("{run}", str(run_dir)) for a in args] + ["--device", "cpu"])
     assert result.exit_code == 2, result.output
@@ -78,8 +125,9 @@ def test_bad_input_exits_2(app: typer.Typer, run_dir: Path, args: list[str], mes
 
 
 def test_bench_readout_cli_runs_on_a_checkpoint(app: typer.Typer, run_dir: Path) -> None:
-    result = CliRunner().invoke(app, ["bench", "readout", "--checkpoint", str(run_dir), "--device", "cpu",
-                                      "--repeats", "1", "--json"])
+    result = CliRunner().invoke(
+        app, ["bench", "readout", "--checkpoint", str(run_dir), "--device", "cpu", "--repeats", "1", "--json"]
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["plain"]["same_accuracy_as_fast"] is True

@@ -34,8 +34,9 @@ def tiny_model(seed: int = 0, backbone: str = "cifar_resnet8") -> torch.nn.Modul
 
 
 def tiny_session(seed: int = 0, **config) -> Session:
-    return Session(tiny_model(seed), tiny_bundle(), "cpu",
-                   config=NeuronsConfig(**{"worst_samples": 24, "sampled": 12, **config}))
+    return Session(
+        tiny_model(seed), tiny_bundle(), "cpu", config=NeuronsConfig(**{"worst_samples": 24, "sampled": 12, **config})
+    )
 
 
 def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -15,7 +15,13 @@ def recording_context(tmp_path: Path, preset) -> StageContext:
     """A StageContext on CPU whose emitted events are kept in ``ctx.state["events"]``."""
     run = RunDir.create(tmp_path, preset.name, preset.seed)
     events: list = []
-    ctx = StageContext(preset=preset, run=run, emit_raw=events.append, cancel=NeverCancelled(),
-                       device=torch.device("cpu"), run_id=run.name)
+    ctx = StageContext(
+        preset=preset,
+        run=run,
+        emit_raw=events.append,
+        cancel=NeverCancelled(),
+        device=torch.device("cpu"),
+        run_id=run.name,
+    )
     ctx.state["events"] = events
     return ctx

@@ -42,8 +42,12 @@ def test_binary_head_keeps_the_decision() -> None:
 @pytest.fixture(scope="module")
 def dfr_run(trained_smoke_run: RunDir, tmp_path_factory) -> RunDir:
     preset = load_preset("presets/baseline-dfr.toml", ['stages=["dfr"]'], smoke=True)
-    preset = preset.model_copy(update={"model": preset.model.model_copy(update={"checkpoint": str(trained_smoke_run.path)}),
-                                       "sweep": preset.sweep.model_copy(update={"seeds": ()})})
+    preset = preset.model_copy(
+        update={
+            "model": preset.model.model_copy(update={"checkpoint": str(trained_smoke_run.path)}),
+            "sweep": preset.sweep.model_copy(update={"seeds": ()}),
+        }
+    )
     return run_job(preset, emit=lambda e: None, runs_root=tmp_path_factory.mktemp("dfr"))
 
 
@@ -68,5 +72,8 @@ def test_dfr_summary(dfr_run: RunDir, trained_smoke_run: RunDir) -> None:
 def test_dfr_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     preset = load_preset("presets/baseline-dfr.toml", ['stages=["dfr"]'], smoke=True)
     with pytest.raises(PresetError, match="needs an ERM model"):
-        run_job(preset.model_copy(update={"sweep": preset.sweep.model_copy(update={"seeds": ()})}),
-                emit=lambda e: None, runs_root=tmp_path)
+        run_job(
+            preset.model_copy(update={"sweep": preset.sweep.model_copy(update={"seeds": ()})}),
+            emit=lambda e: None,
+            runs_root=tmp_path,
+        )

@@ -20,8 +20,16 @@ def smoke(overrides=(), epochs: int = 2):
 
 def test_erm_run_writes_the_documented_run_directory(trained_smoke_run: RunDir) -> None:
     run = trained_smoke_run
-    for name in ("config.toml", "manifest.json", "metrics.jsonl", "summary.json", "done",
-                 "checkpoints/best.safetensors", "checkpoints/best.json", "checkpoints/last.safetensors"):
+    for name in (
+        "config.toml",
+        "manifest.json",
+        "metrics.jsonl",
+        "summary.json",
+        "done",
+        "checkpoints/best.safetensors",
+        "checkpoints/best.json",
+        "checkpoints/last.safetensors",
+    ):
         assert (run.path / name).exists(), name
     summary = run.summary()
     assert summary["preset"] == "quickstart" and summary["variant"] == "paper"
@@ -113,7 +121,9 @@ def test_train_split_evaluated_on_selected_model_when_not_every_epoch(tmp_path: 
 def test_model_stage_fills_the_top_level_summary(trained_smoke_run: RunDir, tmp_path: Path) -> None:
     ckpt = trained_smoke_run.path / "checkpoints" / "best.safetensors"
     preset = load_preset("presets/quickstart.toml", ['stages=["model"]', f"model.checkpoint={ckpt}"])
-    preset = preset.model_copy(update={"data": preset.smoke().data, "model": preset.model.model_copy(update={"width": 8})})
+    preset = preset.model_copy(
+        update={"data": preset.smoke().data, "model": preset.model.model_copy(update={"width": 8})}
+    )
     run = run_job(preset, emit=lambda e: None, runs_root=tmp_path)
     summary = run.summary()
     assert summary["splits"]["test"] == summary["model"]["splits"]["test"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest_data import make_celeba_kaggle, make_waterbirds_original  # noqa: E402
+from conftest_data import make_celeba_kaggle, make_waterbirds_original
 
-from labconsole.engine.api import run_job  # noqa: E402
-from labconsole.presets import load_preset  # noqa: E402
+from labconsole.engine.api import run_job
+from labconsole.presets import load_preset
 
 
 @pytest.mark.parametrize("dataset,make", [("waterbirds", make_waterbirds_original), ("celeba", make_celeba_kaggle)])
@@ -19,8 +19,16 @@ def test_erm_trains_from_image_files(tmp_path: Path, dataset: str, make) -> None
     root = make(tmp_path / "data")
     preset = load_preset(
         "presets/quickstart.toml",
-        ['stages=["erm"]', f"data.dataset={dataset}", "data.image_size=32", "data.num_workers=0",
-         "data.augment=true", "erm.epochs=1", "erm.batch_size=4", "model.width=4"],
+        [
+            'stages=["erm"]',
+            f"data.dataset={dataset}",
+            "data.image_size=32",
+            "data.num_workers=0",
+            "data.augment=true",
+            "erm.epochs=1",
+            "erm.batch_size=4",
+            "model.width=4",
+        ],
         data_root=str(root),
     )
     run = run_job(preset, emit=lambda e: None, runs_root=tmp_path / "runs")

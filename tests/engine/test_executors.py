@@ -16,8 +16,9 @@ from labconsole.errors import UserError
 from labconsole.presets import expand_sweep, load_preset, preset_from_dict
 
 
-def fake_run_job(preset: Any, *, emit: Any, cancel: Any = None, run_dir: Path | None = None,
-                 resume: Path | None = None) -> RunDir:
+def fake_run_job(
+    preset: Any, *, emit: Any, cancel: Any = None, run_dir: Path | None = None, resume: Path | None = None
+) -> RunDir:
     run = RunDir(Path(run_dir or resume))
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_manifest({"preset": preset.name, "seed": preset.seed, "status": "done"})
@@ -29,8 +30,9 @@ def fake_run_job(preset: Any, *, emit: Any, cancel: Any = None, run_dir: Path | 
 def test_local_executor_runs_in_process_and_records_where(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr("labconsole.engine.api.run_job", fake_run_job)
     preset = preset_from_dict({"name": "where", "device": "cpu", "sweep": {"seeds": [0, 1]}})
-    sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path,
-                          executor=LocalExecutor())
+    sweep_dir = run_sweep(
+        preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path, executor=LocalExecutor()
+    )
     for seed in (0, 1):
         executor = RunDir(sweep_dir / f"s{seed}").manifest()["executor"]
         assert executor["kind"] == "local" and executor["host"]
@@ -60,7 +62,8 @@ def test_submitit_failure_is_reported_per_point(tmp_path: Path) -> None:
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the job process cannot import tests/
     jobs = [PointJob(name="p0", run_dir=str(tmp_path / "p0"), preset={"name": "x"})]
     outcomes = SlurmExecutor(cluster="local", function=crashing_job, time_min=2, gpus_per_run=0).run(
-        jobs, emit=lambda e: None, cancel=_Never(), log_dir=tmp_path / "logs")
+        jobs, emit=lambda e: None, cancel=_Never(), log_dir=tmp_path / "logs"
+    )
     assert outcomes[0].status == "failed" and "out of memory in p0" in outcomes[0].error
 
 
@@ -71,8 +74,7 @@ class _Never:
 
 def _tiny_sweep(lrs: list[float]) -> Any:
     axes = "{" + f'"erm.lr" = [{", ".join(str(x) for x in lrs)}]' + "}"
-    return load_preset("presets/quickstart.toml", ['stages=["erm"]', "erm.epochs=1", f"sweep.axes={axes}"],
-                       smoke=True)
+    return load_preset("presets/quickstart.toml", ['stages=["erm"]', "erm.epochs=1", f"sweep.axes={axes}"], smoke=True)
 
 
 @pytest.mark.slow
@@ -109,8 +111,13 @@ def test_one_worker_per_gpu_is_pinned_with_cuda_visible_devices(tmp_path: Path) 
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{worker}" "$@"\n')
     python.chmod(0o755)
     preset = preset_from_dict({"name": "gpus", "sweep": {"seeds": [0, 1, 2]}})
-    sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path / "runs",
-                          executor=LocalExecutor(devices=["0", "1"], python=str(python)))
+    sweep_dir = run_sweep(
+        preset,
+        expand_sweep(preset),
+        emit=lambda e: None,
+        runs_root=tmp_path / "runs",
+        executor=LocalExecutor(devices=["0", "1"], python=str(python)),
+    )
     pinned = [RunDir(sweep_dir / f"s{seed}").manifest()["executor"]["cuda_visible_devices"] for seed in (0, 1, 2)]
     assert sorted(set(pinned)) == ["0", "1"]  # three runs shared two GPUs, each pinned to one
     assert aggregate_sweep(sweep_dir)["runs"]["done"] == 3

@@ -13,8 +13,8 @@ import torch
 from labconsole.engine import events as ev
 from labconsole.engine.api import run_job
 from labconsole.engine.models.factory import create_model
-from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.runs import RunDir
+from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.train.finetune import FinetuneStep
 from labconsole.engine.train.masking import neuron_mask
 from labconsole.errors import CheckpointError, PresetError, UserError
@@ -29,7 +29,7 @@ def _smoke_finetune(checkpoint: Path | str, *overrides: str):
 
 @pytest.fixture(scope="module")
 def finetuned(trained_smoke_run: RunDir, tmp_path_factory) -> RunDir:
-    preset = _smoke_finetune(trained_smoke_run.path, "finetune.criterion=\"gradient\"", "finetune.eval_train=true")
+    preset = _smoke_finetune(trained_smoke_run.path, 'finetune.criterion="gradient"', "finetune.eval_train=true")
     return run_job(preset, emit=lambda e: None, runs_root=tmp_path_factory.mktemp("ft"))
 
 
@@ -41,7 +41,11 @@ def test_finetune_emits_per_epoch_group_accuracies_and_selects_by_val_wga(finetu
         assert e["splits"]["test"]["wga"] == min(v for v in e["splits"]["test"]["groups"].values() if v is not None)
     summary = finetuned.summary()["finetune"]
     best = max(epochs, key=lambda e: (e["splits"]["val"]["wga"], -e["epoch"]))
-    assert summary["selection"] == {"rule": "best val WGA", "epoch": best["epoch"], "val_wga": best["splits"]["val"]["wga"]}
+    assert summary["selection"] == {
+        "rule": "best val WGA",
+        "epoch": best["epoch"],
+        "val_wga": best["splits"]["val"]["wga"],
+    }
     assert summary["splits"]["test"] == best["splits"]["test"]
     assert summary["wga_after"]["test"] == best["splits"]["test"]["wga"]
     assert summary["wga_gain"]["test"] == pytest.approx(summary["wga_after"]["test"] - summary["wga_before"]["test"])
@@ -68,10 +72,17 @@ def test_finetuning_changes_the_weights_the_erm_checkpoint_stays(trained_smoke_r
 
 
 def test_erm_then_finetune_from_kick_in_epoch_in_one_run(tmp_path: Path) -> None:
-    preset = load_preset("presets/quickstart.toml", ['stages=["erm", "finetune"]', "erm.epochs=2", "erm.keep_epochs=[1]",
-                                                     "finetune.epochs=1"], smoke=True)
-    preset = preset.model_copy(update={"erm": preset.erm.model_copy(update={"keep_epochs": (1,)}),
-                                       "finetune": preset.finetune.model_copy(update={"kick_in_epoch": 1})})
+    preset = load_preset(
+        "presets/quickstart.toml",
+        ['stages=["erm", "finetune"]', "erm.epochs=2", "erm.keep_epochs=[1]", "finetune.epochs=1"],
+        smoke=True,
+    )
+    preset = preset.model_copy(
+        update={
+            "erm": preset.erm.model_copy(update={"keep_epochs": (1,)}),
+            "finetune": preset.finetune.model_copy(update={"kick_in_epoch": 1}),
+        }
+    )
     run = run_job(preset, emit=lambda e: None, runs_root=tmp_path)
     summary = run.summary()["finetune"]
     assert summary["start"]["checkpoint"].endswith("epoch_001.safetensors")
@@ -113,36 +124,52 @@ def test_checkpoint_of_another_architecture_is_refused(trained_smoke_run: RunDir
 
 def test_checkpoint_of_another_dataset_is_refused(trained_smoke_run: RunDir, tmp_path: Path) -> None:
     preset = load_preset("presets/quickstart.toml", ['stages=["finetune"]', 'data.dataset="digits"'], smoke=True)
-    preset = preset.model_copy(update={"model": preset.model.model_copy(update={"checkpoint": str(trained_smoke_run.path)})})
+    preset = preset.model_copy(
+        update={"model": preset.model.model_copy(update={"checkpoint": str(trained_smoke_run.path)})}
+    )
     with pytest.raises(CheckpointError, match="does not fit"):
         run_job(preset, emit=lambda e: None, runs_root=tmp_path)
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("finetune.prune_percent=0", "prune_percent"), ("finetune.prune_percent=100", "prune_percent"),
-    ("finetune.prune_percent=-0.5", "prune_percent"), ("finetune.supervised_weight=-0.1", "supervised_weight"),
-    ("finetune.temperature=0", "temperature"), ("finetune.temperature=-1", "temperature"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("finetune.prune_percent=0", "prune_percent"),
+        ("finetune.prune_percent=100", "prune_percent"),
+        ("finetune.prune_percent=-0.5", "prune_percent"),
+        ("finetune.supervised_weight=-0.1", "supervised_weight"),
+        ("finetune.temperature=0", "temperature"),
+        ("finetune.temperature=-1", "temperature"),
+    ],
+)
 def test_bad_numbers_are_preset_errors(override: str, needle: str) -> None:
     with pytest.raises(PresetError, match=needle):
         load_preset("presets/quickstart.toml", [override])
 
 
 def test_minority_gradient_source_needs_group_labels(tmp_path: Path) -> None:
-    preset = load_preset("presets/quickstart.toml", ['stages=["finetune"]', 'data.dataset="digits"',
-                                                     'finetune.criterion="gradient"',
-                                                     'finetune.gradient_source="minority-groups"'], smoke=True)
-    with pytest.raises(UserError, match="minority-groups.*group labels"):
+    preset = load_preset(
+        "presets/quickstart.toml",
+        [
+            'stages=["finetune"]',
+            'data.dataset="digits"',
+            'finetune.criterion="gradient"',
+            'finetune.gradient_source="minority-groups"',
+        ],
+        smoke=True,
+    )
+    with pytest.raises(UserError, match=r"minority-groups.*group labels"):
         run_job(preset, emit=lambda e: None, runs_root=tmp_path)
 
 
 def test_no_model_to_start_from_is_a_clear_error(tmp_path: Path) -> None:
     preset = load_preset("presets/quickstart.toml", ['stages=["finetune"]'], smoke=True)
-    with pytest.raises(PresetError, match="model.checkpoint"):
+    with pytest.raises(PresetError, match=r"model.checkpoint"):
         run_job(preset, emit=lambda e: None, runs_root=tmp_path)
 
 
 # -- variant options change exactly what they say -----------------------------------------------
+
 
 def _step(**options):
     from labconsole.config.finetune import FinetuneConfig
@@ -184,9 +211,14 @@ def test_supervised_weight_zero_leaves_only_the_contrast_and_mse_vs_ce_differ() 
         expected = nt_xent(step.model(x1), step.aux(x2), 0.5)
         assert float(step.loss(x1, x2, y)) == pytest.approx(float(expected), rel=1e-5)
         mse, ce = _step(supervised="mse").loss(x1, x2, y), _step(supervised="ce").loss(x1, x2, y)
-        assert float(mse - expected) == pytest.approx(0.2 * float(torch.nn.functional.mse_loss(
-            step.model(x1).softmax(1), torch.nn.functional.one_hot(y, 2).float())), rel=1e-4)
-        assert float(ce - expected) == pytest.approx(0.2 * float(torch.nn.functional.cross_entropy(step.model(x1), y)), rel=1e-4)
+        assert float(mse - expected) == pytest.approx(
+            0.2
+            * float(torch.nn.functional.mse_loss(step.model(x1).softmax(1), torch.nn.functional.one_hot(y, 2).float())),
+            rel=1e-4,
+        )
+        assert float(ce - expected) == pytest.approx(
+            0.2 * float(torch.nn.functional.cross_entropy(step.model(x1), y)), rel=1e-4
+        )
 
 
 def test_head_softmax_contrasts_and_supervises_probabilities() -> None:
@@ -210,6 +242,7 @@ def test_contrast_on_features_goes_through_the_projection_head() -> None:
 
 
 # -- views --------------------------------------------------------------------------------------
+
 
 def test_identity_warp_keeps_images_and_views_differ_per_image() -> None:
     from labconsole.engine.train.views import table1_views, two_views, warp_batch

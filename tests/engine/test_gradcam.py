@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from labconsole.engine.train.gradcam import default_layer, gradcam, layer_output, pick_examples, tokens_to_grid
 from labconsole.engine.models.factory import create_model
+from labconsole.engine.train.gradcam import default_layer, gradcam, layer_output, pick_examples, tokens_to_grid
 from labconsole.errors import UserError
 
 
@@ -42,9 +42,8 @@ def test_hooks_are_removed_even_on_error() -> None:
     with pytest.raises(UserError, match="output_index"):
         gradcam(model, torch.randn(1, 3, 32, 32), default_layer(model), output_index=5)
     assert not layer._forward_hooks
-    with pytest.raises(RuntimeError):
-        with layer_output(model, default_layer(model)):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), layer_output(model, default_layer(model)):
+        raise RuntimeError("boom")
     assert not layer._forward_hooks
 
 
@@ -71,8 +70,16 @@ def test_vit_tokens_reshape_to_patch_grid() -> None:
 def test_gradcam_on_a_small_vit() -> None:
     import timm
 
-    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2, img_size=32, patch_size=8,
-                              depth=2, embed_dim=32, num_heads=2)
+    model = timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        num_classes=2,
+        img_size=32,
+        patch_size=8,
+        depth=2,
+        embed_dim=32,
+        num_heads=2,
+    )
     layer = default_layer(model)
     assert layer == "blocks.1.norm1"
     cam = gradcam(model, torch.randn(2, 3, 32, 32), layer, 0)

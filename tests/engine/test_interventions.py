@@ -9,14 +9,13 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage1_fixtures import same_state, state_copy, tiny_session  # noqa: E402
+from stage1_fixtures import same_state, state_copy, tiny_session
 
-from labconsole.engine.context import Cancelled  # noqa: E402
-from labconsole.engine.stage1.interventions import Intervention, apply_intervention  # noqa: E402
-from labconsole.errors import UserError  # noqa: E402
+from labconsole.engine.context import Cancelled
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention
+from labconsole.errors import UserError
 
 NEURONS = (("layer1.0.conv2", 3), ("layer2.0.conv1", 0), ("layer2.0.conv1", 5))
-
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +119,12 @@ def test_output_zero_equals_weight_zero_for_bias_free_conv_but_post_bn_differs(s
     x, _, _ = next(session.cache("train").batches(16))
     seen = {}
     for where in ("weight", "post-bn"):
-        with apply_intervention(session.model, session._by_name, Intervention(neurons, "zero", where=where),
-                                session.norms_after()), torch.no_grad():
+        with (
+            apply_intervention(
+                session.model, session._by_name, Intervention(neurons, "zero", where=where), session.norms_after()
+            ),
+            torch.no_grad(),
+        ):
             # Registered after the mask hook, so it sees the masked output.
             handle = bn.register_forward_hook(lambda m, i, o: seen.__setitem__("out", o))
             try:

@@ -6,15 +6,22 @@ import pytest
 import torch
 from torch import nn
 
-from labconsole.engine.models.checkpoint import load_checkpoint, load_state_dict_file, save_checkpoint, fit_state_dict
+from labconsole.engine.models.checkpoint import fit_state_dict, load_checkpoint, load_state_dict_file, save_checkpoint
 from labconsole.engine.models.factory import create_model, forward_features, get_head, list_backbones
 from labconsole.errors import CheckpointError, UserError
 
 
-@pytest.mark.parametrize("name,channels,size", [
-    ("cifar_resnet8", 3, 32), ("cifar_resnet20", 3, 32), ("small_cnn", 1, 28),
-    ("mlp", 1, 28), ("mlp_small", 1, 28), ("mlp_large", 3, 32),
-])
+@pytest.mark.parametrize(
+    "name,channels,size",
+    [
+        ("cifar_resnet8", 3, 32),
+        ("cifar_resnet20", 3, 32),
+        ("small_cnn", 1, 28),
+        ("mlp", 1, 28),
+        ("mlp_small", 1, 28),
+        ("mlp_large", 3, 32),
+    ],
+)
 def test_small_models_forward_and_head(name: str, channels: int, size: int) -> None:
     model = create_model(name, 3, in_channels=channels, image_size=size, width=8)
     x = torch.randn(2, channels, size, size)
@@ -60,8 +67,11 @@ def test_local_imagenet_style_weights_file_loads_backbone(tmp_path: Path) -> Non
 
 def test_safetensors_round_trip_with_sidecar(tmp_path: Path) -> None:
     model = create_model("cifar_resnet8", 2, width=4)
-    path = save_checkpoint(tmp_path / "best", model, {"backbone": "cifar_resnet8", "num_classes": 2, "width": 4,
-                                                       "image_size": 32, "in_channels": 3, "dataset": "d"})
+    path = save_checkpoint(
+        tmp_path / "best",
+        model,
+        {"backbone": "cifar_resnet8", "num_classes": 2, "width": 4, "image_size": 32, "in_channels": 3, "dataset": "d"},
+    )
     assert path.suffix == ".safetensors" and path.with_suffix(".json").exists()
     loaded, meta = load_checkpoint(path)
     assert meta["dataset"] == "d"

@@ -7,7 +7,12 @@ import torch
 
 from labconsole.engine.models.factory import create_model
 from labconsole.engine.stage1.neurons import (
-    check_neurons, eligible_layers, following_norms, group_by_layer, neuron_slices, parse_neurons,
+    check_neurons,
+    eligible_layers,
+    following_norms,
+    group_by_layer,
+    neuron_slices,
+    parse_neurons,
 )
 from labconsole.errors import UserError
 
@@ -26,9 +31,9 @@ def test_default_eligible_layers_are_convs_without_head() -> None:
 def test_linear_neurons_are_output_rows_and_head_can_be_included() -> None:
     model = create_model("mlp_small", 3, in_channels=1, image_size=28)
     layers = eligible_layers(model)
-    assert [(l.name, l.kind, l.n_neurons) for l in layers] == [("body.1", "linear", 256)]
+    assert [(layer.name, layer.kind, layer.n_neurons) for layer in layers] == [("body.1", "linear", 256)]
     with_head = eligible_layers(model, include_head=True)
-    assert [l.name for l in with_head] == ["body.1", "fc"]
+    assert [layer.name for layer in with_head] == ["body.1", "fc"]
     rows = neuron_slices(layers[0].module.weight)
     assert rows.shape == (256, 784)
     assert torch.equal(rows[5], layers[0].module.weight[5])
@@ -36,7 +41,7 @@ def test_linear_neurons_are_output_rows_and_head_can_be_included() -> None:
 
 def test_include_exclude_patterns() -> None:
     model = create_model("cifar_resnet8", 2, width=8)
-    names = [l.name for l in eligible_layers(model, include=("layer2.*",), exclude=("*downsample*",))]
+    names = [layer.name for layer in eligible_layers(model, include=("layer2.*",), exclude=("*downsample*",))]
     assert names == ["layer2.0.conv1", "layer2.0.conv2"]
     with pytest.raises(UserError, match="no eligible layers"):
         eligible_layers(model, include=("nothing.*",))

@@ -11,11 +11,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage1_fixtures import state_copy, same_state, tiny_session  # noqa: E402
+from stage1_fixtures import same_state, state_copy, tiny_session
 
-from labconsole.engine.stage1.ranking import percentile_ranks, top_neurons  # noqa: E402
-from labconsole.errors import UserError  # noqa: E402
-
+from labconsole.engine.stage1.ranking import percentile_ranks, top_neurons
+from labconsole.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def naive_gradient_norms(session, index: torch.Tensor) -> dict[str, torch.Tensor
     F.cross_entropy(model(x), cache.y[index]).backward()
     out = {}
     for name, module in model.named_modules():
-        if name in {l[0] for l in session.layers()}:
+        if name in {layer[0] for layer in session.layers()}:
             out[name] = torch.stack([module.weight.grad[c].norm() for c in range(module.weight.shape[0])])
     model.zero_grad(set_to_none=True)
     return out
@@ -53,7 +52,9 @@ def test_gradient_samples_are_the_worst_of_the_group_then_a_seeded_draw(session)
     g = session.group_names.index("landbird-land")
     members = torch.nonzero(cache.g == g).flatten()
     with torch.no_grad():
-        losses = F.cross_entropy(session.model(cache.normalize(cache.images[members])), cache.y[members], reduction="none")
+        losses = F.cross_entropy(
+            session.model(cache.normalize(cache.images[members])), cache.y[members], reduction="none"
+        )
     worst = set(members[torch.topk(losses, 24).indices].tolist())
     picked = session.samples_for("landbird-land")
     assert len(picked) == 12 and set(picked.tolist()) <= worst
@@ -84,8 +85,15 @@ def test_magnitude_ranking_matches_weight_norms(session) -> None:
     layers = dict(session.model.named_modules())
     for layer, index, score in top:
         assert math.isclose(float(layers[layer].weight[index].detach().norm()), score, rel_tol=1e-5)
-    all_norms = sorted((float(m.weight[i].detach().norm()) for name, _, n in session.layers()
-                        for m in [layers[name]] for i in range(n)), reverse=True)
+    all_norms = sorted(
+        (
+            float(m.weight[i].detach().norm())
+            for name, _, n in session.layers()
+            for m in [layers[name]]
+            for i in range(n)
+        ),
+        reverse=True,
+    )
     assert [round(s, 5) for _, _, s in top] == [round(v, 5) for v in all_norms[:3]]
     l1 = session.rank("magnitude", k=1, norm="l1")[0]
     assert math.isclose(float(layers[l1[0]].weight[l1[1]].detach().abs().sum()), l1[2], rel_tol=1e-5)

@@ -21,13 +21,16 @@ def test_smoke_shrinks() -> None:
     assert all(m < smoke.epochs for m in smoke.lr_milestones)
 
 
-@pytest.mark.parametrize("override, key", [
-    ("rare.epsilon=1.5", "rare.epsilon"),
-    ('rare.patterns=["S9"]', "rare.patterns"),
-    ("rare.n_spurious=[-1]", "rare.n_spurious"),
-    ("rare.lr_milestones=[5, 3]", "rare"),
-    ("rare.colour=1", "rare.colour"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("rare.epsilon=1.5", "rare.epsilon"),
+        ('rare.patterns=["S9"]', "rare.patterns"),
+        ("rare.n_spurious=[-1]", "rare.n_spurious"),
+        ("rare.lr_milestones=[5, 3]", "rare"),
+        ("rare.colour=1", "rare.colour"),
+    ],
+)
 def test_bad_values_name_the_key(override: str, key: str) -> None:
     with pytest.raises(PresetError, match=key.replace(".", r"\.")):
         load_preset(PRESETS_DIR / "rare" / "score-vs-n.toml", [override])

@@ -88,8 +88,12 @@ def test_missing_files_name_what_is_expected(tmp_path: Path) -> None:
         load_torchvision_folder("cifar10", tmp_path, DataConfig(dataset="cifar10"))
     bad = tmp_path / "MNIST" / "raw"
     bad.mkdir(parents=True)
-    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for stem in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (bad / stem).write_bytes(b"\x00\x00\x0d\x03garbage")
     with pytest.raises(DataError, match="not an unsigned-byte IDX"):
         load_torchvision_folder("mnist", tmp_path, DataConfig(dataset="mnist"))

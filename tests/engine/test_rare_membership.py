@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from labconsole.engine.rare.membership import (ATTACK_C_GRID, attack_features, evaluate_attack, fit_attack,
-                                               four_way_split)
+from labconsole.engine.rare.membership import (
+    ATTACK_C_GRID,
+    attack_features,
+    evaluate_attack,
+    fit_attack,
+    four_way_split,
+)
 
 
 def test_features_are_sorted_probabilities_plus_correct_bit() -> None:

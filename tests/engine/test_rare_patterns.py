@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from labconsole.engine.data.patterns import (PATTERN_NAMES, choose_spurious_indices, inject_pattern, inv_bounds,
-                                             make_pattern)
+from labconsole.engine.data.patterns import (
+    PATTERN_NAMES,
+    choose_spurious_indices,
+    inject_pattern,
+    inv_bounds,
+    make_pattern,
+)
 from labconsole.errors import UserError
 
 SHAPE = (1, 28, 28)
@@ -47,7 +52,7 @@ def test_random_patterns_are_seeded_shared_and_scaled() -> None:
     assert torch.equal(r3.delta, again.delta)
     assert not torch.equal(r3.delta, other.delta)
     assert torch.allclose(r1.delta * 4, r3.delta)  # same δ, amplitude 0.25 vs 1.0
-    assert 0.0 <= float(r3.delta.min()) and float(r3.delta.max()) < 1.0
+    assert float(r3.delta.min()) >= 0.0 and float(r3.delta.max()) < 1.0
     images = torch.rand((4, *SHAPE))
     out = r3.apply(images)
     assert torch.allclose(out, (images + r3.delta).clamp(0, 1))  # one δ shared by every image

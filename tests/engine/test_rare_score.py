@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 from labconsole.engine.data.patterns import make_pattern
-from labconsole.engine.rare.spurious_score import (mean_se, spurious_measures, spurious_score_from_probs,
-                                                   welch_greater)
+from labconsole.engine.rare.spurious_score import mean_se, spurious_measures, spurious_score_from_probs, welch_greater
 from labconsole.engine.rare.training import Recipe, train_classifier
 from labconsole.errors import UserError
 
@@ -73,11 +72,19 @@ def test_welch_test_direction() -> None:
 
 def test_mean_se() -> None:
     stats = mean_se([1.0, 2.0, 3.0])
-    assert stats["mean"] == 2.0 and stats["se"] == pytest.approx(1.0 / 3 ** 0.5)
+    assert stats["mean"] == 2.0 and stats["se"] == pytest.approx(1.0 / 3**0.5)
 
 
-@pytest.mark.parametrize("changes", [{}, {"optimizer": "sgd"}, {"clip_value": 0.01}, {"clip_norm": 0.1},
-                                     {"input_noise_std": 0.1, "weight_decay": 1e-3}])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"optimizer": "sgd"},
+        {"clip_value": 0.01},
+        {"clip_norm": 0.1},
+        {"input_noise_std": 0.1, "weight_decay": 1e-3},
+    ],
+)
 def test_training_recipe_learns_and_is_reproducible(changes: dict) -> None:
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
@@ -87,8 +94,9 @@ def test_training_recipe_learns_and_is_reproducible(changes: dict) -> None:
     def run() -> tuple[list[float], torch.Tensor]:
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
-        losses = train_classifier(model, x, y, Recipe(epochs=15, batch_size=32, lr=0.05, lr_milestones=(10,),
-                                                      **changes), seed=3)
+        losses = train_classifier(
+            model, x, y, Recipe(epochs=15, batch_size=32, lr=0.05, lr_milestones=(10,), **changes), seed=3
+        )
         return losses, model[1].weight.detach().clone()
 
     losses, weights = run()

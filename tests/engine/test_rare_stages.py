@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-
 from stage_context import recording_context
+
 from labconsole.engine.context import StageContext
 from labconsole.engine.stages import stage_function
 from labconsole.errors import UserError
 from labconsole.presets import PRESETS_DIR, load_preset
 
 RARE_PRESETS = sorted((PRESETS_DIR / "rare").glob("*.toml"))
-
 
 
 make_context = recording_context

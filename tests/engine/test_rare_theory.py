@@ -8,11 +8,23 @@ from labconsole.engine.rare.theory import ToyModel, authors_closed_form, monte_c
 from labconsole.errors import UserError
 
 
-@pytest.mark.parametrize("model", [
-    ToyModel(gamma=0.05, x_inv=1.5, x_sp=2.0, sigma_inv=0.5, sigma_sp=0.1, lam=0.2),
-    ToyModel(gamma=0.1, x_inv=1.0, x_sp=1.0, sigma_inv=1.0, sigma_sp=0.05, lam=0.01, noise=0.1,
-             convention="authors", intercept=True),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        ToyModel(gamma=0.05, x_inv=1.5, x_sp=2.0, sigma_inv=0.5, sigma_sp=0.1, lam=0.2),
+        ToyModel(
+            gamma=0.1,
+            x_inv=1.0,
+            x_sp=1.0,
+            sigma_inv=1.0,
+            sigma_sp=0.05,
+            lam=0.01,
+            noise=0.1,
+            convention="authors",
+            intercept=True,
+        ),
+    ],
+)
 def test_exact_solution_matches_monte_carlo_within_sampling_error(model: ToyModel) -> None:
     check = monte_carlo_check(model, samples=50_000, repeats=10, extra_dims=2, seed=0)
     for name, q in check["quantities"].items():

@@ -10,13 +10,12 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage1_fixtures import tiny_bundle, tiny_model, tiny_session  # noqa: E402
+from stage1_fixtures import tiny_bundle, tiny_model, tiny_session
 
-from labconsole.engine.data.cache import TensorCache  # noqa: E402
-from labconsole.engine.stage1.interventions import Intervention, apply_intervention  # noqa: E402
-from labconsole.engine.stage1.neurons import eligible_layers  # noqa: E402
-from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise  # noqa: E402
-
+from labconsole.engine.data.cache import TensorCache
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention
+from labconsole.engine.stage1.neurons import eligible_layers
+from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise
 
 
 def full_predictions(model, cache: TensorCache) -> torch.Tensor:
@@ -33,7 +32,7 @@ def test_cut_path_equals_full_forward_under_an_intervention(layer: str) -> None:
     assert evaluator.graph is not None
     for mode, seed in (("zero", 0), ("noise", 1), ("reinit", 2)):
         iv = Intervention(((layer, 1), (layer, 4)), mode, std=0.3, seed=seed)
-        layers = {l.name: l for l in eligible_layers(model)}
+        layers = {found.name: found for found in eligible_layers(model)}
         with apply_intervention(model, layers, iv):
             fast = evaluator.predictions([layer])
             assert evaluator.last_path == "cut"
@@ -88,7 +87,7 @@ def test_group_accuracy_and_summary() -> None:
 
 def test_readout_shape_and_control() -> None:
     session = tiny_session()
-    neurons = [(l, i) for l, i, _ in session.rank("gradient", group="waterbird-land", k=2)]
+    neurons = [(layer, i) for layer, i, _ in session.rank("gradient", group="waterbird-land", k=2)]
     result = session.readout(neurons, mode="noise", std=0.1, seeds=3, control_draws=2)
     assert set(result["splits"]) == {"train", "test"} and result["seeds"] == 3
     for split in ("train", "test"):

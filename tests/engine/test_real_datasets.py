@@ -166,11 +166,11 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
 def test_missing_celeba_attribute_and_partition_are_named(tmp_path: Path) -> None:
     root = make_celeba_kaggle(tmp_path)
     _rewrite_csv_without(root / "list_attr_celeba.csv", "Blond_Hair")
-    with pytest.raises(DataError, match="list_attr_celeba.csv: missing column `Blond_Hair`"):
+    with pytest.raises(DataError, match=r"list_attr_celeba.csv: missing column `Blond_Hair`"):
         load_celeba(root)
     root = make_celeba_official(tmp_path / "official")
     (root / "celeba" / "list_eval_partition.txt").unlink()
-    with pytest.raises(DataError, match="list_eval_partition.txt"):
+    with pytest.raises(DataError, match=r"list_eval_partition.txt"):
         load_celeba(root)
 
 
@@ -184,7 +184,7 @@ def test_missing_image_file_is_named(tmp_path: Path) -> None:
 
 
 def test_missing_metadata_names_what_was_expected(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="waterbird_complete95_forest2water2/metadata.csv"):
+    with pytest.raises(DataError, match=r"waterbird_complete95_forest2water2/metadata.csv"):
         load_waterbirds(tmp_path)
 
 

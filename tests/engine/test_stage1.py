@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from stage_context import recording_context
+
 from labconsole.engine.context import StageContext
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.stages import stage_function
 from labconsole.errors import PresetError
 from labconsole.presets import load_preset
-
-
 
 context = recording_context
 
@@ -41,9 +39,16 @@ def test_neurons_stage_needs_a_trained_model(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_model_neurons_tracing_overlap_end_to_end(tmp_path: Path) -> None:
-    preset = smoke('neurons.criteria=["gradient", "magnitude"]', "neurons.groups=[]", "neurons.top_k=[2]",
-                   'neurons.modes=["zero", "noise"]', "neurons.stds=[0.1]", "neurons.random_k=[2]", 'neurons.where=["weight", "post-bn"]',
-                   "neurons.overlap_top_percent=5.0")
+    preset = smoke(
+        'neurons.criteria=["gradient", "magnitude"]',
+        "neurons.groups=[]",
+        "neurons.top_k=[2]",
+        'neurons.modes=["zero", "noise"]',
+        "neurons.stds=[0.1]",
+        "neurons.random_k=[2]",
+        'neurons.where=["weight", "post-bn"]',
+        "neurons.overlap_top_percent=5.0",
+    )
     ctx = context(tmp_path, preset)
     out = run_stages(ctx, ["model", "neurons", "tracing", "overlap"])
     assert out["model"]["source"] == "erm"
@@ -80,8 +85,11 @@ def test_model_stage_loads_a_given_checkpoint(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     model = create_model("cifar_resnet8", 2, width=8)
-    path = save_checkpoint(tmp_path / "given", model, {"backbone": "cifar_resnet8", "num_classes": 2, "width": 8,
-                                                      "dataset": "synthetic-waterbirds"})
+    path = save_checkpoint(
+        tmp_path / "given",
+        model,
+        {"backbone": "cifar_resnet8", "num_classes": 2, "width": 8, "dataset": "synthetic-waterbirds"},
+    )
     preset = smoke(f"model.checkpoint={path}", "neurons.top_k=[1]", "neurons.control_draws=0")
     preset = preset.model_copy(update={"model": preset.model.model_copy(update={"checkpoint": str(path)})})
     ctx = context(tmp_path, preset)

@@ -19,8 +19,15 @@ LRS = [0.001, 0.01]
 
 
 def sweep_preset(reference: dict[str, Any] | None = None) -> Any:
-    return preset_from_dict({"name": "sweepy", "stages": ["erm"], "reproduces": "a test table",
-                             "sweep": {"seeds": SEEDS, "axes": {"erm.lr": LRS}}, "reference": reference or {}})
+    return preset_from_dict(
+        {
+            "name": "sweepy",
+            "stages": ["erm"],
+            "reproduces": "a test table",
+            "sweep": {"seeds": SEEDS, "axes": {"erm.lr": LRS}},
+            "reference": reference or {},
+        }
+    )
 
 
 def fake_wga(lr: float, seed: int) -> float:
@@ -69,8 +76,7 @@ def test_sweep_runs_every_combination_and_aggregates_mean_and_se(tmp_path: Path)
 
 def test_resume_skips_runs_already_done(tmp_path: Path) -> None:
     preset = sweep_preset()
-    sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path,
-                          run_point=FakeRunner())
+    sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path, run_point=FakeRunner())
     unfinished = sweep_dir / "lr=0.01_s1"
     (unfinished / "done").unlink()
     again = FakeRunner()
@@ -86,8 +92,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     aggregate = aggregate_sweep(sweep_dir)
     first = next(c for c in aggregate["combinations"] if c["point"]["erm.lr"] == 0.001)
     assert first["metrics"]["splits.test.wga"]["n"] == 2
-    assert first["incomplete"] == [{"dir": "lr=0.001_s2", "seed": 2, "status": "failed",
-                                    "error": "RuntimeError: boom"}]
+    assert first["incomplete"] == [{"dir": "lr=0.001_s2", "seed": 2, "status": "failed", "error": "RuntimeError: boom"}]
 
     from labconsole.report import write_report
 
@@ -113,8 +118,7 @@ def test_sweep_json_records_axes_seeds_and_reference(tmp_path: Path) -> None:
     from labconsole.report.source import load_sweep
 
     preset = sweep_preset(reference={"t": {"0.01": {"wga": 0.5}}})
-    sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path,
-                          run_point=FakeRunner())
+    sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path, run_point=FakeRunner())
     source = load_sweep(sweep_dir)
     assert source.index["axes"] == {"erm.lr": LRS} and source.index["seeds"] == SEEDS
     assert source.reference == {"t": {"0.01": {"wga": 0.5}}}

@@ -12,14 +12,16 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_fixtures import GROUPS, make_run, read_json, split_metrics, stage1_delta  # noqa: E402
+from report_fixtures import GROUPS, make_run, read_json, split_metrics, stage1_delta
 
-from labconsole.errors import UserError  # noqa: E402
-from labconsole.report import write_report  # noqa: E402
+from labconsole.errors import UserError
+from labconsole.report import write_report
 
 REFERENCE = {
     "Paper A Table 3: |change| of group train accuracy (pp)": {
-        "k=1": {g: 1.0 for g in GROUPS}, "k=3": {g: 2.5 for g in GROUPS}},
+        "k=1": {g: 1.0 for g in GROUPS},
+        "k=3": {g: 2.5 for g in GROUPS},
+    },
     "Paper A ERM baseline (accuracy, fraction)": {"test": {"landbird-water": 0.3568, "wga": 0.30}},
 }
 
@@ -56,8 +58,12 @@ def test_run_report_writes_every_format_quickly_and_self_contained(tmp_path: Pat
 def test_published_numbers_sit_beside_ours_with_the_difference(tmp_path: Path) -> None:
     run = make_run(tmp_path, reference=REFERENCE, extras=False)
     write_report(run.path, ["json"])
-    tables = [b for s in read_json(run.path / "report.json")["sections"] for b in s["blocks"]
-              if b["type"] == "table" and b["title"].startswith("Paper A")]
+    tables = [
+        b
+        for s in read_json(run.path / "report.json")["sections"]
+        for b in s["blocks"]
+        if b["type"] == "table" and b["title"].startswith("Paper A")
+    ]
     table3 = next(t for t in tables if "Table 3" in t["title"])
     rows = {(r[0], r[1]): r for r in table3["rows"]}
     for k in (1, 3):
@@ -100,11 +106,14 @@ def test_malformed_summary_sections_become_notes(tmp_path: Path) -> None:
     assert "Stage weird_stage: summary" in html
 
 
-@pytest.mark.parametrize("setup,needle", [
-    (lambda p: p.mkdir(), "is empty"),
-    (lambda p: (p.mkdir(), (p / "notes.txt").write_text("hi")), "not a run directory"),
-    (lambda p: None, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "setup,needle",
+    [
+        (lambda p: p.mkdir(), "is empty"),
+        (lambda p: (p.mkdir(), (p / "notes.txt").write_text("hi")), "not a run directory"),
+        (lambda p: None, "does not exist"),
+    ],
+)
 def test_bad_directories_raise_user_error(tmp_path: Path, setup, needle: str) -> None:
     target = tmp_path / "target"
     setup(target)
@@ -119,8 +128,13 @@ def test_folder_of_runs_points_to_one_of_them(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "labconsole.cli", *args], capture_output=True, text=True,
-                          timeout=120, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "labconsole.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 def test_cli_report_and_compare(tmp_path: Path) -> None:
@@ -133,7 +147,7 @@ def test_cli_report_and_compare(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
     compare = _cli("runs", "compare", str(a.path), str(b.path))
     assert compare.returncode == 0, compare.stderr
-    line = next(l for l in compare.stdout.splitlines() if "test wga" in l)
+    line = next(row for row in compare.stdout.splitlines() if "test wga" in row)
     assert "40.00" in line and "25.00" in line and "-15.00" in line
     listing = _cli("runs", str(tmp_path))
     assert listing.returncode == 0 and "run-a" in listing.stdout
@@ -153,8 +167,12 @@ def test_small_values_in_a_pp_table_are_not_taken_for_fractions(tmp_path: Path) 
     reference = {"Table 14 (left): change of group train accuracy (pp), zero": {"top1": {g: -0.5 for g in GROUPS}}}
     run = make_run(tmp_path, reference=reference, extras=False)
     write_report(run.path, ["json"])
-    table = next(b for s in read_json(run.path / "report.json")["sections"] for b in s["blocks"]
-                 if b["type"] == "table" and b["title"].startswith("Table 14"))
+    table = next(
+        b
+        for s in read_json(run.path / "report.json")["sections"]
+        for b in s["blocks"]
+        if b["type"] == "table" and b["title"].startswith("Table 14")
+    )
     for row in table["rows"]:
         ours = stage1_delta(row[1], 1, row[1])
         assert row[2] == "-0.50" and row[3] == f"{ours:.2f}" and row[4] == f"{ours + 0.5:+.2f}"

@@ -27,9 +27,7 @@ def test_bench_startup_is_registered_under_bench() -> None:
 
 
 def test_the_console_paints_without_importing_torch_or_textual_leaking() -> None:
-    code = (
-        "import json; from labconsole.ui.startup import probe; print(json.dumps(probe()))"
-    )
+    code = "import json; from labconsole.ui.startup import probe; print(json.dumps(probe()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     report = out.stdout.strip().splitlines()[-1]
     assert '"torch_imported": false' in report

@@ -28,8 +28,12 @@ async def start_training(pilot, epochs: str = "") -> None:
 
 
 def test_form_fields_become_overrides_and_bad_numbers_are_refused() -> None:
-    assert overrides_from_form("3", "", "64", "1", "erm") == ["erm.epochs=3", "erm.batch_size=64", "seed=1",
-                                                              'stages=["erm"]']
+    assert overrides_from_form("3", "", "64", "1", "erm") == [
+        "erm.epochs=3",
+        "erm.batch_size=64",
+        "seed=1",
+        'stages=["erm"]',
+    ]
     try:
         overrides_from_form("three", "", "", "", "erm")
     except ValueError as exc:
@@ -156,7 +160,11 @@ async def test_quitting_without_a_job_exits_at_once(app_factory) -> None:
 
 def test_fine_tuning_alone_takes_its_fields_and_the_setup_checkpoint() -> None:
     assert overrides_from_form("2", "1e-4", "", "", "finetune", "runs/a") == [
-        "finetune.epochs=2", "finetune.lr=0.0001", 'stages=["finetune"]', 'model.checkpoint="runs/a"']
+        "finetune.epochs=2",
+        "finetune.lr=0.0001",
+        'stages=["finetune"]',
+        'model.checkpoint="runs/a"',
+    ]
     try:
         overrides_from_form("", "", "", "", "finetune", "")
     except ValueError as exc:

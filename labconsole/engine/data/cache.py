@@ -3,8 +3,8 @@ when it fits, normalised batch by batch. Readouts never re-read JPEGs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -25,7 +25,7 @@ class TensorCache:
     device: torch.device
 
     @classmethod
-    def from_split(cls, split: SplitData, bundle: DatasetBundle, device: torch.device | str = "cpu") -> "TensorCache":
+    def from_split(cls, split: SplitData, bundle: DatasetBundle, device: torch.device | str = "cpu") -> TensorCache:
         device = torch.device(device)
         images = split.images
         if images is None:
@@ -52,7 +52,9 @@ class TensorCache:
         x = images_uint8.to(self.device, non_blocking=True).float()
         return (x - self.mean) / self.std
 
-    def batches(self, batch_size: int, index: torch.Tensor | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, index: torch.Tensor | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(normalised images, y, g) for the whole split or for ``index``, in order."""
         n = len(self) if index is None else len(index)
         for start in range(0, n, batch_size):
@@ -61,4 +63,8 @@ class TensorCache:
                 yield self.normalize(self.images[sl]), self.y[sl], self.g[sl]
             else:
                 idx = index[start : start + batch_size]
-                yield self.normalize(self.images[idx.to(self.images.device)]), self.y[idx.to(self.y.device)], self.g[idx.to(self.g.device)]
+                yield (
+                    self.normalize(self.images[idx.to(self.images.device)]),
+                    self.y[idx.to(self.y.device)],
+                    self.g[idx.to(self.g.device)],
+                )

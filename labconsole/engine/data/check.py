@@ -41,7 +41,9 @@ def compare_counts(dataset: str, found: dict[str, list[int]]) -> dict[str, Any]:
         for index, name in enumerate(groups.group_names):
             got, expected = found[split][index], known[split][index]
             matches &= got == expected
-            rows.append({"group": name, "index": index, "found": got, "expected": expected, "difference": got - expected})
+            rows.append(
+                {"group": name, "index": index, "found": got, "expected": expected, "difference": got - expected}
+            )
         splits[split] = {"groups": rows, "found": sum(found[split]), "expected": sum(known[split])}
     return {"splits": splits, "matches_known": matches}
 
@@ -60,7 +62,9 @@ def counts_check(bundle: DatasetBundle, table: MetadataTable, max_per_split: int
         "splits": comparison["splits"],
         "max_per_split": max_per_split,
         "used_counts": used,
-        "verdict": "matches the published counts" if comparison["matches_known"] else "counts differ from the published ones",
+        "verdict": "matches the published counts"
+        if comparison["matches_known"]
+        else "counts differ from the published ones",
     }
 
 

@@ -40,8 +40,8 @@ def stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]
         n_train = round(SPLIT_FRACTIONS["train"] * len(idx))
         n_val = round(SPLIT_FRACTIONS["val"] * len(idx))
         parts["train"].append(idx[:n_train])
-        parts["val"].append(idx[n_train:n_train + n_val])
-        parts["test"].append(idx[n_train + n_val:])
+        parts["val"].append(idx[n_train : n_train + n_val])
+        parts["test"].append(idx[n_train + n_val :])
     return {name: torch.cat(chunks).sort().values for name, chunks in parts.items()}
 
 

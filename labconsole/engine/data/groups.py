@@ -106,7 +106,7 @@ class SplitData:
     def group_counts(self, num_groups: int) -> list[int]:
         return torch.bincount(self.g, minlength=num_groups).tolist()
 
-    def subset(self, index: torch.Tensor | list[int]) -> "SplitData":
+    def subset(self, index: torch.Tensor | list[int]) -> SplitData:
         index = torch.as_tensor(index, dtype=torch.long)
         return SplitData(
             name=self.name,
@@ -137,9 +137,7 @@ class DatasetBundle:
         try:
             return self.splits[name]
         except KeyError:
-            raise UserError(
-                f"dataset {self.name!r} has no split {name!r} (has: {', '.join(self.splits)})"
-            ) from None
+            raise UserError(f"dataset {self.name!r} has no split {name!r} (has: {', '.join(self.splits)})") from None
 
     def train_group_proportions(self) -> list[float]:
         counts = self.split("train").group_counts(self.groups.num_groups)

@@ -55,7 +55,9 @@ class Pattern:
         if self.delta is not None:
             return (images + self.delta.to(images.device, images.dtype)).clamp_(0.0, 1.0)
         assert self.mask is not None
-        return torch.where(self.mask.to(images.device), torch.ones((), dtype=images.dtype, device=images.device), images)
+        return torch.where(
+            self.mask.to(images.device), torch.ones((), dtype=images.dtype, device=images.device), images
+        )
 
     @property
     def region(self) -> torch.Tensor:
@@ -69,7 +71,7 @@ class Pattern:
 def make_pattern(name: str, shape: tuple[int, int, int], seed: int = 0) -> Pattern:
     """Build pattern ``name`` for images of shape (C, H, W). ``seed`` only matters for R1–R3."""
     check_pattern_name(name)
-    channels, height, width = shape
+    _channels, height, width = shape
     if name in SMALL_SIDES:
         side = SMALL_SIDES[name]
         if side > min(height, width):
@@ -106,8 +108,9 @@ def choose_spurious_indices(labels: torch.Tensor, target: int, n: int, seed: int
     return candidates[order[:n]].sort().values
 
 
-def inject_pattern(images: torch.Tensor, labels: torch.Tensor, target: int, n: int, pattern: Pattern,
-                   seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def inject_pattern(
+    images: torch.Tensor, labels: torch.Tensor, target: int, n: int, pattern: Pattern, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A copy of ``images`` with ``pattern`` added to ``n`` seeded images of class ``target``.
 
     Labels are unchanged (the caller keeps using ``labels``). Returns (images, chosen indices).

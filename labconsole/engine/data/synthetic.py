@@ -44,7 +44,10 @@ def _photos() -> tuple[torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_sample_images
 
     china, flower = load_sample_images().images  # uint8 [H, W, 3]
-    as_tensor = lambda img: torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0
+
+    def as_tensor(img):
+        return torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0
+
     return as_tensor(china), as_tensor(flower)
 
 
@@ -63,7 +66,9 @@ def _photo_bank(place: int, size: int, count: int, rng: np.random.Generator) -> 
 
 def _pattern_bank(place: int, size: int, count: int, rng: np.random.Generator, style: str) -> torch.Tensor:
     """Non-photo background families: oriented stripes or tinted noise, one family per place."""
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij"
+    )
     tint = torch.tensor([0.55, 0.45, 0.25] if place == 0 else [0.2, 0.4, 0.7]).view(3, 1, 1)
     out = []
     for _ in range(count):
@@ -91,8 +96,9 @@ def _digit_pools(class_digits: tuple[tuple[int, ...], ...], rng: np.random.Gener
     return pools
 
 
-def _compose(digit_idx: np.ndarray, backgrounds: torch.Tensor, size: int, tile: int, jitter: bool,
-             rng: np.random.Generator) -> torch.Tensor:
+def _compose(
+    digit_idx: np.ndarray, backgrounds: torch.Tensor, size: int, tile: int, jitter: bool, rng: np.random.Generator
+) -> torch.Tensor:
     images, _ = _digits()
     digits = torch.from_numpy(images[digit_idx]).unsqueeze(1)  # [N, 1, 8, 8]
     tiles = F.interpolate(digits, size=(tile, tile), mode="bilinear", align_corners=False).clamp(0, 1)
@@ -112,7 +118,7 @@ def build_synthetic_waterbirds(cfg: Any) -> DatasetBundle:
     """``cfg`` is a DataConfig; ``cfg.synthetic`` holds the knobs (see config/data.py)."""
     syn = cfg.synthetic
     size = cfg.image_size
-    tile = max(6, int(round(syn.tile_fraction * size)))
+    tile = max(6, round(syn.tile_fraction * size))
     rng = np.random.default_rng(cfg.seed)
     classes = (tuple(syn.class0_digits), tuple(syn.class1_digits))
     if set(classes[0]) & set(classes[1]):
@@ -154,7 +160,9 @@ def build_synthetic_waterbirds(cfg: Any) -> DatasetBundle:
         a_arr = np.concatenate(as_)
         d_arr = np.concatenate(digit_ids).astype(np.int64)
         bg_index = rng.integers(0, BACKGROUND_BANK, size=len(y_arr))
-        backgrounds = torch.stack([banks[a][b] for a, b in zip(a_arr, bg_index)]) if len(y_arr) else torch.zeros(0, 3, size, size)
+        backgrounds = (
+            torch.stack([banks[a][b] for a, b in zip(a_arr, bg_index)]) if len(y_arr) else torch.zeros(0, 3, size, size)
+        )
         images = _compose(d_arr, backgrounds, size, tile, syn.jitter, rng)
         y_t = torch.from_numpy(y_arr).long()
         a_t = torch.from_numpy(a_arr).long()

@@ -23,8 +23,18 @@ import torch
 from labconsole.engine.data.groups import DatasetBundle, GroupInfo, SplitData
 from labconsole.errors import DataError
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                   "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _IDX_FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 _IDX_FILES = {
@@ -46,7 +56,7 @@ def read_idx(path: Path) -> np.ndarray:
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file (magic {data[:4].hex()})")
-    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     expected = int(np.prod(dims))
     if body.size != expected:
@@ -137,11 +147,23 @@ def load_torchvision_folder(name: str, root: Path, cfg: Any) -> DatasetBundle:
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(class_names)):
             raise DataError(f"{name} {split}: labels outside 0..{len(class_names) - 1}")
         a = torch.zeros_like(y)
-        splits[split] = SplitData(name=split, y=y, a=a, g=groups.group_of(y, a),
-                                  images=torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)))
+        splits[split] = SplitData(
+            name=split,
+            y=y,
+            a=a,
+            g=groups.group_of(y, a),
+            images=torch.from_numpy(np.array(images, dtype=np.uint8, copy=True)),
+        )
     channels, size = int(arrays["train"][0].shape[1]), int(arrays["train"][0].shape[2])
     return DatasetBundle(
-        name=name, groups=groups, splits=splits, image_size=size, channels=channels,
-        mean=(0.0,) * channels, std=(1.0,) * channels, layout=layout, root=str(root),
+        name=name,
+        groups=groups,
+        splits=splits,
+        image_size=size,
+        channels=channels,
+        mean=(0.0,) * channels,
+        std=(1.0,) * channels,
+        layout=layout,
+        root=str(root),
         check={"ok": True, "counts": {k: len(v) for k, v in splits.items()}},
     )

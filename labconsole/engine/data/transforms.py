@@ -9,11 +9,12 @@ and keeps the result in an on-disk cache so reopening a dataset is instant.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -32,7 +33,7 @@ ImageTransform = Callable[[Image.Image], torch.Tensor]
 
 def eval_resize_size(image_size: int) -> int:
     """Side of the square resize before the centre crop: 256 for 224, same ratio otherwise."""
-    return int(round(image_size * 256 / 224))
+    return round(image_size * 256 / 224)
 
 
 def eval_transform(image_size: int = 224) -> ImageTransform:
@@ -173,7 +174,5 @@ def _write_cache(cache_file: Path, images: torch.Tensor) -> None:
 
     buffer = io.BytesIO()
     torch.save(images, buffer)
-    try:
+    with contextlib.suppress(OSError):
         atomic_write_bytes(cache_file, buffer.getvalue())
-    except OSError:
-        pass

@@ -45,8 +45,11 @@ def resolve_checkpoint(path_or_run: str | Path, which: str = "best") -> Path:
     """A checkpoint file, or a run directory (→ its ``checkpoints/<which>.safetensors``)."""
     path = Path(path_or_run).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / f"{which}.safetensors", path / f"{which}.safetensors",
-                          path / "checkpoints" / "last.safetensors"):
+        for candidate in (
+            path / "checkpoints" / f"{which}.safetensors",
+            path / f"{which}.safetensors",
+            path / "checkpoints" / "last.safetensors",
+        ):
             if candidate.exists():
                 return candidate
         raise CheckpointError(f"{path}: no checkpoints/{which}.safetensors in this run directory")
@@ -55,8 +58,9 @@ def resolve_checkpoint(path_or_run: str | Path, which: str = "best") -> Path:
     return path
 
 
-def load_checkpoint(path_or_run: str | Path, device: torch.device | str = "cpu", *,
-                    expect: dict[str, Any] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint(
+    path_or_run: str | Path, device: torch.device | str = "cpu", *, expect: dict[str, Any] | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model described by the sidecar and load its weights.
 
     ``expect`` (e.g. ``{"backbone": "resnet50", "num_classes": 2}``) turns a checkpoint made for
@@ -77,8 +81,13 @@ def load_checkpoint(path_or_run: str | Path, device: torch.device | str = "cpu",
             f"{path}: no JSON sidecar with {', '.join(missing)}; for a legacy .pth give the backbone "
             "in the preset (model.backbone) and model.checkpoint"
         )
-    model = create_model(meta["backbone"], int(meta["num_classes"]), in_channels=int(meta.get("in_channels", 3)),
-                         image_size=int(meta.get("image_size", 32)), width=int(meta.get("width", 16)))
+    model = create_model(
+        meta["backbone"],
+        int(meta["num_classes"]),
+        in_channels=int(meta.get("in_channels", 3)),
+        image_size=int(meta.get("image_size", 32)),
+        width=int(meta.get("width", 16)),
+    )
     fit_state_dict(model, load_state_dict_file(path), source=str(path), skip_head=False)
     return model.to(device), meta
 
@@ -91,7 +100,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
 
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file becomes one message
+    except Exception as exc:
         raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
     return normalise_state_dict(obj, source=str(path))
 
@@ -104,15 +113,16 @@ def normalise_state_dict(obj: Any, *, source: str) -> dict[str, torch.Tensor]:
             if key in obj and isinstance(obj[key], (dict, nn.Module)):
                 return normalise_state_dict(obj[key], source=source)
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{source}: expected a state dict (tensors by name, optionally under "
-                              "model_state_dict / state_dict / model)")
+        raise CheckpointError(
+            f"{source}: expected a state dict (tensors by name, optionally under model_state_dict / state_dict / model)"
+        )
     out: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
         key = key.removeprefix("module.")
         # The authors' head is Sequential(Linear, Softmax): fc.0.* holds the Linear.
         for head in ("fc.0.", "head.0."):
             if key.startswith(head):
-                key = head[:-2] + key[len(head):]
+                key = head[:-2] + key[len(head) :]
         out[key] = value
     return out
 
@@ -126,8 +136,11 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], *, source: 
     missing = [k for k in own if k not in state and not (skip_head and k.startswith(head_prefixes))]
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
-    shape = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in state if k in own and state[k].shape != own[k].shape]
+    shape = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in state
+        if k in own and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shape:
         parts = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shape)):

@@ -7,9 +7,9 @@ attempted only with ``allow_download=True`` (offline GPU boxes are the common ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -60,8 +60,14 @@ def create_model(
 ) -> nn.Module:
     info = backbone_info(backbone)
     builder = _REGISTRY[backbone][1]
-    model = builder(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width,
-                    weights=weights, allow_download=allow_download)
+    model = builder(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        width=width,
+        weights=weights,
+        allow_download=allow_download,
+    )
     model.backbone_name = backbone  # type: ignore[attr-defined]
     if info.family == "small" and weights not in ("", "none"):
         _load_local_weights(model, Path(weights), skip_head=False)
@@ -69,6 +75,7 @@ def create_model(
 
 
 # -- small CPU models ---------------------------------------------------------------------------
+
 
 def _flat_inputs(in_channels: int, image_size: int) -> int:
     return in_channels * image_size * image_size
@@ -105,6 +112,7 @@ def _mlp_large(*, num_classes: int, in_channels: int, image_size: int, **_: obje
 
 
 # -- torchvision ResNets ------------------------------------------------------------------------
+
 
 def _torchvision_resnet(arch: str) -> Builder:
     def build(*, num_classes: int, in_channels: int, weights: str, allow_download: bool, **_: object) -> nn.Module:
@@ -148,8 +156,11 @@ def _cached_or_download(url: str, allow_download: bool, what: str) -> dict[str, 
 
 # -- timm ViT / DeiT ----------------------------------------------------------------------------
 
+
 def _timm_model(arch: str) -> Builder:
-    def build(*, num_classes: int, in_channels: int, image_size: int, weights: str, allow_download: bool, **_: object) -> nn.Module:
+    def build(
+        *, num_classes: int, in_channels: int, image_size: int, weights: str, allow_download: bool, **_: object
+    ) -> nn.Module:
         import timm
 
         kwargs = dict(num_classes=num_classes, in_chans=in_channels, img_size=image_size)
@@ -180,6 +191,7 @@ for _arch, _desc in (
 
 # -- heads and features -------------------------------------------------------------------------
 
+
 def get_head(model: nn.Module) -> nn.Linear:
     """The final Linear classifier (``fc`` for ResNets/small models, ``head`` for timm ViTs)."""
     for attr in ("fc", "head"):
@@ -204,7 +216,7 @@ def forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _load_local_weights(model: nn.Module, path: Path, *, skip_head: bool) -> None:
-    from labconsole.engine.models.checkpoint import load_state_dict_file, fit_state_dict
+    from labconsole.engine.models.checkpoint import fit_state_dict, load_state_dict_file
 
     if not path.exists():
         raise CheckpointError(f"weights file not found: {path}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,13 +55,18 @@ def rare_data(ctx: Any) -> RareData:
     if train.images is None or test.images is None:
         from labconsole.errors import DataError
 
-        raise DataError(f"dataset {bundle.name!r} is file-based; the rare-correlation lab needs in-memory images "
-                        "(digits, digits-color, mnist, fashion-mnist, cifar10)")
+        raise DataError(
+            f"dataset {bundle.name!r} is file-based; the rare-correlation lab needs in-memory images "
+            "(digits, digits-color, mnist, fashion-mnist, cifar10)"
+        )
     data = RareData(
-        x_train=as_unit_float(train.images, ctx.device), y_train=train.y.to(ctx.device),
-        x_test=as_unit_float(test.images, ctx.device), y_test=test.y.to(ctx.device),
+        x_train=as_unit_float(train.images, ctx.device),
+        y_train=train.y.to(ctx.device),
+        x_test=as_unit_float(test.images, ctx.device),
+        y_test=test.y.to(ctx.device),
         shape=tuple(train.images.shape[1:]),  # type: ignore[arg-type]
-        class_names=bundle.groups.class_names, dataset=bundle.name,
+        class_names=bundle.groups.class_names,
+        dataset=bundle.name,
     )
     for name, split in bundle.splits.items():
         if name not in ("train", "test") and split.images is not None and len(split):
@@ -69,8 +75,10 @@ def rare_data(ctx: Any) -> RareData:
     if ctx.preset.rare.target_class >= data.num_classes:
         from labconsole.errors import UserError
 
-        raise UserError(f"rare.target_class = {ctx.preset.rare.target_class}: dataset {bundle.name!r} has classes "
-                        f"0..{data.num_classes - 1}")
+        raise UserError(
+            f"rare.target_class = {ctx.preset.rare.target_class}: dataset {bundle.name!r} has classes "
+            f"0..{data.num_classes - 1}"
+        )
     ctx.state["rare_data"] = data
     return data
 
@@ -92,9 +100,16 @@ class Tracker:
         def on_epoch(epoch: int, loss: float) -> None:
             self.ctx.check_cancel()
             self.losses.append(loss)
-            self.ctx.progress(epoch=model_number, total_epochs=self.total_models, step=epoch,
-                              total_steps=self.epochs, started=self.started, loss=loss,
-                              recent=tuple(self.losses[-200:]), message=label)
+            self.ctx.progress(
+                epoch=model_number,
+                total_epochs=self.total_models,
+                step=epoch,
+                total_steps=self.epochs,
+                started=self.started,
+                loss=loss,
+                recent=tuple(self.losses[-200:]),
+                message=label,
+            )
 
         return on_epoch
 
@@ -102,19 +117,40 @@ class Tracker:
         self.done += 1
 
 
-def train_model(ctx: Any, data: RareData, tracker: Tracker, *, seed: int, recipe: Recipe,
-                x: torch.Tensor | None = None, y: torch.Tensor | None = None, label: str = "",
-                backbone: str | None = None) -> nn.Module:
+def train_model(
+    ctx: Any,
+    data: RareData,
+    tracker: Tracker,
+    *,
+    seed: int,
+    recipe: Recipe,
+    x: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+    label: str = "",
+    backbone: str | None = None,
+) -> nn.Module:
     model = build_model(ctx.preset, data.num_classes, data.shape[0], data.shape[1], seed, ctx.device, backbone)
-    train_classifier(model, data.x_train if x is None else x, data.y_train if y is None else y, recipe,
-                     seed=seed, on_epoch=tracker.hook(label))
+    train_classifier(
+        model,
+        data.x_train if x is None else x,
+        data.y_train if y is None else y,
+        recipe,
+        seed=seed,
+        on_epoch=tracker.hook(label),
+    )
     tracker.finish_model()
     return model
 
 
-def spurious_training_set(data: RareData, target: int, n: int, pattern: Pattern, seed: int,
-                          x: torch.Tensor | None = None, y: torch.Tensor | None = None
-                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def spurious_training_set(
+    data: RareData,
+    target: int,
+    n: int,
+    pattern: Pattern,
+    seed: int,
+    x: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(images with n spurious examples, labels, indices of the spurious examples)."""
     x = data.x_train if x is None else x
     y = data.y_train if y is None else y

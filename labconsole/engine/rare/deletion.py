@@ -16,9 +16,18 @@ def without_rows(n: int, rows: torch.Tensor, device: torch.device) -> torch.Tens
     return torch.nonzero(keep).flatten().to(device)
 
 
-def incremental_retrain(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, deleted: torch.Tensor,
-                        recipe: Recipe, *, epochs: int, lr: float, seed: int,
-                        on_epoch: EpochHook | None = None) -> list[float]:
+def incremental_retrain(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    deleted: torch.Tensor,
+    recipe: Recipe,
+    *,
+    epochs: int,
+    lr: float,
+    seed: int,
+    on_epoch: EpochHook | None = None,
+) -> list[float]:
     """Continue training ``model`` in place on the training data without rows ``deleted``.
 
     A fresh optimizer at constant ``lr`` (no LR drops) for ``epochs`` epochs; other recipe

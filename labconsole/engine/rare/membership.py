@@ -66,14 +66,24 @@ def fit_attack(shadow_in: np.ndarray, shadow_out: np.ndarray, seed: int = 0) -> 
     features = np.concatenate([shadow_in, shadow_out])
     target = np.concatenate([np.ones(len(shadow_in)), np.zeros(len(shadow_out))])
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    search = GridSearchCV(pipeline, {"logisticregression__C": list(ATTACK_C_GRID)},
-                          cv=StratifiedKFold(3, shuffle=True, random_state=seed), scoring="accuracy")
+    search = GridSearchCV(
+        pipeline,
+        {"logisticregression__C": list(ATTACK_C_GRID)},
+        cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+        scoring="accuracy",
+    )
     search.fit(features, target)
     return search
 
 
-def evaluate_attack(attack: Any, target_in: np.ndarray, target_out: np.ndarray,
-                    spurious_rows: np.ndarray | None, shadow_in: np.ndarray, shadow_out: np.ndarray) -> AttackResult:
+def evaluate_attack(
+    attack: Any,
+    target_in: np.ndarray,
+    target_out: np.ndarray,
+    spurious_rows: np.ndarray | None,
+    shadow_in: np.ndarray,
+    shadow_out: np.ndarray,
+) -> AttackResult:
     """``spurious_rows``: indices into ``target_in`` of the spurious training examples."""
     pred_in = attack.predict(target_in)
     pred_out = attack.predict(target_out)

@@ -8,7 +8,8 @@ spurious accuracy adds the pattern to every test image whose label ≠ t.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,8 +25,9 @@ def check_epsilon(epsilon: float) -> float:
     return float(epsilon)
 
 
-def spurious_score_from_probs(p_clean: torch.Tensor, p_pattern: torch.Tensor, labels: torch.Tensor,
-                              target: int, epsilon: float = 0.1) -> float:
+def spurious_score_from_probs(
+    p_clean: torch.Tensor, p_pattern: torch.Tensor, labels: torch.Tensor, target: int, epsilon: float = 0.1
+) -> float:
     """Fraction of non-target test images whose target probability rises by more than ε."""
     check_epsilon(epsilon)
     keep = labels != target
@@ -35,8 +37,9 @@ def spurious_score_from_probs(p_clean: torch.Tensor, p_pattern: torch.Tensor, la
     return float((rise > epsilon).float().mean())
 
 
-def spurious_measures(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, pattern: Pattern,
-                      target: int, epsilon: float = 0.1) -> dict[str, float]:
+def spurious_measures(
+    model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, pattern: Pattern, target: int, epsilon: float = 0.1
+) -> dict[str, float]:
     """Spurious score, clean test accuracy and spurious test accuracy of one model."""
     p_clean = predict_proba(model, x_test)
     others = y_test != target
@@ -44,7 +47,7 @@ def spurious_measures(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tens
     score = spurious_score_from_probs(p_clean[others], p_pattern, y_test[others], target, epsilon)
     clean_acc = float((p_clean.argmax(1) == y_test).float().mean())
     # Spurious test set: pattern on every non-target image, target-class images unchanged.
-    correct = (p_clean.argmax(1) == y_test)
+    correct = p_clean.argmax(1) == y_test
     correct_spurious = correct.clone()
     correct_spurious[others] = p_pattern.argmax(1) == y_test[others]
     spurious_acc = float(correct_spurious.float().mean())

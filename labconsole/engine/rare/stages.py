@@ -13,8 +13,16 @@ import torch
 
 from labconsole.engine.data.patterns import choose_spurious_indices, make_pattern
 from labconsole.engine.rare import plots
-from labconsole.engine.rare.common import (Tracker, announce_png, rare_data, seeds_from, small_model_stage,
-                                           spurious_training_set, train_model, write_artifact)
+from labconsole.engine.rare.common import (
+    Tracker,
+    announce_png,
+    rare_data,
+    seeds_from,
+    small_model_stage,
+    spurious_training_set,
+    train_model,
+    write_artifact,
+)
 from labconsole.engine.rare.deletion import incremental_retrain
 from labconsole.engine.rare.mitigations import MITIGATIONS, mitigated_recipe, mitigation_grid
 from labconsole.engine.rare.spurious_score import check_epsilon, mean_se, spurious_measures, welch_greater
@@ -57,6 +65,7 @@ def _prepare(ctx: Any, counts: Any, where: str) -> tuple[Any, Any, int, Recipe]:
 
 # -- spurious score vs n (Paper B Fig. 2) and spurious accuracy (Fig. 6) ------------------------------
 
+
 @small_model_stage
 def run_score_stage(ctx: Any) -> dict[str, Any]:
     ns = sorted(set(ctx.preset.rare.n_spurious) | {0})  # n = 0 is the baseline of the Welch test
@@ -70,40 +79,86 @@ def run_score_stage(ctx: Any) -> dict[str, Any]:
         baseline = train_model(ctx, data, tracker, seed=seed, recipe=recipe, label=f"n=0 seed={seed}")
         for name in rare.patterns:
             pattern = make_pattern(name, data.shape, seed)
-            rows.append({"pattern": name, "n": 0, "seed": seed,
-                         **spurious_measures(baseline, data.x_test, data.y_test, pattern, target, rare.epsilon)})
+            rows.append(
+                {
+                    "pattern": name,
+                    "n": 0,
+                    "seed": seed,
+                    **spurious_measures(baseline, data.x_test, data.y_test, pattern, target, rare.epsilon),
+                }
+            )
         for name in rare.patterns:
             pattern = make_pattern(name, data.shape, seed)
             for n in positive:
                 x, y, _ = spurious_training_set(data, target, n, pattern, seed)
-                model = train_model(ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y,
-                                    label=f"{name} n={n} seed={seed}")
-                rows.append({"pattern": name, "n": n, "seed": seed,
-                             **spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon)})
+                model = train_model(
+                    ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y, label=f"{name} n={n} seed={seed}"
+                )
+                rows.append(
+                    {
+                        "pattern": name,
+                        "n": n,
+                        "seed": seed,
+                        **spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon),
+                    }
+                )
     table: dict[str, Any] = {}
     for name in rare.patterns:
         base_scores = [r["score"] for r in rows if r["pattern"] == name and r["n"] == 0]
         table[name] = {}
         for n in ns:
             cell = [r for r in rows if r["pattern"] == name and r["n"] == n]
-            table[name][str(n)] = {**_aggregate(cell),
-                                   "p_value": None if n == 0 else welch_greater([r["score"] for r in cell], base_scores)}
-    result = {"dataset": data.dataset, "target_class": target, "epsilon": rare.epsilon, "seeds": seeds,
-              "n_values": ns, "recipe": recipe.__dict__, "per_pattern": table, "runs": rows}
+            table[name][str(n)] = {
+                **_aggregate(cell),
+                "p_value": None if n == 0 else welch_greater([r["score"] for r in cell], base_scores),
+            }
+    result = {
+        "dataset": data.dataset,
+        "target_class": target,
+        "epsilon": rare.epsilon,
+        "seeds": seeds,
+        "n_values": ns,
+        "recipe": recipe.__dict__,
+        "per_pattern": table,
+        "runs": rows,
+    }
     write_artifact(ctx, "rare_score.json", result, "spurious score, clean and spurious accuracy per pattern and n")
 
     def panel(measure: str, title: str) -> dict[str, Any]:
-        return {"title": title, "xlabel": "spurious examples n", "ylabel": measure,
-                "series": [{"label": name, "x": ns, "mean": [table[name][str(n)][measure]["mean"] for n in ns],
-                            "se": [table[name][str(n)][measure]["se"] for n in ns]} for name in rare.patterns]}
+        return {
+            "title": title,
+            "xlabel": "spurious examples n",
+            "ylabel": measure,
+            "series": [
+                {
+                    "label": name,
+                    "x": ns,
+                    "mean": [table[name][str(n)][measure]["mean"] for n in ns],
+                    "se": [table[name][str(n)][measure]["se"] for n in ns],
+                }
+                for name in rare.patterns
+            ],
+        }
 
-    _plot(ctx, "rare_score.png", lambda p: plots.error_bar_panels(p, [
-        panel("score", f"{rare.epsilon}-spurious score"), panel("clean_acc", "clean test accuracy"),
-        panel("spurious_acc", "spurious test accuracy")], symlog_x=True), "spurious score and accuracies vs n")
+    _plot(
+        ctx,
+        "rare_score.png",
+        lambda p: plots.error_bar_panels(
+            p,
+            [
+                panel("score", f"{rare.epsilon}-spurious score"),
+                panel("clean_acc", "clean test accuracy"),
+                panel("spurious_acc", "spurious test accuracy"),
+            ],
+            symlog_x=True,
+        ),
+        "spurious score and accuracies vs n",
+    )
     return {"per_pattern": table, "seeds": len(seeds), "models_trained": tracker.done}
 
 
 # -- pixel importance of an MLP (Paper B Fig. 3) -----------------------------------------------------
+
 
 @small_model_stage
 def run_weights_stage(ctx: Any) -> dict[str, Any]:
@@ -117,27 +172,47 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
     maps, rows = [], []
     for n in rare.weights_n:
         x, y, _ = spurious_training_set(data, target, n, pattern, seed)
-        model = train_model(ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y,
-                            label=f"{rare.weights_pattern} n={n}")
+        model = train_model(
+            ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y, label=f"{rare.weights_pattern} n={n}"
+        )
         importance = pixel_importance(model, data.shape)
         if importance is None:
-            ctx.log(f"pixel importance needs an MLP whose first layer is Linear; backbone "
-                    f"{ctx.preset.model.backbone!r} has none, so rare-weights is skipped", level="warning")
+            ctx.log(
+                f"pixel importance needs an MLP whose first layer is Linear; backbone "
+                f"{ctx.preset.model.backbone!r} has none, so rare-weights is skipped",
+                level="warning",
+            )
             return {"skipped": f"backbone {ctx.preset.model.backbone} has no input Linear layer"}
         maps.append(importance)
-        rows.append({"n": n, "pattern_region_mean": float(importance[region].mean()),
-                     "elsewhere_mean": float(importance[~region].mean()) if bool((~region).any()) else None,
-                     "map": importance.tolist()})
-    write_artifact(ctx, "rare_weights.json", {"pattern": rare.weights_pattern, "seed": seed, "rows": rows},
-                   "MLP pixel importance (max |first-layer weight| per pixel) per n")
-    _plot(ctx, "rare_weights.png", lambda p: plots.heatmaps(p, maps, [f"n = {n}" for n in rare.weights_n]),
-          "pixel importance heatmaps")
-    return {"pattern": rare.weights_pattern,
-            "pattern_region_mean": {str(r["n"]): r["pattern_region_mean"] for r in rows},
-            "elsewhere_mean": {str(r["n"]): r["elsewhere_mean"] for r in rows}}
+        rows.append(
+            {
+                "n": n,
+                "pattern_region_mean": float(importance[region].mean()),
+                "elsewhere_mean": float(importance[~region].mean()) if bool((~region).any()) else None,
+                "map": importance.tolist(),
+            }
+        )
+    write_artifact(
+        ctx,
+        "rare_weights.json",
+        {"pattern": rare.weights_pattern, "seed": seed, "rows": rows},
+        "MLP pixel importance (max |first-layer weight| per pixel) per n",
+    )
+    _plot(
+        ctx,
+        "rare_weights.png",
+        lambda p: plots.heatmaps(p, maps, [f"n = {n}" for n in rare.weights_n]),
+        "pixel importance heatmaps",
+    )
+    return {
+        "pattern": rare.weights_pattern,
+        "pattern_region_mean": {str(r["n"]): r["pattern_region_mean"] for r in rows},
+        "elsewhere_mean": {str(r["n"]): r["elsewhere_mean"] for r in rows},
+    }
 
 
 # -- sensitivity to zeroed pixels (Paper B Fig. 15) ----------------------------------------------------
+
 
 @small_model_stage
 def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
@@ -158,25 +233,42 @@ def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
             probs.append(float(p.gather(1, data.y_train.unsqueeze(1)).mean()))
         curves_out[backbone] = probs
     fractions = list(rare.sensitivity_fractions)
-    write_artifact(ctx, "rare_sensitivity.json", {"fractions": fractions, "true_class_probability": curves_out,
-                                                  "split": "train"},
-                   "mean true-class probability when a fraction of non-zero pixels is zeroed")
-    _plot(ctx, "rare_sensitivity.png", lambda p: plots.curves(p, [{
-        "title": "sensitivity to zeroed pixels", "xlabel": "fraction of non-zero pixels zeroed",
-        "ylabel": "mean true-class probability",
-        "series": [{"label": b, "x": fractions, "y": v, "style": "o-"} for b, v in curves_out.items()]}]),
-        "sensitivity curves")
+    write_artifact(
+        ctx,
+        "rare_sensitivity.json",
+        {"fractions": fractions, "true_class_probability": curves_out, "split": "train"},
+        "mean true-class probability when a fraction of non-zero pixels is zeroed",
+    )
+    _plot(
+        ctx,
+        "rare_sensitivity.png",
+        lambda p: plots.curves(
+            p,
+            [
+                {
+                    "title": "sensitivity to zeroed pixels",
+                    "xlabel": "fraction of non-zero pixels zeroed",
+                    "ylabel": "mean true-class probability",
+                    "series": [{"label": b, "x": fractions, "y": v, "style": "o-"} for b, v in curves_out.items()],
+                }
+            ],
+        ),
+        "sensitivity curves",
+    )
     return {"fractions": fractions, "true_class_probability": curves_out}
 
 
 # -- mitigations (Paper B Fig. 8, 12, 13) --------------------------------------------------------------
+
 
 @small_model_stage
 def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
     rare, data, target, base = _prepare(ctx, [ctx.preset.rare.mitigation_n], "rare.mitigation_n")
     seeds = seeds_from(ctx.preset.seed, rare.mitigation_seeds)
     grid = mitigation_grid(rare)
-    unique = {(mitigated_recipe(base, m, s), seed) for m, strengths in grid.items() for s in strengths for seed in seeds}
+    unique = {
+        (mitigated_recipe(base, m, s), seed) for m, strengths in grid.items() for s in strengths for seed in seeds
+    }
     tracker = Tracker(ctx, len(unique), base.epochs)
     done: dict[tuple[Recipe, int], dict[str, float]] = {}  # strength 0 of every method is one model
     table: dict[str, list[dict[str, Any]]] = {}
@@ -189,10 +281,12 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
                 if (recipe, seed) not in done:
                     pattern = make_pattern(rare.mitigation_pattern, data.shape, seed)
                     x, y, _ = spurious_training_set(data, target, rare.mitigation_n, pattern, seed)
-                    model = train_model(ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y,
-                                        label=f"{method}={strength} seed={seed}")
-                    done[(recipe, seed)] = spurious_measures(model, data.x_test, data.y_test, pattern, target,
-                                                             rare.epsilon)
+                    model = train_model(
+                        ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y, label=f"{method}={strength} seed={seed}"
+                    )
+                    done[(recipe, seed)] = spurious_measures(
+                        model, data.x_test, data.y_test, pattern, target, rare.epsilon
+                    )
                 cells.append(done[(recipe, seed)])
             table[method].append({"strength": float(strength), **_aggregate(cells)})
     result = {"pattern": rare.mitigation_pattern, "n": rare.mitigation_n, "seeds": seeds, "methods": table}
@@ -200,20 +294,33 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
     for method, cells in table.items():
         xs = list(range(len(cells)))  # strengths are not evenly spaced: plot by index, label ticks
 
-        def draw(path: Any, cells: list[dict[str, Any]] = cells, method: str = method) -> Any:
-            panels = [{"title": f"{MITIGATIONS[method][2]}", "xlabel": "strength index " +
-                       str([c["strength"] for c in cells]), "ylabel": m,
-                       "series": [{"label": m, "x": xs, "mean": [c[m]["mean"] for c in cells],
-                                   "se": [c[m]["se"] for c in cells]}]} for m in MEASURES]
+        def draw(path: Any, cells: list[dict[str, Any]] = cells, method: str = method, xs: list[int] = xs) -> Any:
+            panels = [
+                {
+                    "title": f"{MITIGATIONS[method][2]}",
+                    "xlabel": "strength index " + str([c["strength"] for c in cells]),
+                    "ylabel": m,
+                    "series": [
+                        {"label": m, "x": xs, "mean": [c[m]["mean"] for c in cells], "se": [c[m]["se"] for c in cells]}
+                    ],
+                }
+                for m in MEASURES
+            ]
             return plots.error_bar_panels(path, panels)
 
         _plot(ctx, f"rare_mitigation_{method}.png", draw, f"mitigation sweep: {method}")
-    return {"pattern": rare.mitigation_pattern, "n": rare.mitigation_n,
-            "methods": {m: [{"strength": c["strength"], **{k: c[k]["mean"] for k in MEASURES}} for c in cells]
-                        for m, cells in table.items()}}
+    return {
+        "pattern": rare.mitigation_pattern,
+        "n": rare.mitigation_n,
+        "methods": {
+            m: [{"strength": c["strength"], **{k: c[k]["mean"] for k in MEASURES}} for c in cells]
+            for m, cells in table.items()
+        },
+    }
 
 
 # -- data deletion by incremental retraining (Paper B App. C, Fig. 18) ---------------------------------
+
 
 @small_model_stage
 def run_deletion_stage(ctx: Any) -> dict[str, Any]:
@@ -230,28 +337,71 @@ def run_deletion_stage(ctx: Any) -> dict[str, Any]:
             x, y, chosen = spurious_training_set(data, target, n, pattern, seed)
             model = train_model(ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y, label=f"n={n} seed={seed}")
             before = spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon)
-            incremental_retrain(model, x, y, chosen, recipe, epochs=rare.deletion_epochs, lr=rare.deletion_lr,
-                                seed=seed, on_epoch=tracker.hook(f"deleting n={n} seed={seed}"))
+            incremental_retrain(
+                model,
+                x,
+                y,
+                chosen,
+                recipe,
+                epochs=rare.deletion_epochs,
+                lr=rare.deletion_lr,
+                seed=seed,
+                on_epoch=tracker.hook(f"deleting n={n} seed={seed}"),
+            )
             tracker.finish_model()
             after = spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon)
             rows.append({"n": n, "seed": seed, "before": before, "after": after, "retrained_from_scratch": reference})
-    table = {str(n): {stage: _aggregate([r[stage] for r in rows if r["n"] == n])
-                      for stage in ("before", "after", "retrained_from_scratch")} for n in ns}
-    result = {"pattern": rare.deletion_pattern, "deletion_lr": rare.deletion_lr,
-              "deletion_epochs": rare.deletion_epochs, "seeds": seeds, "per_n": table, "runs": rows}
+    table = {
+        str(n): {
+            stage: _aggregate([r[stage] for r in rows if r["n"] == n])
+            for stage in ("before", "after", "retrained_from_scratch")
+        }
+        for n in ns
+    }
+    result = {
+        "pattern": rare.deletion_pattern,
+        "deletion_lr": rare.deletion_lr,
+        "deletion_epochs": rare.deletion_epochs,
+        "seeds": seeds,
+        "per_n": table,
+        "runs": rows,
+    }
     write_artifact(ctx, "rare_deletion.json", result, "spurious scores before/after incremental retraining")
-    _plot(ctx, "rare_deletion.png", lambda p: plots.error_bar_panels(p, [{
-        "title": f"{rare.deletion_pattern}: incremental retraining (lr {rare.deletion_lr})",
-        "xlabel": "spurious examples n", "ylabel": "spurious score",
-        "series": [{"label": stage, "x": ns, "mean": [table[str(n)][stage]["score"]["mean"] for n in ns],
-                    "se": [table[str(n)][stage]["score"]["se"] for n in ns]}
-                   for stage in ("before", "after", "retrained_from_scratch")]}], symlog_x=True),
-        "data deletion")
-    return {"pattern": rare.deletion_pattern, "deletion_lr": rare.deletion_lr, "deletion_epochs": rare.deletion_epochs,
-            "score": {n: {k: v["score"]["mean"] for k, v in cell.items()} for n, cell in table.items()}}
+    _plot(
+        ctx,
+        "rare_deletion.png",
+        lambda p: plots.error_bar_panels(
+            p,
+            [
+                {
+                    "title": f"{rare.deletion_pattern}: incremental retraining (lr {rare.deletion_lr})",
+                    "xlabel": "spurious examples n",
+                    "ylabel": "spurious score",
+                    "series": [
+                        {
+                            "label": stage,
+                            "x": ns,
+                            "mean": [table[str(n)][stage]["score"]["mean"] for n in ns],
+                            "se": [table[str(n)][stage]["score"]["se"] for n in ns],
+                        }
+                        for stage in ("before", "after", "retrained_from_scratch")
+                    ],
+                }
+            ],
+            symlog_x=True,
+        ),
+        "data deletion",
+    )
+    return {
+        "pattern": rare.deletion_pattern,
+        "deletion_lr": rare.deletion_lr,
+        "deletion_epochs": rare.deletion_epochs,
+        "score": {n: {k: v["score"]["mean"] for k, v in cell.items()} for n, cell in table.items()},
+    }
 
 
 # -- membership inference (Paper B Fig. 5) -------------------------------------------------------------
+
 
 @small_model_stage
 def run_membership_stage(ctx: Any) -> dict[str, Any]:
@@ -271,15 +421,24 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
         try:
             choose_spurious_indices(y_all[parts["target_train"]].cpu(), target, max(ns), seed)
         except Exception as exc:
-            raise type(exc)(f"rare.membership_n (target-train quarter, {len(parts['target_train'])} images): "
-                            f"{exc}") from None
+            raise type(exc)(
+                f"rare.membership_n (target-train quarter, {len(parts['target_train'])} images): {exc}"
+            ) from None
     tracker = Tracker(ctx, len(seeds) * (1 + len(ns)), recipe.epochs)
     rows = []
     for seed in seeds:
         parts = {k: v.to(ctx.device) for k, v in quarters[seed].items()}
         # Shadow model: clean shadow-train; its members/non-members teach the attack.
-        shadow = train_model(ctx, data, tracker, seed=seed + 50_000, recipe=recipe, x=x_all[parts["shadow_train"]],
-                             y=y_all[parts["shadow_train"]], label=f"shadow seed={seed}")
+        shadow = train_model(
+            ctx,
+            data,
+            tracker,
+            seed=seed + 50_000,
+            recipe=recipe,
+            x=x_all[parts["shadow_train"]],
+            y=y_all[parts["shadow_train"]],
+            label=f"shadow seed={seed}",
+        )
         shadow_in = attack_features(predict_proba(shadow, x_all[parts["shadow_train"]]), y_all[parts["shadow_train"]])
         shadow_out = attack_features(predict_proba(shadow, x_all[parts["shadow_test"]]), y_all[parts["shadow_test"]])
         attack = fit_attack(shadow_in, shadow_out, seed)
@@ -288,8 +447,9 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
         x_out, y_out = x_all[parts["target_test"]], y_all[parts["target_test"]]
         for n in ns:
             x_in, y_in, chosen = spurious_training_set(data, target, n, pattern, seed, x=x_tt, y=y_tt)
-            model = train_model(ctx, data, tracker, seed=seed, recipe=recipe, x=x_in, y=y_in,
-                                label=f"target n={n} seed={seed}")
+            model = train_model(
+                ctx, data, tracker, seed=seed, recipe=recipe, x=x_in, y=y_in, label=f"target n={n} seed={seed}"
+            )
             # Members: the training images as trained on (spurious ones with their pattern).
             # Non-members: the held-out target-test quarter, never training outputs.
             target_in = attack_features(predict_proba(model, x_in), y_in)
@@ -300,45 +460,90 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
     for n in ns:
         cell = [r for r in rows if r["n"] == n]
         spurious = [r["spurious_member_accuracy"] for r in cell if r["spurious_member_accuracy"] is not None]
-        table[str(n)] = {"accuracy": mean_se([r["accuracy"] for r in cell]),
-                         "spurious_member_accuracy": mean_se(spurious),
-                         "member_accuracy": mean_se([r["member_accuracy"] for r in cell]),
-                         "non_member_accuracy": mean_se([r["non_member_accuracy"] for r in cell])}
+        table[str(n)] = {
+            "accuracy": mean_se([r["accuracy"] for r in cell]),
+            "spurious_member_accuracy": mean_se(spurious),
+            "member_accuracy": mean_se([r["member_accuracy"] for r in cell]),
+            "non_member_accuracy": mean_se([r["non_member_accuracy"] for r in cell]),
+        }
     sizes = {k: len(v) for k, v in quarters[seeds[0]].items()}
-    result_json = {"pattern": rare.membership_pattern, "seeds": seeds, "split_sizes": sizes,
-                   "features": "sorted softmax output + prediction-correct bit, standardised",
-                   "attack": "logistic regression, C in {0.01, 0.1, 1, 10} by 3-fold CV on the shadow model",
-                   "per_n": table, "runs": rows}
+    result_json = {
+        "pattern": rare.membership_pattern,
+        "seeds": seeds,
+        "split_sizes": sizes,
+        "features": "sorted softmax output + prediction-correct bit, standardised",
+        "attack": "logistic regression, C in {0.01, 0.1, 1, 10} by 3-fold CV on the shadow model",
+        "per_n": table,
+        "runs": rows,
+    }
     write_artifact(ctx, "rare_membership.json", result_json, "membership-inference attack accuracy per n")
-    _plot(ctx, "rare_membership.png", lambda p: plots.error_bar_panels(p, [{
-        "title": f"membership inference ({rare.membership_pattern})", "xlabel": "spurious examples n",
-        "ylabel": "attack accuracy",
-        "series": [{"label": label, "x": xs, "mean": [table[str(n)][key]["mean"] for n in xs],
-                    "se": [table[str(n)][key]["se"] for n in xs]}
-                   for key, label, xs in (("accuracy", "all examples", ns),
-                                          ("spurious_member_accuracy", "spurious members", [n for n in ns if n > 0]))]}],
-        symlog_x=True), "membership inference")
-    return {"pattern": rare.membership_pattern, "split_sizes": sizes,
-            "accuracy": {n: c["accuracy"] for n, c in table.items()},
-            "spurious_member_accuracy": {n: c["spurious_member_accuracy"] for n, c in table.items()}}
+    _plot(
+        ctx,
+        "rare_membership.png",
+        lambda p: plots.error_bar_panels(
+            p,
+            [
+                {
+                    "title": f"membership inference ({rare.membership_pattern})",
+                    "xlabel": "spurious examples n",
+                    "ylabel": "attack accuracy",
+                    "series": [
+                        {
+                            "label": label,
+                            "x": xs,
+                            "mean": [table[str(n)][key]["mean"] for n in xs],
+                            "se": [table[str(n)][key]["se"] for n in xs],
+                        }
+                        for key, label, xs in (
+                            ("accuracy", "all examples", ns),
+                            ("spurious_member_accuracy", "spurious members", [n for n in ns if n > 0]),
+                        )
+                    ],
+                }
+            ],
+            symlog_x=True,
+        ),
+        "membership inference",
+    )
+    return {
+        "pattern": rare.membership_pattern,
+        "split_sizes": sizes,
+        "accuracy": {n: c["accuracy"] for n, c in table.items()},
+        "spurious_member_accuracy": {n: c["spurious_member_accuracy"] for n, c in table.items()},
+    }
 
 
 # -- theory (Paper B §5, App. A, Fig. 10/11) -------------------------------------------------------------
 
+
 def run_theory_stage(ctx: Any) -> dict[str, Any]:
     import numpy as np
 
-    from labconsole.engine.rare.theory import ToyModel, authors_closed_form, gamma_curve, monte_carlo_check, solve_population
+    from labconsole.engine.rare.theory import (
+        ToyModel,
+        authors_closed_form,
+        gamma_curve,
+        monte_carlo_check,
+        solve_population,
+    )
 
     cfg = ctx.preset.rare.theory
-    base = ToyModel(gamma=cfg.gamma, x_inv=cfg.x_inv, x_sp=cfg.x_sp, sigma_inv=cfg.sigma_inv,
-                    sigma_sp=cfg.sigma_sp, lam=cfg.lam)
+    base = ToyModel(
+        gamma=cfg.gamma, x_inv=cfg.x_inv, x_sp=cfg.x_sp, sigma_inv=cfg.sigma_inv, sigma_sp=cfg.sigma_sp, lam=cfg.lam
+    )
     ctx.progress(epoch=1, total_epochs=1, step=0, total_steps=1, started=time.monotonic(), message="Monte-Carlo check")
-    checks = {"spec": monte_carlo_check(base, samples=cfg.mc_samples, repeats=cfg.mc_repeats,
-                                        extra_dims=cfg.extra_dims, seed=ctx.preset.seed),
-              "authors_convention_with_intercept": monte_carlo_check(
-                  base.with_(convention="authors", gamma=2 * base.spurious_mass, intercept=True),
-                  samples=cfg.mc_samples, repeats=cfg.mc_repeats, extra_dims=cfg.extra_dims, seed=ctx.preset.seed + 1)}
+    checks = {
+        "spec": monte_carlo_check(
+            base, samples=cfg.mc_samples, repeats=cfg.mc_repeats, extra_dims=cfg.extra_dims, seed=ctx.preset.seed
+        ),
+        "authors_convention_with_intercept": monte_carlo_check(
+            base.with_(convention="authors", gamma=2 * base.spurious_mass, intercept=True),
+            samples=cfg.mc_samples,
+            repeats=cfg.mc_repeats,
+            extra_dims=cfg.extra_dims,
+            seed=ctx.preset.seed + 1,
+        ),
+    }
     ctx.check_cancel()
     gammas = np.linspace(0.0, cfg.gamma_max, cfg.gamma_points)
     along_gamma = gamma_curve(base, gammas)
@@ -355,36 +560,107 @@ def run_theory_stage(ctx: Any) -> dict[str, Any]:
         "as_configured": {"exact": exact_authors.to_dict(), "closed_form": closed},
         "unit_norms": {"exact": solve_population(unit).to_dict(), "closed_form": authors_closed_form(unit)},
     }
-    worst = max(abs(q["abs_error"]) for c in checks.values() for k, q in c["quantities"].items()
-                if k in ("clean_acc", "spurious_acc", "prediction_difference"))
-    result = {"parameters": base.__dict__, "monte_carlo": checks, "gamma_curve": along_gamma,
-              "noise_curves": by_noise, "lam_curves": by_lam, "authors_comparison": comparison}
+    worst = max(
+        abs(q["abs_error"])
+        for c in checks.values()
+        for k, q in c["quantities"].items()
+        if k in ("clean_acc", "spurious_acc", "prediction_difference")
+    )
+    result = {
+        "parameters": base.__dict__,
+        "monte_carlo": checks,
+        "gamma_curve": along_gamma,
+        "noise_curves": by_noise,
+        "lam_curves": by_lam,
+        "authors_comparison": comparison,
+    }
     write_artifact(ctx, "rare_theory.json", result, "exact ridge solution, Monte-Carlo check, γ/noise/λ curves")
 
     def family(curves: dict[str, dict[str, list[float]]], key: str, name: str) -> list[dict[str, Any]]:
         return [{"label": f"{name}={v}", "x": c["gamma"], "y": c[key]} for v, c in curves.items()]
 
-    _plot(ctx, "rare_theory_gamma.png", lambda p: plots.curves(p, [
-        {"title": "prediction difference w_s·x_sp", "xlabel": "γ", "ylabel": "prediction difference",
-         "series": [{"label": "exact", "x": along_gamma["gamma"], "y": along_gamma["prediction_difference"]}]},
-        {"title": "test accuracy", "xlabel": "γ", "ylabel": "accuracy",
-         "series": [{"label": "clean (exact)", "x": along_gamma["gamma"], "y": along_gamma["clean_acc"]},
-                    {"label": "spurious (exact)", "x": along_gamma["gamma"], "y": along_gamma["spurious_acc"]},
-                    {"label": "clean (authors' form)", "x": along_gamma["gamma"],
-                     "y": along_gamma["authors_clean_acc"], "style": "--"},
-                    {"label": "spurious (authors' form)", "x": along_gamma["gamma"],
-                     "y": along_gamma["authors_spurious_acc"], "style": "--"}]}]), "phase transition in γ")
-    for curves_by, name, file in ((by_noise, "noise", "rare_theory_noise.png"), (by_lam, "λ", "rare_theory_lambda.png")):
-        _plot(ctx, file, lambda p, c=curves_by, nm=name: plots.curves(p, [
-            {"title": "prediction difference", "xlabel": "γ", "ylabel": "w_s·x_sp",
-             "series": family(c, "prediction_difference", nm)},
-            {"title": "clean accuracy", "xlabel": "γ", "ylabel": "accuracy", "series": family(c, "clean_acc", nm)},
-            {"title": "spurious accuracy", "xlabel": "γ", "ylabel": "accuracy",
-             "series": family(c, "spurious_acc", nm)}]), f"effect of {name}")
-    return {"monte_carlo_max_abs_error": worst,
-            "monte_carlo": {k: {q: v["abs_error"] for q, v in c["quantities"].items()} for k, c in checks.items()},
-            "exact_at_gamma": solve_population(base).to_dict(),
-            "authors_vs_exact": {k: {"exact_clean": v["exact"]["clean_acc"], "closed_clean": v["closed_form"]["clean_acc"],
-                                     "exact_spurious": v["exact"]["spurious_acc"],
-                                     "closed_spurious": v["closed_form"]["spurious_acc"]}
-                                 for k, v in comparison.items()}}
+    _plot(
+        ctx,
+        "rare_theory_gamma.png",
+        lambda p: plots.curves(
+            p,
+            [
+                {
+                    "title": "prediction difference w_s·x_sp",
+                    "xlabel": "γ",
+                    "ylabel": "prediction difference",
+                    "series": [
+                        {"label": "exact", "x": along_gamma["gamma"], "y": along_gamma["prediction_difference"]}
+                    ],
+                },
+                {
+                    "title": "test accuracy",
+                    "xlabel": "γ",
+                    "ylabel": "accuracy",
+                    "series": [
+                        {"label": "clean (exact)", "x": along_gamma["gamma"], "y": along_gamma["clean_acc"]},
+                        {"label": "spurious (exact)", "x": along_gamma["gamma"], "y": along_gamma["spurious_acc"]},
+                        {
+                            "label": "clean (authors' form)",
+                            "x": along_gamma["gamma"],
+                            "y": along_gamma["authors_clean_acc"],
+                            "style": "--",
+                        },
+                        {
+                            "label": "spurious (authors' form)",
+                            "x": along_gamma["gamma"],
+                            "y": along_gamma["authors_spurious_acc"],
+                            "style": "--",
+                        },
+                    ],
+                },
+            ],
+        ),
+        "phase transition in γ",
+    )
+    for curves_by, name, file in (
+        (by_noise, "noise", "rare_theory_noise.png"),
+        (by_lam, "λ", "rare_theory_lambda.png"),
+    ):
+        _plot(
+            ctx,
+            file,
+            lambda p, c=curves_by, nm=name: plots.curves(
+                p,
+                [
+                    {
+                        "title": "prediction difference",
+                        "xlabel": "γ",
+                        "ylabel": "w_s·x_sp",
+                        "series": family(c, "prediction_difference", nm),
+                    },
+                    {
+                        "title": "clean accuracy",
+                        "xlabel": "γ",
+                        "ylabel": "accuracy",
+                        "series": family(c, "clean_acc", nm),
+                    },
+                    {
+                        "title": "spurious accuracy",
+                        "xlabel": "γ",
+                        "ylabel": "accuracy",
+                        "series": family(c, "spurious_acc", nm),
+                    },
+                ],
+            ),
+            f"effect of {name}",
+        )
+    return {
+        "monte_carlo_max_abs_error": worst,
+        "monte_carlo": {k: {q: v["abs_error"] for q, v in c["quantities"].items()} for k, c in checks.items()},
+        "exact_at_gamma": solve_population(base).to_dict(),
+        "authors_vs_exact": {
+            k: {
+                "exact_clean": v["exact"]["clean_acc"],
+                "closed_clean": v["closed_form"]["clean_acc"],
+                "exact_spurious": v["exact"]["spurious_acc"],
+                "closed_spurious": v["closed_form"]["spurious_acc"],
+            }
+            for k, v in comparison.items()
+        },
+    }

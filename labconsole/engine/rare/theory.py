@@ -61,7 +61,7 @@ class ToyModel:
     def var_sp(self) -> float:
         return self.sigma_sp + self.noise
 
-    def with_(self, **changes: Any) -> "ToyModel":
+    def with_(self, **changes: Any) -> ToyModel:
         return replace(self, **changes)
 
 
@@ -81,9 +81,9 @@ class RidgeSolution:
 def population_moments(m: ToyModel) -> tuple[np.ndarray, np.ndarray]:
     """E[z zᵀ] and E[z y] for z = (u, s[, 1])."""
     p, q, pi = m.x_inv, m.x_sp, m.spurious_mass
-    second = np.array([[p * p + m.var_inv, pi * p * q, 0.0],
-                       [pi * p * q, pi * q * q + m.var_sp, pi * q],
-                       [0.0, pi * q, 1.0]])
+    second = np.array(
+        [[p * p + m.var_inv, pi * p * q, 0.0], [pi * p * q, pi * q * q + m.var_sp, pi * q], [0.0, pi * q, 1.0]]
+    )
     cross = np.array([p, pi * q, 0.0])
     k = 3 if m.intercept else 2
     return second[:k, :k], cross[:k]
@@ -92,7 +92,7 @@ def population_moments(m: ToyModel) -> tuple[np.ndarray, np.ndarray]:
 def accuracies(m: ToyModel, w_inv: float, w_sp: float, bias: float) -> tuple[float, float]:
     """(clean accuracy, spurious accuracy on class −1 with the pattern) via the Gaussian CDF."""
     p, q = m.x_inv, m.x_sp
-    spread = math.sqrt(w_inv ** 2 * m.var_inv + w_sp ** 2 * m.var_sp)
+    spread = math.sqrt(w_inv**2 * m.var_inv + w_sp**2 * m.var_sp)
 
     def p_correct(y: int, b: int) -> float:
         margin = y * (w_inv * y * p + w_sp * b * q + bias)
@@ -116,10 +116,10 @@ def solve_population(m: ToyModel) -> RidgeSolution:
 
 def authors_closed_form(m: ToyModel) -> dict[str, float]:
     """The authors' notebook formulas, verbatim (γ = fraction within class +1; σ's as given + noise)."""
-    g, p2, q2 = m.gamma, m.x_inv ** 2, m.x_sp ** 2
+    g, p2, q2 = m.gamma, m.x_inv**2, m.x_sp**2
     si, ss, lam = m.var_inv, m.var_sp, m.lam
     a = ((g * (1 - g) / 2 * q2 + ss + lam) / (si + lam)) * p2
-    d = math.sqrt(a ** 2 * si + (g / 2) ** 2 * q2 ** 2 * ss)
+    d = math.sqrt(a**2 * si + (g / 2) ** 2 * q2**2 * ss)
     half = (g / 2) ** 2 * q2
     if d == 0.0:
         return {"A": a, "D": d, "clean_acc": float("nan"), "spurious_acc": float("nan")}
@@ -128,8 +128,14 @@ def authors_closed_form(m: ToyModel) -> dict[str, float]:
     return {"A": a, "D": d, "clean_acc": clean, "spurious_acc": spurious}
 
 
-def sample_toy(m: ToyModel, n: int, rng: np.random.Generator, *, extra_dims: int = 0,
-               split: Literal["train", "clean", "spurious"] = "train") -> tuple[np.ndarray, np.ndarray]:
+def sample_toy(
+    m: ToyModel,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    extra_dims: int = 0,
+    split: Literal["train", "clean", "spurious"] = "train",
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` examples in (1 + extra_dims) invariant + (1 + extra_dims) spurious dimensions."""
     if split == "train":
         y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
@@ -165,8 +171,9 @@ def monte_carlo_check(m: ToyModel, *, samples: int, repeats: int, extra_dims: in
     exact = solve_population(m).to_dict()
     rng = np.random.default_rng(seed)
     d = 1 + extra_dims
-    rows: dict[str, list[float]] = {k: [] for k in ("w_inv", "w_sp", "bias", "clean_acc", "spurious_acc",
-                                                    "prediction_difference")}
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("w_inv", "w_sp", "bias", "clean_acc", "spurious_acc", "prediction_difference")
+    }
     stray = 0.0
     for _ in range(repeats):
         x, y = sample_toy(m, samples, rng, extra_dims=extra_dims)
@@ -184,15 +191,25 @@ def monte_carlo_check(m: ToyModel, *, samples: int, repeats: int, extra_dims: in
     for key, values in rows.items():
         arr = np.asarray(values)
         se = float(arr.std(ddof=1) / math.sqrt(len(arr)))
-        out["quantities"][key] = {"exact": exact[key], "mc_mean": float(arr.mean()), "mc_se": se,
-                                  "abs_error": abs(float(arr.mean()) - exact[key])}
+        out["quantities"][key] = {
+            "exact": exact[key],
+            "mc_mean": float(arr.mean()),
+            "mc_se": se,
+            "abs_error": abs(float(arr.mean()) - exact[key]),
+        }
     return out
 
 
 def gamma_curve(m: ToyModel, gammas: np.ndarray) -> dict[str, list[float]]:
     """Exact clean/spurious accuracy and prediction difference along γ, with the authors' forms."""
-    out: dict[str, list[float]] = {"gamma": [], "clean_acc": [], "spurious_acc": [], "prediction_difference": [],
-                                   "authors_clean_acc": [], "authors_spurious_acc": []}
+    out: dict[str, list[float]] = {
+        "gamma": [],
+        "clean_acc": [],
+        "spurious_acc": [],
+        "prediction_difference": [],
+        "authors_clean_acc": [],
+        "authors_spurious_acc": [],
+    }
     for g in gammas:
         point = m.with_(gamma=float(g))
         sol = solve_population(point)

@@ -7,8 +7,9 @@ at fixed epochs, weight decay, Gaussian input noise, gradient clipping by value 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,13 +33,22 @@ class Recipe:
     clip_norm: float = 0.0
 
     @classmethod
-    def from_config(cls, rare: Any) -> "Recipe":
-        return cls(optimizer=rare.optimizer, lr=rare.lr, momentum=rare.momentum, epochs=rare.epochs,
-                   batch_size=rare.batch_size, lr_milestones=tuple(rare.lr_milestones), lr_gamma=rare.lr_gamma,
-                   weight_decay=rare.weight_decay, input_noise_std=rare.input_noise_std,
-                   clip_value=rare.clip_value, clip_norm=rare.clip_norm)
+    def from_config(cls, rare: Any) -> Recipe:
+        return cls(
+            optimizer=rare.optimizer,
+            lr=rare.lr,
+            momentum=rare.momentum,
+            epochs=rare.epochs,
+            batch_size=rare.batch_size,
+            lr_milestones=tuple(rare.lr_milestones),
+            lr_gamma=rare.lr_gamma,
+            weight_decay=rare.weight_decay,
+            input_noise_std=rare.input_noise_std,
+            clip_value=rare.clip_value,
+            clip_norm=rare.clip_norm,
+        )
 
-    def with_(self, **changes: Any) -> "Recipe":
+    def with_(self, **changes: Any) -> Recipe:
         return replace(self, **changes)
 
 
@@ -48,13 +58,15 @@ def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gen
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                               weight_decay=recipe.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
     return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, *, seed: int,
-                     on_epoch: EpochHook | None = None) -> list[float]:
+def train_classifier(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, *, seed: int, on_epoch: EpochHook | None = None
+) -> list[float]:
     """Train ``model`` in place on (x, y); returns the mean loss of every epoch."""
     device = x.device
     model.train()
@@ -72,7 +84,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
         perm = torch.randperm(n, generator=order_gen).to(device)
         total = torch.zeros((), device=device)
         for start in range(0, n, recipe.batch_size):
-            idx = perm[start:start + recipe.batch_size]
+            idx = perm[start : start + recipe.batch_size]
             xb, yb = x[idx], y[idx]
             if recipe.input_noise_std > 0:
                 xb = xb + recipe.input_noise_std * torch.randn(xb.shape, generator=noise_gen, device=device)
@@ -98,19 +110,32 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe:
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Softmax probabilities [N, C] (eval mode), on the device of ``x``."""
     model.eval()
-    outs = [F.softmax(model(x[i:i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
+    outs = [F.softmax(model(x[i : i + batch_size]), dim=1) for i in range(0, len(x), batch_size)]
     return torch.cat(outs) if outs else torch.empty(0)
 
 
-def build_model(preset: Any, num_classes: int, channels: int, image_size: int, seed: int,
-                device: torch.device, backbone: str | None = None) -> nn.Module:
+def build_model(
+    preset: Any,
+    num_classes: int,
+    channels: int,
+    image_size: int,
+    seed: int,
+    device: torch.device,
+    backbone: str | None = None,
+) -> nn.Module:
     """A fresh model of the preset's backbone, initialised from ``seed``."""
     from labconsole.engine.models.factory import create_model
 
     # Seed the initialisation without touching the caller's global random state.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed) * 1000 + 7)
-        model = create_model(backbone or preset.model.backbone, num_classes, in_channels=channels,
-                             image_size=image_size, width=preset.model.width, weights=preset.model.weights,
-                             allow_download=preset.model.allow_download)
+        model = create_model(
+            backbone or preset.model.backbone,
+            num_classes,
+            in_channels=channels,
+            image_size=image_size,
+            width=preset.model.width,
+            weights=preset.model.weights,
+            allow_download=preset.model.allow_download,
+        )
     return model.to(device)

@@ -15,9 +15,9 @@ unchanged afterwards even when the readout inside raises or is cancelled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -50,14 +50,18 @@ def check_mode(mode: str, std: float) -> None:
         raise UserError(f"σ = {std}: the {mode} mode needs a standard deviation > 0 (e.g. 0.01)")
 
 
-def hook_targets(intervention: Intervention, layers: Mapping[str, Layer], norms_after: Mapping[str, str]) -> dict[str, str]:
+def hook_targets(
+    intervention: Intervention, layers: Mapping[str, Layer], norms_after: Mapping[str, str]
+) -> dict[str, str]:
     """Layer name → name of the module whose output is edited (output / post-bn modes)."""
     if intervention.where == "output":
         return {name: name for name in group_by_layer(intervention.neurons)}
     return {name: norms_after.get(name, name) for name in group_by_layer(intervention.neurons)}
 
 
-def touched_modules(intervention: Intervention, layers: Mapping[str, Layer], norms_after: Mapping[str, str]) -> list[str]:
+def touched_modules(
+    intervention: Intervention, layers: Mapping[str, Layer], norms_after: Mapping[str, str]
+) -> list[str]:
     """Names of the modules whose computation changes (where a readout must start recomputing)."""
     if intervention.where == "weight":
         return list(group_by_layer(intervention.neurons))
@@ -111,14 +115,19 @@ def _edit_weights(layers: Mapping[str, Layer], per_layer: dict[str, list[int]], 
 
 
 @contextmanager
-def _edit_outputs(model: nn.Module, layers: Mapping[str, Layer], per_layer: dict[str, list[int]],
-                  iv: Intervention, norms_after: Mapping[str, str]) -> Iterator[None]:
+def _edit_outputs(
+    model: nn.Module,
+    layers: Mapping[str, Layer],
+    per_layer: dict[str, list[int]],
+    iv: Intervention,
+    norms_after: Mapping[str, str],
+) -> Iterator[None]:
     modules = dict(model.named_modules())
     targets = hook_targets(iv, layers, norms_after)
     handles = []
     generators: dict[str, torch.Generator] = {}
 
-    def hook_for(layer_name: str, indices: Sequence[int]):  # noqa: ANN202
+    def hook_for(layer_name: str, indices: Sequence[int]):
         channel_dim = 1 if layers[layer_name].kind == "conv" else -1
 
         def hook(_module: nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,8 @@ the classifier head.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -112,8 +112,9 @@ def check_neurons(layers: Iterable[Layer], neurons: Sequence[NeuronRef]) -> None
             known = ", ".join(list(by_name)[:12]) + (", …" if len(by_name) > 12 else "")
             raise UserError(f"unknown layer {name!r} (eligible layers: {known})")
         if not 0 <= int(index) < layer.n_neurons:
-            raise UserError(f"neuron index {index} is out of range for {name} ({layer.n_neurons} neurons: "
-                            f"0..{layer.n_neurons - 1})")
+            raise UserError(
+                f"neuron index {index} is out of range for {name} ({layer.n_neurons} neurons: 0..{layer.n_neurons - 1})"
+            )
 
 
 def group_by_layer(neurons: Sequence[NeuronRef]) -> dict[str, list[int]]:
@@ -143,11 +144,12 @@ def following_norms(model: nn.Module, example: torch.Tensor, layers: Sequence[La
         if isinstance(out, torch.Tensor):
             produced[id(out)] = (names[id(module)], out)
 
-    def match(norm_name: str):  # noqa: ANN202
+    def match(norm_name: str):
         def pre(_module: nn.Module, inp: tuple) -> None:
             hit = produced.get(id(inp[0])) if inp else None
             if hit is not None and hit[1] is inp[0] and hit[0] not in found:
                 found[hit[0]] = norm_name
+
         return pre
 
     try:

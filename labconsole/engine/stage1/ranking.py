@@ -16,8 +16,9 @@ statistics), the same mode in which every readout is measured.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +29,15 @@ from labconsole.engine.stage1.neurons import Layer, NeuronRef, neuron_slices
 from labconsole.errors import UserError
 
 CRITERIA = ("magnitude", "gradient", "activation")
-SCOPE_ALIASES = {"global": "global", "unstructured": "global", "layer": "per-layer", "per-layer": "per-layer",
-                 "structured": "per-layer", "percent": "top-percent", "top-percent": "top-percent"}
+SCOPE_ALIASES = {
+    "global": "global",
+    "unstructured": "global",
+    "layer": "per-layer",
+    "per-layer": "per-layer",
+    "structured": "per-layer",
+    "percent": "top-percent",
+    "top-percent": "top-percent",
+}
 Scores = dict[str, torch.Tensor]  # layer name -> score per neuron (1-D)
 
 
@@ -51,10 +59,16 @@ class Ranking:
         return [(layer, index) for layer, index, _ in self.neurons]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"criterion": self.criterion, "group": self.group, "scope": self.scope, "k": self.k,
-                "norm": self.norm, "per_layer_normalise": self.per_layer_normalise,
-                "neurons": [list(n) for n in self.neurons],
-                "samples_used": {g: list(v) for g, v in self.samples_used.items()}}
+        return {
+            "criterion": self.criterion,
+            "group": self.group,
+            "scope": self.scope,
+            "k": self.k,
+            "norm": self.norm,
+            "per_layer_normalise": self.per_layer_normalise,
+            "neurons": [list(n) for n in self.neurons],
+            "samples_used": {g: list(v) for g, v in self.samples_used.items()},
+        }
 
 
 def check_criterion(criterion: str) -> str:
@@ -78,6 +92,7 @@ def normalise_scope(scope: str) -> str:
 
 # -- scores ------------------------------------------------------------------------------------
 
+
 def magnitude_scores(layers: Sequence[Layer], norm: str = "l2") -> Scores:
     p = check_norm(norm)
     with torch.no_grad():
@@ -98,12 +113,21 @@ def per_sample_loss(model: nn.Module, cache: TensorCache, index: torch.Tensor, b
     return torch.cat(losses) if losses else torch.empty(0, device=cache.device)
 
 
-def select_gradient_samples(model: nn.Module, cache: TensorCache, group: int | None, *, worst: int = 256,
-                            sampled: int = 128, seed: int = 0, batch_size: int = 512) -> torch.Tensor:
+def select_gradient_samples(
+    model: nn.Module,
+    cache: TensorCache,
+    group: int | None,
+    *,
+    worst: int = 256,
+    sampled: int = 128,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> torch.Tensor:
     """Paper A §4: the ``worst`` highest-loss examples of the group, then ``sampled`` of them at
     random (seeded). Returns sorted split indices (fewer when the group is smaller)."""
-    members = torch.arange(len(cache), device=cache.g.device) if group is None \
-        else torch.nonzero(cache.g == group).flatten()
+    members = (
+        torch.arange(len(cache), device=cache.g.device) if group is None else torch.nonzero(cache.g == group).flatten()
+    )
     if len(members) == 0:
         raise UserError(f"group {group} has no examples in the {cache.name} split")
     losses = per_sample_loss(model, cache, members, batch_size)
@@ -114,8 +138,14 @@ def select_gradient_samples(model: nn.Module, cache: TensorCache, group: int | N
     return torch.sort(worst_idx[pick.to(worst_idx.device)]).values
 
 
-def gradient_scores(model: nn.Module, layers: Sequence[Layer], cache: TensorCache, index: torch.Tensor,
-                    norm: str = "l2", batch_size: int = 256) -> Scores:
+def gradient_scores(
+    model: nn.Module,
+    layers: Sequence[Layer],
+    cache: TensorCache,
+    index: torch.Tensor,
+    norm: str = "l2",
+    batch_size: int = 256,
+) -> Scores:
     """Norm of ∇ mean-CE(logits) over the examples ``index`` w.r.t. each neuron's weight slice.
 
     Uses ``autograd.grad`` on the eligible weights only, so no ``.grad`` of the model is touched."""
@@ -144,13 +174,14 @@ def gradient_scores(model: nn.Module, layers: Sequence[Layer], cache: TensorCach
 
 
 @torch.no_grad()
-def activation_scores(model: nn.Module, layers: Sequence[Layer], cache: TensorCache, index: torch.Tensor,
-                      batch_size: int = 512) -> Scores:
+def activation_scores(
+    model: nn.Module, layers: Sequence[Layer], cache: TensorCache, index: torch.Tensor, batch_size: int = 512
+) -> Scores:
     """Mean |output| of every neuron over the examples ``index`` (and spatial positions/tokens)."""
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
 
-    def hook_for(layer: Layer):  # noqa: ANN202
+    def hook_for(layer: Layer):
         def hook(_module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
             a = out.detach().float().abs()
             if layer.kind == "conv":  # [B, C, *spatial] → per channel
@@ -159,6 +190,7 @@ def activation_scores(model: nn.Module, layers: Sequence[Layer], cache: TensorCa
                 per = a.reshape(-1, a.shape[-1]).transpose(0, 1)
             sums[layer.name] = sums.get(layer.name, 0) + per.sum(dim=1)
             counts[layer.name] = counts.get(layer.name, 0) + per.shape[1]
+
         return hook
 
     handles = [layer.module.register_forward_hook(hook_for(layer)) for layer in layers]
@@ -182,7 +214,10 @@ def normalise_per_layer(scores: Scores) -> Scores:
 
 # -- selection ---------------------------------------------------------------------------------
 
-def top_neurons(scores: Scores, scope: str, k: float, layer_order: Sequence[str] | None = None) -> list[tuple[str, int, float]]:
+
+def top_neurons(
+    scores: Scores, scope: str, k: float, layer_order: Sequence[str] | None = None
+) -> list[tuple[str, int, float]]:
     """The selected neurons, best first, as ``(layer, index, score)`` plain values."""
     scope = normalise_scope(scope)
     names = list(layer_order) if layer_order is not None else list(scores)

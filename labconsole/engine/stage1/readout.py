@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import fx, nn
@@ -47,8 +48,15 @@ class _Cut:
 class SplitEvaluator:
     """Predictions of ``model`` on one cached split, recomputing only from a cut point."""
 
-    def __init__(self, model: nn.Module, cache: TensorCache, *, batch_size: int = 512,
-                 budget_bytes: int = 1 << 30, use_cuts: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        cache: TensorCache,
+        *,
+        batch_size: int = 512,
+        budget_bytes: int = 1 << 30,
+        use_cuts: bool = True,
+    ):
         self.model = model
         self.cache = cache
         self.batch_size = batch_size
@@ -57,14 +65,16 @@ class SplitEvaluator:
         if use_cuts:
             try:
                 self.graph = fx.symbolic_trace(model)
-            except Exception:  # noqa: BLE001 - untraceable models use the full forward path
+            except Exception:
                 self.graph = None
         self._cuts: OrderedDict[str, _Cut] = OrderedDict()
         self.last_path = "full"
 
     # -- public ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def predictions(self, start_modules: Sequence[str] | None = None, cancel: CancelToken | None = None) -> torch.Tensor:
+    def predictions(
+        self, start_modules: Sequence[str] | None = None, cancel: CancelToken | None = None
+    ) -> torch.Tensor:
         """Predicted class per example. ``start_modules``: the modules an active intervention
         touches; everything computed before the first of them is reused from the cut cache."""
         cancel = cancel or NeverCancelled()
@@ -173,6 +183,7 @@ def split_graph(gm: fx.GraphModule, cut: fx.Node) -> tuple[fx.GraphModule, fx.Gr
 
 # -- accuracy and summaries ----------------------------------------------------------------------
 
+
 def group_accuracy(pred: torch.Tensor, y: torch.Tensor, g: torch.Tensor, num_groups: int) -> list[float | None]:
     """Accuracy per group (None for a group absent from the split)."""
     correct = torch.bincount(g, weights=(pred == y).to(torch.float64), minlength=num_groups)
@@ -180,8 +191,9 @@ def group_accuracy(pred: torch.Tensor, y: torch.Tensor, g: torch.Tensor, num_gro
     return [float(c) / int(t) if int(t) else None for c, t in zip(correct.tolist(), total.tolist())]
 
 
-def summarise(group_names: Sequence[str], baseline: Sequence[float | None],
-              afters: Iterable[Sequence[float | None]]) -> dict[str, dict[str, float | None]]:
+def summarise(
+    group_names: Sequence[str], baseline: Sequence[float | None], afters: Iterable[Sequence[float | None]]
+) -> dict[str, dict[str, float | None]]:
     """``{"baseline", "after", "delta_pp", "spread_pp"}`` per group name. ``after`` is the mean
     over repeats (seeds or control draws), ``spread_pp`` their standard deviation (n−1; 0 for a
     single repeat), ``delta_pp`` = (after − baseline) × 100."""

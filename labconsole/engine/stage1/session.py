@@ -15,8 +15,9 @@ Every readout leaves the model's weights bit-for-bit as they were (see ``interve
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,9 +26,9 @@ from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.events import CancelToken, NeverCancelled
+from labconsole.engine.stage1 import ranking as rk
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention, check_mode, touched_modules
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, check_neurons, eligible_layers, following_norms
-from labconsole.engine.stage1 import ranking as rk
 from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise
 from labconsole.errors import CheckpointError, UserError
 
@@ -40,8 +41,16 @@ class Session:
     (NeuronsConfig: eligible layers, sample sizes, batch size, cut-cache budget).
     """
 
-    def __init__(self, model: nn.Module, bundle: DatasetBundle, device: torch.device | str = "cpu", *,
-                 config: NeuronsConfig | None = None, cancel: CancelToken | None = None, seed: int = 0):
+    def __init__(
+        self,
+        model: nn.Module,
+        bundle: DatasetBundle,
+        device: torch.device | str = "cpu",
+        *,
+        config: NeuronsConfig | None = None,
+        cancel: CancelToken | None = None,
+        seed: int = 0,
+    ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         if self.device.type == "cuda":  # faster bf16 convolutions; weight edits are layout-agnostic
@@ -66,9 +75,15 @@ class Session:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path_or_run_dir: str | Path, device: torch.device | str = "cpu", *,
-                        data_root: str | None = None, config: NeuronsConfig | None = None,
-                        cancel: CancelToken | None = None) -> "Session":
+    def from_checkpoint(
+        cls,
+        path_or_run_dir: str | Path,
+        device: torch.device | str = "cpu",
+        *,
+        data_root: str | None = None,
+        config: NeuronsConfig | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Session:
         """Load a checkpoint (file or run directory). The dataset comes from the run's
         ``config.toml`` (so the embedded data is rebuilt exactly), else from the sidecar's
         ``dataset`` and ``image_size`` plus ``data_root``."""
@@ -80,14 +95,22 @@ class Session:
         data_cfg, preset_neurons, seed = _data_config_for(path, meta, data_root)
         bundle = load_dataset(data_cfg)
         if meta.get("group_names") and tuple(meta["group_names"]) != tuple(bundle.groups.group_names):
-            raise CheckpointError(f"{path} was trained on groups {meta['group_names']}, the dataset has "
-                                  f"{list(bundle.groups.group_names)}")
+            raise CheckpointError(
+                f"{path} was trained on groups {meta['group_names']}, the dataset has {list(bundle.groups.group_names)}"
+            )
         model, _ = load_checkpoint(path, device)
         return cls(model, bundle, device, config=config or preset_neurons, cancel=cancel, seed=seed)
 
     @classmethod
-    def open(cls, *, dataset: str = "synthetic-waterbirds", data_root: str = "", backbone: str = "cifar_resnet8",
-             checkpoint: str = "", device: str = "auto") -> "Session":
+    def open(
+        cls,
+        *,
+        dataset: str = "synthetic-waterbirds",
+        data_root: str = "",
+        backbone: str = "cifar_resnet8",
+        checkpoint: str = "",
+        device: str = "auto",
+    ) -> Session:
         """What the console's Setup screen asks for: a checkpoint, or fresh weights on a dataset."""
         from labconsole.config.data import DataConfig
         from labconsole.engine.data.registry import load_dataset
@@ -99,8 +122,9 @@ class Session:
         info = backbone_info(backbone)
         size = 32 if info.family == "small" and dataset == "synthetic-waterbirds" else info.default_image_size
         bundle = load_dataset(DataConfig(dataset=dataset, root=data_root, image_size=size))  # type: ignore[arg-type]
-        model = create_model(backbone, bundle.groups.num_classes, in_channels=bundle.channels,
-                             image_size=bundle.image_size)
+        model = create_model(
+            backbone, bundle.groups.num_classes, in_channels=bundle.channels, image_size=bundle.image_size
+        )
         return cls(model, bundle, resolved)
 
     # -- what there is ---------------------------------------------------------------------------
@@ -116,8 +140,13 @@ class Session:
     def evaluator(self, split: str) -> SplitEvaluator:
         if split not in self._evaluators:
             budget = int(self.config.cut_cache_mb) * (1 << 20) or _auto_budget(self.device)
-            self._evaluators[split] = SplitEvaluator(self.model, self.cache(split), batch_size=self.config.batch_size,
-                                                     budget_bytes=budget, use_cuts=self.config.fast_path)
+            self._evaluators[split] = SplitEvaluator(
+                self.model,
+                self.cache(split),
+                batch_size=self.config.batch_size,
+                budget_bytes=budget,
+                use_cuts=self.config.fast_path,
+            )
         return self._evaluators[split]
 
     def baseline(self, split: str) -> dict[str, float | None]:
@@ -147,11 +176,13 @@ class Session:
                 index = self.samples_for(name)
                 train = self.cache("train")
                 if criterion == "gradient":
-                    self._scores[key] = rk.gradient_scores(self.model, self._layers, train, index, norm,
-                                                           self.config.grad_batch_size)
+                    self._scores[key] = rk.gradient_scores(
+                        self.model, self._layers, train, index, norm, self.config.grad_batch_size
+                    )
                 else:
-                    self._scores[key] = rk.activation_scores(self.model, self._layers, train, index,
-                                                             self.config.batch_size)
+                    self._scores[key] = rk.activation_scores(
+                        self.model, self._layers, train, index, self.config.batch_size
+                    )
         return self._scores[key]
 
     def samples_for(self, group: str | None) -> torch.Tensor:
@@ -159,13 +190,26 @@ class Session:
         if group not in self._samples:
             index = None if group is None else self.group_names.index(group)
             self._samples[group] = rk.select_gradient_samples(
-                self.model, self.cache("train"), index, worst=self.config.worst_samples,
-                sampled=self.config.sampled, seed=self.config.sample_seed, batch_size=self.config.batch_size)
+                self.model,
+                self.cache("train"),
+                index,
+                worst=self.config.worst_samples,
+                sampled=self.config.sampled,
+                seed=self.config.sample_seed,
+                batch_size=self.config.batch_size,
+            )
         return self._samples[group]
 
-    def ranking(self, criterion: str, group: str | int | None = None, scope: str = "global", k: float = 10,
-                norm: str = "l2", per_layer_normalise: bool = False,
-                layers: Sequence[str] | None = None) -> rk.Ranking:
+    def ranking(
+        self,
+        criterion: str,
+        group: str | int | None = None,
+        scope: str = "global",
+        k: float = 10,
+        norm: str = "l2",
+        per_layer_normalise: bool = False,
+        layers: Sequence[str] | None = None,
+    ) -> rk.Ranking:
         """A ``Ranking`` (neurons + the training samples used). ``layers`` restricts the ranking
         to some eligible layers (structured tracing ranks one layer at a time)."""
         scope = rk.normalise_scope(scope)
@@ -185,8 +229,15 @@ class Session:
             used[group_name or "all"] = tuple(int(i) for i in self.samples_for(group_name).tolist())
         return rk.Ranking(criterion, group_name, scope, float(k), norm, per_layer_normalise, tuple(neurons), used)
 
-    def rank(self, criterion: str, group: str | int | None = None, scope: str = "global", k: float = 10,
-             norm: str = "l2", per_layer_normalise: bool = False) -> list[tuple[str, int, float]]:
+    def rank(
+        self,
+        criterion: str,
+        group: str | int | None = None,
+        scope: str = "global",
+        k: float = 10,
+        norm: str = "l2",
+        per_layer_normalise: bool = False,
+    ) -> list[tuple[str, int, float]]:
         """``[(layer, index, score), …]`` best first. ``scope``: "global" (top-k over the model),
         "per-layer"/"layer" (top-k in each layer) or "top-percent" (k = a percentage)."""
         return list(self.ranking(criterion, group, scope, k, norm, per_layer_normalise).neurons)
@@ -209,9 +260,19 @@ class Session:
             pred = self.evaluator(split).predictions(start, self.cancel)
         return group_accuracy(pred, cache.y, cache.g, self.bundle.groups.num_groups)
 
-    def readout(self, neurons: Sequence[NeuronRef], mode: str = "zero", std: float = 0.01, seeds: int = 10,
-                splits: Sequence[str] = ("train", "test"), where: str = "weight", control_draws: int = 3,
-                control: bool = True, label: str = "", seed: int | None = None) -> dict[str, Any]:
+    def readout(
+        self,
+        neurons: Sequence[NeuronRef],
+        mode: str = "zero",
+        std: float = 0.01,
+        seeds: int = 10,
+        splits: Sequence[str] = ("train", "test"),
+        where: str = "weight",
+        control_draws: int = 3,
+        control: bool = True,
+        label: str = "",
+        seed: int | None = None,
+    ) -> dict[str, Any]:
         """Per-split, per-group readout of an intervention, with a random-neuron control.
 
         Returns ``{"label", "mode", "std", "seeds", "where", "neurons": [[layer, index], …],
@@ -236,13 +297,22 @@ class Session:
         repeats = 1 if mode == "zero" else int(seeds)
         out_splits = {}
         for split in splits:
-            afters = [self.accuracy_after(split, Intervention(tuple(neurons), mode, std, base_seed + s, where))
-                      for s in range(repeats)]
+            afters = [
+                self.accuracy_after(split, Intervention(tuple(neurons), mode, std, base_seed + s, where))
+                for s in range(repeats)
+            ]
             out_splits[split] = summarise(self.group_names, self._baseline(split), afters)
         result: dict[str, Any] = {
-            "label": label, "mode": mode, "std": None if mode == "zero" else float(std), "seeds": repeats,
-            "where": where, "neurons": [list(n) for n in neurons], "splits": out_splits, "control": None,
-            "control_neurons": [], "wga_quantum_pp": {s: self.wga_quantum_pp(s) for s in splits},
+            "label": label,
+            "mode": mode,
+            "std": None if mode == "zero" else float(std),
+            "seeds": repeats,
+            "where": where,
+            "neurons": [list(n) for n in neurons],
+            "splits": out_splits,
+            "control": None,
+            "control_neurons": [],
+            "wga_quantum_pp": {s: self.wga_quantum_pp(s) for s in splits},
         }
         if control and control_draws > 0:
             ctrl = self.control(len(neurons), mode, std, where, splits, control_draws)
@@ -250,16 +320,18 @@ class Session:
         result["seconds"] = time.monotonic() - started
         return result
 
-    def control(self, count: int, mode: str, std: float, where: str, splits: Sequence[str],
-                draws: int) -> dict[str, Any]:
+    def control(
+        self, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
+    ) -> dict[str, Any]:
         """The random-neuron control for ``count`` neurons (memoised)."""
         key = (count, mode, None if mode == "zero" else float(std), where, tuple(splits), int(draws))
         if key not in self._controls:
             picks = [self.random_neurons(count, seed=self.seed * 7919 + 1000 * count + d) for d in range(draws)]
             out = {}
             for split in splits:
-                afters = [self.accuracy_after(split, Intervention(tuple(p), mode, std, d, where))
-                          for d, p in enumerate(picks)]
+                afters = [
+                    self.accuracy_after(split, Intervention(tuple(p), mode, std, d, where)) for d, p in enumerate(picks)
+                ]
                 out[split] = summarise(self.group_names, self._baseline(split), afters)
             self._controls[key] = {"splits": out, "neurons": [[list(n) for n in p] for p in picks]}
         return self._controls[key]
@@ -317,10 +389,12 @@ def _data_config_for(path: Path, meta: dict[str, Any], data_root: str | None) ->
             data = DataConfig(dataset=meta["dataset"], root=data_root or data.root, image_size=data.image_size)
         return data, preset.neurons, preset.seed
     if not meta.get("dataset"):
-        raise CheckpointError(f"{path}: no run config.toml next to it and no `dataset` in its JSON sidecar, "
-                              "so the dataset it was trained on is unknown")
+        raise CheckpointError(
+            f"{path}: no run config.toml next to it and no `dataset` in its JSON sidecar, "
+            "so the dataset it was trained on is unknown"
+        )
     try:
         data = DataConfig(dataset=meta["dataset"], root=data_root or "", image_size=int(meta.get("image_size", 32)))
-    except Exception as exc:  # noqa: BLE001 - pydantic message → one line
+    except Exception as exc:
         raise CheckpointError(f"{path}: sidecar dataset {meta['dataset']!r} is not usable ({exc})") from None
     return data, None, 0

@@ -15,7 +15,8 @@ Stages (see ``labconsole.engine.stages``):
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
@@ -28,19 +29,19 @@ READOUTS_ARTIFACT = "artifacts/stage1_readouts.json"
 
 # -- shared helpers ----------------------------------------------------------------------------
 
+
 def session_for(ctx: StageContext) -> Session:
     """The run's Stage I session (one per run: rankings, baselines and cut caches are shared
     between the neurons, tracing and overlap stages)."""
     if "session" not in ctx.state:
         if "checkpoint" not in ctx.state and not ctx.preset.model.checkpoint:
             raise PresetError(
-                f"stage `{ctx.stage}` needs a trained model: list \"model\" (or \"erm\") before it in "
+                f'stage `{ctx.stage}` needs a trained model: list "model" (or "erm") before it in '
                 "`stages`, or give one with --set model.checkpoint=RUN_DIR_OR_FILE"
             )
         bundle = ensure_dataset(ctx)
         model = ensure_model(ctx)
-        session = Session(model, bundle, ctx.device, config=ctx.preset.neurons, cancel=ctx.cancel,
-                          seed=ctx.preset.seed)
+        session = Session(model, bundle, ctx.device, config=ctx.preset.neurons, cancel=ctx.cancel, seed=ctx.preset.seed)
         session._caches.update(ctx.state.get("caches", {}))  # reuse the ERM stage's tensor caches
         ctx.state["session"] = session
     return ctx.state["session"]
@@ -56,8 +57,10 @@ def ranked_groups(session: Session, names: tuple[str, ...]) -> list[str]:
 def check_splits(session: Session, splits: tuple[str, ...], key: str) -> tuple[str, ...]:
     for split in splits:
         if split not in session.bundle.splits:
-            raise UserError(f"{key}: dataset {session.bundle.name!r} has no split {split!r} "
-                            f"(has: {', '.join(session.bundle.splits)})")
+            raise UserError(
+                f"{key}: dataset {session.bundle.name!r} has no split {split!r} "
+                f"(has: {', '.join(session.bundle.splits)})"
+            )
     return splits
 
 
@@ -71,12 +74,13 @@ def minority_groups(session: Session) -> list[str]:
 def interventions(cfg: Any) -> Iterator[tuple[str, float | None, str]]:
     """(mode, σ, where) combinations of the config; σ is None for zero."""
     for mode in cfg.modes:
-        for std in ((None,) if mode == "zero" else cfg.stds):
+        for std in (None,) if mode == "zero" else cfg.stds:
             for where in cfg.where:
                 yield mode, std, where
 
 
 # -- stage: model ------------------------------------------------------------------------------
+
 
 def run_model_stage(ctx: StageContext) -> dict[str, Any]:
     """Load ``model.checkpoint`` (and evaluate it), or train one by ERM when none is given."""
@@ -95,6 +99,7 @@ def run_model_stage(ctx: StageContext) -> dict[str, Any]:
 
 # -- stage: neurons (unstructured tracing) -----------------------------------------------------
 
+
 def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.preset.neurons
     session = session_for(ctx)
@@ -107,21 +112,53 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
     for step, (selection, mode, std, where) in enumerate(plan, start=1):
         ctx.check_cancel()
         neurons, scores, label = _select(ctx, session, cfg, selection)
-        result = session.readout(neurons, mode=mode, std=std or 0.01, seeds=cfg.seeds, splits=splits, where=where,
-                                 control_draws=cfg.control_draws, control=cfg.control_draws > 0, label=label)
-        row = {**selection, "mode": mode, "std": std, "where": where,
-               "neurons": [[layer, index, score] for (layer, index), score in zip(neurons, scores)], **result}
+        result = session.readout(
+            neurons,
+            mode=mode,
+            std=std or 0.01,
+            seeds=cfg.seeds,
+            splits=splits,
+            where=where,
+            control_draws=cfg.control_draws,
+            control=cfg.control_draws > 0,
+            label=label,
+        )
+        row = {
+            **selection,
+            "mode": mode,
+            "std": std,
+            "where": where,
+            "neurons": [[layer, index, score] for (layer, index), score in zip(neurons, scores)],
+            **result,
+        }
         rows.append(row)
-        ctx.emit(ReadoutReady(run_id=ctx.run_id, label=label, mode=mode, neurons=tuple(neurons),
-                              splits=result["splits"], control=result["control"]))
-        ctx.progress(epoch=1, total_epochs=1, step=step, total_steps=len(plan), started=started,
-                     message=label)
+        ctx.emit(
+            ReadoutReady(
+                run_id=ctx.run_id,
+                label=label,
+                mode=mode,
+                neurons=tuple(neurons),
+                splits=result["splits"],
+                control=result["control"],
+            )
+        )
+        ctx.progress(epoch=1, total_epochs=1, step=step, total_steps=len(plan), started=started, message=label)
     baseline = {s: session.baseline(s) for s in splits}
-    artifact = {"baseline": baseline, "group_names": list(session.group_names),
-                "minority_groups": minority_groups(session), "rows": rows}
+    artifact = {
+        "baseline": baseline,
+        "group_names": list(session.group_names),
+        "minority_groups": minority_groups(session),
+        "rows": rows,
+    }
     path = ctx.run.write_json(READOUTS_ARTIFACT, artifact)
-    ctx.emit(ArtifactWritten(run_id=ctx.run_id, name="stage1_readouts", path=str(path),
-                             description="Stage I readouts: per-group change on train and test, with control"))
+    ctx.emit(
+        ArtifactWritten(
+            run_id=ctx.run_id,
+            name="stage1_readouts",
+            path=str(path),
+            description="Stage I readouts: per-group change on train and test, with control",
+        )
+    )
     summary = {
         "baseline": baseline,
         "minority_groups": minority_groups(session),
@@ -137,15 +174,18 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
 def _plan(cfg: Any, groups: list[str]) -> list[tuple[dict[str, Any], str, float | None, str]]:
     selections: list[dict[str, Any]] = []
     for criterion in cfg.criteria:
-        for group in ([None] if criterion == "magnitude" else groups):
+        for group in [None] if criterion == "magnitude" else groups:
             selections += [{"criterion": criterion, "ranked_group": group, "k": k, "percent": None} for k in cfg.top_k]
-            selections += [{"criterion": criterion, "ranked_group": group, "k": None, "percent": p}
-                           for p in cfg.top_percent]
+            selections += [
+                {"criterion": criterion, "ranked_group": group, "k": None, "percent": p} for p in cfg.top_percent
+            ]
     selections += [{"criterion": "random", "ranked_group": None, "k": k, "percent": None} for k in cfg.random_k]
     return [(sel, mode, std, where) for sel in selections for mode, std, where in interventions(cfg)]
 
 
-def _select(ctx: StageContext, session: Session, cfg: Any, sel: dict[str, Any]) -> tuple[list[tuple[str, int]], list[float | None], str]:
+def _select(
+    ctx: StageContext, session: Session, cfg: Any, sel: dict[str, Any]
+) -> tuple[list[tuple[str, int]], list[float | None], str]:
     """The neurons of one selection (rankings are computed once and emitted once)."""
     if sel["criterion"] == "random":
         picked = session.random_neurons(sel["k"], seed=ctx.preset.seed + 4242 + sel["k"])
@@ -153,27 +193,39 @@ def _select(ctx: StageContext, session: Session, cfg: Any, sel: dict[str, Any]) 
     emitted = ctx.state.setdefault("emitted_rankings", set())
     on = f" on {sel['ranked_group']}" if sel["ranked_group"] else ""
     if sel["percent"] is not None:
-        ranking = session.ranking(sel["criterion"], sel["ranked_group"], "top-percent", sel["percent"], cfg.norm,
-                                  cfg.per_layer_normalise)
+        ranking = session.ranking(
+            sel["criterion"], sel["ranked_group"], "top-percent", sel["percent"], cfg.norm, cfg.per_layer_normalise
+        )
         label = f"{sel['criterion']}{on} top {sel['percent']:g}%"
         neurons = list(ranking.neurons)
     else:
         # One global ranking up to the largest k; top-k is its first k entries.
-        ranking = session.ranking(sel["criterion"], sel["ranked_group"], "global", max(cfg.top_k), cfg.norm,
-                                  cfg.per_layer_normalise)
+        ranking = session.ranking(
+            sel["criterion"], sel["ranked_group"], "global", max(cfg.top_k), cfg.norm, cfg.per_layer_normalise
+        )
         label = f"{sel['criterion']}{on} top-{sel['k']}"
         neurons = list(ranking.neurons)[: sel["k"]]
     key = (ranking.criterion, ranking.group, ranking.scope, ranking.k)
     if key not in emitted:
         emitted.add(key)
-        ctx.emit(RankingReady(run_id=ctx.run_id, criterion=ranking.criterion, group=ranking.group,
-                              scope=ranking.scope, neurons=ranking.neurons, samples_used=ranking.samples_used))
+        ctx.emit(
+            RankingReady(
+                run_id=ctx.run_id,
+                criterion=ranking.criterion,
+                group=ranking.group,
+                scope=ranking.scope,
+                neurons=ranking.neurons,
+                samples_used=ranking.samples_used,
+            )
+        )
     return [(layer, index) for layer, index, _ in neurons], [score for _, _, score in neurons], label
 
 
 def _compact(row: dict[str, Any]) -> dict[str, Any]:
-    out = {key: row[key] for key in ("label", "criterion", "ranked_group", "k", "percent", "mode", "std", "where",
-                                     "neurons")}
+    out = {
+        key: row[key]
+        for key in ("label", "criterion", "ranked_group", "k", "percent", "mode", "std", "where", "neurons")
+    }
     out["delta_pp"] = {s: v["delta_pp"] for s, v in row["splits"].items()}
     out["spread_pp"] = {s: v["spread_pp"] for s, v in row["splits"].items()}
     control = row.get("control") or {}
@@ -194,24 +246,32 @@ def format_table(summary: dict[str, Any]) -> str:
     lines = [f"{'readout':<40} {'split':<6}" + "".join(f" {g:>{width}}" for g in groups)]
     base = summary.get("baseline") or {}
     for split in splits:
-        lines.append(f"{'baseline accuracy (%)':<40} {split:<6}"
-                     + "".join(f" {_pct(base.get(split, {}).get(g)):>{width}}" for g in groups))
+        lines.append(
+            f"{'baseline accuracy (%)':<40} {split:<6}"
+            + "".join(f" {_pct(base.get(split, {}).get(g)):>{width}}" for g in groups)
+        )
     shown_controls: set[str] = set()
     for row in rows:
         where = "" if row["where"] == "weight" else f" [{row['where']}]"
         sigma = f" σ={row['std']:g}" if row.get("std") else ""
         name = f"{row['label']} {row['mode']}{sigma}{where}"
         for i, split in enumerate(splits):
-            lines.append(f"{(name if i == 0 else ''):<40.40} {split:<6}"
-                         + "".join(f" {_pp(row['delta_pp'][split][g]):>{width}}" for g in groups))
+            lines.append(
+                f"{(name if i == 0 else ''):<40.40} {split:<6}"
+                + "".join(f" {_pp(row['delta_pp'][split][g]):>{width}}" for g in groups)
+            )
         control_key = repr(row.get("control_delta_pp"))
         if row.get("control_delta_pp") and control_key not in shown_controls:
             shown_controls.add(control_key)
             for i, split in enumerate(splits):
                 label = f"  control: {len(row['neurons'])} random neurons" if i == 0 else ""
-                lines.append(f"{label:<40.40} {split:<6}" + "".join(
-                    f" {_pp(row['control_delta_pp'][split][g]) + '±' + _pp(row['control_spread_pp'][split][g], sign=False):>{width}}"
-                    for g in groups))
+                lines.append(
+                    f"{label:<40.40} {split:<6}"
+                    + "".join(
+                        f" {_pp(row['control_delta_pp'][split][g]) + '±' + _pp(row['control_spread_pp'][split][g], sign=False):>{width}}"
+                        for g in groups
+                    )
+                )
     return "\n".join(lines)
 
 

@@ -21,8 +21,8 @@ import torch
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, StageStarted
 from labconsole.engine.stage1.interventions import Intervention
-from labconsole.engine.stage1.readout import summarise
 from labconsole.engine.stage1.ranking import percentile_ranks, top_neurons
+from labconsole.engine.stage1.readout import summarise
 from labconsole.engine.stage1.stages import check_splits, minority_groups, ranked_groups, session_for
 
 TRACING_JSON = "artifacts/stage1_tracing.json"
@@ -52,11 +52,17 @@ def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
         for layer in layers:
             ctx.check_cancel()
             by_ranked: dict[str | None, dict[str, dict[str, float | None]]] = {}
-            for group in ([None] if criterion in ("magnitude", "control") else groups):
+            for group in [None] if criterion in ("magnitude", "control") else groups:
                 step += 1
                 by_ranked[group] = _zero_layer_readout(session, criterion, group, layer, cfg, splits, ctx.preset.seed)
-                ctx.progress(epoch=1, total_epochs=1, step=step, total_steps=total, started=started,
-                             message=f"{criterion} {layer}")
+                ctx.progress(
+                    epoch=1,
+                    total_epochs=1,
+                    step=step,
+                    total_steps=total,
+                    started=started,
+                    message=f"{criterion} {layer}",
+                )
             for split in splits:
                 if None in by_ranked:
                     row = [by_ranked[None][split][g] for g in names]
@@ -65,32 +71,56 @@ def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
                 matrices[criterion][split].append(row)
             for group, per_split in by_ranked.items():
                 full[criterion].setdefault(group or "all", {}).setdefault("layers", []).append(
-                    {"layer": layer, **{s: per_split[s] for s in splits}})
-    result = {"layers": layers, "groups": names, "k": cfg.tracing_k, "splits": list(splits),
-              "minority_groups": minority_groups(session), "matrices": matrices, "by_ranked_group": full}
+                    {"layer": layer, **{s: per_split[s] for s in splits}}
+                )
+    result = {
+        "layers": layers,
+        "groups": names,
+        "k": cfg.tracing_k,
+        "splits": list(splits),
+        "minority_groups": minority_groups(session),
+        "matrices": matrices,
+        "by_ranked_group": full,
+    }
     json_path = ctx.run.write_json(TRACING_JSON, result)
     png_path = plot_tracing(result, ctx.run.path / TRACING_PNG)
     for name, path in (("stage1_tracing", json_path), ("stage1_tracing_png", png_path)):
-        ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path),
-                                 description="structured tracing: layers × groups change (pp)"))
-    return {"layers": layers, "groups": names, "k": cfg.tracing_k, "matrices": matrices,
-            "artifacts": [TRACING_JSON, TRACING_PNG], "seconds": time.monotonic() - started}
+        ctx.emit(
+            ArtifactWritten(
+                run_id=ctx.run_id,
+                name=name,
+                path=str(path),
+                description="structured tracing: layers × groups change (pp)",
+            )
+        )
+    return {
+        "layers": layers,
+        "groups": names,
+        "k": cfg.tracing_k,
+        "matrices": matrices,
+        "artifacts": [TRACING_JSON, TRACING_PNG],
+        "seconds": time.monotonic() - started,
+    }
 
 
-def _zero_layer_readout(session: Any, criterion: str, group: str | None, layer: str, cfg: Any,
-                        splits: tuple[str, ...], seed: int) -> dict[str, dict[str, float | None]]:
+def _zero_layer_readout(
+    session: Any, criterion: str, group: str | None, layer: str, cfg: Any, splits: tuple[str, ...], seed: int
+) -> dict[str, dict[str, float | None]]:
     """Δpp per split and group when zeroing the layer's top-k (or, for the control, as many
     random neurons of the same layer, averaged over ``control_draws`` draws)."""
     k = cfg.tracing_k
     if criterion == "control":
         n = dict((name, n) for name, _, n in session.layers())[layer]
         draws = max(1, cfg.control_draws)
-        picks = [torch.randperm(n, generator=torch.Generator().manual_seed(seed * 31 + d))[:k].tolist()
-                 for d in range(draws)]
+        picks = [
+            torch.randperm(n, generator=torch.Generator().manual_seed(seed * 31 + d))[:k].tolist() for d in range(draws)
+        ]
         out = {}
         for split in splits:
-            afters = [session.accuracy_after(split, Intervention(tuple((layer, i) for i in p), "zero", where="weight"))
-                      for p in picks]
+            afters = [
+                session.accuracy_after(split, Intervention(tuple((layer, i) for i in p), "zero", where="weight"))
+                for p in picks
+            ]
             out[split] = summarise(session.group_names, session._baseline(split), afters)["delta_pp"]
         return out
     ranking = session.ranking(criterion, group, "per-layer", k, cfg.norm, False, layers=[layer])
@@ -107,7 +137,9 @@ def plot_tracing(result: dict[str, Any], path: Path) -> Path:
 
     split = result["splits"][0]
     criteria = list(result["matrices"])
-    values = [[[float("nan") if v is None else v for v in row] for row in result["matrices"][c][split]] for c in criteria]
+    values = [
+        [[float("nan") if v is None else v for v in row] for row in result["matrices"][c][split]] for c in criteria
+    ]
     limit = max([abs(v) for m in values for row in m for v in row if v == v] + [1.0])
     height = max(3.0, 0.35 * len(result["layers"]) + 1.5)
     fig, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria) + 1.5, height), squeeze=False)
@@ -115,8 +147,11 @@ def plot_tracing(result: dict[str, Any], path: Path) -> Path:
         image = ax.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
         ax.set_title(f"{criterion}" if criterion != "control" else "control (random)", fontsize=9)
         ax.set_xticks(range(len(result["groups"])), result["groups"], rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(result["layers"])), result["layers"] if ax is axes[0][0] else [""] * len(result["layers"]),
-                      fontsize=7)
+        ax.set_yticks(
+            range(len(result["layers"])),
+            result["layers"] if ax is axes[0][0] else [""] * len(result["layers"]),
+            fontsize=7,
+        )
     fig.colorbar(image, ax=axes[0].tolist(), label=f"Δ {split} accuracy (pp)")
     fig.suptitle(f"Zeroing the top-{result['k']} neurons of each layer ({split})", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +161,7 @@ def plot_tracing(result: dict[str, Any], path: Path) -> Path:
 
 
 # -- overlap (Figure 3) --------------------------------------------------------------------------
+
 
 def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.preset.neurons
@@ -157,14 +193,28 @@ def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
     json_path = ctx.run.write_json(OVERLAP_JSON, out)
     png_path = plot_overlap(out, ctx.run.path / OVERLAP_PNG)
     for name, path in (("stage1_overlap", json_path), ("stage1_overlap_png", png_path)):
-        ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path),
-                                 description="overlap of gradient and magnitude criteria (percentile ranks)"))
-    summary = {kind: {"n_neurons": v["n_neurons"],
-                      "top_gradient_by_magnitude_hist": v["top_gradient_by_magnitude_rank"]["histogram"],
-                      "top_magnitude_by_gradient_hist": v["top_magnitude_by_gradient_rank"]["histogram"]}
-               for kind, v in out["kinds"].items()}
-    return {"bins": edges, "top_percent": cfg.overlap_top_percent, "kinds": summary,
-            "artifacts": [OVERLAP_JSON, OVERLAP_PNG]}
+        ctx.emit(
+            ArtifactWritten(
+                run_id=ctx.run_id,
+                name=name,
+                path=str(path),
+                description="overlap of gradient and magnitude criteria (percentile ranks)",
+            )
+        )
+    summary = {
+        kind: {
+            "n_neurons": v["n_neurons"],
+            "top_gradient_by_magnitude_hist": v["top_gradient_by_magnitude_rank"]["histogram"],
+            "top_magnitude_by_gradient_hist": v["top_magnitude_by_gradient_rank"]["histogram"],
+        }
+        for kind, v in out["kinds"].items()
+    }
+    return {
+        "bins": edges,
+        "top_percent": cfg.overlap_top_percent,
+        "kinds": summary,
+        "artifacts": [OVERLAP_JSON, OVERLAP_PNG],
+    }
 
 
 def _histogram(per_group: dict[str, list[float]], edges: list[float]) -> list[int]:

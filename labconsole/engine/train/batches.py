@@ -7,7 +7,7 @@ transform of SPEC §1 and are normalised on the device.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -91,10 +91,17 @@ class TrainBatches:
 
         from labconsole.engine.data.files import training_dataset
 
-        dataset = training_dataset(self.split.subset(order), self.bundle.image_size, augment=self.augment,
-                                   channels=self.bundle.channels)
-        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda", drop_last=self.drop_last)
+        dataset = training_dataset(
+            self.split.subset(order), self.bundle.image_size, augment=self.augment, channels=self.bundle.channels
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=self.drop_last,
+        )
         start = 0
         for x, _, _ in loader:
             idx = order[start : start + len(x)]

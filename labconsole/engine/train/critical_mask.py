@@ -9,8 +9,9 @@ groups (the smaller half of the groups by training count), which needs group lab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,7 +19,13 @@ from torch import nn
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.stage1.neurons import Layer
-from labconsole.engine.stage1.ranking import gradient_scores, magnitude_scores, normalise_per_layer, per_sample_loss, top_neurons
+from labconsole.engine.stage1.ranking import (
+    gradient_scores,
+    magnitude_scores,
+    normalise_per_layer,
+    per_sample_loss,
+    top_neurons,
+)
 from labconsole.engine.train.masking import WeightMask, neuron_mask, smallest_weights_mask
 from labconsole.errors import UserError
 
@@ -39,8 +46,8 @@ def minority_group_indices(bundle: DatasetBundle) -> list[int]:
     """The smaller half of the groups by training count (Waterbirds: landbird-water, waterbird-land)."""
     if not has_group_labels(bundle):
         raise UserError(
-            f"finetune.gradient_source = \"minority-groups\" needs group labels, and dataset "
-            f"{bundle.name!r} has none (one attribute value only); use gradient_source = \"full-train\""
+            f'finetune.gradient_source = "minority-groups" needs group labels, and dataset '
+            f'{bundle.name!r} has none (one attribute value only); use gradient_source = "full-train"'
         )
     counts = bundle.split("train").group_counts(bundle.groups.num_groups)
     present = [g for g, c in enumerate(counts) if c > 0]
@@ -48,8 +55,9 @@ def minority_group_indices(bundle: DatasetBundle) -> list[int]:
     return ordered[: max(1, len(ordered) // 2)]
 
 
-def worst_then_sampled(model: nn.Module, cache: TensorCache, members: torch.Tensor, *, worst: int, sampled: int,
-                       seed: int) -> torch.Tensor:
+def worst_then_sampled(
+    model: nn.Module, cache: TensorCache, members: torch.Tensor, *, worst: int, sampled: int, seed: int
+) -> torch.Tensor:
     """Among ``members`` (indices into ``cache``): the ``worst`` highest-CE examples, then
     ``sampled`` of them drawn at random (seeded). Sorted indices."""
     if len(members) == 0:
@@ -72,8 +80,15 @@ def gradient_batch(model: nn.Module, cache: TensorCache, bundle: DatasetBundle, 
     return GradientBatch(index=index, source=cfg.gradient_source, searched=len(members))
 
 
-def critical_neurons(model: nn.Module, layers: Sequence[Layer], cfg: Any, *, cache: TensorCache | None = None,
-                     bundle: DatasetBundle | None = None, seed: int = 0) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+def critical_neurons(
+    model: nn.Module,
+    layers: Sequence[Layer],
+    cfg: Any,
+    *,
+    cache: TensorCache | None = None,
+    bundle: DatasetBundle | None = None,
+    seed: int = 0,
+) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     """The neurons to mask, and plain-value details of how they were chosen."""
     names = [layer.name for layer in layers]
     chosen: list[tuple[str, int]] = []
@@ -95,13 +110,26 @@ def critical_neurons(model: nn.Module, layers: Sequence[Layer], cfg: Any, *, cac
         top = top_neurons(scores, "top-percent", cfg.prune_percent, names)
         new = [(layer, index) for layer, index, _ in top if (layer, index) not in chosen]
         chosen += new
-        info.update({"gradient": len(top), "gradient_source": batch.source, "gradient_examples": len(batch.index),
-                     "searched": batch.searched})
+        info.update(
+            {
+                "gradient": len(top),
+                "gradient_source": batch.source,
+                "gradient_examples": len(batch.index),
+                "searched": batch.searched,
+            }
+        )
     return chosen, info
 
 
-def build_epoch_mask(model: nn.Module, layers: Sequence[Layer], cfg: Any, *, cache: TensorCache | None = None,
-                     bundle: DatasetBundle | None = None, seed: int = 0) -> tuple[WeightMask, dict[str, Any]]:
+def build_epoch_mask(
+    model: nn.Module,
+    layers: Sequence[Layer],
+    cfg: Any,
+    *,
+    cache: TensorCache | None = None,
+    bundle: DatasetBundle | None = None,
+    seed: int = 0,
+) -> tuple[WeightMask, dict[str, Any]]:
     """The auxiliary model's mask for one epoch, computed from the target's current weights."""
     if cfg.mask == "smallest-weights":
         mask = smallest_weights_mask(layers, cfg.prune_percent)

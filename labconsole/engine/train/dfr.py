@@ -32,7 +32,6 @@ from labconsole.errors import PresetError, UserError
 def base_checkpoint(ctx: StageContext) -> tuple[Path, str]:
     """The ERM model whose last layer is retrained: this run's selected ERM, or model.checkpoint."""
     from labconsole.engine.models.checkpoint import resolve_checkpoint
-
     from labconsole.engine.train.start import erm_trained_in_this_run
 
     if erm_trained_in_this_run(ctx):
@@ -40,8 +39,10 @@ def base_checkpoint(ctx: StageContext) -> tuple[Path, str]:
     if ctx.preset.model.checkpoint:
         path = resolve_checkpoint(ctx.preset.model.checkpoint, "best")
         return path, f"model.checkpoint ({path})"
-    raise PresetError(f"stage `{ctx.stage or 'dfr'}` needs an ERM model: list \"erm\" before it in `stages`, or give one with "
-                      "--set model.checkpoint=RUN_DIR_OR_FILE")
+    raise PresetError(
+        f'stage `{ctx.stage or "dfr"}` needs an ERM model: list "erm" before it in `stages`, or give one with '
+        "--set model.checkpoint=RUN_DIR_OR_FILE"
+    )
 
 
 @torch.no_grad()
@@ -77,8 +78,9 @@ def _fit(x: np.ndarray, y: np.ndarray, c: float, cfg: Any, seed: int) -> tuple[n
 
     l1 = 1.0 if cfg.penalty == "l1" else 0.0
     binary = len(np.unique(y)) <= 2
-    clf = LogisticRegression(C=c, l1_ratio=l1, solver="liblinear" if binary else "saga", max_iter=cfg.max_iter,
-                             random_state=seed)
+    clf = LogisticRegression(
+        C=c, l1_ratio=l1, solver="liblinear" if binary else "saga", max_iter=cfg.max_iter, random_state=seed
+    )
     clf.fit(x, y)
     return clf.coef_, clf.intercept_
 
@@ -143,22 +145,29 @@ def run_dfr_stage(ctx: StageContext) -> dict[str, Any]:
         head.bias.copy_(torch.as_tensor(b - (w * mean / std).sum(1), dtype=head.bias.dtype))
     after = evaluate_splits(ctx, model, ("val", "test"))
     held_out_pred = (scaled[half_b] @ w.T + b).argmax(1)
-    correct = np.bincount(g[half_b], weights=(held_out_pred == y[half_b]).astype(float), minlength=bundle.groups.num_groups)
+    correct = np.bincount(
+        g[half_b], weights=(held_out_pred == y[half_b]).astype(float), minlength=bundle.groups.num_groups
+    )
     total = np.bincount(g[half_b], minlength=bundle.groups.num_groups)
-    held_out = split_metrics(correct.round().astype(int).tolist(), total.tolist(), bundle.groups,
-                             bundle.train_group_proportions())
-    out_path = save_checkpoint(ctx.run.checkpoints / "dfr", model, {**model_meta(ctx, bundle), "stage": "dfr",
-                                                                     "base": str(path), "C": best_c})
+    held_out = split_metrics(
+        correct.round().astype(int).tolist(), total.tolist(), bundle.groups, bundle.train_group_proportions()
+    )
+    out_path = save_checkpoint(
+        ctx.run.checkpoints / "dfr", model, {**model_meta(ctx, bundle), "stage": "dfr", "base": str(path), "C": best_c}
+    )
     ctx.state["model"] = model
     return {
         "method": f"DFR: logistic regression ({cfg.penalty}) on penultimate features of a group-balanced half "
-                  f"of validation, C chosen by WGA on the other half, {cfg.balanced_draws} balanced draws averaged",
+        f"of validation, C chosen by WGA on the other half, {cfg.balanced_draws} balanced draws averaged",
         "base": source,
-        "selection": {"rule": "C with best WGA on the held-out validation half", "C": best_c,
-                      "wga_by_C": {str(c): s for c, s in scores.items()}},
+        "selection": {
+            "rule": "C with best WGA on the held-out validation half",
+            "C": best_c,
+            "wga_by_C": {str(c): s for c, s in scores.items()},
+        },
         "splits": {"test": after["test"], "val": after["val"], "val_held_out_half": held_out},
         "wga_before": {s: before[s]["wga"] for s in before},
         "wga_after": {"test": after["test"]["wga"], "val_held_out_half": held_out["wga"]},
-        "halves": {"train": int(len(half_a)), "select": int(len(half_b))},
+        "halves": {"train": len(half_a), "select": len(half_b)},
         "checkpoint": str(out_path),
     }

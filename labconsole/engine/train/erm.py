@@ -17,7 +17,6 @@ from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.pipeline import autocast_for, ensure_dataset, ensure_model, evaluate_splits, model_meta
-from labconsole.engine.runs import atomic_write_bytes
 from labconsole.engine.train.batches import TrainBatches
 from labconsole.engine.train.state import TrainState, load_train_state, save_train_state
 
@@ -56,12 +55,19 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), cfg)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.plateau_factor,
-                                                           patience=cfg.plateau_patience)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+    )
     train_split = bundle.split("train")
-    batches = TrainBatches(bundle, train_split, batch_size=cfg.batch_size, device=device,
-                           augment=ctx.preset.data.augment, seed=ctx.preset.seed,
-                           num_workers=ctx.preset.data.num_workers)
+    batches = TrainBatches(
+        bundle,
+        train_split,
+        batch_size=cfg.batch_size,
+        device=device,
+        augment=ctx.preset.data.augment,
+        seed=ctx.preset.seed,
+        num_workers=ctx.preset.data.num_workers,
+    )
     weights = group_weights(train_split.g, bundle.groups.num_groups).to(device) if cfg.balance == "reweight" else None
     meta = model_meta(ctx, bundle)
 
@@ -71,7 +77,11 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
     ctx.emit(StageStarted(run_id=ctx.run_id, stage="erm", total_epochs=cfg.epochs))
     started = time.monotonic()
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
-        index = subsample_index(train_split.g, bundle.groups.num_groups, batches.generator) if cfg.balance == "subsample" else None
+        index = (
+            subsample_index(train_split.g, bundle.groups.num_groups, batches.generator)
+            if cfg.balance == "subsample"
+            else None
+        )
         train_loss = _train_one_epoch(ctx, model, optimizer, batches, index, weights, epoch, cfg.epochs, started, state)
         splits = evaluate_splits(ctx, model, ("train", "val", "test") if cfg.eval_train else ("val", "test"))
         val_loss = _loss_on(ctx, model, "val")
@@ -87,9 +97,20 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
         state.epoch = epoch
         state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
         save_train_state(ctx.run, "erm", model, optimizer, scheduler, batches.generator, state)
-        ctx.emit(EpochResult(run_id=ctx.run_id, stage="erm", epoch=epoch, total_epochs=cfg.epochs, splits=splits,
-                             train_loss=train_loss, lr=optimizer.param_groups[0]["lr"], is_best=improved,
-                             best_epoch=state.best_epoch, selection=_selection_text(cfg)))
+        ctx.emit(
+            EpochResult(
+                run_id=ctx.run_id,
+                stage="erm",
+                epoch=epoch,
+                total_epochs=cfg.epochs,
+                splits=splits,
+                train_loss=train_loss,
+                lr=optimizer.param_groups[0]["lr"],
+                is_best=improved,
+                best_epoch=state.best_epoch,
+                selection=_selection_text(cfg),
+            )
+        )
     _load_best(ctx, model)
     ctx.state["checkpoint"] = ctx.run.checkpoints / "best.safetensors"
     if state.best_splits and "train" not in state.best_splits:
@@ -105,9 +126,18 @@ def _selection_text(cfg: Any) -> str:
     return "best val WGA" if cfg.selection == "best-val-wga" else "last epoch"
 
 
-def _train_one_epoch(ctx: StageContext, model: nn.Module, optimizer: torch.optim.Optimizer, batches: TrainBatches,
-                     index: torch.Tensor | None, weights: torch.Tensor | None, epoch: int, total_epochs: int,
-                     started: float, state: TrainState) -> float:
+def _train_one_epoch(
+    ctx: StageContext,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: TrainBatches,
+    index: torch.Tensor | None,
+    weights: torch.Tensor | None,
+    epoch: int,
+    total_epochs: int,
+    started: float,
+    state: TrainState,
+) -> float:
     model.train()
     total_steps = batches.num_batches(None if index is None else len(index))
     loss_sum = torch.zeros((), device=ctx.device)
@@ -129,8 +159,15 @@ def _train_one_epoch(ctx: StageContext, model: nn.Module, optimizer: torch.optim
         if step == total_steps or step % 5 == 0:  # .item() syncs a GPU: only at emission points
             value = float(loss.detach())
             state.recent_losses = (state.recent_losses + [value])[-200:]
-            ctx.progress(epoch=epoch, total_epochs=total_epochs, step=step, total_steps=total_steps,
-                         started=started, loss=value, recent=tuple(state.recent_losses))
+            ctx.progress(
+                epoch=epoch,
+                total_epochs=total_epochs,
+                step=step,
+                total_steps=total_steps,
+                started=started,
+                loss=value,
+                recent=tuple(state.recent_losses),
+            )
     return float(loss_sum) / max(1, seen)
 
 

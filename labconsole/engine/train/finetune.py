@@ -12,9 +12,10 @@ plus ``finetune-resume.pt``, so a cancelled run resumes after its last finished 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +25,8 @@ from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import get_head
-from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
+from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
 from labconsole.engine.train.losses import contrastive_loss, supervised_loss
 from labconsole.engine.train.masking import AuxiliaryModel, WeightMask
@@ -106,7 +107,9 @@ class FinetuneStep:
         supervised = supervised_loss(outputs, y, cfg.supervised, probabilities=cfg.head_softmax)
         return contrast + cfg.supervised_weight * supervised
 
-    def step(self, optimizer: torch.optim.Optimizer, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, optimizer: torch.optim.Optimizer, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
         loss = self.loss(x1, x2, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -117,8 +120,11 @@ class FinetuneStep:
 def check_finetune_inputs(ctx: StageContext) -> None:
     """Refuse what cannot work before any training: minority groups without group labels."""
     cfg = ctx.preset.finetune
-    if cfg.mask == "critical-neurons" and cfg.criterion in ("gradient", "combined") \
-            and cfg.gradient_source == "minority-groups":
+    if (
+        cfg.mask == "critical-neurons"
+        and cfg.criterion in ("gradient", "combined")
+        and cfg.gradient_source == "minority-groups"
+    ):
         minority_group_indices(ensure_dataset(ctx))  # raises a UserError naming the key
 
 
@@ -138,10 +144,18 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
         projection = ProjectionHead(get_head(model).in_features, cfg.projection_dim).to(device)
     modules = FinetuneModules(model, projection)
     optimizer = torch.optim.Adam(modules.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.plateau_factor,
-                                                           patience=cfg.plateau_patience)
-    batches = ViewBatches(bundle, bundle.split("train"), batch_size=cfg.batch_size, device=device, views=cfg.views,
-                          seed=ctx.preset.seed, num_workers=ctx.preset.data.num_workers)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+    )
+    batches = ViewBatches(
+        bundle,
+        bundle.split("train"),
+        batch_size=cfg.batch_size,
+        device=device,
+        views=cfg.views,
+        seed=ctx.preset.seed,
+        num_workers=ctx.preset.data.num_workers,
+    )
     layers = eligible_layers(model, cfg.include, cfg.exclude)
     step = FinetuneStep(model, cfg, device, projection)
     meta = {**model_meta(ctx, bundle), "stage": STAGE, "start": str(start_path)}
@@ -168,9 +182,20 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
         state.epoch = epoch
         state.history.append({"epoch": epoch, "train_loss": train_loss, "mask": {**mask.summary(), **mask_info}})
         save_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator, state)
-        ctx.emit(EpochResult(run_id=ctx.run_id, stage=STAGE, epoch=epoch, total_epochs=cfg.epochs, splits=splits,
-                             train_loss=train_loss, lr=optimizer.param_groups[0]["lr"], is_best=improved,
-                             best_epoch=state.best_epoch, selection=selection))
+        ctx.emit(
+            EpochResult(
+                run_id=ctx.run_id,
+                stage=STAGE,
+                epoch=epoch,
+                total_epochs=cfg.epochs,
+                splits=splits,
+                train_loss=train_loss,
+                lr=optimizer.param_groups[0]["lr"],
+                is_best=improved,
+                best_epoch=state.best_epoch,
+                selection=selection,
+            )
+        )
     best = ctx.run.checkpoints / "finetune-best.safetensors"
     if best.exists():
         from safetensors.torch import load_file
@@ -204,8 +229,15 @@ def _gradient_cache(ctx: StageContext, epoch: int) -> Any:
     return TensorCache.from_split(train.subset(torch.sort(index).values), bundle, ctx.device)
 
 
-def _train_epoch(ctx: StageContext, step: FinetuneStep, optimizer: torch.optim.Optimizer, batches: ViewBatches,
-                 epoch: int, started: float, state: TrainState) -> float:
+def _train_epoch(
+    ctx: StageContext,
+    step: FinetuneStep,
+    optimizer: torch.optim.Optimizer,
+    batches: ViewBatches,
+    epoch: int,
+    started: float,
+    state: TrainState,
+) -> float:
     cfg = ctx.preset.finetune
     step.model.train()
     if step.projection is not None:
@@ -225,8 +257,15 @@ def _train_epoch(ctx: StageContext, step: FinetuneStep, optimizer: torch.optim.O
         if index == total_steps or index % 5 == 0:  # .item() syncs a GPU: only at emission points
             value = float(loss)
             state.recent_losses = (state.recent_losses + [value])[-200:]
-            ctx.progress(epoch=epoch, total_epochs=cfg.epochs, step=index, total_steps=total_steps,
-                         started=started, loss=value, recent=tuple(state.recent_losses))
+            ctx.progress(
+                epoch=epoch,
+                total_epochs=cfg.epochs,
+                step=index,
+                total_steps=total_steps,
+                started=started,
+                loss=value,
+                recent=tuple(state.recent_losses),
+            )
     return float(loss_sum) / max(1, seen)
 
 
@@ -246,12 +285,21 @@ def validation_loss(ctx: StageContext, model: nn.Module) -> float:
     return float(total) / max(1, len(cache))
 
 
-def _summary(ctx: StageContext, cfg: Any, state: TrainState, before: dict[str, Any], start_path: Path,
-             start_note: str, selection: str) -> dict[str, Any]:
+def _summary(
+    ctx: StageContext,
+    cfg: Any,
+    state: TrainState,
+    before: dict[str, Any],
+    start_path: Path,
+    start_note: str,
+    selection: str,
+) -> dict[str, Any]:
     after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
     before_wga = {split: (before["splits"].get(split) or {}).get("wga") for split in ("val", "test")}
-    gain = {s: (after[s] - before_wga[s]) if after[s] is not None and before_wga[s] is not None else None
-            for s in ("val", "test")}
+    gain = {
+        s: (after[s] - before_wga[s]) if after[s] is not None and before_wga[s] is not None else None
+        for s in ("val", "test")
+    }
     last_mask = state.history[-1]["mask"] if state.history else {}
     return {
         "variant": ctx.preset.variant,
@@ -266,8 +314,10 @@ def _summary(ctx: StageContext, cfg: Any, state: TrainState, before: dict[str, A
         "start": {"checkpoint": str(start_path), "note": start_note, "kick_in_epoch": cfg.kick_in_epoch},
         "epochs": state.epoch,
         "mask_last_epoch": last_mask,
-        "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],
-                     "masked": h["mask"].get("description")} for h in state.history],
+        "history": [
+            {"epoch": h["epoch"], "train_loss": h["train_loss"], "masked": h["mask"].get("description")}
+            for h in state.history
+        ],
     }
 
 
@@ -279,5 +329,7 @@ def _method_text(cfg: Any) -> str:
         if cfg.criterion != "magnitude":
             mask += f" (gradient source: {cfg.gradient_source})"
     supervised = "MSE" if cfg.supervised == "mse" else "CE"
-    return (f"NT-Xent(τ={cfg.temperature:g}, {cfg.contrastive}, on {cfg.contrast_on}) + "
-            f"{cfg.supervised_weight:g}·{supervised}; auxiliary = target with {mask} masked")
+    return (
+        f"NT-Xent(τ={cfg.temperature:g}, {cfg.contrastive}, on {cfg.contrast_on}) + "
+        f"{cfg.supervised_weight:g}·{supervised}; auxiliary = target with {mask} masked"
+    )

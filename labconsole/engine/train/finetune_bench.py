@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,15 +36,22 @@ def _median_time(fn: Callable[[], Any], device: torch.device, repeats: int, warm
     return statistics.median(times)
 
 
-def measure_finetune_step(*, backbone: str = "cifar_resnet8", image_size: int = 32, width: int = 16,
-                          batch_size: int = 128, device: str = "auto", repeats: int = 10,
-                          views: str = "translate") -> dict[str, Any]:
+def measure_finetune_step(
+    *,
+    backbone: str = "cifar_resnet8",
+    image_size: int = 32,
+    width: int = 16,
+    batch_size: int = 128,
+    device: str = "auto",
+    repeats: int = 10,
+    views: str = "translate",
+) -> dict[str, Any]:
     from labconsole.config.finetune import FinetuneConfig
     from labconsole.engine.api import resolve_device
     from labconsole.engine.data.cache import TensorCache
     from labconsole.engine.models.factory import create_model
-    from labconsole.engine.stage1.neurons import eligible_layers
     from labconsole.engine.pipeline import autocast_for
+    from labconsole.engine.stage1.neurons import eligible_layers
     from labconsole.engine.train.batches import translate_batch
     from labconsole.engine.train.critical_mask import build_epoch_mask
     from labconsole.engine.train.finetune import FinetuneStep
@@ -87,10 +95,17 @@ def measure_finetune_step(*, backbone: str = "cifar_resnet8", image_size: int = 
 
     out: dict[str, Any] = {
         "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
-        "backbone": backbone, "image_size": image_size, "batch_size": batch_size, "threads": torch.get_num_threads(),
-        "views": views, "masked": mask.description,
+        "backbone": backbone,
+        "image_size": image_size,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "views": views,
+        "masked": mask.description,
     }
-    out["erm_step_s"] = _median_time(lambda: erm_compute(normalise(translate_batch(images, pad, generator))), dev, repeats)
+    out["erm_step_s"] = _median_time(
+        lambda: erm_compute(normalise(translate_batch(images, pad, generator))), dev, repeats
+    )
+
     def finetune_full() -> None:
         view1, view2 = two_views(images, generator, views)
         step.step(optimizer, normalise(view1), normalise(view2), y)
@@ -112,20 +127,23 @@ def measure_finetune_step(*, backbone: str = "cifar_resnet8", image_size: int = 
     bundle = DatasetBundle("bench", GroupInfo(("a", "b"), ("x", "y")), {"train": split}, image_size)
     cache = TensorCache.from_split(split, bundle, dev)
     grad_cfg = FinetuneConfig(criterion="gradient")
-    out["mask_gradient_s"] = _median_time(lambda: build_epoch_mask(model, layers, grad_cfg, cache=cache, bundle=bundle),
-                                          dev, 3, warmup=1)
+    out["mask_gradient_s"] = _median_time(
+        lambda: build_epoch_mask(model, layers, grad_cfg, cache=cache, bundle=bundle), dev, 3, warmup=1
+    )
     out["mask_gradient_pool"] = n
     return out
 
 
 def format_result(r: dict[str, Any]) -> str:
-    return "\n".join([
-        f"device {r['device']}, {r['backbone']} at {r['image_size']} px, batch {r['batch_size']}, "
-        f"{r['threads']} threads; auxiliary masks {r['masked']}",
-        f"ERM step (translate + fwd/bwd/Adam)        {r['erm_step_s'] * 1e3:9.2f} ms",
-        f"fine-tuning step ({r['views']} views, 2 branches) {r['finetune_step_s'] * 1e3:9.2f} ms",
-        f"ratio fine-tuning / ERM                   {r['ratio']:9.2f}×  (target ≤ 2.0×)",
-        f"  compute only (views precomputed)        {r['ratio_compute_only']:9.2f}×",
-        f"mask per epoch: magnitude {r['mask_magnitude_s'] * 1e3:.1f} ms, gradient "
-        f"{r['mask_gradient_s'] * 1e3:.1f} ms (worst-CE search over {r['mask_gradient_pool']} images)",
-    ])
+    return "\n".join(
+        [
+            f"device {r['device']}, {r['backbone']} at {r['image_size']} px, batch {r['batch_size']}, "
+            f"{r['threads']} threads; auxiliary masks {r['masked']}",
+            f"ERM step (translate + fwd/bwd/Adam)        {r['erm_step_s'] * 1e3:9.2f} ms",
+            f"fine-tuning step ({r['views']} views, 2 branches) {r['finetune_step_s'] * 1e3:9.2f} ms",
+            f"ratio fine-tuning / ERM                   {r['ratio']:9.2f}×  (target ≤ 2.0×)",
+            f"  compute only (views precomputed)        {r['ratio_compute_only']:9.2f}×",
+            f"mask per epoch: magnitude {r['mask_magnitude_s'] * 1e3:.1f} ms, gradient "
+            f"{r['mask_gradient_s'] * 1e3:.1f} ms (worst-CE search over {r['mask_gradient_pool']} images)",
+        ]
+    )

@@ -10,9 +10,10 @@ of the chosen output dimension with respect to that output. ViT layers give toke
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +59,7 @@ def layer_output(model: nn.Module, layer: str) -> Iterator[dict[str, torch.Tenso
 def tokens_to_grid(tokens: torch.Tensor, prefix: int) -> torch.Tensor:
     """[B, prefix + h*w, D] → [B, D, h, w]."""
     patches = tokens[:, prefix:]
-    side = int(math.isqrt(patches.shape[1]))
+    side = math.isqrt(patches.shape[1])
     if side * side != patches.shape[1]:
         raise UserError(f"cannot reshape {patches.shape[1]} tokens into a square patch grid")
     return patches.transpose(1, 2).reshape(tokens.shape[0], -1, side, side)
@@ -135,8 +136,9 @@ def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
     bundle = ensure_dataset(ctx)
     tuned_path = ctx.run.checkpoints / "finetune-best.safetensors"
     if not tuned_path.exists():
-        raise PresetError("stage `gradcam` compares ERM with the fine-tuned model: list \"finetune\" before it "
-                          "in `stages`")
+        raise PresetError(
+            'stage `gradcam` compares ERM with the fine-tuned model: list "finetune" before it in `stages`'
+        )
     erm_path, erm_source = base_checkpoint(ctx)
     if cfg.split not in bundle.splits:
         raise UserError(f"finetune.gradcam.split = {cfg.split!r}: the dataset has {', '.join(bundle.splits)}")
@@ -154,12 +156,27 @@ def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
             model.eval()
             predictions[name] = model(x).argmax(1).tolist()
     groups = cache.g[idx.to(cache.g.device)].tolist()
-    labels = [f"{bundle.groups.group_names[gi]}\nERM→{bundle.groups.class_names[pe]}, FT→{bundle.groups.class_names[pf]}"
-              for gi, pe, pf in zip(groups, predictions["ERM"], predictions["fine-tuned"])]
+    labels = [
+        f"{bundle.groups.group_names[gi]}\nERM→{bundle.groups.class_names[pe]}, FT→{bundle.groups.class_names[pf]}"
+        for gi, pe, pf in zip(groups, predictions["ERM"], predictions["fine-tuned"])
+    ]
     path = ctx.run.artifacts / "gradcam.png"
     save_figure(path, raw, maps, labels)
-    ctx.emit(ArtifactWritten(run_id=ctx.run_id, name="gradcam", path=str(path),
-                             description=f"GradCAM at {layer}, output {cfg.output_index}: ERM vs fine-tuned"))
-    return {"figure": str(path.relative_to(ctx.run.path)), "layer": layer, "output_index": cfg.output_index,
-            "split": cfg.split, "examples": index, "erm": erm_source,
-            "groups": [bundle.groups.group_names[gi] for gi in groups], "predictions": predictions}
+    ctx.emit(
+        ArtifactWritten(
+            run_id=ctx.run_id,
+            name="gradcam",
+            path=str(path),
+            description=f"GradCAM at {layer}, output {cfg.output_index}: ERM vs fine-tuned",
+        )
+    )
+    return {
+        "figure": str(path.relative_to(ctx.run.path)),
+        "layer": layer,
+        "output_index": cfg.output_index,
+        "split": cfg.split,
+        "examples": index,
+        "erm": erm_source,
+        "groups": [bundle.groups.group_names[gi] for gi in groups],
+        "predictions": predictions,
+    }

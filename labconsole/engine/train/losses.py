@@ -33,8 +33,9 @@ def nt_xent(z: torch.Tensor, z_plus: torch.Tensor, temperature: float = 0.5) -> 
     if temperature <= 0:
         raise UserError(f"finetune.temperature = {temperature}: the NT-Xent temperature τ must be > 0")
     if z.shape != z_plus.shape or z.dim() != 2:
-        raise ValueError(f"nt_xent needs two [N, d] tensors of the same shape, got {tuple(z.shape)} and "
-                         f"{tuple(z_plus.shape)}")
+        raise ValueError(
+            f"nt_xent needs two [N, d] tensors of the same shape, got {tuple(z.shape)} and {tuple(z_plus.shape)}"
+        )
     n = z.shape[0]
     features = F.normalize(torch.cat([z, z_plus]).float(), dim=1)
     similarity = features @ features.t() / temperature
@@ -61,7 +62,7 @@ def supervised_loss(outputs: torch.Tensor, y: torch.Tensor, kind: str, *, probab
         return mse_onehot(outputs, y, probabilities=probabilities)
     if kind == "ce":
         return F.cross_entropy(outputs.float(), y)
-    raise UserError(f"finetune.supervised = {kind!r}: expected \"mse\" or \"ce\"")
+    raise UserError(f'finetune.supervised = {kind!r}: expected "mse" or "ce"')
 
 
 def contrastive_loss(target_out: torch.Tensor, aux_out: torch.Tensor, temperature: float, form: str) -> torch.Tensor:
@@ -72,4 +73,4 @@ def contrastive_loss(target_out: torch.Tensor, aux_out: torch.Tensor, temperatur
         return nt_xent(target_out, aux_out, temperature)
     if form == "double-same-view":
         return nt_xent(target_out, aux_out.detach(), temperature) + nt_xent(target_out.detach(), aux_out, temperature)
-    raise UserError(f"finetune.contrastive = {form!r}: expected \"two-views\" or \"double-same-view\"")
+    raise UserError(f'finetune.contrastive = {form!r}: expected "two-views" or "double-same-view"')

@@ -20,8 +20,8 @@ Two kinds of masks:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -48,15 +48,23 @@ class WeightMask:
 
     def summary(self) -> dict[str, object]:
         """Plain values for events and summary.json."""
-        return {"kind": self.kind, "description": self.description, "masked_entries": self.masked_entries,
-                "total_entries": self.total_entries, "layers": dict(self.layers),
-                "neurons": [list(n) for n in self.neurons[:64]], "n_neurons": len(self.neurons)}
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "masked_entries": self.masked_entries,
+            "total_entries": self.total_entries,
+            "layers": dict(self.layers),
+            "neurons": [list(n) for n in self.neurons[:64]],
+            "n_neurons": len(self.neurons),
+        }
 
 
 def check_percent(percent: float, key: str = "finetune.prune_percent") -> float:
     if not (0 < float(percent) < 100):
-        raise UserError(f"{key} = {percent}: expected a percentage strictly between 0 and 100 "
-                        "(0.01 means 0.01 %, Paper A's default)")
+        raise UserError(
+            f"{key} = {percent}: expected a percentage strictly between 0 and 100 "
+            "(0.01 means 0.01 %, Paper A's default)"
+        )
     return float(percent)
 
 
@@ -84,9 +92,15 @@ def neuron_mask(model: nn.Module, layers: Sequence[Layer], neurons: Sequence[Neu
         counts[layer_name] = len(indices)
         masked += len(indices) * weight[0].numel()
     total = sum(layer.module.weight.numel() for layer in layers)
-    return WeightMask(keep=keep, kind="neurons", neurons=tuple((n, int(i)) for n, i in neurons),
-                      masked_entries=masked, total_entries=total, layers=counts,
-                      description=f"{len(neurons)} neurons in {len(counts)} layers")
+    return WeightMask(
+        keep=keep,
+        kind="neurons",
+        neurons=tuple((n, int(i)) for n, i in neurons),
+        masked_entries=masked,
+        total_entries=total,
+        layers=counts,
+        description=f"{len(neurons)} neurons in {len(counts)} layers",
+    )
 
 
 @torch.no_grad()
@@ -105,13 +119,19 @@ def smallest_weights_mask(layers: Sequence[Layer], percent: float) -> WeightMask
     offset = 0
     for layer in layers:
         weight = layer.module.weight
-        part = chosen[offset: offset + weight.numel()].view_as(weight)
+        part = chosen[offset : offset + weight.numel()].view_as(weight)
         offset += weight.numel()
         if part.any():
             keep[f"{layer.name}.weight"] = (~part).to(weight.dtype)
             counts[layer.name] = int(part.sum())
-    return WeightMask(keep=keep, kind="weights", masked_entries=count, total_entries=flat.numel(), layers=counts,
-                      description=f"{count} smallest weights ({percent:g} %) in {len(counts)} layers")
+    return WeightMask(
+        keep=keep,
+        kind="weights",
+        masked_entries=count,
+        total_entries=flat.numel(),
+        layers=counts,
+        description=f"{count} smallest weights ({percent:g} %) in {len(counts)} layers",
+    )
 
 
 def masked_parameters(model: nn.Module, mask: WeightMask) -> dict[str, torch.Tensor]:

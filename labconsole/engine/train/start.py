@@ -18,7 +18,9 @@ from labconsole.errors import CheckpointError, PresetError
 
 
 def _kept_epochs(folder: Path) -> list[int]:
-    return sorted(int(p.stem.split("_")[1]) for p in folder.glob("epoch_*.safetensors") if p.stem.split("_")[1].isdigit())
+    return sorted(
+        int(p.stem.split("_")[1]) for p in folder.glob("epoch_*.safetensors") if p.stem.split("_")[1].isdigit()
+    )
 
 
 def erm_trained_in_this_run(ctx: StageContext) -> bool:
@@ -39,8 +41,10 @@ def resolve_start_checkpoint(ctx: StageContext) -> tuple[Path, str]:
             return ctx.run.checkpoints / "best.safetensors", "the ERM model selected by validation WGA"
         path = ctx.run.checkpoints / f"epoch_{kick_in:03d}.safetensors"
         if not path.exists() and ctx.preset.smoke_profile:
-            ctx.log(f"smoke profile: the short ERM has no epoch {kick_in}; starting from its selected model",
-                    level="warning")
+            ctx.log(
+                f"smoke profile: the short ERM has no epoch {kick_in}; starting from its selected model",
+                level="warning",
+            )
             return ctx.run.checkpoints / "best.safetensors", "the ERM model selected by validation WGA (smoke)"
         if not path.exists():
             kept = _kept_epochs(ctx.run.checkpoints)
@@ -53,14 +57,16 @@ def resolve_start_checkpoint(ctx: StageContext) -> tuple[Path, str]:
     given = ctx.preset.model.checkpoint
     if not given:
         raise PresetError(
-            f"stage `{ctx.stage or 'finetune'}` needs a model to start from: list \"erm\" before it in `stages`, "
+            f'stage `{ctx.stage or "finetune"}` needs a model to start from: list "erm" before it in `stages`, '
             "or give one with --set model.checkpoint=RUN_DIR_OR_FILE"
         )
     folder = Path(given).expanduser()
     if folder.is_dir():
         if kick_in:
-            for candidate in (folder / "checkpoints" / f"epoch_{kick_in:03d}.safetensors",
-                              folder / f"epoch_{kick_in:03d}.safetensors"):
+            for candidate in (
+                folder / "checkpoints" / f"epoch_{kick_in:03d}.safetensors",
+                folder / f"epoch_{kick_in:03d}.safetensors",
+            ):
                 if candidate.exists():
                     return candidate, f"ERM epoch {kick_in} (kick-in) of {folder}"
             kept = _kept_epochs(folder / "checkpoints") + _kept_epochs(folder)
@@ -94,16 +100,24 @@ def load_model_from(ctx: StageContext, path: Path) -> nn.Module:
     bundle = ensure_dataset(ctx)
     m = ctx.preset.model
     sidecar = read_sidecar(path)
-    expected: dict[str, Any] = {"backbone": m.backbone, "num_classes": bundle.groups.num_classes,
-                                "dataset": bundle.name, "in_channels": bundle.channels}
+    expected: dict[str, Any] = {
+        "backbone": m.backbone,
+        "num_classes": bundle.groups.num_classes,
+        "dataset": bundle.name,
+        "in_channels": bundle.channels,
+    }
     if backbone_info(m.backbone).family == "small":
         expected["width"] = m.width
-    wrong = [f"{k}: checkpoint has {sidecar[k]!r}, this preset has {v!r}"
-             for k, v in expected.items() if k in sidecar and sidecar[k] != v]
+    wrong = [
+        f"{k}: checkpoint has {sidecar[k]!r}, this preset has {v!r}"
+        for k, v in expected.items()
+        if k in sidecar and sidecar[k] != v
+    ]
     if wrong:
         raise CheckpointError(f"{path} does not fit this run ({'; '.join(wrong)})")
-    model = create_model(m.backbone, bundle.groups.num_classes, in_channels=bundle.channels,
-                         image_size=bundle.image_size, width=m.width)
+    model = create_model(
+        m.backbone, bundle.groups.num_classes, in_channels=bundle.channels, image_size=bundle.image_size, width=m.width
+    )
     fit_state_dict(model, load_state_dict_file(path), source=str(path), skip_head=False)
     return model.to(ctx.device)
 

@@ -26,22 +26,38 @@ def _path(run: RunDir, stage: str):
     return run.checkpoints / f"{stage}-resume.pt"
 
 
-def save_train_state(run: RunDir, stage: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: Any, generator: torch.Generator, state: TrainState) -> None:
+def save_train_state(
+    run: RunDir,
+    stage: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator,
+    state: TrainState,
+) -> None:
     buffer = io.BytesIO()
-    torch.save({
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "state": asdict(state),
-    }, buffer)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": asdict(state),
+        },
+        buffer,
+    )
     atomic_write_bytes(_path(run, stage), buffer.getvalue())
 
 
-def load_train_state(run: RunDir, stage: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: Any, generator: torch.Generator) -> TrainState | None:
+def load_train_state(
+    run: RunDir,
+    stage: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator,
+) -> TrainState | None:
     path = _path(run, stage)
     if not path.exists():
         return None

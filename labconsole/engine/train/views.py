@@ -14,7 +14,8 @@ are filled with black, as torchvision's fill = 0 does. File splits go through
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,7 @@ def homography_from_points(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor
 def table1_matrices(n: int, generator: torch.Generator) -> torch.Tensor:
     """[n, 3, 3] maps from output to input coordinates (normalised to [-1, 1]), composed in
     Table 1's order: crop, flip, rotation, affine, perspective."""
+
     def eye() -> torch.Tensor:
         return torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
 
@@ -116,7 +118,7 @@ def two_views(images_uint8: torch.Tensor, generator: torch.Generator, views: str
     """Two independent views of every image, drawn in one batched call (one warp for both)."""
     make = VIEW_MAKERS[views]
     both = make(torch.cat([images_uint8, images_uint8]), generator)
-    return both[: len(images_uint8)], both[len(images_uint8):]
+    return both[: len(images_uint8)], both[len(images_uint8) :]
 
 
 class TwoViewTransform:
@@ -134,8 +136,17 @@ class TwoViewTransform:
 class ViewBatches:
     """Shuffled batches of (view 1, view 2, y, g, index), views normalised on the device."""
 
-    def __init__(self, bundle: DatasetBundle, split: SplitData, *, batch_size: int, device: torch.device,
-                 views: str, seed: int, num_workers: int = 2) -> None:
+    def __init__(
+        self,
+        bundle: DatasetBundle,
+        split: SplitData,
+        *,
+        batch_size: int,
+        device: torch.device,
+        views: str,
+        seed: int,
+        num_workers: int = 2,
+    ) -> None:
         self.bundle, self.split, self.batch_size, self.device = bundle, split, batch_size, device
         self.views = views
         self.generator = torch.Generator().manual_seed(seed)
@@ -159,7 +170,7 @@ class ViewBatches:
             yield from self._file_epoch(order)
             return
         for start in range(0, len(order), self.batch_size):
-            idx = order[start: start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             if len(idx) < 2:
                 break
             idx_dev = idx.to(self.device)
@@ -172,13 +183,19 @@ class ViewBatches:
 
         from labconsole.engine.data.files import ImageFileDataset
 
-        dataset = ImageFileDataset(self.split.subset(order), TwoViewTransform(self.bundle.image_size),
-                                   channels=self.bundle.channels)
-        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda")
+        dataset = ImageFileDataset(
+            self.split.subset(order), TwoViewTransform(self.bundle.image_size), channels=self.bundle.channels
+        )
+        loader = DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
         start = 0
         for pair, _, _ in loader:
-            idx = order[start: start + len(pair)]
+            idx = order[start : start + len(pair)]
             start += len(pair)
             if len(idx) < 2:
                 break

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,7 +23,7 @@ class LabScreen(Screen[None]):
     BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False)]
 
     @property
-    def lab(self) -> "LabConsoleApp":
+    def lab(self) -> LabConsoleApp:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

@@ -7,8 +7,9 @@ the marks and the history here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from rich.text import Text
 from textual import on
@@ -81,14 +82,21 @@ class InterventionsScreen(LabScreen):
         with Vertical(id="interventions-body"):
             yield Static("", id="marked-summary", classes="status-line")
             with Horizontal(id="intervention-controls", classes="controls"):
-                yield Select([(m, m) for m in INTERVENTION_MODES], value="zero", allow_blank=False, compact=True,
-                             id="mode")
-                yield Select([(f"σ {s}", s) for s in SIGMAS], value=SIGMAS[1], allow_blank=False, compact=True,
-                             id="sigma")
+                yield Select(
+                    [(m, m) for m in INTERVENTION_MODES], value="zero", allow_blank=False, compact=True, id="mode"
+                )
+                yield Select(
+                    [(f"σ {s}", s) for s in SIGMAS], value=SIGMAS[1], allow_blank=False, compact=True, id="sigma"
+                )
                 yield Label("seeds", classes="inline-label")
                 yield Input("10", compact=True, id="seeds", tooltip="seeds for the random modes")
-                yield Select([("no control", False), ("+ random control", True)], value=True, allow_blank=False,
-                             compact=True, id="control")
+                yield Select(
+                    [("no control", False), ("+ random control", True)],
+                    value=True,
+                    allow_blank=False,
+                    compact=True,
+                    id="control",
+                )
                 yield Label("random k", classes="inline-label")
                 yield Input("5", compact=True, id="random-k", tooltip="k for r (random neurons)")
             yield Static("", id="readout-status", classes="status-line")
@@ -98,10 +106,10 @@ class InterventionsScreen(LabScreen):
             yield DataTable(id="history", cursor_type="row")
 
     def on_mount(self) -> None:
-        self.query_one("#readout", DataTable).add_columns(
-            "group", "role", "train %", "Δ pp", "test %", "Δ pp")
+        self.query_one("#readout", DataTable).add_columns("group", "role", "train %", "Δ pp", "test %", "Δ pp")
         self.query_one("#history", DataTable).add_columns(
-            "#", "neurons", "mode", "σ", "seeds", "min Δ train", "min Δ test")
+            "#", "neurons", "mode", "σ", "seeds", "min Δ train", "min Δ test"
+        )
         self.lab.marks_signal.subscribe(self, lambda _marks: self._show_marked())
         self.lab.session_signal.subscribe(self, lambda _session: self.action_reset())
         self._show_marked()
@@ -109,8 +117,11 @@ class InterventionsScreen(LabScreen):
 
     def _show_marked(self) -> None:
         marked = self.lab.marked
-        text = (f"Marked: {len(marked)} neuron{'s' if len(marked) != 1 else ''}: {neuron_list(marked, 3)}"
-                if marked else "No neurons marked: m on Neurons (2), or r for k random neurons.")
+        text = (
+            f"Marked: {len(marked)} neuron{'s' if len(marked) != 1 else ''}: {neuron_list(marked, 3)}"
+            if marked
+            else "No neurons marked: m on Neurons (2), or r for k random neurons."
+        )
         if self.lab.session is None:
             text = "No session yet: open one on Setup (1)."
         self.query_one("#marked-summary", Static).update(text)
@@ -133,8 +144,10 @@ class InterventionsScreen(LabScreen):
         control = bool(self.query_one("#control", Select).value)
         neurons = tuple(self.lab.marked)
         self.query_one("#readout-status", Static).update(
-            f"reading out {mode}" + ("" if mode == "zero" else f" σ={sigma}, {seeds} seeds")
-            + f" on {len(neurons)} neuron{'s' if len(neurons) != 1 else ''}…")
+            f"reading out {mode}"
+            + ("" if mode == "zero" else f" σ={sigma}, {seeds} seeds")
+            + f" on {len(neurons)} neuron{'s' if len(neurons) != 1 else ''}…"
+        )
 
         def done(result: dict[str, Any]) -> None:
             entry = ReadoutEntry(neurons, mode, sigma, int(seeds), result)
@@ -142,8 +155,18 @@ class InterventionsScreen(LabScreen):
             self._add_history_row(entry)
             self._show_readout(entry)
 
-        self.lab.bridge.call("Readout", session.readout, list(neurons), mode, sigma, int(seeds), SPLITS, control,
-                             on_result=done, group="readout")
+        self.lab.bridge.call(
+            "Readout",
+            session.readout,
+            list(neurons),
+            mode,
+            sigma,
+            int(seeds),
+            SPLITS,
+            control,
+            on_result=done,
+            group="readout",
+        )
 
     def _show_readout(self, entry: ReadoutEntry | None) -> None:
         table = self.query_one("#readout", DataTable)
@@ -188,9 +211,15 @@ class InterventionsScreen(LabScreen):
 
     def _add_history_row(self, entry: ReadoutEntry) -> None:
         table = self.query_one("#history", DataTable)
-        table.add_row(str(len(self.history)), neuron_list(entry.neurons, 1), entry.mode,
-                      "–" if entry.mode == "zero" else str(entry.sigma), "–" if entry.mode == "zero" else str(entry.seeds),
-                      signed(entry.worst_delta("train")), signed(entry.worst_delta("test")))
+        table.add_row(
+            str(len(self.history)),
+            neuron_list(entry.neurons, 1),
+            entry.mode,
+            "–" if entry.mode == "zero" else str(entry.sigma),
+            "–" if entry.mode == "zero" else str(entry.seeds),
+            signed(entry.worst_delta("train")),
+            signed(entry.worst_delta("test")),
+        )
         table.move_cursor(row=table.row_count - 1)
 
     @on(DataTable.RowSelected, "#history")
@@ -218,10 +247,12 @@ class InterventionsScreen(LabScreen):
         def drawn(neurons: list[NeuronRef]) -> None:
             self.lab.set_marked(list(neurons))
             self.query_one("#readout-status", Static).update(
-                f"marked {len(neurons)} random neurons (seed {seed}); a applies the intervention to them")
+                f"marked {len(neurons)} random neurons (seed {seed}); a applies the intervention to them"
+            )
 
-        self.lab.bridge.call("Drawing random neurons", session.random_neurons, int(k), seed, on_result=drawn,
-                             group="random-k")
+        self.lab.bridge.call(
+            "Drawing random neurons", session.random_neurons, int(k), seed, on_result=drawn, group="random-k"
+        )
 
     def action_reset(self) -> None:
         self.history.clear()

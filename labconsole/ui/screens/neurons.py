@@ -6,7 +6,7 @@ is still computing, so keys are never blocked and only the latest answer is show
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.text import Text
 from textual import on
@@ -64,11 +64,11 @@ class NeuronsScreen(LabScreen):
             yield tree
             with Vertical(id="ranking-pane"):
                 with Horizontal(id="rank-controls", classes="controls"):
-                    yield Select([(c, c) for c in CRITERIA], value="gradient", allow_blank=False, compact=True,
-                                 id="criterion")
+                    yield Select(
+                        [(c, c) for c in CRITERIA], value="gradient", allow_blank=False, compact=True, id="criterion"
+                    )
                     yield Select([(ALL_GROUPS, "")], value="", allow_blank=False, compact=True, id="group")
-                    yield Select([(s, s) for s in SCOPES], value="global", allow_blank=False, compact=True,
-                                 id="scope")
+                    yield Select([(s, s) for s in SCOPES], value="global", allow_blank=False, compact=True, id="scope")
                     yield Input("10", compact=True, id="k", tooltip="k neurons, or a percentage for top-percent")
                 yield Static(NO_SESSION, id="rank-status", classes="status-line")
                 table: DataTable[str | Text] = DataTable(id="ranking", cursor_type="row", zebra_stripes=True)
@@ -132,8 +132,16 @@ class NeuronsScreen(LabScreen):
         criterion, group, scope, k = request
         self.rank_requests += 1
         status.update(f"ranking by {criterion}" + (f" on {group}" if group else "") + f", {scope}, k={k}…")
-        self.lab.bridge.call("Ranking", session.rank, criterion, group, scope, k,
-                             on_result=lambda ranking: self._show_ranking(request, ranking), group="rank")
+        self.lab.bridge.call(
+            "Ranking",
+            session.rank,
+            criterion,
+            group,
+            scope,
+            k,
+            on_result=lambda ranking: self._show_ranking(request, ranking),
+            group="rank",
+        )
 
     def _show_ranking(self, request: tuple[str, str | None, str, float], ranking: list[RankedNeuron]) -> None:
         self.ranking = list(ranking)
@@ -141,8 +149,12 @@ class NeuronsScreen(LabScreen):
         shown = min(len(self.ranking), MAX_ROWS)
         more = f" (first {MAX_ROWS} shown)" if len(self.ranking) > MAX_ROWS else ""
         self.query_one("#rank-status", Static).update(
-            f"{len(self.ranking)} neurons by {criterion}" + (f" on {group}" if group else "")
-            + f", {scope}, k={k}{more}" if shown else "no neurons match")
+            f"{len(self.ranking)} neurons by {criterion}"
+            + (f" on {group}" if group else "")
+            + f", {scope}, k={k}{more}"
+            if shown
+            else "no neurons match"
+        )
         self._fill_table()
 
     def visible_rows(self) -> list[tuple[int, RankedNeuron]]:
@@ -184,8 +196,9 @@ class NeuronsScreen(LabScreen):
         info = next((item for item in self.lab.layers if item.name == layer), None)
         size = f" of {info.neurons} ({info.kind})" if info else ""
         marked = "marked" if (layer, index) in set(self.lab.marked) else "m marks it for Interventions (3)"
-        detail.update(f"{layer} · neuron {index}{size} · score {score:.6g} · rank {rank} of {len(self.ranking)}"
-                      f"\n{marked}")
+        detail.update(
+            f"{layer} · neuron {index}{size} · score {score:.6g} · rank {rank} of {len(self.ranking)}\n{marked}"
+        )
 
     # -- marking ---------------------------------------------------------------------------------
     @on(DataTable.RowSelected, "#ranking")

@@ -7,7 +7,8 @@ score and clean/spurious accuracy per n. Beside it, the ridge-regression theory 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from textual import on
 from textual.binding import Binding
@@ -45,24 +46,31 @@ class RareScreen(LabScreen):
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="rare-body"):
             with Vertical(id="rare-left", classes="form"):
-                yield FieldRow("Pattern", Select([(p, p) for p in RARE_PATTERNS], value="S3", allow_blank=False,
-                                                 compact=True, id="pattern"))
+                yield FieldRow(
+                    "Pattern",
+                    Select([(p, p) for p in RARE_PATTERNS], value="S3", allow_blank=False, compact=True, id="pattern"),
+                )
                 yield FieldRow("n examples", Input("0,1,3,5,10,20,100", compact=True, id="counts"))
                 yield FieldRow("Target", Input("1", compact=True, id="target"))
                 yield FieldRow("Seeds", Input("5", compact=True, id="rare-seeds"))
-                yield FieldRow("σ λ x_sp", Input("1.0", compact=True, id="noise", tooltip="theory: noise σ"),
-                               Input("0.1", compact=True, id="ridge", tooltip="theory: ridge penalty λ"),
-                               Input("3.0", compact=True, id="x-sp", tooltip="theory: pattern strength x_sp"))
+                yield FieldRow(
+                    "σ λ x_sp",
+                    Input("1.0", compact=True, id="noise", tooltip="theory: noise σ"),
+                    Input("0.1", compact=True, id="ridge", tooltip="theory: ridge penalty λ"),
+                    Input("3.0", compact=True, id="x-sp", tooltip="theory: pattern strength x_sp"),
+                )
                 yield HalfBlockImage(id="preview")
             with Vertical(id="rare-right"):
-                yield Static("g trains with each n; score = share of test images the pattern pushes to the target.",
-                             id="rare-status", classes="status-line")
+                yield Static(
+                    "g trains with each n; score = share of test images the pattern pushes to the target.",
+                    id="rare-status",
+                    classes="status-line",
+                )
                 yield DataTable(id="rare-table", cursor_type="row", zebra_stripes=True)
                 yield PlotextPlot(id="theory")
 
     def on_mount(self) -> None:
-        self.query_one("#rare-table", DataTable).add_columns(
-            "n", "score", "± s.e.", "clean %", "spur. %", "p vs 0")
+        self.query_one("#rare-table", DataTable).add_columns("n", "score", "± s.e.", "clean %", "spur. %", "p vs 0")
         self.lab.job_end_signal.subscribe(self, self._job_ended)
         self.refresh_preview()
         self.refresh_theory()
@@ -72,8 +80,14 @@ class RareScreen(LabScreen):
     def refresh_preview(self) -> None:
         pattern = str(self.query_one("#pattern", Select).value)
         preview = self.query_one("#preview", HalfBlockImage)
-        self.lab.bridge.call("Pattern preview", self.lab.engine.rare_preview, pattern, PREVIEW_SIZE,
-                             on_result=preview.show, group="rare-preview")
+        self.lab.bridge.call(
+            "Pattern preview",
+            self.lab.engine.rare_preview,
+            pattern,
+            PREVIEW_SIZE,
+            on_result=preview.show,
+            group="rare-preview",
+        )
 
     def action_next_pattern(self) -> None:
         select = self.query_one("#pattern", Select)
@@ -87,10 +101,17 @@ class RareScreen(LabScreen):
         x_sp = parse_number(self.query_one("#x-sp", Input).value, minimum=0.0)
         if noise is None or ridge is None or x_sp is None:
             return
-        self.lab.bridge.call("Theory curve", self.lab.engine.theory_curve, THEORY_GAMMAS,
-                             sigma_inv=float(noise), sigma_sp=float(noise), ridge=float(ridge), x_sp=float(x_sp),
-                             on_result=lambda curve: self._plot_theory(curve, float(noise), float(ridge)),
-                             group="rare-theory")
+        self.lab.bridge.call(
+            "Theory curve",
+            self.lab.engine.theory_curve,
+            THEORY_GAMMAS,
+            sigma_inv=float(noise),
+            sigma_sp=float(noise),
+            ridge=float(ridge),
+            x_sp=float(x_sp),
+            on_result=lambda curve: self._plot_theory(curve, float(noise), float(ridge)),
+            group="rare-theory",
+        )
 
     def _plot_theory(self, curve: dict[str, list[float]], noise: float, ridge: float) -> None:
         plot = self.query_one("#theory", PlotextPlot)
@@ -120,7 +141,8 @@ class RareScreen(LabScreen):
 
         if self.lab.start_job("rare", f"rare {pattern}", work):
             self.query_one("#rare-status", Static).update(
-                f"training with {pattern} on class {target}, n = {', '.join(map(str, counts))}, {seeds} seeds…")
+                f"training with {pattern} on class {target}, n = {', '.join(map(str, counts))}, {seeds} seeds…"
+            )
 
     def action_cancel(self) -> None:
         if self.lab.bridge.job_running:
@@ -130,7 +152,8 @@ class RareScreen(LabScreen):
         job = self.lab.job
         if job.kind == "rare" and job.active and job.progress is not None:
             self.query_one("#rare-status", Static).update(
-                f"{job.label}: {job.progress.epoch}/{job.progress.total_epochs} values of n done")
+                f"{job.label}: {job.progress.epoch}/{job.progress.total_epochs} values of n done"
+            )
 
     def _job_ended(self, message: JobEnded) -> None:
         if message.kind != "rare":
@@ -140,10 +163,16 @@ class RareScreen(LabScreen):
         table.clear()
         for row in self.rows:
             p_value = row.get("p_value")
-            table.add_row(str(row["n"]), f"{row['spurious_score']:.3f}", f"{row.get('spurious_score_se', 0):.3f}",
-                          percent(row.get("clean_acc")), percent(row.get("spurious_acc")),
-                          "–" if p_value is None else f"{p_value:.3g}")
+            table.add_row(
+                str(row["n"]),
+                f"{row['spurious_score']:.3f}",
+                f"{row.get('spurious_score_se', 0):.3f}",
+                percent(row.get("clean_acc")),
+                percent(row.get("spurious_acc")),
+                "–" if p_value is None else f"{p_value:.3g}",
+            )
         status = self.lab.job.status
         self.query_one("#rare-status", Static).update(
             f"{self.lab.job.label}: {status}; spurious score = share of test images whose target-class "
-            "probability rises by > 0.1 with the pattern")
+            "probability rises by > 0.1 with the pattern"
+        )

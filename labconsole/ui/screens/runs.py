@@ -3,7 +3,8 @@ export a report. Everything here is read from run directories, never from live o
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -33,8 +34,10 @@ def summary_table(info: dict[str, Any]) -> Table:
         table.add_row(group, *(f"{100 * s['groups'].get(group, 0):.1f}" for s in splits.values()))
     for key, label in (("wga", "worst-group (WGA)"), ("mean", "mean"), ("mean_groups", "mean over groups")):
         if any(key in s for s in splits.values()):
-            table.add_row(Text(label, style="bold" if key == "wga" else ""),
-                          *(f"{100 * s[key]:.1f}" if key in s else "–" for s in splits.values()))
+            table.add_row(
+                Text(label, style="bold" if key == "wga" else ""),
+                *(f"{100 * s[key]:.1f}" if key in s else "–" for s in splits.values()),
+            )
     return table
 
 
@@ -46,8 +49,10 @@ def comparison_table(first: dict[str, Any], second: dict[str, Any], split: str =
     table.add_column("Δ pp", justify="right")
     a = first.get("summary", {}).get("splits", {}).get(split, {})
     b = second.get("summary", {}).get("splits", {}).get(split, {})
-    rows = [(g, a.get("groups", {}).get(g), b.get("groups", {}).get(g))
-            for g in dict.fromkeys([*a.get("groups", {}), *b.get("groups", {})])]
+    rows = [
+        (g, a.get("groups", {}).get(g), b.get("groups", {}).get(g))
+        for g in dict.fromkeys([*a.get("groups", {}), *b.get("groups", {})])
+    ]
     rows += [("WGA", a.get("wga"), b.get("wga")), ("mean", a.get("mean"), b.get("mean"))]
     for name, x, y in rows:
         delta = "–" if x is None or y is None else f"{100 * (y - x):+.2f}"
@@ -62,9 +67,11 @@ def stage_gains(info: dict[str, Any]) -> list[str]:
         if not isinstance(result, dict) or "wga_before" not in result or "wga_after" not in result:
             continue
         before, after = result["wga_before"], result["wga_after"]
-        cells = [f"{split} {100 * before[split]:.1f} → {100 * after[split]:.1f}"
-                 for split in ("val", "test") if isinstance(before.get(split), (int, float))
-                 and isinstance(after.get(split), (int, float))]
+        cells = [
+            f"{split} {100 * before[split]:.1f} → {100 * after[split]:.1f}"
+            for split in ("val", "test")
+            if isinstance(before.get(split), (int, float)) and isinstance(after.get(split), (int, float))
+        ]
         if cells:
             lines.append(f"{stage}: WGA % before → after: " + ", ".join(cells))
     return lines
@@ -76,8 +83,7 @@ def preset_label(run: RunEntry) -> str:
 
 def run_detail(run: RunEntry, info: dict[str, Any] | None) -> Table:
     grid = Table.grid()
-    grid.add_row(Text(f"{run.path} · {run.status} · preset {preset_label(run)} · variant {run.variant}",
-                      style="bold"))
+    grid.add_row(Text(f"{run.path} · {run.status} · preset {preset_label(run)} · variant {run.variant}", style="bold"))
     if info is not None and info.get("summary", {}).get("splits"):
         grid.add_row(summary_table(info))
         for line in stage_gains(info):
@@ -124,8 +130,9 @@ class RunsScreen(LabScreen):
 
     def action_refresh(self) -> None:
         self.query_one("#runs-status", Static).update(f"reading {self.lab.runs_root}/…")
-        self.lab.bridge.call("Listing runs", self.lab.engine.list_runs, self.lab.runs_root,
-                             on_result=self._fill, group="runs-list")
+        self.lab.bridge.call(
+            "Listing runs", self.lab.engine.list_runs, self.lab.runs_root, on_result=self._fill, group="runs-list"
+        )
 
     def _fill(self, runs: list[RunEntry]) -> None:
         self.runs = runs
@@ -133,12 +140,20 @@ class RunsScreen(LabScreen):
         table = self.query_one("#runs-table", DataTable)
         table.clear()
         for run in runs:
-            table.add_row("⇄" if run.path in self.picked else "", run.name, preset_label(run),
-                          Text(run.status, style=STATUS_STYLE.get(run.status, "")), run.variant,
-                          "–" if run.test_wga is None else f"{100 * run.test_wga:.1f}", key=run.path)
+            table.add_row(
+                "⇄" if run.path in self.picked else "",
+                run.name,
+                preset_label(run),
+                Text(run.status, style=STATUS_STYLE.get(run.status, "")),
+                run.variant,
+                "–" if run.test_wga is None else f"{100 * run.test_wga:.1f}",
+                key=run.path,
+            )
         self.query_one("#runs-status", Static).update(
             f"{len(runs)} runs in {self.lab.runs_root}/ · enter opens · space picks two to compare"
-            if runs else f"No runs in {self.lab.runs_root}/ yet: start one on Train (4).")
+            if runs
+            else f"No runs in {self.lab.runs_root}/ yet: start one on Train (4)."
+        )
         self._show_detail()
 
     def current(self) -> RunEntry | None:
@@ -163,8 +178,9 @@ class RunsScreen(LabScreen):
             if self.current() == run:
                 detail.update(run_detail(run, info))
 
-        self.lab.bridge.call("Reading the run", self.lab.engine.run_summary, run.path, on_result=loaded,
-                             group="runs-detail")
+        self.lab.bridge.call(
+            "Reading the run", self.lab.engine.run_summary, run.path, on_result=loaded, group="runs-detail"
+        )
 
     @on(DataTable.RowSelected, "#runs-table")
     def action_open_run(self) -> None:
@@ -182,8 +198,9 @@ class RunsScreen(LabScreen):
                 body.add_row(Text(line))
             self.app.push_screen(TextDialog(f"Run {info['name']} ({info['status']})", body))
 
-        self.lab.bridge.call("Reading the run", self.lab.engine.run_summary, run.path, on_result=show,
-                             group="runs-open")
+        self.lab.bridge.call(
+            "Reading the run", self.lab.engine.run_summary, run.path, on_result=show, group="runs-open"
+        )
 
     def action_pick(self) -> None:
         run = self.current()
@@ -218,8 +235,10 @@ class RunsScreen(LabScreen):
         if run is None:
             return
         if not run.resumable:
-            self.notify(f"{run.name} is {run.status}: only a cancelled, failed or interrupted run can be resumed.",
-                        severity="warning")
+            self.notify(
+                f"{run.name} is {run.status}: only a cancelled, failed or interrupted run can be resumed.",
+                severity="warning",
+            )
             return
         if self.lab.job.active and self.lab.job.run_dir == run.path:
             self.notify("This run is the job running now.", severity="warning")
@@ -243,5 +262,6 @@ class RunsScreen(LabScreen):
             self.notify(f"Report written into {run.path}: {names}", timeout=8)
 
         self.notify(f"Writing the report of {run.name}…")
-        self.lab.bridge.call("Exporting the report", self.lab.engine.export_report, run.path, on_result=exported,
-                             group="runs-export")
+        self.lab.bridge.call(
+            "Exporting the report", self.lab.engine.export_report, run.path, on_result=exported, group="runs-export"
+        )

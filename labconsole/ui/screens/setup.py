@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from textual import on
 from textual.binding import Binding
@@ -81,19 +82,38 @@ class SetupScreen(LabScreen):
     def compose_body(self) -> Iterable[Widget]:
         spec = self.lab.spec
         with VerticalScroll(id="setup-form", classes="form"):
-            yield FieldRow("Dataset", Choice([(label, value) for value, label in DATASETS], spec.dataset,
-                                             title="Dataset", id="dataset"))
-            yield FieldRow("Data root", Input(spec.data_root, placeholder="folder with the dataset (or $LABCONSOLE_DATA)",
-                                              compact=True, id="data-root"))
+            yield FieldRow(
+                "Dataset",
+                Choice([(label, value) for value, label in DATASETS], spec.dataset, title="Dataset", id="dataset"),
+            )
+            yield FieldRow(
+                "Data root",
+                Input(
+                    spec.data_root,
+                    placeholder="folder with the dataset (or $LABCONSOLE_DATA)",
+                    compact=True,
+                    id="data-root",
+                ),
+            )
             # Lines under a field are indented by the label width rather than wrapped in a row
             # with an empty label: fewer widgets to style before the first paint.
             yield Static("", id="data-check", classes="status-line sub")
-            yield FieldRow("Backbone", Choice([(b, b) for b in BACKBONES], spec.backbone, title="Backbone",
-                                              id="backbone"))
-            yield FieldRow("Checkpoint", Choice([(FRESH, "")], "", title="Checkpoint: a run from the runs folder",
-                                                id="checkpoint-run"))
-            yield FieldRow("  or file", Input(spec.checkpoint, placeholder="path to a .safetensors or run folder",
-                                              compact=True, id="checkpoint-path"))
+            yield FieldRow(
+                "Backbone", Choice([(b, b) for b in BACKBONES], spec.backbone, title="Backbone", id="backbone")
+            )
+            yield FieldRow(
+                "Checkpoint",
+                Choice([(FRESH, "")], "", title="Checkpoint: a run from the runs folder", id="checkpoint-run"),
+            )
+            yield FieldRow(
+                "  or file",
+                Input(
+                    spec.checkpoint,
+                    placeholder="path to a .safetensors or run folder",
+                    compact=True,
+                    id="checkpoint-path",
+                ),
+            )
             yield Static("", id="manifest", classes="status-line sub")
             yield FieldRow("Device", Choice([(d, d) for d in DEVICES], spec.device, title="Device", id="device"))
             yield Button("Open session (o)", id="open", variant="primary", compact=True, classes="sub")
@@ -141,14 +161,22 @@ class SetupScreen(LabScreen):
             status.update(f"✓ {spec.dataset} is embedded: no files needed")
             return
         status.update("checking…")
-        self.lab.bridge.call("Dataset check", self.lab.engine.check_dataset, spec.data_root, spec.dataset,
-                             on_result=self._show_check, group="dataset-check")
+        self.lab.bridge.call(
+            "Dataset check",
+            self.lab.engine.check_dataset,
+            spec.data_root,
+            spec.dataset,
+            on_result=self._show_check,
+            group="dataset-check",
+        )
 
     def _show_check(self, check: DatasetCheck) -> None:
         lines = [("✓ " if check.ok else "✗ ") + check.message]
         for split, groups in check.counts.items():
-            cells = [f"{g} {found}" + ("" if expected in (None, found) else f"≠{expected}")
-                     for g, (found, expected) in groups.items()]
+            cells = [
+                f"{g} {found}" + ("" if expected in (None, found) else f"≠{expected}")
+                for g, (found, expected) in groups.items()
+            ]
             lines.append(f"  {split}: " + ", ".join(cells))
         status = self.query_one("#data-check", Static)
         status.set_class(not check.ok, "error-text")
@@ -156,8 +184,9 @@ class SetupScreen(LabScreen):
 
     # -- checkpoints ---------------------------------------------------------------------------
     def action_refresh_runs(self) -> None:
-        self.lab.bridge.call("Listing runs", self.lab.engine.list_runs, self.lab.runs_root,
-                             on_result=self._fill_runs, group="setup-runs")
+        self.lab.bridge.call(
+            "Listing runs", self.lab.engine.list_runs, self.lab.runs_root, on_result=self._fill_runs, group="setup-runs"
+        )
 
     def _fill_runs(self, runs: list[RunEntry]) -> None:
         select = self.query_one("#checkpoint-run", Choice)
@@ -177,8 +206,13 @@ class SetupScreen(LabScreen):
             manifest.update("")
             return
         manifest.update("reading manifest…")
-        self.lab.bridge.call("Reading the run manifest", self.lab.engine.run_summary, path,
-                             on_result=self._show_run, group="setup-manifest")
+        self.lab.bridge.call(
+            "Reading the run manifest",
+            self.lab.engine.run_summary,
+            path,
+            on_result=self._show_run,
+            group="setup-manifest",
+        )
 
     def _show_run(self, info: dict[str, Any]) -> None:
         """The run's manifest, and its backbone and dataset in the form: a checkpoint decides both."""
@@ -199,14 +233,23 @@ class SetupScreen(LabScreen):
         spec = self.current_spec()
         self.lab.spec = spec
         self.query_one("#session-status", Static).update(f"opening {spec.backbone} on {spec.dataset}…")
-        self.lab.bridge.call("Opening the session", open_session_and_layers, self.lab.engine, spec,
-                             on_result=self._session_opened, group="session")
+        self.lab.bridge.call(
+            "Opening the session",
+            open_session_and_layers,
+            self.lab.engine,
+            spec,
+            on_result=self._session_opened,
+            group="session",
+        )
 
     def _session_opened(self, opened: tuple[SessionPort, list[LayerInfo]]) -> None:
         session, layers = opened
         self.lab.set_session(session, layers)
         total = sum(layer.neurons for layer in layers)
-        text = (f"✓ session ready: {len(layers)} layers, {total} neurons; groups "
-                + ", ".join(session.group_names) + ". Press 2 for Neurons.")
+        text = (
+            f"✓ session ready: {len(layers)} layers, {total} neurons; groups "
+            + ", ".join(session.group_names)
+            + ". Press 2 for Neurons."
+        )
         self.query_one("#session-status", Static).update(text)
         self.notify("Session ready. Press 2 to rank neurons.")

@@ -9,7 +9,8 @@ the running stage, ``t`` shows the other one, and the epoch table lists both.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from textual import on
 from textual.binding import Binding
@@ -35,8 +36,11 @@ PROFILES = (("full", False), ("smoke (seconds)", True))
 def stage_choices(entry: PresetEntry | None) -> list[tuple[str, str]]:
     """The preset's own stage list first (when it has more than ERM and fine-tuning), then the
     fixed choices."""
-    own = [] if entry is None or all(s in ("erm", "finetune") for s in entry.stages) else [
-        ("+".join(entry.stages), AS_PRESET)]
+    own = (
+        []
+        if entry is None or all(s in ("erm", "finetune") for s in entry.stages)
+        else [("+".join(entry.stages), AS_PRESET)]
+    )
     return own + list(STAGE_CHOICES)
 
 
@@ -47,16 +51,21 @@ def default_stages(entry: PresetEntry) -> str:
     return trainable if any(value == trainable for _, value in STAGE_CHOICES) else "erm"
 
 
-def overrides_from_form(epochs: str, lr: str, batch: str, seed: str, stages: str,
-                        start_checkpoint: str = "") -> list[str]:
+def overrides_from_form(
+    epochs: str, lr: str, batch: str, seed: str, stages: str, start_checkpoint: str = ""
+) -> list[str]:
     """The form's fields as ``--set`` overrides; an empty field keeps the preset's value.
 
     Epochs, LR and batch size belong to ERM, or to fine-tuning when it runs alone (it then
     starts from ``start_checkpoint``, the checkpoint chosen on Setup)."""
     section = "finetune" if stages == "finetune" else "erm"
     out = []
-    checks = ((f"{section}.epochs", epochs, int), (f"{section}.lr", lr, float),
-              (f"{section}.batch_size", batch, int), ("seed", seed, int))
+    checks = (
+        (f"{section}.epochs", epochs, int),
+        (f"{section}.lr", lr, float),
+        (f"{section}.batch_size", batch, int),
+        ("seed", seed, int),
+    )
     for key, text, kind in checks:
         if text.strip():
             value = parse_number(text, kind=kind, minimum=0 if key == "seed" else 1e-12)
@@ -67,8 +76,9 @@ def overrides_from_form(epochs: str, lr: str, batch: str, seed: str, stages: str
         out.append("stages=[" + ", ".join(f'"{s}"' for s in stages.split(",")) + "]")
     if stages == "finetune":
         if not start_checkpoint:
-            raise ValueError("fine-tuning alone starts from a checkpoint: choose one on Setup (1), "
-                             "or pick ERM + fine-tune")
+            raise ValueError(
+                "fine-tuning alone starts from a checkpoint: choose one on Setup (1), or pick ERM + fine-tune"
+            )
         out.append(f'model.checkpoint="{start_checkpoint}"')
     return out
 
@@ -95,8 +105,9 @@ class TrainScreen(LabScreen):
             with Vertical(id="train-form", classes="form"):
                 yield FieldRow("Preset", Choice([], prompt="loading presets…", title="Preset", id="preset"))
                 yield FieldRow("Stages", Choice(STAGE_CHOICES, "erm", title="Stages", id="stages"))
-                yield FieldRow("Profile", Choice(PROFILES, False, title="Profile (smoke: tiny model and data)",
-                                                 id="profile"))
+                yield FieldRow(
+                    "Profile", Choice(PROFILES, False, title="Profile (smoke: tiny model and data)", id="profile")
+                )
                 yield FieldRow("Epochs", Input("", placeholder="preset", compact=True, id="epochs"))
                 yield FieldRow("LR", Input("", placeholder="preset", compact=True, id="lr"))
                 yield FieldRow("Batch size", Input("", placeholder="preset", compact=True, id="batch"))
@@ -117,10 +128,12 @@ class TrainScreen(LabScreen):
 
     def on_mount(self) -> None:
         self.query_one("#epochs-table", DataTable).add_columns(
-            "stage", "epoch", "loss", "val WGA %", "test WGA %", "worst group (val)", "selected")
+            "stage", "epoch", "loss", "val WGA %", "test WGA %", "worst group (val)", "selected"
+        )
         self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_dirty)
-        self.lab.bridge.call("Listing presets", self.lab.engine.list_presets, on_result=self._fill_presets,
-                             group="presets")
+        self.lab.bridge.call(
+            "Listing presets", self.lab.engine.list_presets, on_result=self._fill_presets, group="presets"
+        )
         self.redraw_if_dirty()
 
     def _fill_presets(self, presets: list[PresetEntry]) -> None:
@@ -135,7 +148,8 @@ class TrainScreen(LabScreen):
         if entry is None:
             return
         self.query_one("#preset-info", Static).update(
-            entry.description + ("\nstages: " + " → ".join(entry.stages) if entry.stages else ""))
+            entry.description + ("\nstages: " + " → ".join(entry.stages) if entry.stages else "")
+        )
         stages = self.query_one("#stages", Choice)
         stages.set_options(stage_choices(entry))
         stages.value = default_stages(entry)
@@ -151,10 +165,11 @@ class TrainScreen(LabScreen):
             self.notify("Choose a preset first.", severity="warning")
             return
         try:
-            overrides = overrides_from_form(*(self.query_one(f"#{name}", Input).value
-                                              for name in ("epochs", "lr", "batch", "seed")),
-                                            str(self.query_one("#stages", Choice).value),
-                                            self.lab.spec.checkpoint)
+            overrides = overrides_from_form(
+                *(self.query_one(f"#{name}", Input).value for name in ("epochs", "lr", "batch", "seed")),
+                str(self.query_one("#stages", Choice).value),
+                self.lab.spec.checkpoint,
+            )
         except ValueError as exc:
             self.notify(str(exc), severity="warning")
             return
@@ -202,8 +217,11 @@ class TrainScreen(LabScreen):
         if self._epochs_dirty:
             self._epochs_dirty = False
             stage = self.shown_stage()
-            self.query_one(GroupAccuracyChart).show(job.stage_epochs.get(stage, []), job.stage_best.get(stage),
-                                                    stage=stage if len(job.stage_epochs) > 1 else "")
+            self.query_one(GroupAccuracyChart).show(
+                job.stage_epochs.get(stage, []),
+                job.stage_best.get(stage),
+                stage=stage if len(job.stage_epochs) > 1 else "",
+            )
             self._fill_epochs(job.stage_epochs, job.stage_best)
 
     def shown_stage(self) -> str:
@@ -219,10 +237,15 @@ class TrainScreen(LabScreen):
         for stage, epochs in stage_epochs.items():
             for e in epochs:
                 val, test = e.splits.get("val", {}), e.splits.get("test", {})
-                table.add_row(stage, str(e.epoch), "–" if e.train_loss is None else f"{e.train_loss:.4f}",
-                              f"{100 * val['wga']:.1f}" if "wga" in val else "–",
-                              f"{100 * test['wga']:.1f}" if "wga" in test else "–",
-                              str(val.get("worst_group", "–")), "★" if e.epoch == best.get(stage) else "")
+                table.add_row(
+                    stage,
+                    str(e.epoch),
+                    "–" if e.train_loss is None else f"{e.train_loss:.4f}",
+                    f"{100 * val['wga']:.1f}" if "wga" in val else "–",
+                    f"{100 * test['wga']:.1f}" if "wga" in test else "–",
+                    str(val.get("worst_group", "–")),
+                    "★" if e.epoch == best.get(stage) else "",
+                )
 
     def action_next_stage(self) -> None:
         stages = list(self.lab.job.stage_epochs)

@@ -7,7 +7,8 @@ widget; the option list exists only while it is open (``ChoiceDialog``).
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rich.text import Text
 from textual import events
@@ -34,17 +35,26 @@ class Choice(Widget, can_focus=True):
     class Changed(Message):
         """The value changed (by a key, the list, or code)."""
 
-        def __init__(self, choice: "Choice", value: Any) -> None:
+        def __init__(self, choice: Choice, value: Any) -> None:
             super().__init__()
             self.choice = choice
             self.value = value
 
         @property
-        def control(self) -> "Choice":
+        def control(self) -> Choice:
             return self.choice
 
-    def __init__(self, options: Iterable[Option], value: Any = None, *, title: str = "", prompt: str = "",
-                 id: str | None = None, classes: str | None = None, tooltip: str | None = None) -> None:
+    def __init__(
+        self,
+        options: Iterable[Option],
+        value: Any = None,
+        *,
+        title: str = "",
+        prompt: str = "",
+        id: str | None = None,
+        classes: str | None = None,
+        tooltip: str | None = None,
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self._options: list[Option] = list(options)
         self.title = title  # the list's heading

@@ -21,15 +21,22 @@ class GroupAccuracyChart(PlotextPlot):
         plt.clear_figure()
         points = [e for e in epochs if self.split in e.splits]
         # short: plotext drops a title wider than the plot (about 44 columns at 80×24)
-        plt.title((f"{stage} · " if stage else "") + f"{self.split} acc. %"
-                  + (f" · selected epoch {best_epoch}" if best_epoch else ""))
+        plt.title(
+            (f"{stage} · " if stage else "")
+            + f"{self.split} acc. %"
+            + (f" · selected epoch {best_epoch}" if best_epoch else "")
+        )
         plt.ylim(0, 100)
         if points:
             xs = [e.epoch for e in points]
             groups = list(points[0].splits[self.split].get("groups", {}))
             for group in groups:
-                plt.plot(xs, [100 * e.splits[self.split]["groups"].get(group, 0.0) for e in points],
-                         label=group, marker="braille")
+                plt.plot(
+                    xs,
+                    [100 * e.splits[self.split]["groups"].get(group, 0.0) for e in points],
+                    label=group,
+                    marker="braille",
+                )
             plt.plot(xs, [100 * e.splits[self.split]["wga"] for e in points], label="WGA", marker="hd")
             if best_epoch is not None:
                 plt.vline(best_epoch, "white")

@@ -10,7 +10,7 @@ from textual.widget import Widget
 
 
 def grey(value: float) -> Color:
-    level = max(0, min(255, int(round(value * 255))))
+    level = max(0, min(255, round(value * 255)))
     return Color.from_rgb(level, level, level)
 
 

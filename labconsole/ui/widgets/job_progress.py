@@ -37,15 +37,21 @@ class JobProgress(Vertical):
         bar = self.query_one("#progress-bar", ProgressBar)
         progress = job.progress
         if progress is None:
-            line.update(f"{job.label}: {'cancelling…' if job.status == 'cancelling' else job.status}"
-                        if job.label else "No job yet.")
+            line.update(
+                f"{job.label}: {'cancelling…' if job.status == 'cancelling' else job.status}"
+                if job.label
+                else "No job yet."
+            )
             if not job.active:
                 bar.update(total=100, progress=100 if job.status == "done" else 0)
             return
         total = max(progress.total_epochs * progress.total_steps, 1)
         done = (progress.epoch - 1) * progress.total_steps + progress.step
-        parts = [f"{progress.stage}", f"epoch {progress.epoch}/{progress.total_epochs}",
-                 f"step {progress.step}/{progress.total_steps}"]
+        parts = [
+            f"{progress.stage}",
+            f"epoch {progress.epoch}/{progress.total_epochs}",
+            f"step {progress.step}/{progress.total_steps}",
+        ]
         if progress.loss is not None:
             parts.append(f"loss {progress.loss:.4f}")
         if self.show_times and job.active:
