@@ -205,6 +205,8 @@ class LabConsoleApp(App[int]):
 
     def on_background_error(self, message: BackgroundError) -> None:
         self.report_error(message.what, message.error)
+        if message.on_error is not None:
+            message.on_error(message.error)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Bodies catch their own errors; this is the safety net for anything else.

@@ -87,10 +87,13 @@ class CallFinished(Message):
 class BackgroundError(Message):
     """A worker failed; the app reports it (notification + log line) and carries on."""
 
-    def __init__(self, what: str, error: BaseException) -> None:
+    def __init__(
+        self, what: str, error: BaseException, on_error: Callable[[BaseException], None] | None = None
+    ) -> None:
         super().__init__()
         self.what = what
         self.error = error
+        self.on_error = on_error  # the caller's own handler, e.g. a status line on its screen
 
 
 @dataclass
@@ -167,9 +170,13 @@ class Bridge:
         *args: Any,
         on_result: Callable[[Any], None],
         group: str | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
         **kwargs: Any,
     ) -> Worker[Any]:
         """Run ``fn(*args, **kwargs)`` off the UI thread, then ``on_result(result)`` on it.
+
+        A failure is reported by the app (notification + log) and, with ``on_error``, also handed
+        to the caller on the UI thread, so the screen that asked can say what went wrong in place.
 
         With a ``group``, a newer call supersedes an older one still running (its result is
         dropped), so a burst of keypresses only ever shows the latest answer.
@@ -181,7 +188,7 @@ class Bridge:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 if not worker.is_cancelled:
-                    self.app.post_message(BackgroundError(what, exc))
+                    self.app.post_message(BackgroundError(what, exc, on_error))
                 return None
             if not worker.is_cancelled:
                 self.app.post_message(CallFinished(worker, on_result, result))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from labconsole.engine.events import CancelToken, Emit
+from labconsole.engine.events import CancelToken, Emit, EpochResult
 from labconsole.errors import UserError
 
 if TYPE_CHECKING:  # pydantic models; imported lazily at run time
@@ -92,9 +92,15 @@ class RunEntry:
     status: str  # "done" | "running" | "cancelled" | "failed" | "empty"
     preset: str = ""
     variant: str = "paper"
-    test_wga: float | None = None  # summary.json splits.test.wga (fraction)
+    test_wga: float | None = None  # test WGA of the run's final model (fraction)
     has_checkpoint: bool = False
     smoke: bool = False  # trained on the smoke profile (tiny model and data): not a result
+    # checkpoint names in checkpoints/ (``best``, ``last``, ``epoch_003``, ``finetune-best``, …)
+    checkpoints: tuple[str, ...] = ()
+    final_stage: str = ""  # the stage whose model ``test_wga`` measures ("erm", "finetune", …)
+
+    def checkpoint_path(self, name: str) -> str:
+        return f"{self.path}/checkpoints/{name}.safetensors"
 
     @property
     def resumable(self) -> bool:
@@ -180,6 +186,11 @@ class EnginePort(Protocol):
 
     def run_summary(self, run_dir: str) -> dict[str, Any]:
         """``{"name", "path", "status", "manifest": {...}, "summary": {...}, "config": str}``."""
+        ...
+
+    def run_epochs(self, run_dir: str) -> list[EpochResult]:
+        """Every epoch a run recorded in its ``metrics.jsonl``, over all its attempts (a resumed
+        run continues the same file), in order; a re-run epoch keeps its latest record."""
         ...
 
     def export_report(self, run_dir: str) -> list[str]:

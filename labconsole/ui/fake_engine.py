@@ -78,6 +78,71 @@ def epoch_splits(epoch: int, total: int) -> dict[str, dict[str, Any]]:
     return {"val": split_metrics(val, 1 / 133), "test": split_metrics(test, 1 / 642)}
 
 
+def fake_epoch_splits(stage: str, epoch: int, total: int) -> dict[str, dict[str, Any]]:
+    """Fine-tuning starts where ERM left off and narrows the gap further."""
+    return epoch_splits(epoch + (total if stage == "finetune" else 0), total * (2 if stage == "finetune" else 1))
+
+
+RUNS = (
+    RunEntry(
+        "20250102-110000-finetune-only-s0",
+        "runs/20250102-110000-finetune-only-s0",
+        "done",
+        "finetune-only",
+        "paper",
+        0.7105,
+        True,
+        checkpoints=("finetune-best", "finetune-last"),
+        final_stage="finetune",
+    ),
+    RunEntry(
+        "20250102-093000-finetune-s0",
+        "runs/20250102-093000-finetune-s0",
+        "done",
+        "finetune",
+        "paper",
+        0.7412,
+        True,
+        checkpoints=("best", "epoch_002", "finetune-best", "last"),
+        final_stage="finetune",
+    ),
+    RunEntry(
+        "20250101-180000-quickstart-s1",
+        "runs/20250101-180000-quickstart-s1",
+        "cancelled",
+        "quickstart",
+        "paper",
+        None,
+        True,
+        checkpoints=("last",),
+        final_stage="",
+    ),
+    RunEntry(
+        "20250101-120000-quickstart-s0",
+        "runs/20250101-120000-quickstart-s0",
+        "done",
+        "quickstart",
+        "paper",
+        0.6215,
+        True,
+        checkpoints=("best", "last"),
+        final_stage="erm",
+    ),
+)
+
+
+def check_fake_checkpoint(checkpoint: str) -> None:
+    """A checkpoint of one of the scripted runs must exist, as the engine's loader requires."""
+    run_dir, _, file = checkpoint.partition("/checkpoints/")
+    entry = next((r for r in RUNS if r.path == run_dir), None)
+    if entry is None:
+        return  # a path outside the scripted runs: the demo opens fresh weights for it
+    name = file.removesuffix(".safetensors") if file else "best"
+    if name not in entry.checkpoints:
+        where = f"checkpoints/{name}.safetensors"
+        raise UserError(f"{checkpoint}: no {where} in this run directory")
+
+
 @dataclass
 class FakeSession:
     engine: FakeEngine
@@ -195,9 +260,9 @@ class FakeEngine:
         preset = preset_from_dict(raw, source=entry.path)
         return preset.smoke() if smoke else preset
 
-    def run_job(self, preset: Any, *, emit: Emit, cancel: CancelToken) -> str:
+    def run_job(self, preset: Any, *, emit: Emit, cancel: CancelToken, run_dir: str = "", first_epoch: int = 1) -> str:
         run_id = f"fake-{preset.name}"
-        run_dir = f"runs/20250101-120000-{preset.name}-s{preset.seed}"
+        run_dir = run_dir or f"runs/20250101-120000-{preset.name}-s{preset.seed}"
         emit(RunStarted(run_id=run_id, preset=preset.name, run_dir=run_dir, stages=tuple(preset.stages)))
         if self.fail_with is not None:
             raise self.fail_with
@@ -211,7 +276,7 @@ class FakeEngine:
             if stage not in preset.stages:
                 continue
             epochs = preset.erm.epochs if stage == "erm" else preset.finetune.epochs
-            best_epoch = self._stage(run_id, stage, min(self.epochs, epochs), losses, emit, cancel)
+            best_epoch = self._stage(run_id, stage, min(self.epochs, epochs), losses, emit, cancel, first_epoch)
             if best_epoch is None:
                 return run_dir
             summary[stage] = {"best_epoch": best_epoch}
@@ -220,21 +285,32 @@ class FakeEngine:
         return run_dir
 
     def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
+        """Goes on after the recorded epochs, in the same run directory, as the engine does."""
         self.calls.append(("resume_job", run_dir))
-        entry = next((r for r in self.list_runs("runs") if r.path == run_dir), None)
+        entry = self._run(run_dir)
         if entry is None or not entry.resumable:
             raise UserError(f"{run_dir}: only an interrupted run can be resumed")
-        return self.run_job(self.load_preset(entry.preset), emit=emit, cancel=cancel)
+        done = len(self.run_epochs(run_dir))
+        return self.run_job(
+            self.load_preset(entry.preset), emit=emit, cancel=cancel, run_dir=run_dir, first_epoch=done + 1
+        )
 
     def _stage(
-        self, run_id: str, stage: str, total: int, losses: list[float], emit: Emit, cancel: CancelToken
+        self,
+        run_id: str,
+        stage: str,
+        total: int,
+        losses: list[float],
+        emit: Emit,
+        cancel: CancelToken,
+        first_epoch: int = 1,
     ) -> int | None:
         """One training stage; the selected epoch, or None when cancelled."""
         emit(StageStarted(run_id=run_id, stage=stage, total_epochs=total))
         best_wga, best_epoch = -1.0, 0
-        for epoch in range(1, total + 1):
+        for epoch in range(first_epoch, total + 1):
             step = 0
-            while step < self.steps or (epoch == 1 and self.gate is not None and not self.gate.is_set()):
+            while step < self.steps or (epoch == first_epoch and self.gate is not None and not self.gate.is_set()):
                 if cancel.is_set():
                     emit(
                         LogRecord(run_id=run_id, level="info", message=f"cancelled at epoch {epoch}; checkpoint saved")
@@ -260,10 +336,7 @@ class FakeEngine:
                 )
                 if self.step_delay:
                     time.sleep(self.step_delay)
-            # fine-tuning starts where ERM left off and narrows the gap further
-            splits = epoch_splits(
-                epoch + (total if stage == "finetune" else 0), total * (2 if stage == "finetune" else 1)
-            )
+            splits = fake_epoch_splits(stage, epoch, total)
             if splits["val"]["wga"] > best_wga:
                 best_wga, best_epoch = splits["val"]["wga"], epoch
             emit(
@@ -287,6 +360,8 @@ class FakeEngine:
         self.wait_call()
         if spec.dataset not in ("synthetic-waterbirds", "waterbirds"):
             raise UserError(f"the demo engine has no {spec.dataset} model; choose synthetic-waterbirds")
+        if spec.checkpoint:
+            check_fake_checkpoint(spec.checkpoint)
         return FakeSession(self)
 
     def check_dataset(self, root: str, dataset: str) -> DatasetCheck:
@@ -297,38 +372,36 @@ class FakeEngine:
         return DatasetCheck(False, f"{root}/metadata.csv not found (expected columns img_filename,y,split,place)")
 
     def list_runs(self, root: str) -> list[RunEntry]:
+        return list(RUNS)
+
+    def _run(self, run_dir: str) -> RunEntry | None:
+        return next((r for r in RUNS if run_dir in (r.path, r.name)), None)
+
+    def run_epochs(self, run_dir: str) -> list[EpochResult]:
+        """The epochs a run recorded: all of them, or the first half for an interrupted one."""
+        self.calls.append(("run_epochs", run_dir))
+        entry = self._run(run_dir)
+        if entry is None:
+            return []
+        stages = ("erm", "finetune") if entry.preset == "finetune" else ("erm",)
+        recorded = self.epochs // 2 if entry.resumable else self.epochs
         return [
-            RunEntry(
-                "20250102-093000-finetune-s0",
-                "runs/20250102-093000-finetune-s0",
-                "done",
-                "finetune",
-                "paper",
-                0.7412,
-                True,
-            ),
-            RunEntry(
-                "20250101-180000-quickstart-s1",
-                "runs/20250101-180000-quickstart-s1",
-                "cancelled",
-                "quickstart",
-                "paper",
-                None,
-                True,
-            ),
-            RunEntry(
-                "20250101-120000-quickstart-s0",
-                "runs/20250101-120000-quickstart-s0",
-                "done",
-                "quickstart",
-                "paper",
-                0.6215,
-                True,
-            ),
+            EpochResult(
+                run_id=f"fake-{entry.preset}",
+                stage=stage,
+                epoch=epoch,
+                total_epochs=self.epochs,
+                splits=fake_epoch_splits(stage, epoch, self.epochs),
+                train_loss=round(1.0 / (1 + epoch), 4),
+                is_best=True,
+                best_epoch=epoch,
+            )
+            for stage in stages
+            for epoch in range(1, recorded + 1)
         ]
 
     def run_summary(self, run_dir: str) -> dict[str, Any]:
-        entry = next((r for r in self.list_runs("runs") if r.path == run_dir or r.name == run_dir), None)
+        entry = self._run(run_dir)
         if entry is None:
             raise UserError(f"run directory not found: {run_dir}")
         epoch = 4 if entry.preset == "finetune" else 2

@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 import json
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labconsole.engine.events import CancelToken, Emit, ReadoutReady
+from labconsole.engine.events import CancelToken, Emit, EpochResult, ReadoutReady
 from labconsole.errors import UserError
 from labconsole.ui.engine_port import (
     EMBEDDED_DATASETS,
@@ -195,7 +195,10 @@ class RealEngine:
         entries = []
         for run in list_runs(Path(root)):
             summary, manifest = run.summary(), run.manifest()
-            wga = summary.get("splits", {}).get("test", {}).get("wga")
+            stage, wga = final_stage_wga(summary, list(manifest.get("stages_done") or []))
+            checkpoints = (
+                tuple(sorted(p.stem for p in run.checkpoints.glob("*.safetensors"))) if run.checkpoints.is_dir() else ()
+            )
             entries.append(
                 RunEntry(
                     name=run.name,
@@ -203,12 +206,19 @@ class RealEngine:
                     status=run.status(),
                     preset=str(manifest.get("preset", "")),
                     variant=str(manifest.get("variant", "paper")),
-                    test_wga=float(wga) if isinstance(wga, (int, float)) else None,
-                    has_checkpoint=any(run.checkpoints.glob("*.safetensors")) if run.checkpoints.is_dir() else False,
+                    test_wga=wga,
+                    has_checkpoint=bool(checkpoints),
                     smoke=bool(manifest.get("smoke")),
+                    checkpoints=checkpoints,
+                    final_stage=stage,
                 )
             )
         return entries
+
+    def run_epochs(self, run_dir: str) -> list[EpochResult]:
+        from labconsole.engine.runs import RunDir
+
+        return epochs_from_records(RunDir(Path(run_dir)).events("EpochResult"))
 
     def run_summary(self, run_dir: str) -> dict[str, Any]:
         from labconsole.engine.runs import RunDir
@@ -287,6 +297,39 @@ class RealEngine:
 
         model = toy_model(gamma=0.0, x_inv=x_inv, x_sp=x_sp, sigma_inv=sigma_inv, sigma_sp=sigma_sp, lam=ridge)
         return dict(gamma_curve(model, np.asarray(list(gammas), dtype=float)))
+
+
+def final_stage_wga(summary: dict[str, Any], stages_done: Sequence[str]) -> tuple[str, float | None]:
+    """(stage, test WGA) of the run's final model: the last finished stage that measured one
+    (fine-tuning's ``wga_after``, a stage's own ``splits``), else the top-level (ERM) numbers."""
+    for stage in reversed([s for s in stages_done if s != "erm"]):
+        result = summary.get(stage)
+        if not isinstance(result, dict):
+            continue
+        after = result.get("wga_after")
+        wga = after.get("test") if isinstance(after, dict) else None
+        if wga is None:
+            wga = (result.get("splits") or {}).get("test", {}).get("wga")
+        if isinstance(wga, (int, float)):
+            return stage, float(wga)
+    wga = summary.get("splits", {}).get("test", {}).get("wga")
+    if isinstance(wga, (int, float)):
+        return ("erm" if "erm" in stages_done else (stages_done[-1] if stages_done else "")), float(wga)
+    return "", None
+
+
+def epochs_from_records(records: Iterable[dict[str, Any]]) -> list[EpochResult]:
+    """``EpochResult`` records of a ``metrics.jsonl`` → events, in order; an epoch recorded
+    twice (run again after a resume) keeps its latest record, in the place of the first."""
+    fields = set(EpochResult.__dataclass_fields__)
+    latest: dict[tuple[str, int], EpochResult] = {}
+    for record in records:
+        try:
+            event = EpochResult(**{k: v for k, v in record.items() if k in fields})
+        except TypeError:  # a record from another version of the engine: skipped, not fatal
+            continue
+        latest[(event.stage, event.epoch)] = event
+    return list(latest.values())
 
 
 def dataset_check_from_report(report: dict[str, Any]) -> DatasetCheck:

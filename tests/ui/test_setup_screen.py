@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Input, Static
 
 from labconsole.ui.fake_engine import FakeEngine
@@ -29,12 +30,51 @@ async def test_choosing_a_run_fills_the_checkpoint_and_shows_its_manifest(app_fa
     async with app.run_test(size=(100, 30)) as pilot:
         select = app.screen.query_one("#checkpoint-run", Choice)
         await wait_for(pilot, lambda: len(select.options) > 1)
-        run = "runs/20250102-093000-finetune-s0"
-        select.value = run
+        checkpoint = "runs/20250102-093000-finetune-s0/checkpoints/finetune-best.safetensors"
+        select.value = checkpoint
         manifest = app.screen.query_one("#manifest", Static)
         await wait_for(pilot, lambda: "preset finetune" in str(manifest.content))
-        assert app.screen.query_one("#checkpoint-path", Input).value == run
-        assert app.spec.checkpoint == run
+        assert app.screen.query_one("#checkpoint-path", Input).value == checkpoint
+        assert app.spec.checkpoint == checkpoint
+
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_picker_offers_every_checkpoint_of_a_run_by_name(app_factory, size) -> None:
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        select = app.screen.query_one("#checkpoint-run", Choice)
+        await wait_for(pilot, lambda: len(select.options) > 1)
+        labels = [label for label, _ in select.options]
+        assert "20250102-093000-finetune-s0 · finetune-best (done)" in labels
+        assert "20250102-093000-finetune-s0 · epoch_002 (done)" in labels
+        # a fine-tune-only run has no best.safetensors: its own checkpoints are offered instead
+        only = [label for label in labels if "finetune-only" in label]
+        assert only == [
+            "20250102-110000-finetune-only-s0 · finetune-best (done)",
+            "20250102-110000-finetune-only-s0 · finetune-last (done)",
+        ]
+        select.value = "runs/20250102-110000-finetune-only-s0/checkpoints/finetune-best.safetensors"
+        await pilot.pause()
+        await pilot.press("o")
+        await wait_for(pilot, lambda: app.session is not None)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_a_failure_to_open_is_shown_on_setup_with_its_reason(app_factory, size) -> None:
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#checkpoint-path", Input).value = "runs/20250102-110000-finetune-only-s0"
+        await pilot.pause()
+        await pilot.press("escape", "o")
+        status = app.screen.query_one("#session-status", Static)
+        await wait_for(pilot, lambda: "✗" in str(status.content))
+        text = str(status.content)
+        assert "opening" not in text and "best.safetensors" in text
+        assert status.has_class("error-text") and app.session is None
 
 
 async def test_opening_a_session_lists_layers_and_groups(app_factory) -> None:

@@ -49,5 +49,16 @@ class LabScreen(Screen[None]):
             self.query_one(ModeBar).show_status(self.lab.job.headline())
 
     def action_leave_field(self) -> None:
-        """Escape leaves a text field, so the single-key bindings work again."""
+        """Escape leaves a text field, so the single-key bindings work again; outside a field it
+        stops waiting for a long call on this screen."""
+        from textual.widgets import Input
+
+        if isinstance(self.focused, Input):
+            self.set_focus(None)
+            return
         self.set_focus(None)
+        from labconsole.ui.widgets.busy_line import BusyLine
+
+        for line in self.query(BusyLine):
+            if line.cancel():
+                self.lab.write_log(f"[info] stopped waiting for {line.what}")

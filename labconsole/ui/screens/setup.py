@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
+from labconsole.ui.bridge import describe_error
 from labconsole.ui.engine_port import (
     BACKBONES,
     DATASETS,
@@ -23,16 +24,28 @@ from labconsole.ui.engine_port import (
     SessionSpec,
 )
 from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.busy_line import BusyLine
 from labconsole.ui.widgets.choice import Choice
 from labconsole.ui.widgets.form import FieldRow
 
 FRESH = "(fresh weights)"
 
 
-def open_session_and_layers(engine: Any, spec: SessionSpec) -> tuple[SessionPort, list[LayerInfo]]:
-    """Runs on a worker: opening loads data and the model, listing layers walks the model."""
-    session = engine.open_session(spec)
-    return session, session.layers()
+def checkpoint_options(runs: list[RunEntry]) -> list[tuple[str, str]]:
+    """Every checkpoint of every run, by name (``best``, ``last``, ``epoch_003``,
+    ``finetune-best``, …): a fine-tune-only run has no ``best`` and opens from its own."""
+    options = [(FRESH, "")]
+    for run in runs:
+        names = run.checkpoints or (("best",) if run.has_checkpoint else ())
+        for name in names:
+            options.append((f"{run.name} · {name} ({run.status})", run.checkpoint_path(name)))
+    return options
+
+
+def run_dir_of(checkpoint: str) -> str:
+    """The run directory a checkpoint file belongs to (a run directory is its own)."""
+    head, sep, _ = checkpoint.rpartition("/checkpoints/")
+    return head if sep else checkpoint
 
 
 def run_model_and_data(info: dict[str, Any]) -> tuple[str, str]:
@@ -117,7 +130,12 @@ class SetupScreen(LabScreen):
             yield Static("", id="manifest", classes="status-line sub")
             yield FieldRow("Device", Choice([(d, d) for d in DEVICES], spec.device, title="Device", id="device"))
             yield Button("Open session (o)", id="open", variant="primary", compact=True, classes="sub")
-            yield Static("No session open.", id="session-status", classes="status-line sub")
+            yield BusyLine(
+                "No session open.",
+                show_clock=not self.lab.deterministic,
+                id="session-status",
+                classes="status-line sub",
+            )
 
     def on_mount(self) -> None:
         self.query_one("#dataset", Choice).focus()
@@ -190,7 +208,7 @@ class SetupScreen(LabScreen):
 
     def _fill_runs(self, runs: list[RunEntry]) -> None:
         select = self.query_one("#checkpoint-run", Choice)
-        options = [(FRESH, "")] + [(f"{run.name} ({run.status})", run.path) for run in runs if run.has_checkpoint]
+        options = checkpoint_options(runs)
         current = self.query_one("#checkpoint-path", Input).value.strip()
         with self.prevent(Choice.Changed):
             select.set_options(options)
@@ -209,9 +227,10 @@ class SetupScreen(LabScreen):
         self.lab.bridge.call(
             "Reading the run manifest",
             self.lab.engine.run_summary,
-            path,
+            run_dir_of(path),
             on_result=self._show_run,
             group="setup-manifest",
+            on_error=lambda error: manifest.update(f"✗ {describe_error('reading the run', error)}"),
         )
 
     def _show_run(self, info: dict[str, Any]) -> None:
@@ -232,18 +251,36 @@ class SetupScreen(LabScreen):
     def action_open_session(self) -> None:
         spec = self.current_spec()
         self.lab.spec = spec
-        self.query_one("#session-status", Static).update(f"opening {spec.backbone} on {spec.dataset}…")
-        self.lab.bridge.call(
+        status = self.query_one("#session-status", BusyLine)
+        model = spec.checkpoint.rsplit("/", 1)[-1] if spec.checkpoint else f"fresh {spec.backbone}"
+        worker = self.lab.bridge.call(
             "Opening the session",
-            open_session_and_layers,
-            self.lab.engine,
+            self.lab.engine.open_session,
             spec,
             on_result=self._session_opened,
             group="session",
+            on_error=self._session_failed,
+        )
+        status.begin(f"opening {model} on {spec.dataset}: loading the model and data", worker, total=2)
+
+    def _session_failed(self, error: BaseException) -> None:
+        self.query_one("#session-status", BusyLine).finish(
+            "✗ " + describe_error("the session did not open", error), error=True
         )
 
-    def _session_opened(self, opened: tuple[SessionPort, list[LayerInfo]]) -> None:
-        session, layers = opened
+    def _session_opened(self, session: SessionPort) -> None:
+        status = self.query_one("#session-status", BusyLine)
+        worker = self.lab.bridge.call(
+            "Listing the layers",
+            session.layers,
+            on_result=lambda layers: self._layers_listed(session, layers),
+            group="session",
+            on_error=self._session_failed,
+        )
+        status.worker = worker
+        status.advance(2, "listing the model's layers")
+
+    def _layers_listed(self, session: SessionPort, layers: list[LayerInfo]) -> None:
         self.lab.set_session(session, layers)
         total = sum(layer.neurons for layer in layers)
         text = (
@@ -251,5 +288,10 @@ class SetupScreen(LabScreen):
             + ", ".join(session.group_names)
             + ". Press 2 for Neurons."
         )
-        self.query_one("#session-status", Static).update(text)
+        self.query_one("#session-status", BusyLine).finish(text)
+        spec = self.lab.spec
+        self.lab.write_log(
+            f"[info] session opened: {spec.checkpoint or 'fresh ' + spec.backbone} on {spec.dataset} "
+            f"({len(layers)} layers, {total} neurons)"
+        )
         self.notify("Session ready. Press 2 to rank neurons.")
