@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labconsole.report import generic, plots
+from labconsole.report import figures_rare, generic, plots
 from labconsole.report.doc import Figure, Section, Table, Text, is_number, num, pct, pp
 from labconsole.report.source import RunSource
 
@@ -282,10 +282,8 @@ def rare_score(src: RunSource, shown: set[str]) -> Section | None:
         return None
     shown.add("rare_score.json")
     section = Section("Paper B: spurious score vs number of spurious examples", anchor="rare-score")
-    png = src.path / "artifacts" / "rare_score.png"
-    if png.exists():
-        shown.add(png.name)
-        section.add(figure_from(png, "spurious score and accuracies vs n", "mean ± s.e. over seeds"))
+    shown.update(figures_rare.legacy_pngs("rare_score.json", (p.name for p in src.artifacts(".png"))))
+    section.blocks.extend(_drawn(lambda: figures_rare.score(data), "rare_score.json"))
     rows = []
     for pattern, per_n in data["per_pattern"].items():
         for n, cell in (per_n or {}).items():
@@ -328,6 +326,10 @@ def other_summary(src: RunSource, stages_with_sections: set[str]) -> list[Sectio
 
 def artifacts(src: RunSource, shown: set[str]) -> Section:
     section = Section("Other artifacts", anchor="artifacts")
+    pngs = [p.name for p in src.artifacts(".png")]
+    for path in src.artifacts(".json"):  # figures the report draws from a table replace an older run's PNG
+        if path.name not in shown and path.name in figures_rare.FIGURES:
+            shown.update(figures_rare.legacy_pngs(path.name, pngs))
     for path in src.artifacts(".png"):
         if path.name not in shown:
             section.add(_safe(lambda p=path: figure_from(p), path.name))
@@ -340,8 +342,17 @@ def artifacts(src: RunSource, shown: set[str]) -> Section:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             section.add(Text(f"could not render {path.name}: not valid JSON ({exc})", kind="warning"))
             continue
+        section.blocks.extend(_drawn(lambda p=path, d=data: figures_rare.figures_for(p.name, d), path.name))
         section.blocks.extend(generic.json_blocks(data, path.stem)[:30])
     return section
+
+
+def _drawn(build: Any, name: str) -> list[Figure | Text]:
+    """Figures drawn from one artifact; a table the figure cannot read becomes a note."""
+    try:
+        return list(build())
+    except Exception as exc:  # a malformed table must still leave the rest of the report
+        return [Text(f"could not draw the figures of {name}: {type(exc).__name__}: {exc}", kind="warning")]
 
 
 def _safe(build: Any, name: str) -> Figure | Text:

@@ -12,6 +12,7 @@ from labconsole.engine.context import StageContext
 from labconsole.engine.stages import stage_function
 from labconsole.errors import UserError
 from labconsole.presets import PRESETS_DIR, load_preset
+from labconsole.report.figures_rare import figures_for
 
 RARE_PRESETS = sorted((PRESETS_DIR / "rare").glob("*.toml"))
 
@@ -43,7 +44,15 @@ def test_preset_runs_in_smoke_profile(tmp_path: Path, path: Path) -> None:
     summary = run_stages(ctx)
     artifacts = sorted(p.name for p in ctx.run.artifacts.iterdir())
     assert any(name.endswith(".json") for name in artifacts)
-    assert any(name.endswith(".png") for name in artifacts)
+    # The engine writes tables only; the report draws every figure from them.
+    assert not any(name.endswith(".png") for name in artifacts)
+    figures = [
+        f
+        for name in artifacts
+        if name.endswith(".json")
+        for f in figures_for(name, json.loads((ctx.run.artifacts / name).read_text()))
+    ]
+    assert figures and all(f.png.startswith(b"\x89PNG") for f in figures)
     kinds = {type(e).__name__ for e in ctx.state["events"]}
     assert "ArtifactWritten" in kinds
     assert all(isinstance(v, dict) for v in summary.values())

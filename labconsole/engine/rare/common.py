@@ -164,11 +164,6 @@ def write_artifact(ctx: Any, name: str, obj: Any, description: str = "") -> Path
     return path
 
 
-def announce_png(ctx: Any, path: Path | None, description: str = "") -> None:
-    if path is not None:
-        ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=path.name, path=str(path), description=description))
-
-
 def seeds_from(base: int, count: int) -> list[int]:
     return [int(base) + i for i in range(count)]
 

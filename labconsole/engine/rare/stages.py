@@ -1,5 +1,5 @@
 """Pipeline stages of the rare-correlation lab (Paper B). Each takes a StageContext and returns a
-summary dict; tables go to ``artifacts/rare_*.json`` and figures to ``artifacts/rare_*.png``.
+summary dict; tables go to ``artifacts/rare_*.json`` (the report draws the figures from them).
 
 All models of a stage are small and trained on whole-split tensors on ``ctx.device``.
 """
@@ -12,10 +12,8 @@ from typing import Any
 import torch
 
 from labconsole.engine.data.patterns import choose_spurious_indices, make_pattern
-from labconsole.engine.rare import plots
 from labconsole.engine.rare.common import (
     Tracker,
-    announce_png,
     rare_data,
     seeds_from,
     small_model_stage,
@@ -24,23 +22,12 @@ from labconsole.engine.rare.common import (
     write_artifact,
 )
 from labconsole.engine.rare.deletion import incremental_retrain
-from labconsole.engine.rare.mitigations import MITIGATIONS, mitigated_recipe, mitigation_grid
+from labconsole.engine.rare.mitigations import mitigated_recipe, mitigation_grid
 from labconsole.engine.rare.spurious_score import check_epsilon, mean_se, spurious_measures, welch_greater
 from labconsole.engine.rare.training import Recipe
 from labconsole.engine.rare.visualise import pixel_importance, zero_fraction_of_pixels
 
 MEASURES = ("score", "clean_acc", "spurious_acc")
-
-
-def _plot(ctx: Any, name: str, draw: Any, description: str) -> str | None:
-    """Render a figure; a plotting failure is logged, never fatal (the JSON is the result)."""
-    try:
-        path = draw(ctx.run.artifacts / name)
-    except Exception as exc:  # matplotlib/font problems must not lose a finished experiment
-        ctx.log(f"figure {name} skipped: {exc}", level="warning")
-        return None
-    announce_png(ctx, path, description)
-    return str(path)
 
 
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -123,37 +110,6 @@ def run_score_stage(ctx: Any) -> dict[str, Any]:
         "runs": rows,
     }
     write_artifact(ctx, "rare_score.json", result, "spurious score, clean and spurious accuracy per pattern and n")
-
-    def panel(measure: str, title: str) -> dict[str, Any]:
-        return {
-            "title": title,
-            "xlabel": "spurious examples n",
-            "ylabel": measure,
-            "series": [
-                {
-                    "label": name,
-                    "x": ns,
-                    "mean": [table[name][str(n)][measure]["mean"] for n in ns],
-                    "se": [table[name][str(n)][measure]["se"] for n in ns],
-                }
-                for name in rare.patterns
-            ],
-        }
-
-    _plot(
-        ctx,
-        "rare_score.png",
-        lambda p: plots.error_bar_panels(
-            p,
-            [
-                panel("score", f"{rare.epsilon}-spurious score"),
-                panel("clean_acc", "clean test accuracy"),
-                panel("spurious_acc", "spurious test accuracy"),
-            ],
-            symlog_x=True,
-        ),
-        "spurious score and accuracies vs n",
-    )
     return {"per_pattern": table, "seeds": len(seeds), "models_trained": tracker.done}
 
 
@@ -169,7 +125,7 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
     pattern = make_pattern(rare.weights_pattern, data.shape, seed)
     region = pattern.region
     tracker = Tracker(ctx, len(rare.weights_n), recipe.epochs)
-    maps, rows = [], []
+    rows: list[dict[str, Any]] = []
     for n in rare.weights_n:
         x, y, _ = spurious_training_set(data, target, n, pattern, seed)
         model = train_model(
@@ -183,7 +139,6 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
                 level="warning",
             )
             return {"skipped": f"backbone {ctx.preset.model.backbone} has no input Linear layer"}
-        maps.append(importance)
         rows.append(
             {
                 "n": n,
@@ -197,12 +152,6 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
         "rare_weights.json",
         {"pattern": rare.weights_pattern, "seed": seed, "rows": rows},
         "MLP pixel importance (max |first-layer weight| per pixel) per n",
-    )
-    _plot(
-        ctx,
-        "rare_weights.png",
-        lambda p: plots.heatmaps(p, maps, [f"n = {n}" for n in rare.weights_n]),
-        "pixel importance heatmaps",
     )
     return {
         "pattern": rare.weights_pattern,
@@ -238,22 +187,6 @@ def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
         "rare_sensitivity.json",
         {"fractions": fractions, "true_class_probability": curves_out, "split": "train"},
         "mean true-class probability when a fraction of non-zero pixels is zeroed",
-    )
-    _plot(
-        ctx,
-        "rare_sensitivity.png",
-        lambda p: plots.curves(
-            p,
-            [
-                {
-                    "title": "sensitivity to zeroed pixels",
-                    "xlabel": "fraction of non-zero pixels zeroed",
-                    "ylabel": "mean true-class probability",
-                    "series": [{"label": b, "x": fractions, "y": v, "style": "o-"} for b, v in curves_out.items()],
-                }
-            ],
-        ),
-        "sensitivity curves",
     )
     return {"fractions": fractions, "true_class_probability": curves_out}
 
@@ -291,24 +224,6 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
             table[method].append({"strength": float(strength), **_aggregate(cells)})
     result = {"pattern": rare.mitigation_pattern, "n": rare.mitigation_n, "seeds": seeds, "methods": table}
     write_artifact(ctx, "rare_mitigations.json", result, "spurious score and accuracies per mitigation strength")
-    for method, cells in table.items():
-        xs = list(range(len(cells)))  # strengths are not evenly spaced: plot by index, label ticks
-
-        def draw(path: Any, cells: list[dict[str, Any]] = cells, method: str = method, xs: list[int] = xs) -> Any:
-            panels = [
-                {
-                    "title": f"{MITIGATIONS[method][2]}",
-                    "xlabel": "strength index " + str([c["strength"] for c in cells]),
-                    "ylabel": m,
-                    "series": [
-                        {"label": m, "x": xs, "mean": [c[m]["mean"] for c in cells], "se": [c[m]["se"] for c in cells]}
-                    ],
-                }
-                for m in MEASURES
-            ]
-            return plots.error_bar_panels(path, panels)
-
-        _plot(ctx, f"rare_mitigation_{method}.png", draw, f"mitigation sweep: {method}")
     return {
         "pattern": rare.mitigation_pattern,
         "n": rare.mitigation_n,
@@ -367,31 +282,6 @@ def run_deletion_stage(ctx: Any) -> dict[str, Any]:
         "runs": rows,
     }
     write_artifact(ctx, "rare_deletion.json", result, "spurious scores before/after incremental retraining")
-    _plot(
-        ctx,
-        "rare_deletion.png",
-        lambda p: plots.error_bar_panels(
-            p,
-            [
-                {
-                    "title": f"{rare.deletion_pattern}: incremental retraining (lr {rare.deletion_lr})",
-                    "xlabel": "spurious examples n",
-                    "ylabel": "spurious score",
-                    "series": [
-                        {
-                            "label": stage,
-                            "x": ns,
-                            "mean": [table[str(n)][stage]["score"]["mean"] for n in ns],
-                            "se": [table[str(n)][stage]["score"]["se"] for n in ns],
-                        }
-                        for stage in ("before", "after", "retrained_from_scratch")
-                    ],
-                }
-            ],
-            symlog_x=True,
-        ),
-        "data deletion",
-    )
     return {
         "pattern": rare.deletion_pattern,
         "deletion_lr": rare.deletion_lr,
@@ -477,34 +367,6 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
         "runs": rows,
     }
     write_artifact(ctx, "rare_membership.json", result_json, "membership-inference attack accuracy per n")
-    _plot(
-        ctx,
-        "rare_membership.png",
-        lambda p: plots.error_bar_panels(
-            p,
-            [
-                {
-                    "title": f"membership inference ({rare.membership_pattern})",
-                    "xlabel": "spurious examples n",
-                    "ylabel": "attack accuracy",
-                    "series": [
-                        {
-                            "label": label,
-                            "x": xs,
-                            "mean": [table[str(n)][key]["mean"] for n in xs],
-                            "se": [table[str(n)][key]["se"] for n in xs],
-                        }
-                        for key, label, xs in (
-                            ("accuracy", "all examples", ns),
-                            ("spurious_member_accuracy", "spurious members", [n for n in ns if n > 0]),
-                        )
-                    ],
-                }
-            ],
-            symlog_x=True,
-        ),
-        "membership inference",
-    )
     return {
         "pattern": rare.membership_pattern,
         "split_sizes": sizes,
@@ -576,80 +438,6 @@ def run_theory_stage(ctx: Any) -> dict[str, Any]:
     }
     write_artifact(ctx, "rare_theory.json", result, "exact ridge solution, Monte-Carlo check, γ/noise/λ curves")
 
-    def family(curves: dict[str, dict[str, list[float]]], key: str, name: str) -> list[dict[str, Any]]:
-        return [{"label": f"{name}={v}", "x": c["gamma"], "y": c[key]} for v, c in curves.items()]
-
-    _plot(
-        ctx,
-        "rare_theory_gamma.png",
-        lambda p: plots.curves(
-            p,
-            [
-                {
-                    "title": "prediction difference w_s·x_sp",
-                    "xlabel": "γ",
-                    "ylabel": "prediction difference",
-                    "series": [
-                        {"label": "exact", "x": along_gamma["gamma"], "y": along_gamma["prediction_difference"]}
-                    ],
-                },
-                {
-                    "title": "test accuracy",
-                    "xlabel": "γ",
-                    "ylabel": "accuracy",
-                    "series": [
-                        {"label": "clean (exact)", "x": along_gamma["gamma"], "y": along_gamma["clean_acc"]},
-                        {"label": "spurious (exact)", "x": along_gamma["gamma"], "y": along_gamma["spurious_acc"]},
-                        {
-                            "label": "clean (authors' form)",
-                            "x": along_gamma["gamma"],
-                            "y": along_gamma["authors_clean_acc"],
-                            "style": "--",
-                        },
-                        {
-                            "label": "spurious (authors' form)",
-                            "x": along_gamma["gamma"],
-                            "y": along_gamma["authors_spurious_acc"],
-                            "style": "--",
-                        },
-                    ],
-                },
-            ],
-        ),
-        "phase transition in γ",
-    )
-    for curves_by, name, file in (
-        (by_noise, "noise", "rare_theory_noise.png"),
-        (by_lam, "λ", "rare_theory_lambda.png"),
-    ):
-        _plot(
-            ctx,
-            file,
-            lambda p, c=curves_by, nm=name: plots.curves(
-                p,
-                [
-                    {
-                        "title": "prediction difference",
-                        "xlabel": "γ",
-                        "ylabel": "w_s·x_sp",
-                        "series": family(c, "prediction_difference", nm),
-                    },
-                    {
-                        "title": "clean accuracy",
-                        "xlabel": "γ",
-                        "ylabel": "accuracy",
-                        "series": family(c, "clean_acc", nm),
-                    },
-                    {
-                        "title": "spurious accuracy",
-                        "xlabel": "γ",
-                        "ylabel": "accuracy",
-                        "series": family(c, "spurious_acc", nm),
-                    },
-                ],
-            ),
-            f"effect of {name}",
-        )
     return {
         "monte_carlo_max_abs_error": worst,
         "monte_carlo": {k: {q: v["abs_error"] for q, v in c["quantities"].items()} for k, c in checks.items()},
