@@ -1,9 +1,8 @@
 """[rare]: Paper B — rare spurious correlations (SPEC §6).
 
-The training recipe mirrors Paper B (Adam lr 0.01, batch 128, LR ×0.1 at fixed epochs); the
-defaults are sized for the embedded ``digits`` data on a 2-core CPU: 30 epochs with the LR
-dropped at 17/21/26 (Paper B: 70 epochs, drops at 40/50/60 — set ``epochs = 70`` and
-``lr_milestones = [40, 50, 60]`` for the paper's schedule).
+The training recipe is Paper B's by default: Adam lr 0.01, batch 128, 70 epochs with the LR ×0.1 at
+epochs 40/50/60. ``--smoke`` shrinks it; a shorter schedule is an explicit choice
+(``epochs`` + ``lr_milestones``) and the report names it as a departure from the paper.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from pydantic import Field, field_validator, model_validator
 
 from labconsole.config.base import Section
 
-PATTERNS = ("S1", "S2", "S3", "R1", "R2", "R3", "Inv")
 PatternName = Literal["S1", "S2", "S3", "R1", "R2", "R3", "Inv"]
+PATTERNS: tuple[PatternName, ...] = ("S1", "S2", "S3", "R1", "R2", "R3", "Inv")
 
 
 class RareTheoryConfig(Section):
@@ -51,9 +50,9 @@ class RareConfig(Section):
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.9, ge=0)
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(70, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr_milestones: tuple[int, ...] = (17, 21, 26)
+    lr_milestones: tuple[int, ...] = (40, 50, 60)
     lr_gamma: float = Field(0.1, gt=0, le=1)
     weight_decay: float = Field(0.0, ge=0)
     input_noise_std: float = Field(0.0, ge=0, description="Gaussian noise added to training inputs")
@@ -84,7 +83,7 @@ class RareConfig(Section):
     deletion_pattern: PatternName = "R3"
     deletion_n: tuple[int, ...] = (1, 3, 10, 100)
     deletion_seeds: int = Field(3, ge=1)
-    deletion_epochs: int = Field(30, ge=1, description="Paper B retrains as long as it trained")
+    deletion_epochs: int = Field(70, ge=1, description="Paper B retrains as long as it trained")
     deletion_lr: float = Field(0.001, gt=0, description="learning rate of the incremental retraining")
 
     theory: RareTheoryConfig = RareTheoryConfig()
@@ -96,6 +95,13 @@ class RareConfig(Section):
             raise ValueError("needs at least one value")
         if any(v < 0 for v in value):
             raise ValueError("numbers of spurious examples must be ≥ 0")
+        return value
+
+    @field_validator("deletion_n")
+    @classmethod
+    def _deletion_counts_positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(v < 1 for v in value):
+            raise ValueError("each deletion count must be ≥ 1: a model with n = 0 has nothing to delete")
         return value
 
     @field_validator("patterns")
@@ -119,9 +125,10 @@ class RareConfig(Section):
         return self
 
     def smoke(self) -> RareConfig:
+        # Fewer models, never other counts: keep the smallest and the largest count as given, so a
+        # count the data cannot supply fails under --smoke exactly as it fails without it.
         def few(values: tuple[int, ...]) -> tuple[int, ...]:
-            kept = tuple(v for v in values if v <= 3)
-            return kept[:2] or (min(values),)
+            return tuple(sorted({min(values), max(values)}))
 
         return self.model_copy(
             update={
@@ -135,13 +142,12 @@ class RareConfig(Section):
                 "sensitivity_fractions": self.sensitivity_fractions[:3],
                 "membership_n": few(self.membership_n),
                 "membership_seeds": 1,
-                "mitigation_n": min(self.mitigation_n, 3),
                 "mitigation_seeds": 1,
                 "weight_decays": self.weight_decays[:2],
                 "noise_stds": self.noise_stds[:2],
                 "clip_values": self.clip_values[:2],
                 "clip_norms": self.clip_norms[:2],
-                "deletion_n": few(self.deletion_n)[-1:],
+                "deletion_n": (max(self.deletion_n),),
                 "deletion_seeds": 1,
                 "deletion_epochs": min(self.deletion_epochs, 2),
                 "theory": self.theory.smoke(),

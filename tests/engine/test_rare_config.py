@@ -39,3 +39,28 @@ def test_bad_values_name_the_key(override: str, key: str) -> None:
 def test_score_override_from_the_brief_parses() -> None:
     preset = load_preset(PRESETS_DIR / "rare" / "score-vs-n.toml", ['rare.patterns=["S3","R3"]'])
     assert preset.rare.patterns == ("S3", "R3") and preset.stages == ("rare-score",)
+
+
+def test_paper_recipe_is_the_default() -> None:
+    cfg = RareConfig()
+    assert cfg.epochs == 70 and cfg.lr_milestones == (40, 50, 60)
+    assert cfg.deletion_epochs == cfg.epochs  # Paper B retrains as long as it trained
+    for path in sorted((PRESETS_DIR / "rare").glob("*.toml")):
+        preset = load_preset(path)
+        assert (preset.rare.epochs, preset.rare.lr_milestones) == (70, (40, 50, 60)), path.name
+
+
+def test_deletion_count_zero_is_refused_not_replaced() -> None:
+    with pytest.raises(PresetError, match=r"rare\.deletion_n"):
+        load_preset(PRESETS_DIR / "rare" / "deletion.toml", ["rare.deletion_n=[0]"])
+    with pytest.raises(PresetError, match=r"rare\.deletion_n"):
+        load_preset(PRESETS_DIR / "rare" / "deletion.toml", ["rare.deletion_n=[0, 3]"], smoke=True)
+
+
+def test_smoke_keeps_the_extreme_counts_as_given() -> None:
+    cfg = RareConfig(n_spurious=(0, 1, 3, 1000), membership_n=(0, 100), mitigation_n=1000, deletion_n=(1, 500))
+    smoke = cfg.smoke()
+    assert smoke.n_spurious == (0, 1000)
+    assert smoke.membership_n == (0, 100)
+    assert smoke.mitigation_n == 1000
+    assert smoke.deletion_n == (500,)

@@ -103,3 +103,12 @@ def test_training_recipe_learns_and_is_reproducible(changes: dict) -> None:
     again, weights2 = run()
     assert losses == again and torch.equal(weights, weights2)
     assert losses[-1] < losses[0]
+
+
+def test_welch_test_on_nearly_identical_samples_is_silent() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's precision-loss warning would reach ``-q`` output
+        p = welch_greater([0.5, 0.5, 0.5000000000000001], [0.5, 0.5, 0.5])
+    assert p is None or 0.0 <= p <= 1.0

@@ -60,3 +60,17 @@ def test_phase_transition_at_gamma_zero() -> None:
 def test_bad_parameters() -> None:
     with pytest.raises(UserError, match="γ"):
         ToyModel(gamma=0.7)
+
+
+def test_degenerate_system_is_solved_exactly() -> None:
+    # σ_sp = 0, λ = 0, γ = 0: the spurious coordinate is identically zero, the 2×2 system singular.
+    degenerate = ToyModel(gamma=0.0, sigma_sp=0.0, lam=0.0)
+    sol = solve_population(degenerate)
+    assert sol.w_sp == 0.0 and sol.prediction_difference == 0.0
+    # Equal to the λ → 0⁺ limit of the regular problem.
+    limit = solve_population(degenerate.with_(lam=1e-12))
+    assert sol.w_inv == pytest.approx(limit.w_inv, rel=1e-9)
+    assert sol.clean_acc == pytest.approx(limit.clean_acc, abs=1e-9)
+    assert sol.spurious_acc == pytest.approx(limit.spurious_acc, abs=1e-9)
+    # Away from γ = 0 the system is regular again and the pattern is learnt.
+    assert solve_population(degenerate.with_(gamma=0.01)).prediction_difference > 0

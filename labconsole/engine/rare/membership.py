@@ -32,7 +32,7 @@ def four_way_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(int(seed) * 31 + 5)
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in SPLIT_NAMES}
     offset = 0
-    for cls in labels.cpu().unique().tolist():
+    for cls in torch.unique(labels.cpu()).tolist():
         idx = torch.nonzero(labels.cpu() == cls).flatten()
         idx = idx[torch.randperm(len(idx), generator=generator)]
         # Rotate which quarter gets the remainder so quarter sizes stay balanced overall.

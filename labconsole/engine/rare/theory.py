@@ -104,11 +104,25 @@ def accuracies(m: ToyModel, w_inv: float, w_sp: float, bias: float) -> tuple[flo
     return clean, p_correct(-1, 1)
 
 
+def solve_ridge_system(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve the ridge normal equations; a singular system gets its minimum-norm solution.
+
+    The system is singular only when a direction carries no signal and no penalty (σ_sp = 0, λ = 0
+    and no spurious examples, e.g. γ = 0): the spurious coordinate is then identically zero. The
+    minimum-norm solution puts zero weight on it, which is also the exact λ → 0⁺ limit of ridge,
+    so the degenerate point is solved, not approximated.
+    """
+    try:
+        return np.asarray(np.linalg.solve(matrix, rhs))
+    except np.linalg.LinAlgError:
+        return np.asarray(np.linalg.pinv(matrix) @ rhs)
+
+
 def solve_population(m: ToyModel) -> RidgeSolution:
     """The exact population ridge optimum: (E[zzᵀ] + λ·I_w) w = E[zy] (bias unpenalised)."""
     second, cross = population_moments(m)
     penalty = np.diag([m.lam, m.lam, 0.0][: len(cross)])
-    w = np.linalg.solve(second + penalty, cross)
+    w = solve_ridge_system(second + penalty, cross)
     bias = float(w[2]) if m.intercept else 0.0
     clean, spurious = accuracies(m, float(w[0]), float(w[1]), bias)
     return RidgeSolution(float(w[0]), float(w[1]), bias, clean, spurious, float(w[1]) * m.x_sp)
@@ -158,7 +172,7 @@ def fit_ridge_sample(m: ToyModel, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     n, dim = x.shape
     design = np.concatenate([x, np.ones((n, 1))], axis=1) if m.intercept else x
     penalty = np.diag([m.lam] * dim + ([0.0] if m.intercept else []))
-    w = np.linalg.solve(design.T @ design / n + penalty, design.T @ y / n)
+    w = solve_ridge_system(design.T @ design / n + penalty, design.T @ y / n)
     return (w[:dim], float(w[dim])) if m.intercept else (w, 0.0)
 
 

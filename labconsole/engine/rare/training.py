@@ -23,7 +23,7 @@ class Recipe:
     optimizer: str = "adam"
     lr: float = 0.01
     momentum: float = 0.9
-    epochs: int = 30
+    epochs: int = 70
     batch_size: int = 128
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
@@ -90,7 +90,7 @@ def train_classifier(
                 xb = xb + recipe.input_noise_std * torch.randn(xb.shape, generator=noise_gen, device=device)
             loss = F.cross_entropy(model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's stubs leave Tensor.backward untyped
             if recipe.clip_value > 0:
                 torch.nn.utils.clip_grad_value_(params, recipe.clip_value)
             if recipe.clip_norm > 0:
