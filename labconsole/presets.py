@@ -95,14 +95,41 @@ def load_preset(
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PresetError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); a preset is a UTF-8 TOML file"
+        ) from None
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     raw.setdefault("name", path.stem)
-    for item in overrides:
-        key, value = parse_override(item)
-        set_dotted(raw, key, value, source=f"--set {item}")
+    typed: list[tuple[str, Any, str]] = [(*parse_override(item), f"--set {item}") for item in overrides]
     if data_root:
-        set_dotted(raw, "data.root", data_root, source="--data-root")
+        typed.append(("data.root", data_root, "--data-root"))
+    for key, value, source in typed:
+        set_dotted(raw, key, value, source=source)
     preset = preset_from_dict(raw, source=str(path))
-    return preset.smoke() if smoke else preset
+    return smoke_keeping(preset, typed, source=str(path)) if smoke else preset
+
+
+# Smoke data sizes for a real dataset the user pointed at: a few images per split, small images.
+SMOKE_MAX_PER_SPLIT = 256
+SMOKE_MAX_IMAGE_SIZE = 64
+
+
+def smoke_keeping(preset: Preset, typed: list[tuple[str, Any, str]], *, source: str) -> Preset:
+    """``preset.smoke()`` that never overrides what the user typed: every ``--set`` (and
+    ``--device``, ``--data-root``) is applied again on top of the smoke sizes. A user who named
+    their data (``--data-root`` or a ``data.`` key) keeps that dataset, only capped in size,
+    instead of being swapped to the embedded one."""
+    raw = preset.smoke().model_dump(mode="json")
+    if any(key.startswith("data.") for key, _, _ in typed) and not preset.data.is_embedded:
+        data = preset.data.model_dump(mode="json")
+        data["max_per_split"] = min(preset.data.max_per_split or SMOKE_MAX_PER_SPLIT, SMOKE_MAX_PER_SPLIT)
+        data["image_size"] = min(preset.data.image_size, SMOKE_MAX_IMAGE_SIZE)
+        raw["data"] = data
+    for key, value, origin in typed:
+        set_dotted(raw, key, value, source=origin)
+    return preset_from_dict(raw, source=f"{source} (--smoke)")
 
 
 def preset_from_dict(raw: dict[str, Any], *, source: str = "<preset>") -> Preset:

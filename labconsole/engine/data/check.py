@@ -7,6 +7,7 @@ manifest); ``check_dataset`` is the full one behind ``labconsole check-data``.
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,38 @@ def detect_dataset(root: Path) -> str | None:
     if waterbirds:
         return "waterbirds"
     return "celeba" if celeba else None
+
+
+CELEBA_IMAGE_NAME = re.compile(r"(^|/)\d{6}\.(jpg|png)$")
+
+
+def dataset_mismatch(dataset: str, table: MetadataTable) -> str | None:
+    """Why the files read as ``dataset`` look like the other dataset, or None.
+
+    A bare ``metadata.csv`` (columns filename, y, split, place / a) is accepted by both
+    loaders, so checking a Waterbirds folder as CelebA (or the reverse) would otherwise pass
+    with the wrong class and attribute names. Evidence: the folder's name, the image names
+    (CelebA's are six-digit numbers, Waterbirds' sit in species folders) and the group counts."""
+    other = "waterbirds" if dataset == "celeba" else "celeba"
+    evidence: list[str] = []
+    folders = {p.name.lower() for f in table.metadata_files for p in (f.parent, f.parent.parent)}
+    named = sorted(name for name in folders if other.rstrip("s") in name)
+    if named:
+        evidence.append(f"folder {named[0]!r}")
+    sample = table.filenames[:50]
+    celeba_names = sum(1 for name in sample if CELEBA_IMAGE_NAME.search(name.replace("\\", "/")))
+    if sample and other == "celeba" and celeba_names == len(sample):
+        evidence.append(f"image names like {sample[0]!r}")
+    if sample and other == "waterbirds" and celeba_names == 0 and all("/" in name for name in sample):
+        evidence.append(f"images in sub-folders like {sample[0]!r}, not CelebA's numbered files")
+    if table_group_counts(table, GROUPS_BY_DATASET[other]) == KNOWN_COUNTS[other]:
+        evidence.append(f"group counts equal to the published {other} ones")
+    if not evidence:
+        return None
+    return (
+        f"this folder looks like {other}, not {dataset} ({'; '.join(evidence)}); "
+        f"check it with --dataset {other}, or point at the {dataset} folder"
+    )
 
 
 def _unreadable(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -174,6 +207,9 @@ def check_dataset(root: Path | str, dataset: str | None = None, *, full: bool = 
         image_dir=str(table.image_dir),
         rows=len(table.filenames),
     )
+    mismatch = dataset_mismatch(dataset, table)
+    if mismatch:
+        report["problems"].append(mismatch)
     comparison = compare_counts(dataset, table_group_counts(table, GROUPS_BY_DATASET[dataset]))
     report.update(splits=comparison["splits"], matches_known=comparison["matches_known"])
     if not comparison["matches_known"]:
@@ -197,8 +233,10 @@ def check_dataset(root: Path | str, dataset: str | None = None, *, full: bool = 
     if unreadable:
         report["problems"].append(f"{len(unreadable)} image(s) cannot be decoded: {_named([p for p, _ in unreadable])}")
 
-    report["ok"] = not missing and not unreadable
-    if not report["ok"]:
+    report["ok"] = not missing and not unreadable and not mismatch
+    if mismatch:
+        report["verdict"] = f"wrong dataset: {mismatch}"
+    elif not report["ok"]:
         report["verdict"] = "does not load: fix the files named above"
     elif comparison["matches_known"]:
         report["verdict"] = "loads; group counts match the published ones"
