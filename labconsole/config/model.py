@@ -8,11 +8,16 @@ from labconsole.config.base import Section
 
 
 class ModelConfig(Section):
+    # A registered name (engine.models.factory) or any timm model as "timm:<name>[.<tag>]".
     backbone: str = "cifar_resnet8"
-    # "none", a torchvision enum name ("IMAGENET1K_V1"), a timm pretrained tag ("pretrained"),
-    # or a local file (.pth / .safetensors). Hub downloads happen only with allow_download.
+    # "none", a torchvision enum name ("IMAGENET1K_V1"), "pretrained" (timm's default tag, or the
+    # backbone's), "timm:<tag>", or a local file (.pth / .safetensors). Hub downloads happen only
+    # with allow_download.
     weights: str = "none"
     allow_download: bool = False
+    # A legacy .pth is read as tensors only (torch.load(weights_only=True)). One that pickles whole
+    # objects needs full unpickling, which can run code from the file: only for files you trust.
+    allow_pickle: bool = Field(False, description="fully unpickle legacy .pth files that store more than tensors")
     checkpoint: str = Field("", description="start from this checkpoint (run dir or file)")
     width: int = Field(16, ge=1, description="base width of the small CPU models")
 

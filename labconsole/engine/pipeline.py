@@ -64,11 +64,13 @@ def build_model(ctx: StageContext) -> nn.Module:
         width=m.width,
         weights=m.weights,
         allow_download=m.allow_download,
+        allow_pickle=m.allow_pickle,
     )
     if m.checkpoint:
         path = resolve_checkpoint(m.checkpoint)
         _check_sidecar(path, model_meta(ctx, bundle))
-        fit_state_dict(model, load_state_dict_file(path), source=str(path), skip_head=False)
+        state = load_state_dict_file(path, allow_pickle=m.allow_pickle)
+        fit_state_dict(model, state, source=str(path), skip_head=False)
         ctx.log(f"started from checkpoint {path}")
     return model.to(ctx.device)
 

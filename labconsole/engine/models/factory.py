@@ -1,6 +1,10 @@
 """One factory for every backbone: ``create_model(name, num_classes, ...)``.
 
 torchvision ResNets and timm ViT/DeiT get their head replaced by ``Linear(d, num_classes)``.
+Any other timm model is named ``timm:<architecture>[.<pretrained tag>]``, e.g.
+``timm:vit_small_patch16_224.augreg_in21k_ft_in1k``; the tag goes to timm as given, so the
+weights (and the pretrained config) are exactly the ones named. For the registered timm
+backbones, ``weights = "timm:<tag>"`` picks a tag the same way.
 Pretrained weights come from a local file, or from the torch/timm cache; a hub download is
 attempted only with ``allow_download=True`` (offline GPU boxes are the common case).
 """
@@ -10,12 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
 from labconsole.engine.models.small import MLP, CifarResNet, SmallCNN
+from labconsole.engine.models.weights import load_local_weights
 from labconsole.errors import CheckpointError, UserError
+
+if TYPE_CHECKING:
+    from timm.models import PretrainedCfg
+
+TIMM_PREFIX = "timm:"
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,20 @@ def list_backbones() -> list[BackboneInfo]:
 
 
 def backbone_info(name: str) -> BackboneInfo:
+    if name.startswith(TIMM_PREFIX):
+        arch, tag = split_timm_name(name)
+        return BackboneInfo(name, "timm", _timm_image_size(arch, tag), f"timm {arch}" + (f" ({tag})" if tag else ""))
     if name not in _REGISTRY:
-        raise UserError(f"unknown backbone {name!r} (known: {', '.join(sorted(_REGISTRY))})")
+        known = ", ".join(sorted(_REGISTRY))
+        raise UserError(f"unknown backbone {name!r} (known: {known}; or any timm model as timm:<name>[.<tag>])")
     return _REGISTRY[name][0]
+
+
+def _builder(name: str) -> Builder:
+    if name.startswith(TIMM_PREFIX):
+        return _timm_model(name)
+    backbone_info(name)  # the error names the known backbones
+    return _REGISTRY[name][1]
 
 
 def create_model(
@@ -57,20 +79,23 @@ def create_model(
     width: int = 16,
     weights: str = "none",
     allow_download: bool = False,
+    allow_pickle: bool = False,
 ) -> nn.Module:
+    """``allow_pickle``: a legacy ``.pth`` in ``weights`` may be fully unpickled (trusted files only)."""
     info = backbone_info(backbone)
-    builder = _REGISTRY[backbone][1]
-    model = builder(
+    model = _builder(backbone)(
         num_classes=num_classes,
         in_channels=in_channels,
         image_size=image_size,
         width=width,
         weights=weights,
         allow_download=allow_download,
+        allow_pickle=allow_pickle,
     )
-    model.backbone_name = backbone  # type: ignore[attr-defined]
+    # The checkpoint sidecar and error messages name the backbone as the preset spelt it.
+    model.backbone_name = backbone  # type: ignore[assignment]
     if info.family == "small" and weights not in ("", "none"):
-        _load_local_weights(model, Path(weights), skip_head=False)
+        load_local_weights(model, Path(weights), skip_head=False, allow_pickle=allow_pickle)
     return model
 
 
@@ -115,22 +140,24 @@ def _mlp_large(*, num_classes: int, in_channels: int, image_size: int, **_: obje
 
 
 def _torchvision_resnet(arch: str) -> Builder:
-    def build(*, num_classes: int, in_channels: int, weights: str, allow_download: bool, **_: object) -> nn.Module:
+    def build(
+        *, num_classes: int, in_channels: int, weights: str, allow_download: bool, allow_pickle: bool, **_: object
+    ) -> nn.Module:
         import torchvision
 
         if in_channels != 3:
             raise UserError(f"backbone {arch} expects 3 input channels, the dataset has {in_channels}")
         ctor = getattr(torchvision.models, arch)
         enum_cls = torchvision.models.get_model_weights(arch)
-        model = ctor(weights=None)
+        model = cast(nn.Module, ctor(weights=None))
         if weights and weights != "none":
             if weights in enum_cls.__members__ or weights == "DEFAULT":
                 enum = enum_cls[weights] if weights != "DEFAULT" else enum_cls.DEFAULT
                 state = _cached_or_download(enum.url, allow_download, f"{arch} weights {enum}")
                 model.load_state_dict(state)
             else:
-                _load_local_weights(model, Path(weights), skip_head=True)
-        model.fc = nn.Linear(model.fc.in_features, num_classes)
+                load_local_weights(model, Path(weights), skip_head=True, allow_pickle=allow_pickle)
+        model.fc = nn.Linear(get_head(model).in_features, num_classes)
         return model
 
     return build
@@ -145,39 +172,109 @@ for _arch in ("resnet18", "resnet34", "resnet50"):
 def _cached_or_download(url: str, allow_download: bool, what: str) -> dict[str, torch.Tensor]:
     cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
     if cache.exists():
-        return torch.load(cache, map_location="cpu", weights_only=True)
+        state: dict[str, torch.Tensor] = torch.load(cache, map_location="cpu", weights_only=True)
+        return state
     if not allow_download:
         raise CheckpointError(
             f"{what} are not in the local cache ({cache}). Put the file there, pass a local path as "
             f"model.weights, or set model.allow_download = true to fetch {url}"
         )
-    return torch.hub.load_state_dict_from_url(url, map_location="cpu")
+    downloaded: dict[str, torch.Tensor] = torch.hub.load_state_dict_from_url(url, map_location="cpu")
+    return downloaded
 
 
 # -- timm ViT / DeiT ----------------------------------------------------------------------------
 
 
-def _timm_model(arch: str) -> Builder:
-    def build(
-        *, num_classes: int, in_channels: int, image_size: int, weights: str, allow_download: bool, **_: object
-    ) -> nn.Module:
+def split_timm_name(name: str) -> tuple[str, str]:
+    """``timm:vit_small_patch16_224.augreg_in21k_ft_in1k`` → (architecture, tag); the tag may be ""."""
+    import timm
+    from timm.models import split_model_name_tag
+
+    arch, tag = split_model_name_tag(name.removeprefix(TIMM_PREFIX))
+    if not timm.is_model(arch):
+        raise UserError(f"backbone {name!r}: timm has no architecture {arch!r} (see timm.list_models())")
+    if tag:
+        _timm_pretrained_cfg(arch, tag, name)
+    return arch, tag
+
+
+def _timm_pretrained_cfg(arch: str, tag: str, spelt: str) -> PretrainedCfg | None:
+    from timm.models import get_pretrained_cfg
+
+    try:
+        return get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
+    except RuntimeError:
         import timm
 
-        kwargs = dict(num_classes=num_classes, in_chans=in_channels, img_size=image_size)
-        if weights in ("pretrained", "hub") or weights.startswith("timm:"):
-            if not allow_download:
-                raise CheckpointError(
-                    f"{arch}: pretrained weights from the hub need model.allow_download = true; "
-                    "on an offline machine pass a local file as model.weights "
-                    "(e.g. deit_small_patch16_224-cd65a155.pth)"
-                )
-            return timm.create_model(arch, pretrained=True, **kwargs)
-        model = timm.create_model(arch, pretrained=False, **kwargs)
-        if weights and weights != "none":
-            _load_local_weights(model, Path(weights), skip_head=True)
+        tags = sorted(n.split(".", 1)[1] for n in timm.list_pretrained(f"{arch}.*"))
+        raise UserError(
+            f"{spelt!r}: timm has no pretrained tag {tag!r} for {arch} (tags: {', '.join(tags) or 'none'})"
+        ) from None
+
+
+def _timm_image_size(arch: str, tag: str) -> int:
+    cfg = _timm_pretrained_cfg(arch, tag, f"{TIMM_PREFIX}{arch}")
+    return int(cfg.input_size[-1]) if cfg is not None and cfg.input_size else 224
+
+
+def timm_request(backbone: str, weights: str) -> tuple[str, bool]:
+    """The model name handed to ``timm.create_model`` and whether it asks for pretrained weights.
+
+    ``backbone`` is a registered name (``deit_small_patch16_224``) or ``timm:<arch>[.<tag>]``;
+    ``weights`` is "none", "pretrained"/"hub" (the tag in the backbone, else timm's default),
+    ``timm:<tag>`` (that tag), or a local file (built without pretrained weights, then loaded)."""
+    arch, tag = split_timm_name(backbone) if backbone.startswith(TIMM_PREFIX) else (backbone, "")
+    pretrained = weights in ("pretrained", "hub") or weights.startswith(TIMM_PREFIX)
+    if weights.startswith(TIMM_PREFIX):
+        asked = weights.removeprefix(TIMM_PREFIX)
+        if tag and asked and asked != tag:
+            raise UserError(f"model.backbone names timm tag {tag!r} but model.weights asks for {asked!r}: give one")
+        tag = asked or tag
+        if tag:
+            _timm_pretrained_cfg(arch, tag, f"{backbone} with weights {weights}")
+    return (f"{arch}.{tag}" if tag else arch), pretrained
+
+
+def _timm_model(backbone: str) -> Builder:
+    def build(
+        *,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        weights: str,
+        allow_download: bool,
+        allow_pickle: bool,
+        **_: object,
+    ) -> nn.Module:
+        name, pretrained = timm_request(backbone, weights)
+        if pretrained and not allow_download:
+            raise CheckpointError(
+                f"{backbone}: pretrained weights ({name}) from the hub need model.allow_download = true; "
+                "on an offline machine pass a local file as model.weights "
+                "(e.g. deit_small_patch16_224-cd65a155.pth)"
+            )
+        model = _timm_create(name, pretrained, num_classes=num_classes, in_chans=in_channels, img_size=image_size)
+        if not pretrained and weights and weights != "none":
+            load_local_weights(model, Path(weights), skip_head=True, allow_pickle=allow_pickle)
         return model
 
     return build
+
+
+def _timm_create(name: str, pretrained: bool, *, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    import timm
+
+    try:
+        model = timm.create_model(
+            name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, img_size=img_size
+        )
+    except TypeError as exc:
+        if "img_size" not in str(exc):
+            raise
+        # Convolutional timm models take any input size and have no img_size argument.
+        model = timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
+    return model
 
 
 for _arch, _desc in (
@@ -186,7 +283,7 @@ for _arch, _desc in (
     ("deit_base_patch16_224", "DeiT-B/16 (timm)"),
     ("vit_small_patch16_224", "ViT-S/16 (timm)"),
 ):
-    register(_arch, "timm", 224, f"{_desc}; weights: none | pretrained (hub) | file")(_timm_model(_arch))
+    register(_arch, "timm", 224, f"{_desc}; weights: none | pretrained (hub) | timm:<tag> | file")(_timm_model(_arch))
 
 
 # -- heads and features -------------------------------------------------------------------------
@@ -203,22 +300,17 @@ def get_head(model: nn.Module) -> nn.Linear:
 
 def forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Penultimate features (the input of the head)."""
-    if hasattr(model, "features") and callable(model.features) and not isinstance(model.features, nn.Module):
-        return model.features(x)
-    if hasattr(model, "forward_head"):  # timm
-        return model.forward_head(model.forward_features(x), pre_logits=True)
-    if hasattr(model, "layer4"):  # torchvision ResNet
-        m = model
-        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
-        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
-        return torch.flatten(m.avgpool(x), 1)
+    features = getattr(model, "features", None)
+    if callable(features) and not isinstance(features, nn.Module):  # the small models
+        return cast(torch.Tensor, features(x))
+    forward_head = getattr(model, "forward_head", None)
+    forward_body = getattr(model, "forward_features", None)
+    if callable(forward_head) and callable(forward_body):  # timm
+        return cast(torch.Tensor, forward_head(forward_body(x), pre_logits=True))
+    from torchvision.models import ResNet
+
+    if isinstance(model, ResNet):
+        x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
+        return torch.flatten(model.avgpool(x), 1)
     raise TypeError(f"don't know how to take features from {type(model).__name__}")
-
-
-def _load_local_weights(model: nn.Module, path: Path, *, skip_head: bool) -> None:
-    from labconsole.engine.models.checkpoint import fit_state_dict, load_state_dict_file
-
-    if not path.exists():
-        raise CheckpointError(f"weights file not found: {path}")
-    state = load_state_dict_file(path)
-    fit_state_dict(model, state, source=str(path), skip_head=skip_head)

@@ -24,7 +24,8 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
+        y: torch.Tensor = self.relu(out + shortcut)
+        return y
 
 
 class CifarResNet(nn.Module):
@@ -59,7 +60,8 @@ class CifarResNet(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        logits: torch.Tensor = self.fc(self.features(x))
+        return logits
 
 
 class MLP(nn.Module):
@@ -76,10 +78,12 @@ class MLP(nn.Module):
         self.fc = nn.Linear(prev, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        out: torch.Tensor = self.body(x)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        logits: torch.Tensor = self.fc(self.features(x))
+        return logits
 
 
 class SmallCNN(nn.Module):
@@ -108,4 +112,5 @@ class SmallCNN(nn.Module):
         return F.relu(self.hidden(self.body(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        logits: torch.Tensor = self.fc(self.features(x))
+        return logits

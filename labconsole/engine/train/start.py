@@ -118,7 +118,7 @@ def load_model_from(ctx: StageContext, path: Path) -> nn.Module:
     model = create_model(
         m.backbone, bundle.groups.num_classes, in_channels=bundle.channels, image_size=bundle.image_size, width=m.width
     )
-    fit_state_dict(model, load_state_dict_file(path), source=str(path), skip_head=False)
+    fit_state_dict(model, load_state_dict_file(path, allow_pickle=m.allow_pickle), source=str(path), skip_head=False)
     return model.to(ctx.device)
 
 
