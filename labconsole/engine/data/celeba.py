@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labconsole.engine.data.counts import counts_check
 from labconsole.engine.data.files import (
     MetadataTable,
     build_bundle,
@@ -222,8 +223,6 @@ def load_celeba(root: Path, image_size: int = 224, max_per_split: int = 0) -> Da
     """CelebA as file paths per split, with the cheap dataset check attached.
 
     Raises DataError naming the missing annotation file, attribute/column or image file."""
-    from labconsole.engine.data.check import counts_check
-
     table = read_celeba_table(root)
     raise_if_missing(table.path_strings(), table.metadata_files[0])
     bundle = build_bundle(table, CELEBA_GROUPS, image_size, max_per_split)

@@ -1,7 +1,7 @@
 """The dataset check: which layout was found, group counts per split against the published
 ones (SPEC §1), missing files and columns, unreadable images, and a verdict.
 
-``counts_check`` is the cheap version every loaded bundle carries (recorded in the run
+``counts.counts_check`` is the cheap version every loaded bundle carries (recorded in the run
 manifest); ``check_dataset`` is the full one behind ``labconsole check-data``.
 """
 
@@ -12,68 +12,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from labconsole.engine.data.celeba import find_celeba_folder, read_celeba_table
+from labconsole.engine.data.counts import GROUPS_BY_DATASET, compare_counts, table_group_counts
 from labconsole.engine.data.files import SPLIT_NAMES, MetadataTable, find_missing_files
-from labconsole.engine.data.groups import CELEBA_GROUPS, KNOWN_COUNTS, WATERBIRDS_GROUPS, DatasetBundle, GroupInfo
+from labconsole.engine.data.groups import KNOWN_COUNTS
+from labconsole.engine.data.transforms import default_decode_workers, open_image
+from labconsole.engine.data.waterbirds import find_waterbirds_metadata, read_waterbirds_table
 from labconsole.errors import DataError, UserError
 
-GROUPS_BY_DATASET: dict[str, GroupInfo] = {"waterbirds": WATERBIRDS_GROUPS, "celeba": CELEBA_GROUPS}
 # Images opened per split when not --full: enough to catch a wrong folder or a broken copy.
 SAMPLE_PER_SPLIT = 32
 MAX_NAMED = 20  # problems name at most this many files, then give a count
 
 
-def table_group_counts(table: MetadataTable, groups: GroupInfo) -> dict[str, list[int]]:
-    """Group counts per split over every row of the metadata (before any cap)."""
-    counts = {name: [0] * groups.num_groups for name in SPLIT_NAMES}
-    n_attrs = len(groups.attr_names)
-    for y, a, split in zip(table.y, table.a, table.split):
-        counts[SPLIT_NAMES[split]][y * n_attrs + a] += 1
-    return counts
-
-
-def compare_counts(dataset: str, found: dict[str, list[int]]) -> dict[str, Any]:
-    """Per split and group: found, expected, difference; ``matches_known`` when all equal."""
-    groups = GROUPS_BY_DATASET[dataset]
-    known = KNOWN_COUNTS[dataset]
-    splits: dict[str, Any] = {}
-    matches = True
-    for split in SPLIT_NAMES:
-        rows = []
-        for index, name in enumerate(groups.group_names):
-            got, expected = found[split][index], known[split][index]
-            matches &= got == expected
-            rows.append(
-                {"group": name, "index": index, "found": got, "expected": expected, "difference": got - expected}
-            )
-        splits[split] = {"groups": rows, "found": sum(found[split]), "expected": sum(known[split])}
-    return {"splits": splits, "matches_known": matches}
-
-
-def counts_check(bundle: DatasetBundle, table: MetadataTable, max_per_split: int = 0) -> dict[str, Any]:
-    """The cheap check attached to every loaded bundle: counts on disk vs the known ones,
-    plus the counts actually used when ``max_per_split`` caps the splits."""
-    comparison = compare_counts(table.dataset, table_group_counts(table, bundle.groups))
-    used = {name: split.group_counts(bundle.groups.num_groups) for name, split in bundle.splits.items()}
-    return {
-        "dataset": table.dataset,
-        "layout": table.layout,
-        "metadata": [str(p) for p in table.metadata_files],
-        "image_dir": str(table.image_dir),
-        "matches_known": comparison["matches_known"],
-        "splits": comparison["splits"],
-        "max_per_split": max_per_split,
-        "used_counts": used,
-        "verdict": "matches the published counts"
-        if comparison["matches_known"]
-        else "counts differ from the published ones",
-    }
-
-
 def detect_dataset(root: Path) -> str | None:
     """'waterbirds' or 'celeba' from the files under ``root``; None when neither is found."""
-    from labconsole.engine.data.celeba import find_celeba_folder
-    from labconsole.engine.data.waterbirds import find_waterbirds_metadata
-
     celeba = find_celeba_folder(root)
     waterbirds = find_waterbirds_metadata(root)
     if celeba and celeba[1] != "metadata-csv":
@@ -118,8 +71,6 @@ def dataset_mismatch(dataset: str, table: MetadataTable) -> str | None:
 
 
 def _unreadable(paths: list[Path]) -> list[tuple[Path, str]]:
-    from labconsole.engine.data.transforms import default_decode_workers, open_image
-
     def probe(path: Path) -> tuple[Path, str] | None:
         try:
             open_image(path)
@@ -190,9 +141,6 @@ def check_dataset(root: Path | str, dataset: str | None = None, *, full: bool = 
             )
             report["verdict"] = "no dataset found"
             return report
-
-    from labconsole.engine.data.celeba import read_celeba_table
-    from labconsole.engine.data.waterbirds import read_waterbirds_table
 
     try:
         table = read_waterbirds_table(root) if dataset == "waterbirds" else read_celeba_table(root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labconsole.engine.data.counts import counts_check
 from labconsole.engine.data.files import (
     MetadataTable,
     build_bundle,
@@ -105,8 +106,6 @@ def load_waterbirds(root: Path, image_size: int = 224, max_per_split: int = 0) -
     """Waterbirds as file paths per split, with the cheap dataset check attached.
 
     Raises DataError naming the missing metadata file, column or image file."""
-    from labconsole.engine.data.check import counts_check
-
     table = read_waterbirds_table(root)
     raise_if_missing(table.path_strings(), table.metadata_files[0])
     bundle = build_bundle(table, WATERBIRDS_GROUPS, image_size, max_per_split)
