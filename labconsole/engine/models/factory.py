@@ -111,9 +111,9 @@ def _cifar_resnet8(*, num_classes: int, in_channels: int, width: int, **_: objec
     return CifarResNet(1, num_classes, in_channels, width)
 
 
-@register("cifar_resnet20", "small", 32, "CIFAR ResNet-20 (Paper B)")
+@register("cifar_resnet20", "small", 32, "CIFAR ResNet-20 with zero-padding shortcuts (Paper B)")
 def _cifar_resnet20(*, num_classes: int, in_channels: int, width: int, **_: object) -> nn.Module:
-    return CifarResNet(3, num_classes, in_channels, width)
+    return CifarResNet(3, num_classes, in_channels, width, shortcut="pad")
 
 
 @register("small_cnn", "small", 28, "Paper B's 4-conv CNN")
