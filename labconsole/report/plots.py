@@ -100,20 +100,6 @@ def error_bars(
     return _png(fig)
 
 
-def heatmap(matrix: list[list[Any]], rows: list[str], cols: list[str], *, title: str, label: str) -> bytes:
-    """A diverging layers × groups map centred on 0 (used when a run lacks its own PNG)."""
-    values = [_finite(row) for row in matrix]
-    limit = max([abs(v) for row in values for v in row if not math.isnan(v)] + [1.0])
-    fig, axes = _figure(max(4.0, 1.0 * len(cols) + 2.5), max(3.0, 0.3 * len(rows) + 1.5))
-    ax = axes[0]
-    image = ax.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(rows)), rows, fontsize=7)
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, label=label)
-    return _png(fig)
-
-
 def grouped_bars(categories: list[str], series: dict[str, list[Any]], *, ylabel: str, title: str) -> bytes:
     """Bars per category (e.g. groups) for each series (e.g. interventions)."""
     fig, axes = _figure(max(5.0, 1.3 * len(categories) + 2.5), 3.6)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from labconsole.report import figures_rare, generic, plots
+from labconsole.report import figures_gradcam, figures_rare, figures_tracing, generic, plots
 from labconsole.report.doc import Figure, Section, Table, Text, is_number, num, pct, pp
 from labconsole.report.source import RunSource
 
@@ -157,29 +157,19 @@ def tracing(src: RunSource, shown: set[str]) -> Section | None:
     if data is None:
         return None
     section = Section("Structured tracing: layers × groups (Figure 7)", anchor="tracing")
-    png = src.path / "artifacts" / "stage1_tracing.png"
+    shown.add("stage1_tracing.png")  # older runs drew the same heat map themselves
     layers, groups = data.get("layers") or [], data.get("groups") or []
-    split = (data.get("splits") or ["train"])[0]
-    if png.exists():
-        shown.add(png.name)
-        section.add(
-            figure_from(
-                png,
-                "structured tracing heat map",
-                f"Δ {split} accuracy (pp) when zeroing each layer's top-{data.get('k', '?')} neurons",
+    split = figures_tracing.tracing_split(data)
+    if layers and groups and data.get("matrices"):
+        caption = f"Δ {split} accuracy (pp) when zeroing each layer's top-{data.get('k', '?')} neurons"
+        section.blocks.extend(
+            _drawn(
+                lambda: [Figure(figures_tracing.tracing_heatmap(data), "structured tracing heat map", caption)],
+                "stage1_tracing.json",
             )
         )
     for criterion, per_split in (data.get("matrices") or {}).items():
         matrix = (per_split or {}).get(split) or []
-        if not png.exists() and matrix:
-            section.add(
-                Figure(
-                    plots.heatmap(
-                        matrix, layers, groups, title=f"{criterion} ({split})", label=f"Δ {split} accuracy (pp)"
-                    ),
-                    title=f"tracing: {criterion}",
-                )
-            )
         rows = [[layer] + [pp(v) for v in values] for layer, values in zip(layers, matrix)]
         section.add(
             Table(
@@ -199,16 +189,18 @@ def overlap(src: RunSource, shown: set[str]) -> Section | None:
     if data is None:
         return None
     section = Section("Overlap of gradient and magnitude criteria (Figure 3)", anchor="overlap")
-    png = src.path / "artifacts" / "stage1_overlap.png"
-    if png.exists():
-        shown.add(png.name)
-        section.add(figure_from(png, "overlap histograms"))
+    shown.add("stage1_overlap.png")  # older runs drew the same histograms themselves
+    if data.get("kinds") and len(data.get("bins") or []) > 1:
+        section.blocks.extend(
+            _drawn(
+                lambda: [Figure(figures_tracing.overlap_histograms(data), "overlap histograms")], "stage1_overlap.json"
+            )
+        )
     edges = data.get("bins") or []
     for kind, info in (data.get("kinds") or {}).items():
         rows = []
-        for key in ("top_gradient_by_magnitude_rank", "top_magnitude_by_gradient_rank"):
-            hist = (info.get(key) or {}).get("histogram") if isinstance(info.get(key), dict) else None
-            hist = hist or info.get(key.replace("_rank", "_hist"))
+        for key, _ in figures_tracing.OVERLAP_PANELS:
+            hist = figures_tracing.overlap_histogram(info, key)
             if hist:
                 rows.append([key.replace("_", " ")] + [str(h) for h in hist])
         if rows:
@@ -230,8 +222,9 @@ def overlap(src: RunSource, shown: set[str]) -> Section | None:
 
 def finetune(src: RunSource, shown: set[str]) -> Section | None:
     data = src.summary.get("finetune")
-    cams = [p for p in src.artifacts(".png") if "gradcam" in p.name.lower()]
-    if not isinstance(data, dict) and not cams:
+    cams = [p for p in src.artifacts(".png") if "gradcam" in p.name.lower()]  # older runs drew these
+    cam_meta = _load_artifact(src, figures_gradcam.META)
+    if not isinstance(data, dict) and not cams and not isinstance(cam_meta, dict):
         return None
     section = Section("Fine-tuning (Stage II)", anchor="finetune")
     data = data if isinstance(data, dict) else {}
@@ -265,6 +258,24 @@ def finetune(src: RunSource, shown: set[str]) -> Section | None:
     history = data.get("history")
     if isinstance(history, list) and history:
         section.add(generic.rows_table([h for h in history if isinstance(h, dict)], "per-epoch masks and losses"))
+    if isinstance(cam_meta, dict):
+        shown.add(figures_gradcam.META)
+        caption = (
+            f"GradCAM at {cam_meta.get('layer', '?')}, output {cam_meta.get('output_index', '?')}, "
+            f"{cam_meta.get('split', '?')} images; columns: {', '.join(map(str, cam_meta.get('models') or []))}"
+        )
+        section.blocks.extend(
+            _drawn(
+                lambda: [
+                    Figure(
+                        figures_gradcam.figure_from_run(src.path / "artifacts", cam_meta),
+                        "GradCAM: ERM vs fine-tuned",
+                        caption,
+                    )
+                ],
+                figures_gradcam.META,
+            )
+        )
     for path in cams:
         shown.add(path.name)
         section.add(

@@ -14,6 +14,7 @@ from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.stages import stage_function
 from labconsole.errors import PresetError
 from labconsole.presets import load_preset
+from labconsole.report import figures_tracing
 
 context = recording_context
 
@@ -71,13 +72,18 @@ def test_model_neurons_tracing_overlap_end_to_end(tmp_path: Path) -> None:
     for criterion in ("gradient", "magnitude", "control"):
         matrix = tracing["matrices"][criterion]["train"]
         assert len(matrix) == 9 and all(len(r) == 4 for r in matrix)
-    assert (ctx.run.path / "artifacts/stage1_tracing.png").stat().st_size > 1000
+    # The engine writes the table only; the report draws the heat map from it.
+    assert tracing["artifacts"] == ["artifacts/stage1_tracing.json"]
+    assert not list(ctx.run.artifacts.glob("*.png"))
+    traced = json.loads((ctx.run.path / "artifacts/stage1_tracing.json").read_text())
+    assert len(figures_tracing.tracing_heatmap(traced)) > 1000
 
     overlap = out["overlap"]["kinds"]["conv"]
     n = overlap["n_neurons"]
     per_group = max(1, -(-n * 5 // 100))
     assert sum(overlap["top_gradient_by_magnitude_hist"]) == 4 * per_group
-    assert (ctx.run.path / "artifacts/stage1_overlap.png").exists()
+    overlap_table = json.loads((ctx.run.path / "artifacts/stage1_overlap.json").read_text())
+    assert figures_tracing.overlap_histograms(overlap_table).startswith(b"\x89PNG")
 
 
 def test_model_stage_loads_a_given_checkpoint(tmp_path: Path) -> None:

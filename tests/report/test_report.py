@@ -41,7 +41,8 @@ def test_run_report_writes_every_format_quickly_and_self_contained(tmp_path: Pat
     # Self-contained: no external scripts, styles or images.
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", html)
     images = re.findall(r'<img [^>]*src="data:image/png;base64,', html)
-    # Curves + Stage I bars + tracing PNG + GradCAM PNG (the fake PNG is refused, not embedded).
+    # Curves + Stage I bars + tracing heat map (drawn from its table) + an older run's GradCAM PNG
+    # (the fake PNG is refused, not embedded).
     assert len(images) == 4
     assert "could not render fake.png: not a PNG file" in html
     assert "could not render broken.json" in html

@@ -4,31 +4,36 @@
 group-dependent criteria), zero its top ``tracing_k`` and read out every group's change. The
 Figure 7 matrix (layers × groups) holds, for a group-dependent criterion, the change of group g
 when zeroing the neurons ranked on g; for magnitude, the change of each group. A control matrix
-zeroes as many random neurons of the same layer. Saved as JSON and a heatmap PNG.
+zeroes as many random neurons of the same layer. Saved as JSON; the report draws the heat map.
 
 ``overlap``: for the top ``overlap_top_percent`` % neurons by gradient (per group), their
-percentile rank by magnitude among all neurons of their layer type; and the reverse.
+percentile rank by magnitude among all neurons of their layer type; and the reverse. Saved as
+JSON; the report draws the histograms.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, StageStarted
 from labconsole.engine.stage1.interventions import Intervention
 from labconsole.engine.stage1.ranking import percentile_ranks, top_neurons
 from labconsole.engine.stage1.readout import summarise
+from labconsole.engine.stage1.session import Session
 from labconsole.engine.stage1.stages import check_splits, minority_groups, ranked_groups, session_for
 
 TRACING_JSON = "artifacts/stage1_tracing.json"
-TRACING_PNG = "artifacts/stage1_tracing.png"
 OVERLAP_JSON = "artifacts/stage1_overlap.json"
-OVERLAP_PNG = "artifacts/stage1_overlap.png"
+
+# Δpp per group name (``None`` where a group has no example in the split).
+GroupDeltas = dict[str, float | None]
+# One traced layer of one ranked group: {"layer": name, <split>: GroupDeltas, ...}.
+TracedLayer = dict[str, str | GroupDeltas]
 
 
 def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
@@ -42,16 +47,16 @@ def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
     started = time.monotonic()
     total = len(layers) * (sum(1 if c == "magnitude" else len(groups) for c in cfg.criteria) + 1)
     step = 0
-    # matrices[criterion][split] = rows (layers) × cols (groups) of Δpp; full[...] keeps every
-    # measured group for every ranked group.
+    # matrices[criterion][split] = rows (layers) × cols (groups) of Δpp; full[criterion][ranked
+    # group]["layers"] keeps every measured group for every ranked group.
     matrices: dict[str, dict[str, list[list[float | None]]]] = {}
-    full: dict[str, dict[str, dict[str, list[dict[str, float | None]]]]] = {}
+    full: dict[str, dict[str, dict[str, list[TracedLayer]]]] = {}
     for criterion in [*cfg.criteria, "control"]:
         matrices[criterion] = {s: [] for s in splits}
         full[criterion] = {}
         for layer in layers:
             ctx.check_cancel()
-            by_ranked: dict[str | None, dict[str, dict[str, float | None]]] = {}
+            by_ranked: dict[str | None, dict[str, GroupDeltas]] = {}
             for group in [None] if criterion in ("magnitude", "control") else groups:
                 step += 1
                 by_ranked[group] = _zero_layer_readout(session, criterion, group, layer, cfg, splits, ctx.preset.seed)
@@ -70,9 +75,9 @@ def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
                     row = [by_ranked[g][split][g] if g in by_ranked else None for g in names]
                 matrices[criterion][split].append(row)
             for group, per_split in by_ranked.items():
-                full[criterion].setdefault(group or "all", {}).setdefault("layers", []).append(
-                    {"layer": layer, **{s: per_split[s] for s in splits}}
-                )
+                traced: TracedLayer = {"layer": layer}
+                traced.update({s: per_split[s] for s in splits})
+                full[criterion].setdefault(group or "all", {}).setdefault("layers", []).append(traced)
     result = {
         "layers": layers,
         "groups": names,
@@ -83,29 +88,33 @@ def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
         "by_ranked_group": full,
     }
     json_path = ctx.run.write_json(TRACING_JSON, result)
-    png_path = plot_tracing(result, ctx.run.path / TRACING_PNG)
-    for name, path in (("stage1_tracing", json_path), ("stage1_tracing_png", png_path)):
-        ctx.emit(
-            ArtifactWritten(
-                run_id=ctx.run_id,
-                name=name,
-                path=str(path),
-                description="structured tracing: layers × groups change (pp)",
-            )
+    ctx.emit(
+        ArtifactWritten(
+            run_id=ctx.run_id,
+            name="stage1_tracing",
+            path=str(json_path),
+            description="structured tracing: layers × groups change (pp)",
         )
+    )
     return {
         "layers": layers,
         "groups": names,
         "k": cfg.tracing_k,
         "matrices": matrices,
-        "artifacts": [TRACING_JSON, TRACING_PNG],
+        "artifacts": [TRACING_JSON],
         "seconds": time.monotonic() - started,
     }
 
 
 def _zero_layer_readout(
-    session: Any, criterion: str, group: str | None, layer: str, cfg: Any, splits: tuple[str, ...], seed: int
-) -> dict[str, dict[str, float | None]]:
+    session: Session,
+    criterion: str,
+    group: str | None,
+    layer: str,
+    cfg: NeuronsConfig,
+    splits: tuple[str, ...],
+    seed: int,
+) -> dict[str, GroupDeltas]:
     """Δpp per split and group when zeroing the layer's top-k (or, for the control, as many
     random neurons of the same layer, averaged over ``control_draws`` draws)."""
     k = cfg.tracing_k
@@ -115,7 +124,7 @@ def _zero_layer_readout(
         picks = [
             torch.randperm(n, generator=torch.Generator().manual_seed(seed * 31 + d))[:k].tolist() for d in range(draws)
         ]
-        out = {}
+        out: dict[str, GroupDeltas] = {}
         for split in splits:
             afters = [
                 session.accuracy_after(split, Intervention(tuple((layer, i) for i in p), "zero", where="weight"))
@@ -126,38 +135,6 @@ def _zero_layer_readout(
     ranking = session.ranking(criterion, group, "per-layer", k, cfg.norm, False, layers=[layer])
     result = session.readout(ranking.refs(), mode="zero", splits=splits, control=False)
     return {split: result["splits"][split]["delta_pp"] for split in splits}
-
-
-def plot_tracing(result: dict[str, Any], path: Path) -> Path:
-    """Heatmaps (layers × groups, Δpp) per criterion for the first split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    split = result["splits"][0]
-    criteria = list(result["matrices"])
-    values = [
-        [[float("nan") if v is None else v for v in row] for row in result["matrices"][c][split]] for c in criteria
-    ]
-    limit = max([abs(v) for m in values for row in m for v in row if v == v] + [1.0])
-    height = max(3.0, 0.35 * len(result["layers"]) + 1.5)
-    fig, axes = plt.subplots(1, len(criteria), figsize=(3.2 * len(criteria) + 1.5, height), squeeze=False)
-    for ax, criterion, matrix in zip(axes[0], criteria, values):
-        image = ax.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
-        ax.set_title(f"{criterion}" if criterion != "control" else "control (random)", fontsize=9)
-        ax.set_xticks(range(len(result["groups"])), result["groups"], rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(
-            range(len(result["layers"])),
-            result["layers"] if ax is axes[0][0] else [""] * len(result["layers"]),
-            fontsize=7,
-        )
-    fig.colorbar(image, ax=axes[0].tolist(), label=f"Δ {split} accuracy (pp)")
-    fig.suptitle(f"Zeroing the top-{result['k']} neurons of each layer ({split})", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
 
 
 # -- overlap (Figure 3) --------------------------------------------------------------------------
@@ -191,16 +168,14 @@ def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
             "top_magnitude_by_gradient_rank": {"per_group": mag_by_grad, "histogram": _histogram(mag_by_grad, edges)},
         }
     json_path = ctx.run.write_json(OVERLAP_JSON, out)
-    png_path = plot_overlap(out, ctx.run.path / OVERLAP_PNG)
-    for name, path in (("stage1_overlap", json_path), ("stage1_overlap_png", png_path)):
-        ctx.emit(
-            ArtifactWritten(
-                run_id=ctx.run_id,
-                name=name,
-                path=str(path),
-                description="overlap of gradient and magnitude criteria (percentile ranks)",
-            )
+    ctx.emit(
+        ArtifactWritten(
+            run_id=ctx.run_id,
+            name="stage1_overlap",
+            path=str(json_path),
+            description="overlap of gradient and magnitude criteria (percentile ranks)",
         )
+    )
     summary = {
         kind: {
             "n_neurons": v["n_neurons"],
@@ -213,7 +188,7 @@ def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
         "bins": edges,
         "top_percent": cfg.overlap_top_percent,
         "kinds": summary,
-        "artifacts": [OVERLAP_JSON, OVERLAP_PNG],
+        "artifacts": [OVERLAP_JSON],
     }
 
 
@@ -223,30 +198,3 @@ def _histogram(per_group: dict[str, list[float]], edges: list[float]) -> list[in
         for r in ranks:
             counts[min(len(counts) - 1, int(r / 100.0 * len(counts)))] += 1
     return counts
-
-
-def plot_overlap(out: dict[str, Any], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = list(out["kinds"])
-    fig, axes = plt.subplots(len(kinds), 2, figsize=(9, 2.8 * len(kinds)), squeeze=False)
-    edges = out["bins"]
-    width = edges[1] - edges[0]
-    for row, kind in zip(axes, kinds):
-        data = out["kinds"][kind]
-        for ax, key, title in (
-            (row[0], "top_gradient_by_magnitude_rank", f"top {out['top_percent']:g}% gradient → magnitude rank"),
-            (row[1], "top_magnitude_by_gradient_rank", f"top {out['top_percent']:g}% magnitude → gradient rank"),
-        ):
-            ax.bar(edges[:-1], data[key]["histogram"], width=width, align="edge", edgecolor="black")
-            ax.set_xlim(0, 100)
-            ax.set_title(f"{kind}: {title}", fontsize=9)
-            ax.set_xlabel("percentile rank among neurons of this layer type (%)", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -5,16 +5,20 @@ Written with hooks rather than a dependency: one forward hook keeps the target l
 inside a context manager that always removes it, and ``torch.autograd.grad`` takes the gradient
 of the chosen output dimension with respect to that output. ViT layers give tokens
 ``[B, N, D]``: the prefix (class) tokens are dropped and the rest reshaped to the patch grid.
+
+The stage writes ``artifacts/gradcam.json`` (layer, models, per-image labels) and
+``artifacts/gradcam.npz`` (images and maps); ``labconsole.report.figures_gradcam`` draws the figure.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,9 +26,13 @@ from torch import nn
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten
 from labconsole.engine.pipeline import ensure_cache, ensure_dataset
+from labconsole.engine.runs import atomic_write_bytes
 from labconsole.errors import PresetError, UserError
 
 PAPER_LAYER = "layer4.2.conv3"  # Paper A §2.2.4 (ResNet-50)
+# The engine writes the maps; the report draws the figure (images, then one overlay per model).
+GRADCAM_JSON = "artifacts/gradcam.json"
+GRADCAM_NPZ = "artifacts/gradcam.npz"
 
 
 def default_layer(model: nn.Module) -> str:
@@ -40,7 +48,7 @@ def default_layer(model: nn.Module) -> str:
     convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and "downsample" not in name]
     if not convs:
         raise UserError("finetune.gradcam.layer: this model has no conv layer; name a layer explicitly")
-    return convs[-1]
+    return str(convs[-1])
 
 
 @contextmanager
@@ -97,35 +105,17 @@ def pick_examples(g: torch.Tensor, num_groups: int, per_group: int, seed: int) -
     return chosen
 
 
-def save_figure(path: Path, images: torch.Tensor, maps: dict[str, torch.Tensor], labels: list[str]) -> None:
-    """Rows = images; columns = the image, then one overlay per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, cols = len(images), 1 + len(maps)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows), squeeze=False)
-    for r in range(rows):
-        picture = images[r].permute(1, 2, 0).cpu().numpy()
-        gray = picture.shape[2] == 1
-        shown = picture[:, :, 0] if gray else picture
-        axes[r][0].imshow(shown, cmap="gray" if gray else None)
-        axes[r][0].set_ylabel(labels[r], fontsize=7)
-        for c, (title, cams) in enumerate(maps.items(), start=1):
-            axes[r][c].imshow(shown, cmap="gray" if gray else None)
-            axes[r][c].imshow(cams[r].cpu().numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            if r == 0:
-                axes[r][c].set_title(title, fontsize=8)
-        if r == 0:
-            axes[r][0].set_title("image", fontsize=8)
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def gradcam_arrays(images: torch.Tensor, maps: dict[str, torch.Tensor]) -> bytes:
+    """The NPZ the report draws Figure 10 from: ``images`` uint8 [N, C, H, W] as shown to the
+    models (before normalisation) and ``cams`` float16 [models, N, H, W] in [0, 1], in the order of
+    ``maps`` (the order is recorded in ``gradcam.json``)."""
+    pictures = images.detach().cpu()
+    if pictures.dtype != torch.uint8:
+        pictures = (pictures.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    cams = torch.stack([m.detach().float().cpu() for m in maps.values()]).to(torch.float16)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=pictures.numpy(), cams=cams.numpy())
+    return buffer.getvalue()
 
 
 def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
@@ -160,18 +150,8 @@ def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
         f"{bundle.groups.group_names[gi]}\nERM→{bundle.groups.class_names[pe]}, FT→{bundle.groups.class_names[pf]}"
         for gi, pe, pf in zip(groups, predictions["ERM"], predictions["fine-tuned"])
     ]
-    path = ctx.run.artifacts / "gradcam.png"
-    save_figure(path, raw, maps, labels)
-    ctx.emit(
-        ArtifactWritten(
-            run_id=ctx.run_id,
-            name="gradcam",
-            path=str(path),
-            description=f"GradCAM at {layer}, output {cfg.output_index}: ERM vs fine-tuned",
-        )
-    )
-    return {
-        "figure": str(path.relative_to(ctx.run.path)),
+    atomic_write_bytes(ctx.run.path / GRADCAM_NPZ, gradcam_arrays(raw, maps))
+    result = {
         "layer": layer,
         "output_index": cfg.output_index,
         "split": cfg.split,
@@ -179,4 +159,18 @@ def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
         "erm": erm_source,
         "groups": [bundle.groups.group_names[gi] for gi in groups],
         "predictions": predictions,
+        "models": list(maps),
+        "labels": labels,
+        "arrays": GRADCAM_NPZ,
     }
+    ctx.run.write_json(GRADCAM_JSON, result)
+    for name, relative in (("gradcam", GRADCAM_JSON), ("gradcam_arrays", GRADCAM_NPZ)):
+        ctx.emit(
+            ArtifactWritten(
+                run_id=ctx.run_id,
+                name=name,
+                path=str(ctx.run.path / relative),
+                description=f"GradCAM at {layer}, output {cfg.output_index}: ERM vs fine-tuned",
+            )
+        )
+    return {k: v for k, v in result.items() if k != "labels"} | {"artifacts": [GRADCAM_JSON, GRADCAM_NPZ]}
