@@ -16,7 +16,7 @@ from typing import Any
 
 from labconsole.engine.runs import atomic_write_json, atomic_write_text
 from labconsole.errors import UserError
-from labconsole.report import run_sections, stage_sections, sweep_sections
+from labconsole.report import run_sections, session_sections, stage_sections, sweep_sections
 from labconsole.report.doc import Figure, Report, Section, Table, Text, guarded
 from labconsole.report.source import RunSource, SweepSource, classify, load_run, load_sweep
 
@@ -35,12 +35,15 @@ def build_run_report(src: RunSource) -> Report:
         "rare-score": stage_sections.rare_score,
     }
     sections: list[Section] = []
+    if session_sections.is_session(src):  # a console session record trains nothing: no config.toml
+        src.problems[:] = [p for p in src.problems if p != "config.toml is missing"]
     sections += guarded("run header", lambda: run_sections.header(src))
     sections += guarded("per-group accuracy", lambda: run_sections.results(src))
     sections += guarded("published numbers", lambda: run_sections.published(src))
     sections += guarded("curves over epochs", lambda: run_sections.curves(src))
     for name, build in specific.items():
         sections += guarded(f"{name} section", lambda build=build: build(src, shown))
+    sections += guarded("console session", lambda: session_sections.sections(src, shown))
     sections += guarded("stage summaries", lambda: stage_sections.other_summary(src, set(specific) | {"rare-score"}))
     sections += guarded("artifacts", lambda: stage_sections.artifacts(src, shown))
     sections += guarded("configuration", lambda: run_sections.definitions(src))
@@ -54,8 +57,8 @@ def build_run_report(src: RunSource) -> Report:
         "path": str(src.path),
         "status": src.status,
         "problems": src.problems,
-        "manifest": src.manifest,
-        "summary": src.summary,
+        "manifest": src.manifest.to_json(),
+        "summary": src.summary.to_json(),
         "reference": src.reference,
     }
     return report
@@ -80,8 +83,8 @@ def build_sweep_report(src: SweepSource) -> Report:
         "path": str(src.path),
         "status": status,
         "problems": src.problems,
-        "index": src.index,
-        "aggregate": src.aggregate,
+        "index": src.index.to_json(),
+        "aggregate": src.aggregate.to_json(),
         "reference": src.reference,
     }
     return report

@@ -12,7 +12,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.binding import Binding
@@ -28,6 +28,9 @@ from labconsole.ui.job_state import CANCELLING, JobState, log_line
 from labconsole.ui.screens.setup import SetupScreen
 from labconsole.ui.widgets.mode_bar import MODES as MODE_KEYS
 
+if TYPE_CHECKING:
+    from labconsole.engine.stage1.session_record import SessionRecord
+
 THEME = "textual-dark"  # fixed, so screenshots do not depend on the user's settings
 
 
@@ -36,7 +39,10 @@ def lazy_screen(module: str, name: str) -> Callable[[], Screen[None]]:
     modules imported) before the first paint; the chart library, tables and trees come later."""
 
     def make() -> Screen[None]:
-        return getattr(importlib.import_module(f"labconsole.ui.screens.{module}"), name)()
+        screen = getattr(importlib.import_module(f"labconsole.ui.screens.{module}"), name)()
+        if not isinstance(screen, Screen):
+            raise TypeError(f"labconsole.ui.screens.{module}.{name}() is not a Screen")
+        return screen
 
     return make
 
@@ -82,6 +88,13 @@ class LabConsoleApp(App[int]):
         self.job_end_signal: Signal[JobEnded] = Signal(self, "job-end")
         self.session_signal: Signal[SessionPort | None] = Signal(self, "session")
         self.marks_signal: Signal[list[NeuronRef]] = Signal(self, "marks")
+        # The session's record on disk (runs/<stamp>-console-session-s0/): every ranking and
+        # readout is appended to it, and reopening the same model brings its history back.
+        self.record: SessionRecord | None = None
+        # The latest ranking shown on Neurons ({"criterion", "group", "scope", "k", "neurons"}):
+        # a readout of neurons marked from it is recorded with the ranking it came from.
+        self.last_ranking: dict[str, Any] | None = None
+        self.record_signal: Signal[SessionRecord | None] = Signal(self, "record")
         self.log_signal: Signal[str] = Signal(self, "log")
         self.created_at = time.perf_counter()
         self.first_paint_s: float | None = None
@@ -125,8 +138,57 @@ class LabConsoleApp(App[int]):
         if self.session is not None and self.session is not session:
             self.bridge.call("Closing the session", self.session.close, on_result=lambda _: None)
         self.session, self.layers = session, layers
+        self.record = None
         self.set_marked([])
         self.session_signal.publish(session)
+        if session is not None:
+            self._open_record(session)
+
+    def _open_record(self, session: SessionPort) -> None:
+        from labconsole.engine.records import SessionSetup
+        from labconsole.engine.stage1.session_record import SessionRecord
+
+        spec = self.spec
+        model = SessionSetup(
+            dataset=spec.dataset,
+            backbone=spec.backbone,
+            checkpoint=spec.checkpoint,
+            data_root=spec.data_root,
+            device=spec.device,
+        )
+
+        def opened(record: SessionRecord) -> None:
+            if self.session is not session:  # another session was opened meanwhile
+                return
+            self.record = record
+            earlier = len(record.entries())
+            self.write_log(
+                f"[info] session record {record.path}"
+                + (f": {earlier} earlier rankings/readouts of this model reopened" if earlier else " (new)")
+            )
+            self.record_signal.publish(record)
+
+        self.bridge.call(
+            "Opening the session record",
+            SessionRecord.open_or_create,
+            self.runs_root,
+            model,
+            list(session.group_names),
+            dict(session.train_group_counts),
+            on_result=opened,
+            group="session-record",
+        )
+
+    def record_result(self, write: Callable[[SessionRecord], dict[str, Any]]) -> dict[str, Any] | None:
+        """Append a ranking or readout to the session record (``write(record)``: a one-line
+        append, done here so lines keep their order); a failure to write is reported, never fatal."""
+        if self.record is None:
+            return None
+        try:
+            return write(self.record)
+        except (OSError, ValueError) as exc:
+            self.report_error("Recording the session", exc)
+            return None
 
     def set_marked(self, neurons: list[NeuronRef]) -> None:
         self.marked = list(dict.fromkeys(neurons))  # unique, in marking order

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from textual.widgets import DataTable, Select, Static
+import pytest
+from textual.widgets import DataTable, Input, Select, Static
 
 from labconsole.ui.fake_engine import FakeEngine
 from labconsole.ui.screens.interventions import minority_groups
@@ -27,15 +28,94 @@ async def test_apply_reads_out_every_group_and_records_history(app_factory) -> N
         await pilot.pause()
         await pilot.press("escape", "a")
         table = screen.query_one("#readout", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 4)
+        await wait_for(pilot, lambda: table.row_count == 8)  # 4 groups × (train, test)
         readout = [c for c in engine.calls if c[0] == "readout"][-1]
         assert readout[1] == (("layer3.0.conv2", 4), ("layer2.0.conv1", 7)) and readout[2] == "noise"
-        rows = [table.get_row_at(i) for i in range(4)]
-        roles = {str(r[0]): str(r[1]) for r in rows}
+        rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(8)]
+        assert [r[0] for r in rows] == ["train", "", "", "", "test", "", "", ""]
+        roles = {r[1]: r[2] for r in rows[:4]}
         assert roles["waterbird-land"] == "min" and roles["landbird-land"] == "maj"
-        assert "±" in str(rows[1][3])  # noise mode shows the spread over seeds
-        assert "control" in str(screen.query_one("#readout-note", Static).content)
+        assert "±" in rows[1][4]  # noise mode shows the spread over seeds
+        assert "random" in str(screen.query_one("#readout-note", Static).content)
         assert screen.query_one("#history", DataTable).row_count == 1
+
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_random_control_is_shown_per_group_as_mean_and_sd(app_factory, size) -> None:
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await open_session(pilot)
+        app.set_marked([("layer3.0.conv2", 4), ("layer2.0.conv1", 7)])
+        await pilot.press("3")
+        screen = app.screen
+        screen.query_one("#mode", Select).value = "noise"
+        await pilot.pause()
+        await pilot.press("escape", "a")
+        table = screen.query_one("#readout", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 8)
+        control = screen.history[-1].result["control"]
+        for i in range(8):
+            row = [str(cell) for cell in table.get_row_at(i)]
+            split = "train" if i < 4 else "test"
+            group = row[1]
+            mean = control[split]["delta_pp"][group]
+            sd = control[split]["spread_pp"][group]
+            assert row[5] == f"{mean:+.2f}±{sd:.2f}"  # beside the intervention's own change
+        # every column of the table is on screen, nothing cut
+        assert table.virtual_size.width <= table.size.width
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_readouts_are_recorded_on_disk_and_come_back_with_the_session(app_factory, tmp_path, size) -> None:
+    from labconsole.engine.stage1.session_record import SessionRecord
+
+    runs = tmp_path / "runs"
+    app = app_factory(runs_root=str(runs))
+    async with app.run_test(size=size) as pilot:
+        await open_session(pilot)
+        await wait_for(pilot, lambda: app.record is not None)
+        app.set_marked([("layer3.0.conv2", 4)])
+        await pilot.press("3", "a")
+        await wait_for(pilot, lambda: len(app.screen.history) == 1)
+        record_dir = app.record.path
+    assert record_dir.parent == runs
+    lines = SessionRecord(record_dir).entries("readout")
+    assert len(lines) == 1 and lines[0]["readout"]["neurons"] == [["layer3.0.conv2", 4]]
+    assert SessionRecord(record_dir).model.dataset == "synthetic-waterbirds"
+    assert any("readout" in line for line in app.log_lines)
+
+    again = app_factory(runs_root=str(runs))  # quit and start the console again
+    async with again.run_test(size=size) as pilot:
+        await open_session(pilot)
+        await pilot.press("3")
+        await wait_for(pilot, lambda: len(again.screen.history) == 1)
+        assert again.record.path == record_dir
+        assert again.screen.query_one("#history", DataTable).row_count == 1
+        assert again.screen.query_one("#readout", DataTable).row_count == 8
+
+
+async def test_a_wrong_value_is_named_until_it_is_fixed(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_session(pilot)
+        app.set_marked([("layer3.0.conv2", 4)])
+        await pilot.press("3")
+        seeds = app.screen.query_one("#seeds", Input)
+        status = app.screen.query_one("#readout-status", Static)
+        seeds.value = "x"
+        await pilot.pause()
+        await pilot.press("escape", "a")
+        await pilot.pause()
+        assert "seeds must be" in str(status.content) and seeds.has_class("-invalid")
+        assert not [c for c in app.engine.calls if c[0] == "readout"]
+        seeds.value = "3"
+        await pilot.pause()
+        assert "seeds must be" not in str(status.content) and not seeds.has_class("-invalid")
+        # the field is wide enough to show its value
+        assert seeds.content_size.width >= 4
 
 
 async def test_random_k_marks_k_neurons_reproducibly_and_reset_clears(app_factory) -> None:

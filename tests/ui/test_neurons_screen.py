@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from textual.widgets import DataTable, Input, Select, Static, Tree
 
 from labconsole.ui.fake_engine import FakeEngine
@@ -84,3 +85,56 @@ async def test_marking_rows_and_filtering_by_layer(app_factory) -> None:
         tree.select_node(node)
         await pilot.pause()
         assert table.row_count == sum(1 for r in screen.ranking if r[0] == layer)
+
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_a_layer_filter_says_how_many_it_shows_and_why_none(app_factory, size) -> None:
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await open_session(pilot)
+        await pilot.press("2")
+        screen = app.screen
+        table = screen.query_one("#ranking", DataTable)
+        status = screen.query_one("#rank-status", Static)
+        await wait_for(pilot, lambda: table.row_count == 10)
+        screen.query_one("#scope", Select).value = "per-layer"
+        screen.query_one("#k", Input).value = "7"
+        await wait_for(pilot, lambda: len(screen.ranking) == 63)  # 7 in each of 9 layers
+        screen.layer_filter = "layer2.0.conv1"
+        screen._fill_table()
+        assert table.row_count == 7
+        assert "7 of 63" in str(status.content) and "layer2.0.conv1" in str(status.content)
+        screen.query_one("#scope", Select).value = "global"
+        screen.query_one("#k", Input).value = "1"
+        await wait_for(pilot, lambda: len(screen.ranking) == 1)
+        screen.layer_filter = "conv1"  # the single top neuron is in a deeper layer
+        screen._fill_table()
+        assert table.row_count == 0
+        assert "none of the 1 ranked neurons is in conv1" in str(status.content)
+
+
+async def test_an_empty_k_is_named(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_session(pilot)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.screen.query_one("#ranking", DataTable).row_count == 10)
+        app.screen.query_one("#k", Input).value = ""
+        await pilot.pause()
+        status = app.screen.query_one("#rank-status", Static)
+        assert "k is empty" in str(status.content) and status.has_class("error-text")
+
+
+async def test_rankings_are_recorded_in_the_session_record(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_session(pilot)
+        await wait_for(pilot, lambda: app.record is not None)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.record is not None and app.record.entries("ranking"))
+        line = app.record.entries("ranking")[0]
+        assert line["criterion"] == "gradient" and len(line["neurons"]) == 10
+        assert any(entry.startswith("[info] ranking: 10 neurons") for entry in app.log_lines)

@@ -1,8 +1,11 @@
 """Interventions: zero / re-initialise / add noise to the marked neurons and read out the change
-in per-group accuracy, train and test side by side, against a random-neuron control.
+in per-group accuracy, train and test, each beside a random-neuron control (mean ± sd over its
+draws, per group).
 
 Readouts are reversible on the engine side: nothing stays modified, so "reset" only clears
-the marks and the history here.
+the marks and the list here. Every readout is appended to the session record on disk
+(``runs/<stamp>-console-session-s0/readouts.jsonl``): it survives quitting, comes back when the
+same model is opened again, and ``e`` writes the session's report.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from labconsole.ui.engine_port import INTERVENTION_MODES, SIGMAS, NeuronRef
 from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.busy_line import BusyLine
 from labconsole.ui.widgets.form import parse_number
 
 SPLITS = ("train", "test")
+IDLE_HINT = "Press a to apply the intervention and read out per-group accuracy."
 
 
 @dataclass(frozen=True)
@@ -32,11 +37,33 @@ class ReadoutEntry:
     sigma: float
     seeds: int
     result: dict[str, Any]
+    seq: int | None = None  # its line in the session record, once written
 
-    def worst_delta(self, split: str) -> float | None:
-        deltas = self.result.get("splits", {}).get(split, {}).get("delta_pp", {})
+    def worst_delta(self, split: str, part: str = "splits") -> float | None:
+        deltas = (self.result.get(part) or {}).get(split, {}).get("delta_pp", {})
         present = [d for d in deltas.values() if d is not None]  # a group absent from a split has None
         return min(present) if present else None
+
+    @property
+    def edit(self) -> str:
+        return self.mode if self.mode == "zero" else f"{self.mode} σ{self.sigma:g} ×{self.seeds}"
+
+    @classmethod
+    def from_record(cls, line: dict[str, Any]) -> ReadoutEntry | None:
+        """A readout line of the session record (``records.ConsoleReadout``) → an entry."""
+        readout = line.get("readout")
+        if not isinstance(readout, dict) or not readout.get("splits"):
+            return None
+        neurons = tuple((str(n[0]), int(n[1])) for n in readout.get("neurons") or [])
+        std = line.get("std", readout.get("std"))
+        return cls(
+            neurons,
+            str(readout.get("mode", "zero")),
+            float(std) if isinstance(std, (int, float)) else 0.0,
+            int(line.get("seeds") or readout.get("seeds") or 1),
+            readout,
+            int(line["seq"]) if isinstance(line.get("seq"), int) else None,
+        )
 
 
 def minority_groups(train_counts: dict[str, int]) -> set[str]:
@@ -53,6 +80,14 @@ def neuron_list(neurons: Iterable[NeuronRef], limit: int = 4) -> str:
     return ", ".join(items[:limit]) + (f" +{len(items) - limit} more" if len(items) > limit else "")
 
 
+def neuron_count(neurons: tuple[NeuronRef, ...]) -> str:
+    """``"3: layer3.0.conv2#4…"``: how many, and the first one."""
+    if not neurons:
+        return "0"
+    layer, index = neurons[0]
+    return f"{len(neurons)}: {layer}#{index}" + ("…" if len(neurons) > 1 else "")
+
+
 def percent(fraction: float | None) -> str:
     return "–" if fraction is None else f"{100 * fraction:.1f}"
 
@@ -64,19 +99,39 @@ def signed(value: float | None, spread: float | None = None) -> Text:
     return Text(text, style="red" if value < -0.005 else ("green" if value > 0.005 else ""))
 
 
+def control_cell(control: dict[str, Any] | None, split: str, group: str) -> Text:
+    """The random control's change for one group: mean ± sd over its draws."""
+    data = (control or {}).get(split) or {}
+    delta = (data.get("delta_pp") or {}).get(group)
+    if delta is None:
+        return Text("–")
+    spread = (data.get("spread_pp") or {}).get(group)
+    return Text(f"{delta:+.2f}±{spread or 0:.2f}", style="dim")
+
+
+def seeds_problem(text: str) -> str | None:
+    return None if parse_number(text, kind=int, minimum=1) is not None else "seeds must be a whole number ≥ 1"
+
+
+def random_k_problem(text: str) -> str | None:
+    return None if parse_number(text, kind=int, minimum=1) is not None else "random k must be a whole number ≥ 1"
+
+
 class InterventionsScreen(LabScreen):
     MODE = "interventions"
     BINDINGS = [
         Binding("a", "apply", "Apply + read out"),
         Binding("r", "random_k", "Random k"),
+        Binding("h", "focus_history", "History"),
+        Binding("e", "export", "Export"),
         Binding("x", "reset", "Reset"),
-        Binding("h", "focus_history", "History", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.history: list[ReadoutEntry] = []
         self.random_presses = 0
+        self.problems: dict[str, str] = {}  # field id -> what is wrong with its value now
 
     def compose_body(self) -> Iterable[Widget]:
         with Vertical(id="interventions-body"):
@@ -99,21 +154,21 @@ class InterventionsScreen(LabScreen):
                 )
                 yield Label("random k", classes="inline-label")
                 yield Input("5", compact=True, id="random-k", tooltip="k for r (random neurons)")
-            yield Static("", id="readout-status", classes="status-line")
+            yield BusyLine("", show_clock=not self.lab.deterministic, id="readout-status", classes="status-line")
             table: DataTable[str | Text] = DataTable(id="readout", cursor_type="row", zebra_stripes=True)
             yield table
             yield Static("", id="readout-note", classes="detail")
             yield DataTable(id="history", cursor_type="row")
 
     def on_mount(self) -> None:
-        self.query_one("#readout", DataTable).add_columns("group", "role", "train %", "Δ pp", "test %", "Δ pp")
-        self.query_one("#history", DataTable).add_columns(
-            "#", "neurons", "mode", "σ", "seeds", "min Δ train", "min Δ test"
-        )
+        self.query_one("#readout", DataTable).add_columns("split", "group", "role", "acc. %", "Δ pp", "random Δ pp")
+        self.query_one("#history", DataTable).add_columns("#", "neurons", "edit", "min Δ train", "min Δ test")
         self.lab.marks_signal.subscribe(self, lambda _marks: self._show_marked())
         self.lab.session_signal.subscribe(self, lambda _session: self.action_reset())
+        self.lab.record_signal.subscribe(self, lambda _record: self._reopen_history())
         self._show_marked()
         self._show_readout(None)
+        self._reopen_history()
 
     def _show_marked(self) -> None:
         marked = self.lab.marked
@@ -126,6 +181,45 @@ class InterventionsScreen(LabScreen):
             text = "No session yet: open one on Setup (1)."
         self.query_one("#marked-summary", Static).update(text)
 
+    def _reopen_history(self) -> None:
+        """The readouts already in the session record (a model opened again)."""
+        record = self.lab.record
+        if record is None or self.history:
+            return
+        entries = [e for e in (ReadoutEntry.from_record(line) for line in record.entries("readout")) if e]
+        for entry in entries:
+            self.history.append(entry)
+            self._add_history_row(entry)
+        if entries:
+            self._show_readout(entries[-1])
+            self.query_one("#readout-status", BusyLine).update(
+                f"{len(entries)} earlier readouts of this model reopened from {record.path.name}; h lists them"
+            )
+
+    # -- validation: a message while a value is wrong, gone as soon as it is fixed --------------
+    @on(Input.Changed, "#seeds, #random-k")
+    def _field_changed(self, event: Input.Changed) -> None:
+        check = seeds_problem if event.input.id == "seeds" else random_k_problem
+        problem = check(event.value)
+        field = str(event.input.id)
+        event.input.set_class(problem is not None, "-invalid")
+        had = self.problems.pop(field, None)
+        if problem:
+            self.problems[field] = problem
+        status = self.query_one("#readout-status", BusyLine)
+        if status.busy:
+            return
+        if self.problems:
+            status.finish(" · ".join(self.problems.values()), error=True)
+        elif had:
+            status.finish(IDLE_HINT)
+
+    def _refuse_if_invalid(self) -> bool:
+        if not self.problems:
+            return False
+        self.query_one("#readout-status", BusyLine).finish(" · ".join(self.problems.values()), error=True)
+        return True
+
     # -- readout ---------------------------------------------------------------------------------
     def action_apply(self) -> None:
         session = self.lab.session
@@ -137,25 +231,36 @@ class InterventionsScreen(LabScreen):
             return
         seeds = parse_number(self.query_one("#seeds", Input).value, kind=int, minimum=1)
         if seeds is None:
-            self.notify("seeds must be a whole number ≥ 1", severity="warning")
+            self.problems["seeds"] = "seeds must be a whole number ≥ 1"
+        if self._refuse_if_invalid() or seeds is None:
             return
         mode = str(self.query_one("#mode", Select).value)
         sigma = float(self.query_one("#sigma", Select).value)  # type: ignore[arg-type]
         control = bool(self.query_one("#control", Select).value)
         neurons = tuple(self.lab.marked)
-        self.query_one("#readout-status", Static).update(
+        what = (
             f"reading out {mode}"
             + ("" if mode == "zero" else f" σ={sigma}, {seeds} seeds")
-            + f" on {len(neurons)} neuron{'s' if len(neurons) != 1 else ''}…"
+            + f" on {len(neurons)} neuron{'s' if len(neurons) != 1 else ''}"
+            + (" + random control" if control else "")
         )
 
         def done(result: dict[str, Any]) -> None:
-            entry = ReadoutEntry(neurons, mode, sigma, int(seeds), result)
+            entry = ReadoutEntry(neurons, mode, sigma, int(seeds), dict(result))
+            line = self.lab.record_result(lambda record: record.add_readout(self._console_readout(entry)))
+            if line is not None:
+                entry = ReadoutEntry(neurons, mode, sigma, int(seeds), entry.result, int(line["seq"]))
             self.history.append(entry)
             self._add_history_row(entry)
             self._show_readout(entry)
+            test = entry.worst_delta("test")
+            self.lab.write_log(
+                f"[info] readout {entry.edit} on {len(neurons)} neurons: min Δ test "
+                + ("–" if test is None else f"{test:+.2f} pp")
+                + (f" (session record line {entry.seq})" if entry.seq else "")
+            )
 
-        self.lab.bridge.call(
+        worker = self.lab.bridge.call(
             "Readout",
             session.readout,
             list(neurons),
@@ -166,57 +271,94 @@ class InterventionsScreen(LabScreen):
             control,
             on_result=done,
             group="readout",
+            on_error=lambda error: self.query_one("#readout-status", BusyLine).finish(
+                f"✗ the readout failed: {error}", error=True
+            ),
+        )
+        self.query_one("#readout-status", BusyLine).begin(what, worker)
+
+    def _console_readout(self, entry: ReadoutEntry) -> Any:
+        from labconsole.engine.records import ConsoleReadout, Readout
+
+        readout = Readout.model_validate(
+            {
+                "mode": entry.mode,
+                "std": None if entry.mode == "zero" else entry.sigma,
+                "seeds": entry.seeds,
+                "neurons": [list(n) for n in entry.neurons],
+                **entry.result,  # the engine's own fields win (label, control_neurons, seconds, …)
+            }
+        )
+        # the ranking the marks came from, when they all came from the latest one
+        ranking = self.lab.last_ranking or {}
+        ranked = bool(ranking) and set(entry.neurons) <= set(ranking.get("neurons", ()))
+        return ConsoleReadout(
+            criterion=ranking.get("criterion") if ranked else None,
+            ranked_group=ranking.get("group") if ranked else None,
+            scope=ranking.get("scope") if ranked else None,
+            k=ranking.get("k") if ranked else None,
+            std=None if entry.mode == "zero" else entry.sigma,
+            seeds=entry.seeds,
+            readout=readout,
         )
 
     def _show_readout(self, entry: ReadoutEntry | None) -> None:
         table = self.query_one("#readout", DataTable)
         table.clear()
-        status = self.query_one("#readout-status", Static)
+        status = self.query_one("#readout-status", BusyLine)
         note = self.query_one("#readout-note", Static)
         if entry is None:
-            status.update("Press a to apply the intervention and read out per-group accuracy.")
+            status.finish(IDLE_HINT)
             note.update("")
             return
         splits = entry.result.get("splits", {})
+        control = entry.result.get("control")
         session = self.lab.session
         groups = list(session.group_names) if session else list(splits.get("train", {}).get("baseline", {}))
         minority = minority_groups(session.train_group_counts if session else {})
-        for group in groups:
-            cells: list[str | Text] = [group, Text("min", style="bold yellow") if group in minority else Text("maj")]
-            for split in SPLITS:
-                data = splits.get(split)
+        for split in SPLITS:
+            data = splits.get(split)
+            for i, group in enumerate(groups):
+                role = Text("min", style="bold yellow") if group in minority else Text("maj")
                 if not data:
-                    cells += ["–", Text("–")]
+                    table.add_row(split if i == 0 else "", group, role, "–", Text("–"), Text("–"))
                     continue
-                cells.append(f"{percent(data['baseline'].get(group))}→{percent(data['after'].get(group))}")
-                cells.append(signed(data["delta_pp"].get(group), data.get("spread_pp", {}).get(group)))
-            table.add_row(*cells)
-        mode = entry.mode if entry.mode == "zero" else f"{entry.mode} σ={entry.sigma}, {entry.seeds} seeds (± = std)"
+                table.add_row(
+                    split if i == 0 else "",
+                    group,
+                    role,
+                    f"{percent(data['baseline'].get(group))}→{percent(data['after'].get(group))}",
+                    signed(data["delta_pp"].get(group), data.get("spread_pp", {}).get(group)),
+                    control_cell(control, split, group),
+                )
+        mode = entry.mode if entry.mode == "zero" else f"{entry.mode} σ={entry.sigma}, {entry.seeds} seeds (± = sd)"
         count = f"{len(entry.neurons)} neuron{'s' if len(entry.neurons) != 1 else ''}"
-        status.update(f"{mode} on {count}: {neuron_list(entry.neurons, 3)}")
+        label = f"#{entry.seq} " if entry.seq else ""
+        status.finish(f"{label}{mode} on {count}: {neuron_list(entry.neurons, 3)}")
         note.update(self._note(entry))
 
     def _note(self, entry: ReadoutEntry) -> str:
         quantum = entry.result.get("wga_quantum_pp") or {}
         parts = []
+        if entry.result.get("control"):
+            draws = len(entry.result.get("control_neurons") or [])
+            parts.append(
+                f"random Δ: as many random neurons, mean ± sd over {draws or 'its'} draws"
+                if draws
+                else "random Δ: as many random neurons, mean ± sd over draws"
+            )
+        else:
+            parts.append("no random control (choose + random control)")
         if any(q is not None for q in quantum.values()):
             parts.append("one image = " + ", ".join(f"{s} {q:.2f} pp" for s, q in quantum.items() if q is not None))
-        control = entry.result.get("control")
-        if control:
-            for split in SPLITS:
-                deltas = [d for d in control.get(split, {}).get("delta_pp", {}).values() if d is not None]
-                if deltas:
-                    parts.append(f"control ({split}, random neurons): worst {min(deltas):+.2f} pp")
         return " · ".join(parts)
 
     def _add_history_row(self, entry: ReadoutEntry) -> None:
         table = self.query_one("#history", DataTable)
         table.add_row(
-            str(len(self.history)),
-            neuron_list(entry.neurons, 1),
-            entry.mode,
-            "–" if entry.mode == "zero" else str(entry.sigma),
-            "–" if entry.mode == "zero" else str(entry.seeds),
+            str(entry.seq or len(self.history)),
+            neuron_count(entry.neurons),
+            entry.edit,
             signed(entry.worst_delta("train")),
             signed(entry.worst_delta("test")),
         )
@@ -239,20 +381,43 @@ class InterventionsScreen(LabScreen):
             return
         k = parse_number(self.query_one("#random-k", Input).value, kind=int, minimum=1)
         if k is None:
-            self.notify("random k must be a whole number ≥ 1", severity="warning")
+            self.problems["random-k"] = "random k must be a whole number ≥ 1"
+        if self._refuse_if_invalid() or k is None:
             return
         seed = self.random_presses
         self.random_presses += 1
 
         def drawn(neurons: list[NeuronRef]) -> None:
             self.lab.set_marked(list(neurons))
-            self.query_one("#readout-status", Static).update(
+            self.query_one("#readout-status", BusyLine).finish(
                 f"marked {len(neurons)} random neurons (seed {seed}); a applies the intervention to them"
             )
 
         self.lab.bridge.call(
             "Drawing random neurons", session.random_neurons, int(k), seed, on_result=drawn, group="random-k"
         )
+
+    def action_export(self) -> None:
+        """The session record's report (HTML, Markdown, JSON) into its own directory."""
+        record = self.lab.record
+        if record is None:
+            self.notify("No session record yet: open a session on Setup (1).", severity="warning")
+            return
+        path = str(record.path)
+
+        def exported(paths: list[str]) -> None:
+            self.lab.write_log("[info] session report written: " + ", ".join(paths))
+            names = ", ".join(p.rsplit("/", 1)[-1] for p in paths)
+            self.query_one("#readout-status", BusyLine).finish(f"report of this session written into {path}: {names}")
+
+        worker = self.lab.bridge.call(
+            "Exporting the session report",
+            self.lab.engine.export_report,
+            path,
+            on_result=exported,
+            group="session-export",
+        )
+        self.query_one("#readout-status", BusyLine).begin(f"writing the report of {record.path.name}", worker)
 
     def action_reset(self) -> None:
         self.history.clear()

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Input, Select, Static, Tree
 
 from labconsole.ui.engine_port import CRITERIA, SCOPES, LayerInfo, RankedNeuron, SessionPort
 from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.widgets.busy_line import BusyLine
 from labconsole.ui.widgets.form import parse_number
 
 ALL_GROUPS = "(all groups)"
@@ -56,6 +57,7 @@ class NeuronsScreen(LabScreen):
         self.ranking: list[RankedNeuron] = []
         self.layer_filter: str | None = None
         self.rank_requests = 0
+        self.ranking_text = ""  # what the ranking shown is ("63 neurons by gradient, per-layer, k=7")
 
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="neurons-body"):
@@ -70,7 +72,9 @@ class NeuronsScreen(LabScreen):
                     yield Select([(ALL_GROUPS, "")], value="", allow_blank=False, compact=True, id="group")
                     yield Select([(s, s) for s in SCOPES], value="global", allow_blank=False, compact=True, id="scope")
                     yield Input("10", compact=True, id="k", tooltip="k neurons, or a percentage for top-percent")
-                yield Static(NO_SESSION, id="rank-status", classes="status-line")
+                yield BusyLine(
+                    NO_SESSION, show_clock=not self.lab.deterministic, id="rank-status", classes="status-line"
+                )
                 table: DataTable[str | Text] = DataTable(id="ranking", cursor_type="row", zebra_stripes=True)
                 yield table
                 yield Static("", id="neuron-detail", classes="detail")
@@ -89,7 +93,7 @@ class NeuronsScreen(LabScreen):
         self.ranking = []
         self.layer_filter = None
         if session is None:
-            self.query_one("#rank-status", Static).update(NO_SESSION)
+            self.query_one("#rank-status", BusyLine).finish(NO_SESSION)
             self._fill_table()
             return
         fill_layer_tree(tree, self.lab.layers)
@@ -125,14 +129,22 @@ class NeuronsScreen(LabScreen):
         if session is None:
             return
         request = self.rank_request()
-        status = self.query_one("#rank-status", Static)
+        status = self.query_one("#rank-status", BusyLine)
+        k_field = self.query_one("#k", Input)
+        k_field.set_class(request is None, "-invalid")
         if request is None:
-            status.update("k must be a positive number (a whole number unless the scope is top-percent)")
+            text = k_field.value.strip()
+            status.cancel()
+            status.finish(
+                "k is empty: type how many neurons to rank (a percentage for top-percent)"
+                if not text
+                else f"k = {text!r}: k must be a positive number (a whole number unless the scope is top-percent)",
+                error=True,
+            )
             return
         criterion, group, scope, k = request
         self.rank_requests += 1
-        status.update(f"ranking by {criterion}" + (f" on {group}" if group else "") + f", {scope}, k={k}…")
-        self.lab.bridge.call(
+        worker = self.lab.bridge.call(
             "Ranking",
             session.rank,
             criterion,
@@ -141,21 +153,45 @@ class NeuronsScreen(LabScreen):
             k,
             on_result=lambda ranking: self._show_ranking(request, ranking),
             group="rank",
+            on_error=lambda error: status.finish(f"✗ the ranking failed: {error}", error=True),
+        )
+        first = criterion == "gradient" and self.rank_requests == 1
+        status.begin(
+            f"ranking by {criterion}"
+            + (f" on {group}" if group else "")
+            + f", {scope}, k={k}"
+            + (" (the first gradient ranking computes the gradients: seconds)" if first else ""),
+            worker,
         )
 
     def _show_ranking(self, request: tuple[str, str | None, str, float], ranking: list[RankedNeuron]) -> None:
         self.ranking = list(ranking)
         criterion, group, scope, k = request
-        shown = min(len(self.ranking), MAX_ROWS)
         more = f" (first {MAX_ROWS} shown)" if len(self.ranking) > MAX_ROWS else ""
-        self.query_one("#rank-status", Static).update(
+        self.ranking_text = (
             f"{len(self.ranking)} neurons by {criterion}"
             + (f" on {group}" if group else "")
             + f", {scope}, k={k}{more}"
-            if shown
-            else "no neurons match"
         )
+        self.lab.last_ranking = {
+            "criterion": criterion,
+            "group": group,
+            "scope": scope,
+            "k": k,
+            "neurons": [(layer, index) for layer, index, _ in self.ranking],
+        }
+        self._record(criterion, group, scope, k)
+        self.query_one("#rank-status", BusyLine).finish(self.ranking_text)
         self._fill_table()
+
+    def _record(self, criterion: str, group: str | None, scope: str, k: float) -> None:
+        from labconsole.engine.records import Ranking
+
+        ranking = Ranking(criterion=criterion, group=group, scope=scope, k=float(k), neurons=list(self.ranking))
+        line = self.lab.record_result(lambda record: record.add_ranking(ranking))
+        self.lab.write_log(
+            f"[info] ranking: {self.ranking_text}" + (f" (session record line {line['seq']})" if line else "")
+        )
 
     def visible_rows(self) -> list[tuple[int, RankedNeuron]]:
         rows = list(enumerate(self.ranking[:MAX_ROWS], start=1))
@@ -173,7 +209,26 @@ class NeuronsScreen(LabScreen):
             table.add_row(mark, str(rank), layer, str(index), f"{score:.4g}", key=f"{layer}#{index}")
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
+        self._show_count(table.row_count)
         self._show_detail()
+
+    def _show_count(self, shown: int) -> None:
+        """The status names what the list shows: a layer's share of the ranking, or why it is empty."""
+        status = self.query_one("#rank-status", BusyLine)
+        if status.busy or self.lab.session is None or not self.ranking_text:
+            return
+        if not self.ranking:
+            status.finish("no neurons match: a larger k, or another scope")
+        elif self.layer_filter:
+            layer = self.layer_filter
+            status.finish(
+                f"{shown} of {len(self.ranking)} ranked neurons are in {layer}"
+                if shown
+                else f"none of the {len(self.ranking)} ranked neurons is in {layer}: "
+                "scope per-layer ranks inside every layer; select the model root for all"
+            )
+        else:
+            status.finish(self.ranking_text)
 
     @on(DataTable.RowHighlighted, "#ranking")
     def _row_highlighted(self) -> None:
