@@ -433,7 +433,7 @@ class FakeEngine:
     ) -> list[dict[str, Any]]:
         run_id = f"fake-rare-{pattern}"
         emit(RunStarted(run_id=run_id, preset=f"rare-{pattern}", run_dir="", stages=("rare",)))
-        rows = []
+        rows: list[dict[str, Any]] = []
         strength = {"S1": 0.3, "S2": 0.6, "S3": 0.9, "R1": 0.2, "R2": 0.5, "R3": 0.8, "Inv": 0.7}.get(pattern, 0.5)
         for i, n in enumerate(counts):
             if cancel.is_set():
@@ -468,13 +468,17 @@ class FakeEngine:
         for gamma in gammas:  # the closed forms of SPEC §6 (authors' notebook)
             a = ((gamma * (1 - gamma) / 2 * x_sp**2 + sigma_sp + ridge) / (sigma_inv + ridge)) * x_inv**2
             d = math.sqrt(a**2 * sigma_inv + (gamma / 2) ** 2 * x_sp**4 * sigma_sp) or 1e-12
-            phi = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
             half = (gamma / 2) * x_sp**2
             out["gamma"].append(gamma)
             out["clean_acc"].append(0.5 * phi((a + gamma / 2 * half) / d) + 0.5 * phi((a - gamma / 2 * half) / d))
             out["spurious_acc"].append(phi((a + (gamma / 2) * (gamma / 2 - 1) * x_sp**2) / d))
             out["prediction_difference"].append(half)
         return out
+
+
+def phi(z: float) -> float:
+    """The standard normal CDF."""
+    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
 
 def patched_digit(pattern: str, size: int) -> list[list[float]]:
