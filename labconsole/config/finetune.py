@@ -63,15 +63,24 @@ class FinetuneConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     plateau_patience: int = Field(1, ge=0)
-    selection: Literal["best-val-wga", "last"] = "best-val-wga"
+    # The starting model is always evaluated and recorded as epoch 0. "best-val-wga" (paper)
+    # picks the best fine-tuning epoch ≥ 1 even when every one is worse than the start;
+    # "best-val-wga-or-start" lets epoch 0 win, so fine-tuning can never report a loss it chose.
+    selection: Literal["best-val-wga", "best-val-wga-or-start", "last"] = "best-val-wga"
     eval_train: bool = Field(False, description="also train-split group accuracy every epoch")
+    # BatchNorm while fine-tuning: "train" (paper) normalises with batch statistics and
+    # re-estimates the running ones; "frozen" keeps every BatchNorm in eval mode (running
+    # statistics used and left unchanged), which isolates what BN re-estimation alone does.
+    batchnorm: Literal["train", "frozen"] = "train"
 
     # -- the auxiliary model's mask --------------------------------------------------------------
     # critical-neurons (paper): top p % of neurons by `criterion`;
     # smallest-weights (authors' code): the p % smallest individual weights, global, unstructured.
     mask: Literal["critical-neurons", "smallest-weights"] = "critical-neurons"
     criterion: Literal["magnitude", "gradient", "combined"] = "magnitude"
-    prune_percent: float = Field(0.01, description="p in percent: 0.01 = 0.01 % of the neurons")
+    prune_percent: float = Field(
+        0.01, description="p in percent: 0.01 = 0.01 % of the neurons (0 = mask nothing: plain two-view contrast)"
+    )
     gradient_source: Literal["full-train", "minority-groups"] = "full-train"
     worst_samples: int = Field(256, ge=1, description="highest-CE training examples considered …")
     sampled: int = Field(128, ge=1, description="… of which this many, drawn at random, give the gradient")
@@ -89,7 +98,12 @@ class FinetuneConfig(Section):
     # -- the loss --------------------------------------------------------------------------------
     temperature: float = Field(0.5, description="NT-Xent temperature τ (> 0)")
     supervised: Literal["mse", "ce"] = "mse"
-    supervised_weight: float = Field(0.2, description="λ (≥ 0) in NT-Xent + λ·supervised")
+    supervised_weight: float = Field(0.2, description="λ (≥ 0) in w·NT-Xent + λ·supervised")
+    contrastive_weight: float = Field(
+        1.0,
+        description="w (≥ 0) in w·NT-Xent + λ·supervised; 0 = the supervised term alone "
+        "(continued ERM with the same views, optimiser and BN mode: the control for Stage II)",
+    )
     contrast_on: Literal["logits", "probabilities", "features"] = "logits"
     projection_dim: int = Field(2, ge=1, description="output size of the projection head (contrast_on = features)")
     contrastive: Literal["two-views", "double-same-view"] = "two-views"
@@ -112,8 +126,10 @@ class FinetuneConfig(Section):
     @field_validator("prune_percent")
     @classmethod
     def _percent(cls, value: float) -> float:
-        if not 0 < value < 100:
-            raise ValueError("prune_percent is a percentage strictly between 0 and 100 (0.01 = 0.01 %)")
+        if not 0 <= value < 100:
+            raise ValueError(
+                "prune_percent is a percentage in [0, 100) (0.01 = 0.01 %; 0 = no mask, plain two-view contrast)"
+            )
         return value
 
     @field_validator("temperature")
@@ -128,6 +144,13 @@ class FinetuneConfig(Section):
     def _lambda(cls, value: float) -> float:
         if not value >= 0:
             raise ValueError("λ (supervised_weight) must be ≥ 0")
+        return value
+
+    @field_validator("contrastive_weight")
+    @classmethod
+    def _contrastive_weight(cls, value: float) -> float:
+        if not value >= 0:
+            raise ValueError("contrastive_weight must be ≥ 0 (0 = supervised term only)")
         return value
 
     def smoke(self) -> FinetuneConfig:
@@ -157,5 +180,13 @@ class FinetuneConfig(Section):
             else "authors' code (double NT-Xent, same view)",
             "kick_in": f"ERM epoch {self.kick_in_epoch}" if self.kick_in_epoch else "from the loaded checkpoint",
             "head": "paper (logits)" if not self.head_softmax else "authors' code (softmax in the model)",
-            "selection": "paper (best val WGA)" if self.selection == "best-val-wga" else "last epoch",
+            "selection": {
+                "best-val-wga": "paper (best val WGA)",
+                "best-val-wga-or-start": "best val WGA, the starting model (epoch 0) included",
+                "last": "last epoch",
+            }[self.selection],
+            "contrastive_weight": "paper (1)"
+            if self.contrastive_weight == 1
+            else f"{self.contrastive_weight:g}" + (" (supervised term only)" if self.contrastive_weight == 0 else ""),
+            "batchnorm": "paper (train mode)" if self.batchnorm == "train" else "frozen (eval mode)",
         }

@@ -35,7 +35,8 @@ def finetuned(trained_smoke_run: RunDir, tmp_path_factory) -> RunDir:
 
 def test_finetune_emits_per_epoch_group_accuracies_and_selects_by_val_wga(finetuned: RunDir) -> None:
     epochs = [e for e in finetuned.events("EpochResult") if e["stage"] == "finetune"]
-    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert [e["epoch"] for e in epochs] == [0, 1, 2]  # epoch 0 = the starting model
+    epochs = epochs[1:]  # the paper's selection picks among fine-tuning epochs only
     for e in epochs:
         assert set(e["splits"]) == {"train", "val", "test"}
         assert e["splits"]["test"]["wga"] == min(v for v in e["splits"]["test"]["groups"].values() if v is not None)
@@ -88,7 +89,7 @@ def test_erm_then_finetune_from_kick_in_epoch_in_one_run(tmp_path: Path) -> None
     assert summary["start"]["checkpoint"].endswith("epoch_001.safetensors")
     assert summary["wga_before"]["test"] == pytest.approx(run.summary()["splits"]["test"]["wga"])
     stages = [e["stage"] for e in run.events("EpochResult")]
-    assert stages == ["erm", "erm", "finetune"]
+    assert stages == ["erm", "erm", "finetune", "finetune"]  # fine-tuning: epoch 0 (start) and 1
 
 
 def test_missing_kick_in_checkpoint_is_a_clear_error(trained_smoke_run: RunDir) -> None:
@@ -108,10 +109,10 @@ def test_cancel_and_resume(trained_smoke_run: RunDir, tmp_path: Path) -> None:
 
     run = run_job(preset, emit=emit, cancel=cancel, runs_root=tmp_path)
     assert run.status() == "cancelled"
-    assert [e["epoch"] for e in run.events("EpochResult")] == [1]
+    assert [e["epoch"] for e in run.events("EpochResult")] == [0, 1]
     resumed = run_job(preset, emit=lambda e: None, resume=run.path)
     assert resumed.is_done
-    assert [e["epoch"] for e in run.events("EpochResult")] == [1, 2]
+    assert [e["epoch"] for e in run.events("EpochResult")] == [0, 1, 2]  # the start is not re-evaluated
     assert resumed.summary()["finetune"]["epochs"] == 2
 
 
@@ -134,7 +135,6 @@ def test_checkpoint_of_another_dataset_is_refused(trained_smoke_run: RunDir, tmp
 @pytest.mark.parametrize(
     "override,needle",
     [
-        ("finetune.prune_percent=0", "prune_percent"),
         ("finetune.prune_percent=100", "prune_percent"),
         ("finetune.prune_percent=-0.5", "prune_percent"),
         ("finetune.supervised_weight=-0.1", "supervised_weight"),

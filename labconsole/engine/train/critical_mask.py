@@ -130,9 +130,29 @@ def build_epoch_mask(
     bundle: DatasetBundle | None = None,
     seed: int = 0,
 ) -> tuple[WeightMask, dict[str, Any]]:
-    """The auxiliary model's mask for one epoch, computed from the target's current weights."""
+    """The auxiliary model's mask for one epoch, computed from the target's current weights.
+
+    ``info`` states the realised size next to the requested one: p = 0.01 % of 336 neurons is
+    one neuron, i.e. 0.30 % of them."""
+    eligible = sum(layer.n_neurons for layer in layers)
+    if cfg.prune_percent == 0:  # mask off: the auxiliary branch is the target itself
+        empty = WeightMask(keep={}, kind="none", description="nothing (p = 0: plain two-view contrast)")
+        return empty, {"mask": "none", "percent": 0.0, **realised_size(0, eligible, "neurons")}
     if cfg.mask == "smallest-weights":
         mask = smallest_weights_mask(layers, cfg.prune_percent)
-        return mask, {"mask": "smallest-weights", "percent": cfg.prune_percent}
+        info = realised_size(mask.masked_entries, mask.total_entries, "weights")
+        return mask, {"mask": "smallest-weights", "percent": cfg.prune_percent, **info}
     neurons, info = critical_neurons(model, layers, cfg, cache=cache, bundle=bundle, seed=seed)
-    return neuron_mask(model, layers, neurons), {"mask": "critical-neurons", **info}
+    size = realised_size(len(neurons), eligible, "neurons")
+    return neuron_mask(model, layers, neurons), {"mask": "critical-neurons", **info, **size}
+
+
+def realised_size(masked: int, total: int, unit: str) -> dict[str, Any]:
+    """How many units the mask really holds, of how many, as a percentage."""
+    percent = 100.0 * masked / total if total else 0.0
+    return {
+        "realised_count": masked,
+        "eligible_count": total,
+        "realised_percent": percent,
+        "realised_unit": unit,
+    }

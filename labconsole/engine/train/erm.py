@@ -152,7 +152,7 @@ def _train_one_epoch(
         per_sample = F.cross_entropy(logits.float(), y, reduction="none")
         loss = (per_sample * weights[g]).mean() if weights is not None else per_sample.mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch stubs leave backward untyped
         optimizer.step()
         loss_sum += loss.detach() * len(y)
         seen += len(y)

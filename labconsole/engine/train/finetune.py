@@ -26,7 +26,7 @@ from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import get_head
 from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
-from labconsole.engine.stage1.neurons import eligible_layers
+from labconsole.engine.stage1.neurons import Layer, eligible_layers
 from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
 from labconsole.engine.train.losses import contrastive_loss, supervised_loss
 from labconsole.engine.train.masking import AuxiliaryModel, WeightMask
@@ -35,6 +35,11 @@ from labconsole.engine.train.state import TrainState, load_train_state, save_tra
 from labconsole.engine.train.views import ViewBatches
 
 STAGE = "finetune"
+SELECTION_TEXT = {
+    "best-val-wga": "best val WGA",
+    "best-val-wga-or-start": "best val WGA, start included",
+    "last": "last epoch",
+}
 
 
 class ProjectionHead(nn.Module):
@@ -45,7 +50,8 @@ class ProjectionHead(nn.Module):
         self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
 class FinetuneModules(nn.Module):
@@ -95,9 +101,19 @@ class FinetuneStep:
         return outputs, vector
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        weight = float(getattr(cfg, "contrastive_weight", 1.0))
+        if weight == 0:
+            # The supervised term alone: no auxiliary forward at all, so nothing of the
+            # contrastive branch (not even BatchNorm batch statistics) touches the model.
+            with autocast_for(self.device):
+                outputs, _ = self._branch(self.model, x1)
+            alone: torch.Tensor = cfg.supervised_weight * supervised_loss(
+                outputs, y, cfg.supervised, probabilities=cfg.head_softmax
+            )
+            return alone
         if self.aux is None:
             raise RuntimeError("set_mask() before the first step")
-        cfg = self.cfg
         # The authors' code contrasts both branches on the same view.
         aux_input = x2 if cfg.contrastive == "two-views" else x1
         with autocast_for(self.device):
@@ -105,14 +121,15 @@ class FinetuneStep:
             _, z_aux = self._branch(self.aux, aux_input)
         contrast = contrastive_loss(z, z_aux, cfg.temperature, cfg.contrastive)
         supervised = supervised_loss(outputs, y, cfg.supervised, probabilities=cfg.head_softmax)
-        return contrast + cfg.supervised_weight * supervised
+        total: torch.Tensor = weight * contrast + cfg.supervised_weight * supervised
+        return total
 
     def step(
         self, optimizer: torch.optim.Optimizer, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor
     ) -> torch.Tensor:
         loss = self.loss(x1, x2, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's stubs leave Tensor.backward untyped
         optimizer.step()
         return loss.detach()
 
@@ -159,19 +176,26 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
     layers = eligible_layers(model, cfg.include, cfg.exclude)
     step = FinetuneStep(model, cfg, device, projection)
     meta = {**model_meta(ctx, bundle), "stage": STAGE, "start": str(start_path)}
-    selection = "best val WGA" if cfg.selection == "best-val-wga" else "last epoch"
+    selection = SELECTION_TEXT[cfg.selection]
 
     state = load_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator) or TrainState()
     if state.epoch:
         ctx.log(f"resuming fine-tuning after epoch {state.epoch} (best val WGA at epoch {state.best_epoch})")
     ctx.emit(StageStarted(run_id=ctx.run_id, stage=STAGE, total_epochs=cfg.epochs))
+    eval_splits = ("train", "val", "test") if cfg.eval_train else ("val", "test")
+    if not state.start_splits:
+        _record_start(ctx, cfg, model, state, eval_splits, meta, selection)
     started = time.monotonic()
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
-        mask, mask_info = _epoch_mask(ctx, model, layers, epoch)
+        if cfg.contrastive_weight == 0:
+            mask = WeightMask(keep={}, kind="none", description="nothing (contrastive_weight = 0)")
+            mask_info: dict[str, Any] = {}
+        else:
+            mask, mask_info = _epoch_mask(ctx, model, layers, epoch)
+            ctx.log(f"epoch {epoch}: auxiliary model masks {mask.description}")
         step.set_mask(mask)
-        ctx.log(f"epoch {epoch}: auxiliary model masks {mask.description}")
         train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
-        splits = evaluate_splits(ctx, model, ("train", "val", "test") if cfg.eval_train else ("val", "test"))
+        splits = evaluate_splits(ctx, model, eval_splits)
         scheduler.step(validation_loss(ctx, model))
         wga = splits.get("val", {}).get("wga")
         improved = cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga))
@@ -180,7 +204,14 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
             save_checkpoint(ctx.run.checkpoints / "finetune-best", model, {**meta, "epoch": epoch, "val_wga": wga})
         save_checkpoint(ctx.run.checkpoints / "finetune-last", model, {**meta, "epoch": epoch})
         state.epoch = epoch
-        state.history.append({"epoch": epoch, "train_loss": train_loss, "mask": {**mask.summary(), **mask_info}})
+        state.history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "mask": {**mask.summary(), **mask_info},
+                **_curve_point(splits),
+            }
+        )
         save_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator, state)
         ctx.emit(
             EpochResult(
@@ -206,7 +237,56 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
     return _summary(ctx, cfg, state, before, start_path, start_note, selection)
 
 
-def _epoch_mask(ctx: StageContext, model: nn.Module, layers: list, epoch: int) -> tuple[WeightMask, dict[str, Any]]:
+def _curve_point(splits: dict[str, Any]) -> dict[str, Any]:
+    return {f"{split}_wga": (splits.get(split) or {}).get("wga") for split in ("train", "val", "test")}
+
+
+def _record_start(
+    ctx: StageContext,
+    cfg: Any,
+    model: nn.Module,
+    state: TrainState,
+    eval_splits: tuple[str, ...],
+    meta: dict[str, Any],
+    selection: str,
+) -> None:
+    """Epoch 0: the starting model, evaluated like every fine-tuning epoch and recorded, so
+    curves start where fine-tuning starts and "best" can be compared with (or be) the start."""
+    splits = evaluate_splits(ctx, model, eval_splits)
+    state.start_splits = splits
+    wga = splits.get("val", {}).get("wga")
+    keep_start = cfg.selection == "best-val-wga-or-start"
+    if keep_start:
+        state.best_wga, state.best_epoch, state.best_splits = wga, 0, splits
+        save_checkpoint(ctx.run.checkpoints / "finetune-best", model, {**meta, "epoch": 0, "val_wga": wga})
+    ctx.emit(
+        EpochResult(
+            run_id=ctx.run_id,
+            stage=STAGE,
+            epoch=0,
+            total_epochs=cfg.epochs,
+            splits=splits,
+            train_loss=None,
+            lr=None,
+            is_best=keep_start,
+            best_epoch=0 if keep_start else None,
+            selection=selection,
+        )
+    )
+
+
+def set_batchnorm_mode(model: nn.Module, mode: str) -> None:
+    """``frozen``: every BatchNorm in eval mode (running statistics used, not updated) while the
+    rest of the model trains; ``train``: left as ``model.train()`` set it."""
+    if mode == "frozen":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def _epoch_mask(
+    ctx: StageContext, model: nn.Module, layers: list[Layer], epoch: int
+) -> tuple[WeightMask, dict[str, Any]]:
     cfg = ctx.preset.finetune
     needs_data = cfg.mask == "critical-neurons" and cfg.criterion in ("gradient", "combined")
     cache = _gradient_cache(ctx, epoch) if needs_data else None
@@ -240,6 +320,7 @@ def _train_epoch(
 ) -> float:
     cfg = ctx.preset.finetune
     step.model.train()
+    set_batchnorm_mode(step.model, cfg.batchnorm)
     if step.projection is not None:
         step.projection.train()
     total_steps = batches.num_batches()
@@ -296,11 +377,11 @@ def _summary(
 ) -> dict[str, Any]:
     after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
     before_wga = {split: (before["splits"].get(split) or {}).get("wga") for split in ("val", "test")}
-    gain = {
-        s: (after[s] - before_wga[s]) if after[s] is not None and before_wga[s] is not None else None
-        for s in ("val", "test")
-    }
+    gain = {s: _difference(after[s], before_wga[s]) for s in ("val", "test")}
     last_mask = state.history[-1]["mask"] if state.history else {}
+    start_val = (state.start_splits.get("val") or {}).get("wga")
+    epoch_vals = [float(h["val_wga"]) for h in state.history if h.get("val_wga") is not None]
+    beat_start = None if start_val is None or not epoch_vals else max(epoch_vals) > start_val
     return {
         "variant": ctx.preset.variant,
         "variant_options": cfg.variant_options(),
@@ -311,14 +392,60 @@ def _summary(
         "wga_after": after,
         "wga_gain": gain,
         "before": {"source": before["source"], "splits": before["splits"]},
-        "start": {"checkpoint": str(start_path), "note": start_note, "kick_in_epoch": cfg.kick_in_epoch},
+        "start": {
+            "checkpoint": str(start_path),
+            "note": start_note,
+            "kick_in_epoch": cfg.kick_in_epoch,
+            "splits": state.start_splits,
+        },
+        "beat_start_on_val": beat_start,
+        "warning": never_beat_start_text(start_val, epoch_vals)
+        if beat_start is False and start_val is not None
+        else None,
         "epochs": state.epoch,
+        "contrastive_weight": cfg.contrastive_weight,
+        "batchnorm": cfg.batchnorm,
         "mask_last_epoch": last_mask,
+        "mask_realised": mask_realised_text(cfg, last_mask),
         "history": [
-            {"epoch": h["epoch"], "train_loss": h["train_loss"], "masked": h["mask"].get("description")}
-            for h in state.history
+            {"epoch": 0, "train_loss": None, "masked": None, **_curve_point(state.start_splits)},
+            *(
+                {
+                    "epoch": h["epoch"],
+                    "train_loss": h["train_loss"],
+                    "masked": h["mask"].get("description"),
+                    **{k: h.get(k) for k in ("train_wga", "val_wga", "test_wga")},
+                }
+                for h in state.history
+            ),
         ],
     }
+
+
+def _difference(after: float | None, before: float | None) -> float | None:
+    return after - before if after is not None and before is not None else None
+
+
+def never_beat_start_text(start_val: float, epoch_vals: list[float]) -> str:
+    return (
+        f"fine-tuning never beat its start on val: best val WGA over epochs 1–{len(epoch_vals)} "
+        f"{100 * max(epoch_vals):.1f} % ≤ start {100 * start_val:.1f} %"
+    )
+
+
+def mask_realised_text(cfg: Any, mask: dict[str, Any]) -> str | None:
+    """ "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)": what the requested p really masked."""
+    if cfg.contrastive_weight == 0:
+        return "no auxiliary branch (contrastive_weight = 0)"
+    if "realised_count" not in mask:
+        return None
+    unit = mask["realised_unit"]
+    count = mask["realised_count"]
+    noun = unit if count != 1 else unit.rstrip("s")
+    return (
+        f"p = {cfg.prune_percent:g} % of {mask['eligible_count']} {unit} → {count} {noun} "
+        f"({mask['realised_percent']:.2f} %)"
+    )
 
 
 def _method_text(cfg: Any) -> str:

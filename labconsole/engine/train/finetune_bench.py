@@ -79,7 +79,7 @@ def measure_finetune_step(
         with autocast_for(dev):
             loss = F.cross_entropy(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch stubs leave backward untyped
         optimizer.step()
 
     cfg = FinetuneConfig(views=views)

@@ -59,6 +59,14 @@ class WeightMask:
         }
 
 
+def _weight(layer: Layer) -> torch.Tensor:
+    """The layer's weight as a tensor (``nn.Module`` attributes are untyped for mypy)."""
+    weight = layer.module.weight
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"layer {layer.name} has no weight tensor")
+    return weight
+
+
 def check_percent(percent: float, key: str = "finetune.prune_percent") -> float:
     if not (0 < float(percent) < 100):
         raise UserError(
@@ -91,7 +99,7 @@ def neuron_mask(model: nn.Module, layers: Sequence[Layer], neurons: Sequence[Neu
         keep[f"{layer_name}.weight"] = vector.view(-1, *([1] * (weight.dim() - 1)))
         counts[layer_name] = len(indices)
         masked += len(indices) * weight[0].numel()
-    total = sum(layer.module.weight.numel() for layer in layers)
+    total = sum(_weight(layer).numel() for layer in layers)
     return WeightMask(
         keep=keep,
         kind="neurons",
@@ -108,7 +116,7 @@ def smallest_weights_mask(layers: Sequence[Layer], percent: float) -> WeightMask
     """The ``percent`` % individual weights of smallest |w| over all ``layers`` (global,
     unstructured, as ``torch.nn.utils.prune.global_unstructured`` with L1 does)."""
     check_percent(percent)
-    flat = torch.cat([layer.module.weight.detach().abs().flatten().float() for layer in layers])
+    flat = torch.cat([_weight(layer).detach().abs().flatten().float() for layer in layers])
     count = max(1, math.floor(flat.numel() * percent / 100))
     # A stable sort breaks ties by position, so the count is exact and the choice reproducible.
     order = torch.argsort(flat, stable=True)[:count]
@@ -118,7 +126,7 @@ def smallest_weights_mask(layers: Sequence[Layer], percent: float) -> WeightMask
     counts: dict[str, int] = {}
     offset = 0
     for layer in layers:
-        weight = layer.module.weight
+        weight = _weight(layer)
         part = chosen[offset : offset + weight.numel()].view_as(weight)
         offset += weight.numel()
         if part.any():
@@ -157,4 +165,5 @@ class AuxiliaryModel:
             # Copies of the running statistics: the auxiliary branch must not move the
             # target's BatchNorm buffers (the eval-time model is the target).
             overrides.update({name: buf.clone() for name, buf in self.model.named_buffers()})
-        return functional_call(self.model, overrides, (x,), strict=False)
+        out: torch.Tensor = functional_call(self.model, overrides, (x,), strict=False)
+        return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,9 +21,11 @@ class TrainState:
     best_splits: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     recent_losses: list[float] = field(default_factory=list)
+    # Fine-tuning's epoch 0: the starting model's metrics (empty until evaluated).
+    start_splits: dict[str, Any] = field(default_factory=dict)
 
 
-def _path(run: RunDir, stage: str):
+def _path(run: RunDir, stage: str) -> Path:
     return run.checkpoints / f"{stage}-resume.pt"
 
 
