@@ -234,7 +234,12 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
         model.load_state_dict(load_file(str(best), device=str(device)))
     ctx.state["model"] = model
     ctx.state["finetuned_checkpoint"] = best
-    return _summary(ctx, cfg, state, before, start_path, start_note, selection)
+    summary = _summary(ctx, cfg, state, before, start_path, start_note, selection)
+    if summary["mask_realised"]:
+        ctx.log(f"auxiliary mask: {summary['mask_realised']}")
+    if summary["warning"]:  # every console and log shows it, not only the report
+        ctx.log(summary["warning"], level="warning")
+    return summary
 
 
 def _curve_point(splits: dict[str, Any]) -> dict[str, Any]:
