@@ -268,8 +268,8 @@ def theory(data: dict[str, Any]) -> list[Figure]:
             },
         ]
     )
-    out = [Figure(exact, title="phase transition in γ")]
-    for key, name in (("noise_curves", "noise"), ("lam_curves", "λ")):
+    out = [Figure(exact, title="phase transition in γ (spurious fraction)")]
+    for key, name, what in (("noise_curves", "noise", "noise"), ("lam_curves", "λ", "ridge λ")):
         family: dict[str, dict[str, list[float]]] = data.get(key) or {}
         if not family:
             continue
@@ -289,7 +289,7 @@ def theory(data: dict[str, Any]) -> list[Figure]:
                 {"title": "spurious accuracy", "xlabel": "γ", "ylabel": "accuracy", "series": series("spurious_acc")},
             ]
         )
-        out.append(Figure(png, title=f"effect of {name}"))
+        out.append(Figure(png, title=f"effect of the {what}"))
     return out
 
 
