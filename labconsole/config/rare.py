@@ -62,13 +62,16 @@ class RareConfig(Section):
     # -- rare-weights / rare-sensitivity --
     weights_pattern: PatternName = "S3"
     weights_n: tuple[int, ...] = (0, 1, 10, 100)
+    weights_importance: Literal["signed", "abs"] = Field(
+        "signed", description="pixel importance: max first-layer weight (Paper B) or max |weight|"
+    )
     sensitivity_backbones: tuple[str, ...] = ("mlp", "mlp_small", "small_cnn")
     sensitivity_fractions: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
     # -- rare-membership: four disjoint quarters of train+test pooled --
     membership_pattern: PatternName = "R3"
     membership_n: tuple[int, ...] = (0, 1, 3, 10, 40)
-    membership_seeds: int = Field(3, ge=1)
+    membership_seeds: int = Field(10, ge=1, description="Paper B repeats the attack ten times")
 
     # -- rare-mitigations: one model per (method, strength, seed) --
     mitigation_pattern: PatternName = "S3"

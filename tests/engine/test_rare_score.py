@@ -112,3 +112,17 @@ def test_welch_test_on_nearly_identical_samples_is_silent() -> None:
         warnings.simplefilter("error")  # scipy's precision-loss warning would reach ``-q`` output
         p = welch_greater([0.5, 0.5, 0.5000000000000001], [0.5, 0.5, 0.5])
     assert p is None or 0.0 <= p <= 1.0
+
+
+def test_pixel_importance_is_the_signed_maximum_weight_by_default() -> None:
+    from labconsole.engine.rare.visualise import pixel_importance
+
+    layer = nn.Linear(4, 3, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.1, -2.0, 0.0, 0.3], [0.2, -1.0, -0.5, 0.1], [-0.4, 0.5, -0.1, 0.2]]))
+    model = nn.Sequential(nn.Flatten(), layer)
+    signed = pixel_importance(model, (1, 2, 2))
+    magnitude = pixel_importance(model, (1, 2, 2), "abs")
+    assert signed is not None and magnitude is not None
+    assert torch.allclose(signed.flatten(), torch.tensor([0.2, 0.5, 0.0, 0.3]))
+    assert torch.allclose(magnitude.flatten(), torch.tensor([0.4, 2.0, 0.5, 0.3]))

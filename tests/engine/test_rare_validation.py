@@ -52,3 +52,35 @@ def test_theory_with_noise_free_spurious_direction_runs(tmp_path: Path) -> None:
     assert summary["exact_at_gamma"]["prediction_difference"] > 0
     curve = json.loads((ctx.run.artifacts / "rare_theory.json").read_text())["lam_curves"]["0.0"]
     assert curve["prediction_difference"][0] == 0.0  # γ = 0, λ = 0: no spurious example, no weight
+
+
+def test_deletion_reference_is_trained_without_the_deleted_rows(tmp_path: Path, monkeypatch) -> None:
+    import labconsole.engine.rare.common as common
+    import labconsole.engine.rare.deletion as deletion
+
+    sizes: list[int] = []
+    original = common.train_classifier
+
+    def recording(model, x, y, recipe, **kwargs):
+        sizes.append(len(y))
+        return original(model, x, y, recipe, **kwargs)
+
+    monkeypatch.setattr(common, "train_classifier", recording)
+    monkeypatch.setattr(deletion, "train_classifier", recording)
+    preset = smoke_preset("deletion.toml", "rare.deletion_n=[5]")
+    _, ctx = run_stages(tmp_path, preset)
+    full = len(ctx.state["rare_data"].y_train)
+    assert sizes == [full, full - 5, full - 5]  # trained, deleted, reference
+    table = json.loads((ctx.run.artifacts / "rare_deletion.json").read_text())
+    assert table["deletion_lr"] == preset.rare.deletion_lr and "minus the deleted rows" in table["reference"]
+
+
+def test_membership_reports_both_rates_auc_and_patterned_non_members(tmp_path: Path) -> None:
+    preset = smoke_preset("membership.toml", "rare.membership_n=[0,3]")
+    out, ctx = run_stages(tmp_path, preset)
+    runs = json.loads((ctx.run.artifacts / "rare_membership.json").read_text())["runs"]
+    for row in runs:
+        assert row["balanced_accuracy"] == pytest.approx((row["member_accuracy"] + row["non_member_accuracy"]) / 2)
+        assert 0.0 <= row["auc"] <= 1.0
+        assert (row["patterned_non_member_accuracy"] is None) == (row["n"] == 0)
+    assert out["rare-membership"]["patterned_non_member_accuracy"]["3"]["n"] == 1

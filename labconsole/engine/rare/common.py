@@ -43,8 +43,9 @@ def as_unit_float(images_u8: torch.Tensor, device: torch.device) -> torch.Tensor
 
 def rare_data(ctx: Any) -> RareData:
     """Train and test splits of the preset's dataset, loaded once per run and kept in ``ctx.state``."""
-    if "rare_data" in ctx.state:
-        return ctx.state["rare_data"]
+    cached = ctx.state.get("rare_data")
+    if isinstance(cached, RareData):
+        return cached
     bundle = ctx.state.get("dataset")
     if bundle is None:
         from labconsole.engine.data.registry import load_dataset
@@ -64,7 +65,7 @@ def rare_data(ctx: Any) -> RareData:
         y_train=train.y.to(ctx.device),
         x_test=as_unit_float(test.images, ctx.device),
         y_test=test.y.to(ctx.device),
-        shape=tuple(train.images.shape[1:]),  # type: ignore[arg-type]
+        shape=(int(train.images.shape[1]), int(train.images.shape[2]), int(train.images.shape[3])),
         class_names=bundle.groups.class_names,
         dataset=bundle.name,
     )
@@ -94,7 +95,7 @@ class Tracker:
     done: int = 0
     losses: list[float] = field(default_factory=list)
 
-    def hook(self, label: str):
+    def hook(self, label: str) -> Callable[[int, float], None]:
         model_number = self.done + 1
 
         def on_epoch(epoch: int, loss: float) -> None:
@@ -159,7 +160,7 @@ def spurious_training_set(
 
 
 def write_artifact(ctx: Any, name: str, obj: Any, description: str = "") -> Path:
-    path = ctx.run.write_json(f"artifacts/{name}", obj)
+    path: Path = ctx.run.write_json(f"artifacts/{name}", obj)
     ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path), description=description))
     return path
 

@@ -46,9 +46,15 @@ def four_way_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
 @dataclass
 class AttackResult:
     accuracy: float  # on target members + target non-members
-    member_accuracy: float
-    non_member_accuracy: float
+    member_accuracy: float  # fraction of members flagged "member" (true-positive rate)
+    non_member_accuracy: float  # fraction of non-members flagged "non-member" (true-negative rate)
+    balanced_accuracy: float  # mean of the two rates: 0.5 = no better than a constant guess
+    auc: float | None  # ROC AUC of the attack's member probability, members vs non-members
     spurious_member_accuracy: float | None  # fraction of spurious members flagged "member"
+    # The counterpart: held-out target-class images with the pattern added (never trained on),
+    # fraction flagged "non-member". High spurious-member accuracy with high accuracy here
+    # means the attack recognises *membership*, not merely the pattern.
+    patterned_non_member_accuracy: float | None
     best_c: float
     shadow_accuracy: float  # attack accuracy on its own (shadow) training data
 
@@ -83,8 +89,12 @@ def evaluate_attack(
     spurious_rows: np.ndarray | None,
     shadow_in: np.ndarray,
     shadow_out: np.ndarray,
+    patterned_out: np.ndarray | None = None,
 ) -> AttackResult:
-    """``spurious_rows``: indices into ``target_in`` of the spurious training examples."""
+    """``spurious_rows``: indices into ``target_in`` of the spurious training examples;
+    ``patterned_out``: features of held-out non-members carrying the pattern."""
+    from sklearn.metrics import roc_auc_score
+
     pred_in = attack.predict(target_in)
     pred_out = attack.predict(target_out)
     correct = np.concatenate([pred_in == 1, pred_out == 0])
@@ -92,11 +102,23 @@ def evaluate_attack(
     spurious = None
     if spurious_rows is not None and len(spurious_rows):
         spurious = float(np.mean(pred_in[spurious_rows] == 1))
+    patterned = None
+    if patterned_out is not None and len(patterned_out):
+        patterned = float(np.mean(attack.predict(patterned_out) == 0))
+    member_rate, non_member_rate = float(np.mean(pred_in == 1)), float(np.mean(pred_out == 0))
+    auc = None
+    if len(target_in) and len(target_out):
+        scores = attack.predict_proba(np.concatenate([target_in, target_out]))[:, 1]
+        truth = np.concatenate([np.ones(len(target_in)), np.zeros(len(target_out))])
+        auc = float(roc_auc_score(truth, scores))
     return AttackResult(
         accuracy=float(correct.mean()),
-        member_accuracy=float(np.mean(pred_in == 1)),
-        non_member_accuracy=float(np.mean(pred_out == 0)),
+        member_accuracy=member_rate,
+        non_member_accuracy=non_member_rate,
+        balanced_accuracy=(member_rate + non_member_rate) / 2,
+        auc=auc,
         spurious_member_accuracy=spurious,
+        patterned_non_member_accuracy=patterned,
         best_c=float(attack.best_params_["logisticregression__C"]),
         shadow_accuracy=float(shadow_pred.mean()),
     )

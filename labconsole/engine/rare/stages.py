@@ -21,13 +21,26 @@ from labconsole.engine.rare.common import (
     train_model,
     write_artifact,
 )
-from labconsole.engine.rare.deletion import incremental_retrain
+from labconsole.engine.rare.deletion import incremental_retrain, without_rows
 from labconsole.engine.rare.mitigations import mitigated_recipe, mitigation_grid
 from labconsole.engine.rare.spurious_score import check_epsilon, mean_se, spurious_measures, welch_greater
 from labconsole.engine.rare.training import Recipe
 from labconsole.engine.rare.visualise import pixel_importance, zero_fraction_of_pixels
 
 MEASURES = ("score", "clean_acc", "spurious_acc")
+MEMBERSHIP_MEASURES = (
+    "accuracy",
+    "member_accuracy",
+    "non_member_accuracy",
+    "balanced_accuracy",
+    "auc",
+    "spurious_member_accuracy",
+    "patterned_non_member_accuracy",
+)
+IMPORTANCE_DEFINITIONS = {
+    "signed": "max over hidden units of the first-layer weight from the pixel (Paper B)",
+    "abs": "max over hidden units of |first-layer weight| from the pixel",
+}
 
 
 def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -131,7 +144,7 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
         model = train_model(
             ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y, label=f"{rare.weights_pattern} n={n}"
         )
-        importance = pixel_importance(model, data.shape)
+        importance = pixel_importance(model, data.shape, rare.weights_importance)
         if importance is None:
             ctx.log(
                 f"pixel importance needs an MLP whose first layer is Linear; backbone "
@@ -150,8 +163,14 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
     write_artifact(
         ctx,
         "rare_weights.json",
-        {"pattern": rare.weights_pattern, "seed": seed, "rows": rows},
-        "MLP pixel importance (max |first-layer weight| per pixel) per n",
+        {
+            "pattern": rare.weights_pattern,
+            "seed": seed,
+            "importance": rare.weights_importance,
+            "definition": IMPORTANCE_DEFINITIONS[rare.weights_importance],
+            "rows": rows,
+        },
+        f"MLP pixel importance ({IMPORTANCE_DEFINITIONS[rare.weights_importance]}) per n",
     )
     return {
         "pattern": rare.weights_pattern,
@@ -241,13 +260,11 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
 def run_deletion_stage(ctx: Any) -> dict[str, Any]:
     rare, data, target, recipe = _prepare(ctx, ctx.preset.rare.deletion_n, "rare.deletion_n")
     seeds = seeds_from(ctx.preset.seed, rare.deletion_seeds)
-    ns = [n for n in rare.deletion_n if n > 0] or [1]
-    tracker = Tracker(ctx, len(seeds) * (1 + 2 * len(ns)), max(recipe.epochs, rare.deletion_epochs))
+    ns = sorted(set(rare.deletion_n))  # every count ≥ 1 (validated with the preset)
+    tracker = Tracker(ctx, len(seeds) * 3 * len(ns), max(recipe.epochs, rare.deletion_epochs))
     rows = []
     for seed in seeds:
         pattern = make_pattern(rare.deletion_pattern, data.shape, seed)
-        scratch = train_model(ctx, data, tracker, seed=seed, recipe=recipe, label=f"n=0 seed={seed}")
-        reference = spurious_measures(scratch, data.x_test, data.y_test, pattern, target, rare.epsilon)
         for n in ns:
             x, y, chosen = spurious_training_set(data, target, n, pattern, seed)
             model = train_model(ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y, label=f"n={n} seed={seed}")
@@ -265,6 +282,13 @@ def run_deletion_stage(ctx: Any) -> dict[str, Any]:
             )
             tracker.finish_model()
             after = spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon)
+            # What deletion approximates: a model trained from scratch on the training set minus
+            # the deleted rows (the same recipe and seed as the model before deletion).
+            keep = without_rows(len(y), chosen, y.device)
+            scratch = train_model(
+                ctx, data, tracker, seed=seed, recipe=recipe, x=x[keep], y=y[keep], label=f"without n={n} seed={seed}"
+            )
+            reference = spurious_measures(scratch, data.x_test, data.y_test, pattern, target, rare.epsilon)
             rows.append({"n": n, "seed": seed, "before": before, "after": after, "retrained_from_scratch": reference})
     table = {
         str(n): {
@@ -275,9 +299,16 @@ def run_deletion_stage(ctx: Any) -> dict[str, Any]:
     }
     result = {
         "pattern": rare.deletion_pattern,
+        "method": "incremental retraining: a fresh optimizer at constant deletion_lr for deletion_epochs epochs "
+        "on the training set minus the deleted rows",
+        "reference": "retrained_from_scratch = the training recipe from scratch on the training set minus the "
+        "deleted rows",
         "deletion_lr": rare.deletion_lr,
         "deletion_epochs": rare.deletion_epochs,
+        "training_lr": recipe.lr,
+        "training_epochs": recipe.epochs,
         "seeds": seeds,
+        "n_values": ns,
         "per_n": table,
         "runs": rows,
     }
@@ -335,6 +366,7 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
         pattern = make_pattern(rare.membership_pattern, data.shape, seed)
         x_tt, y_tt = x_all[parts["target_train"]], y_all[parts["target_train"]]
         x_out, y_out = x_all[parts["target_test"]], y_all[parts["target_test"]]
+        x_out_t, y_out_t = x_out[y_out == target], y_out[y_out == target]
         for n in ns:
             x_in, y_in, chosen = spurious_training_set(data, target, n, pattern, seed, x=x_tt, y=y_tt)
             model = train_model(
@@ -344,18 +376,16 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
             # Non-members: the held-out target-test quarter, never training outputs.
             target_in = attack_features(predict_proba(model, x_in), y_in)
             target_out = attack_features(predict_proba(model, x_out), y_out)
-            result = evaluate_attack(attack, target_in, target_out, chosen.cpu().numpy(), shadow_in, shadow_out)
+            # Counterpart of the spurious members: held-out target-class images with the pattern.
+            patterned = attack_features(predict_proba(model, pattern.apply(x_out_t)), y_out_t) if n > 0 else None
+            result = evaluate_attack(
+                attack, target_in, target_out, chosen.cpu().numpy(), shadow_in, shadow_out, patterned
+            )
             rows.append({"n": n, "seed": seed, **result.to_dict()})
     table = {}
     for n in ns:
         cell = [r for r in rows if r["n"] == n]
-        spurious = [r["spurious_member_accuracy"] for r in cell if r["spurious_member_accuracy"] is not None]
-        table[str(n)] = {
-            "accuracy": mean_se([r["accuracy"] for r in cell]),
-            "spurious_member_accuracy": mean_se(spurious),
-            "member_accuracy": mean_se([r["member_accuracy"] for r in cell]),
-            "non_member_accuracy": mean_se([r["non_member_accuracy"] for r in cell]),
-        }
+        table[str(n)] = {key: mean_se([r[key] for r in cell if r[key] is not None]) for key in MEMBERSHIP_MEASURES}
     sizes = {k: len(v) for k, v in quarters[seeds[0]].items()}
     result_json = {
         "pattern": rare.membership_pattern,
@@ -363,6 +393,8 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
         "split_sizes": sizes,
         "features": "sorted softmax output + prediction-correct bit, standardised",
         "attack": "logistic regression, C in {0.01, 0.1, 1, 10} by 3-fold CV on the shadow model",
+        "patterned_non_members": f"{int((y_all[quarters[seeds[0]]['target_test']] == target).sum())} held-out "
+        f"target-test images of class {target} with the pattern added",
         "per_n": table,
         "runs": rows,
     }
@@ -372,6 +404,9 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
         "split_sizes": sizes,
         "accuracy": {n: c["accuracy"] for n, c in table.items()},
         "spurious_member_accuracy": {n: c["spurious_member_accuracy"] for n, c in table.items()},
+        "patterned_non_member_accuracy": {n: c["patterned_non_member_accuracy"] for n, c in table.items()},
+        "balanced_accuracy": {n: c["balanced_accuracy"] for n, c in table.items()},
+        "auc": {n: c["auc"] for n, c in table.items()},
     }
 
 

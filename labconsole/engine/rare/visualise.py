@@ -13,12 +13,21 @@ def first_input_linear(model: torch.nn.Module, inputs: int) -> torch.nn.Linear |
     return None
 
 
-def pixel_importance(model: torch.nn.Module, shape: tuple[int, int, int]) -> torch.Tensor | None:
-    """[H, W]: max over hidden units (and channels) of |first-layer weight| from each pixel."""
+def pixel_importance(model: torch.nn.Module, shape: tuple[int, int, int], kind: str = "signed") -> torch.Tensor | None:
+    """[H, W]: max over hidden units (and channels) of the first-layer weight from each pixel.
+
+    ``kind="signed"`` is Paper B's "maximum weight on an out-going edge" (§3.3); ``"abs"`` takes
+    the largest magnitude instead, so strongly negative (inhibiting) weights count too.
+    """
     layer = first_input_linear(model, shape[0] * shape[1] * shape[2])
     if layer is None:
         return None
-    return layer.weight.detach().abs().amax(0).view(shape).amax(0).cpu()
+    weights = layer.weight.detach()
+    if kind == "abs":
+        weights = weights.abs()
+    elif kind != "signed":
+        raise ValueError(f"pixel importance kind {kind!r}: expected 'signed' or 'abs'")
+    return weights.amax(0).view(shape).amax(0).cpu()
 
 
 def zero_fraction_of_pixels(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
