@@ -58,14 +58,18 @@ def tracing_heatmap(data: dict[str, Any]) -> bytes:
     limit = max([abs(v) for m in values for row in m for v in row if not math.isnan(v)] + [1.0])
     height = max(3.0, 0.35 * len(layers) + 1.5)
     fig, axes = _figure(3.2 * len(criteria) + 1.5, height, ncols=len(criteria))
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdBu"].with_extremes(bad="#bbbbbb")  # grey: no example of the group in the split
     image = None
     for ax, criterion, matrix in zip(axes[0], criteria, values):
-        image = ax.imshow(matrix, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        image = ax.imshow(matrix, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
         ax.set_title(criterion if criterion != "control" else "control (random)", fontsize=9)
         ax.set_xticks(range(len(groups)), groups, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(len(layers)), layers if ax is axes[0][0] else [""] * len(layers), fontsize=7)
     fig.colorbar(image, ax=axes[0].tolist(), label=f"Δ {split} accuracy (pp)")
-    fig.suptitle(f"Zeroing the top-{data.get('k', '?')} neurons of each layer ({split})", fontsize=10)
+    # Above the panel titles (the tight bounding box keeps it in the image).
+    fig.suptitle(f"Zeroing the top-{data.get('k', '?')} neurons of each layer ({split})", fontsize=10, y=1.02)
     return _png(fig, bbox_inches="tight")
 
 
