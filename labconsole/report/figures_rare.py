@@ -68,9 +68,11 @@ def heatmaps(maps: Sequence[Sequence[Sequence[float]]], titles: Sequence[str], *
     """Grey heatmaps side by side (darker = larger), e.g. MLP pixel importance per n."""
     fig, axes = _figure(ncols=len(maps), size=(2.6, 2.8))
     vmax = max(max(max(row) for row in m) for m in maps) if shared_scale else None
+    # Signed importances can dip below 0; the scale then starts there (else at 0, white).
+    vmin = min(0.0, min(min(min(row) for row in m) for m in maps))
     shown = None
     for ax, image, title in zip(axes[0], maps, titles):
-        shown = ax.imshow(image, cmap="Greys", vmin=0.0, vmax=vmax)
+        shown = ax.imshow(image, cmap="Greys", vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -138,7 +140,8 @@ def weights(data: dict[str, Any]) -> list[Figure]:
     """``rare_weights.json``: MLP pixel importance per n (Paper B Fig. 3)."""
     rows = data["rows"]
     png = heatmaps([r["map"] for r in rows], [f"n = {r['n']}" for r in rows])
-    caption = f"max |first-layer weight| per pixel; pattern {data.get('pattern')}, seed {data.get('seed')}"
+    definition = data.get("definition") or "max |first-layer weight| per pixel"
+    caption = f"{definition}; pattern {data.get('pattern')}, seed {data.get('seed')}"
     return [Figure(png, title="pixel importance heatmaps", caption=caption)]
 
 
