@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
-from labconsole.engine.events import CancelToken, Emit, Event, LogRecord, RunFinished
+from labconsole.engine.events import CancelToken, Emit, EpochResult, Event, LogRecord, RunFinished
 from labconsole.errors import UserError
 from labconsole.ui.bridge import BackgroundError, Bridge, CallFinished, EngineMessage, JobEnded, describe_error
 from labconsole.ui.engine_port import EnginePort, LayerInfo, NeuronRef, SessionPort, SessionSpec, create_real_engine
@@ -213,14 +213,25 @@ class LabConsoleApp(App[int]):
             self.notify(message, title="Error", severity="error", timeout=10)
 
     # -- jobs ----------------------------------------------------------------------------------
-    def start_job(self, kind: str, label: str, work: Callable[[Emit, CancelToken], Any]) -> bool:
+    def start_job(
+        self,
+        kind: str,
+        label: str,
+        work: Callable[[Emit, CancelToken], Any],
+        *,
+        history: list[EpochResult] | None = None,
+        run_dir: str = "",
+    ) -> bool:
+        """``history``/``run_dir``: a resume's recorded epochs and run, shown from the start."""
         try:
             self.bridge.start_job(kind, label, work)
         except UserError as exc:
             self.report_error("Start", exc)
             return False
         self._last_error = ""
-        self.job.start(kind, label)
+        self.job.start(kind, label, history, run_dir)
+        if run_dir:
+            self.job.run_dir = run_dir
         self.write_log(f"[info] started {label}")
         self.job_signal.publish(())
         return True
@@ -250,6 +261,8 @@ class LabConsoleApp(App[int]):
 
     def on_job_ended(self, message: JobEnded) -> None:
         handle = self.bridge.job_ended()
+        if message.kind == "train" and self.job.run_dir:
+            self._reload_history(self.job.run_dir)
         if message.error is not None:
             self.report_error(handle.label if handle else "Job", message.error)
             if self.job.active:
@@ -260,6 +273,18 @@ class LabConsoleApp(App[int]):
         self.job_end_signal.publish(message)
         if self._quit_after_job:
             self.exit(0)
+
+    def _reload_history(self, run_dir: str) -> None:
+        """Once a job ends, its views are rebuilt from the run's own record (``metrics.jsonl``),
+        so they show every epoch of every attempt, whatever the stream delivered."""
+        job = self.job
+
+        def loaded(epochs: list[EpochResult]) -> None:
+            if self.job is job and job.run_dir == run_dir and not job.active and epochs:
+                job.merge_history(epochs)
+                self.job_signal.publish(())
+
+        self.bridge.call("Reading the run's epochs", self.engine.run_epochs, run_dir, on_result=loaded)
 
     def on_call_finished(self, message: CallFinished) -> None:
         if not message.worker.is_cancelled:

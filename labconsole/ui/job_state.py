@@ -40,9 +40,29 @@ class JobState:
     events_applied: int = 0
     progress_applied: int = 0
 
-    def start(self, kind: str, label: str) -> None:
-        """Forget the previous job: a new one is about to run."""
-        self.__init__(kind=kind, label=label, status=RUNNING)  # type: ignore[misc]
+    # the run directory a resume continues (its earlier epochs are preloaded), else ""
+    resumed_dir: str = ""
+
+    def start(self, kind: str, label: str, history: list[EpochResult] | None = None, run_dir: str = "") -> None:
+        """Forget the previous job: a new one is about to run. ``history``: the epochs the run
+        already recorded (a resume), so the views show the whole run, not just what follows."""
+        self.__init__(kind=kind, label=label, status=RUNNING, resumed_dir=run_dir if history else "")  # type: ignore[misc]
+        self.merge_history(history or [])
+
+    def merge_history(self, epochs: list[EpochResult]) -> None:
+        """Add recorded epochs (``metrics.jsonl``) to what the stream brought: one entry per
+        (stage, epoch), the recorded one where both have it; stages keep their order."""
+        for event in epochs:
+            self._put_epoch(event)
+
+    def _put_epoch(self, event: EpochResult) -> None:
+        epochs = self.stage_epochs.setdefault(event.stage, [])
+        epochs[:] = [e for e in epochs if e.epoch != event.epoch]
+        epochs.append(event)
+        epochs.sort(key=lambda e: e.epoch)
+        best = event.best_epoch if event.best_epoch is not None else (event.epoch if event.is_best else None)
+        if best is not None and event.epoch == epochs[-1].epoch:
+            self.stage_best[event.stage] = best
 
     @property
     def epochs(self) -> list[EpochResult]:
@@ -65,19 +85,17 @@ class JobState:
         elif isinstance(event, StageStarted):
             self.stage, self.stage_total_epochs = event.stage, event.total_epochs
             self.progress = None
-            # a stage without epochs (e.g. Stage I readouts) gets no curve
-            self.stage_epochs.pop(event.stage, None)
-            self.stage_best.pop(event.stage, None)
+            if not self.resumed_dir:  # a resumed stage keeps the epochs it recorded before
+                # a stage without epochs (e.g. Stage I readouts) gets no curve
+                self.stage_epochs.pop(event.stage, None)
+                self.stage_best.pop(event.stage, None)
         elif isinstance(event, Progress):
             self.progress_applied += 1
             self.progress = event
             self.stage = event.stage
         elif isinstance(event, EpochResult):
             self.stage = event.stage
-            self.stage_epochs.setdefault(event.stage, []).append(event)
-            best = event.best_epoch if event.best_epoch is not None else (event.epoch if event.is_best else None)
-            if best is not None:
-                self.stage_best[event.stage] = best
+            self._put_epoch(event)
         elif isinstance(event, RunFinished):
             self.finished = event
             self.status = event.status

@@ -61,8 +61,9 @@ async def test_runs_are_listed_opened_compared_and_exported(app_factory) -> None
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("6")
         table = app.screen.query_one("#runs-table", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 3)
-        assert [str(table.get_row_at(i)[-1]) for i in range(3)] == ["74.1", "–", "62.2"]
+        await wait_for(pilot, lambda: table.row_count == 4)
+        # the final model's test WGA, with the stage that made it
+        assert [str(table.get_row_at(i)[-1]) for i in range(4)] == ["71.0 FT", "74.1 FT", "–", "62.2 ERM"]
         table.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TextDialog))
@@ -74,7 +75,7 @@ async def test_runs_are_listed_opened_compared_and_exported(app_factory) -> None
         assert app.screen.title_text == "Compare runs"
         await pilot.press("escape", "e")
         await wait_for(pilot, lambda: any(c[0] == "export_report" for c in engine.calls))
-        assert engine.calls[-1] == ("export_report", "runs/20250101-120000-quickstart-s0")
+        assert engine.calls[-1] == ("export_report", "runs/20250101-180000-quickstart-s1")
 
 
 async def test_the_log_dialog_shows_what_happened(app_factory) -> None:
@@ -94,12 +95,12 @@ async def test_an_interrupted_run_is_resumed_as_a_job_and_a_finished_one_is_not(
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("6")
         table = app.screen.query_one("#runs-table", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 3)
+        await wait_for(pilot, lambda: table.row_count == 4)
         table.focus()
         await pilot.press("u")  # the first run is done
         assert any("only a cancelled" in n.message for n in notifications(app))
         assert not any(c[0] == "resume_job" for c in engine.calls)
-        await pilot.press("down", "u")  # the cancelled one
+        await pilot.press("down", "down", "u")  # the cancelled one
         await wait_for(pilot, lambda: app.job.status == "done")
         assert ("resume_job", "runs/20250101-180000-quickstart-s1") in engine.calls
         assert app.job.label.startswith("resume ")

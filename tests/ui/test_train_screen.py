@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from textual.widgets import DataTable, Input, TabbedContent
+import pytest
+from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from labconsole.engine.events import EpochResult, Progress, RunStarted, StageStarted
 from labconsole.ui.dialogs.confirm import ConfirmDialog
@@ -50,10 +51,10 @@ async def test_a_training_job_streams_epochs_and_marks_the_selected_one(app_fact
         await wait_for(pilot, lambda: app.job.status == "done")
         await pilot.pause(0.3)  # one redraw tick
         table = app.screen.query_one("#epochs-table", DataTable)
-        assert table.row_count == 3
+        assert table.row_count == 9  # 3 epochs × (train, val, test)
         assert ("load_preset", "quickstart", ("erm.epochs=3", 'stages=["erm"]')) in engine.calls
-        selected = [str(table.get_row_at(i)[-1]) for i in range(3)]
-        assert selected.count("★") == 1 and selected[app.job.best_epoch - 1] == "★"
+        selected = [str(table.get_row_at(i)[-1]) for i in range(9)]
+        assert selected.count("★") == 1 and selected[3 * (app.job.best_epoch - 1) + 1] == "★"  # on its val row
 
 
 async def test_keys_are_handled_while_a_job_streams_and_cancel_saves(app_factory) -> None:
@@ -188,14 +189,20 @@ async def test_erm_then_fine_tuning_draws_one_curve_per_stage(app_factory) -> No
         app.set_focus(None)
         await pilot.press("g")
         await wait_for(pilot, lambda: app.job.status == "done")
-        assert engine.calls[-1] == ("load_preset", "finetune", ('stages=["erm", "finetune"]',), "smoke")
+        assert [c for c in engine.calls if c[0] == "load_preset"][-1] == (
+            "load_preset",
+            "finetune",
+            ('stages=["erm", "finetune"]',),
+            "smoke",
+        )
         assert list(app.job.stage_epochs) == ["erm", "finetune"]
         assert all(e.stage == "finetune" for e in app.job.epochs)
         await pilot.pause(0.3)  # one redraw tick
         assert screen.shown_stage() == "finetune"
         table = screen.query_one("#epochs-table", DataTable)
         rows = [table.get_row_at(i) for i in range(table.row_count)]
-        assert [str(r[0]) for r in rows].count("erm") >= 1 and [str(r[0]) for r in rows].count("finetune") >= 1
+        labels = [str(r[0]) for r in rows]
+        assert labels[0] == "E1" and "F1" in labels  # each epoch names its stage
         assert sum(str(r[-1]) == "★" for r in rows) == 2  # one selected epoch per stage
         await pilot.press("t")
         assert screen.shown_stage() == "erm"
@@ -219,4 +226,87 @@ async def test_fine_tuning_alone_needs_a_checkpoint_chosen_on_setup(app_factory)
         await pilot.press("g")
         await wait_for(pilot, lambda: app.job.status == "done")
         assert list(app.job.stage_epochs) == ["finetune"]
-        assert 'model.checkpoint="runs/20250101-120000-quickstart-s0"' in engine.calls[-1][2]
+        loaded = [c for c in engine.calls if c[0] == "load_preset"][-1]
+        assert 'model.checkpoint="runs/20250101-120000-quickstart-s0"' in loaded[2]
+
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_every_epoch_shows_train_val_and_test_accuracy_per_group(app_factory, size) -> None:
+    app = app_factory(FakeEngine(epochs=2))
+    async with app.run_test(size=size) as pilot:
+        await start_training(pilot)
+        await wait_for(pilot, lambda: app.job.status == "done")
+        await pilot.press("v")
+        await pilot.pause(0.3)
+        table = app.screen.query_one("#epochs-table", DataTable)
+        heads = [str(c.label) for c in table.ordered_columns]
+        assert heads == ["ep", "split", "LL", "LW", "WL", "WW", "WGA", "★"]
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [r[1] for r in rows] == ["train", "val", "test"] * 2
+        last = app.job.epochs[-1]
+        assert rows[3][2:6] == [
+            f"{100 * last.splits['train']['groups'][g]:.1f}" for g in last.splits["train"]["groups"]
+        ]
+        legend = str(app.screen.query_one("#epochs-legend", Static).content)
+        assert "WL waterbird-land" in legend
+        assert table.virtual_size.width <= table.size.width  # nothing cut at 80×24
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_form_is_locked_while_a_job_runs_and_says_what_it_runs(app_factory, size) -> None:
+    gate = threading.Event()
+    app = app_factory(FakeEngine(gate=gate, step_delay=0.01))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.presets != [])
+        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
+        await pilot.pause()
+        info = screen.query_one("#preset-info", Static)
+        assert "fine-tuning starts from this run's ERM model" in str(info.content)
+        screen.query_one("#stages", Choice).value = "finetune"
+        await pilot.pause()
+        assert "needs a checkpoint" in str(info.content)  # the description follows the stages
+        screen.query_one("#stages", Choice).value = "erm,finetune"
+        await pilot.pause()
+        app.set_focus(None)
+        app.simulate_key("g")
+        await wait_for(pilot, lambda: app.job.progress is not None)
+        await pilot.pause(0.3)
+        assert screen.query_one("#preset", Choice).disabled and screen.query_one("#epochs", Input).disabled
+        assert "running: finetune" in str(info.content) and "erm → finetune" in str(info.content)
+        app.simulate_key("c")
+        await wait_for(pilot, lambda: not app.bridge.job_running)
+        await pilot.pause(0.3)
+        assert not screen.query_one("#preset", Choice).disabled
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_a_resumed_run_shows_its_whole_history_and_runs_says_it_is_running(app_factory, size) -> None:
+    gate = threading.Event()
+    engine = FakeEngine(epochs=4, gate=gate, step_delay=0.01)
+    app = app_factory(engine)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("6")
+        table = app.screen.query_one("#runs-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        table.focus()
+        await pilot.press("down", "down")
+        app.simulate_key("u")
+        await wait_for(pilot, lambda: app.job.progress is not None)
+        await pilot.pause(0.3)
+        cancelled = "runs/20250101-180000-quickstart-s1"
+        assert str(table.get_cell(cancelled, "status")) == "running"  # not "cancelled" while it goes
+        assert [e.epoch for e in app.job.stage_epochs["erm"]] == [1, 2]  # recorded before the resume
+        gate.set()
+        await wait_for(pilot, lambda: app.job.status == "done")
+        await pilot.pause(0.3)
+        assert [e.epoch for e in app.job.stage_epochs["erm"]] == [1, 2, 3, 4]
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        epochs = app.screen.query_one("#epochs-table", DataTable)
+        assert [str(epochs.get_row_at(i)[0]) for i in range(0, epochs.row_count, 3)] == ["1", "2", "3", "4"]
+        assert app.job.best_epoch in {1, 2, 3, 4}  # the marker is on a plotted epoch

@@ -77,20 +77,79 @@ def stage_gains(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+STAGE_SHORT = {"erm": "ERM", "finetune": "FT", "dfr": "DFR", "model": "model"}
+
+
 def preset_label(run: RunEntry) -> str:
     return (run.preset or "–") + (" ·smoke" if run.smoke else "")
 
 
-def run_detail(run: RunEntry, info: dict[str, Any] | None) -> Table:
+def wga_label(run: RunEntry) -> str:
+    """The final model's test WGA with its stage, ``74.1 FT``: a fine-tuned run is not its ERM."""
+    if run.test_wga is None:
+        return "–"
+    stage = STAGE_SHORT.get(run.final_stage, run.final_stage)
+    return f"{100 * run.test_wga:.1f}" + (f" {stage}" if stage else "")
+
+
+def rare_lines(summary: dict[str, Any]) -> list[str]:
+    """Paper B runs: the spurious score per pattern and n (mean ± s.e. over seeds)."""
+    lines = []
+    for stage, result in summary.items():
+        per_pattern = result.get("per_pattern") if isinstance(result, dict) else None
+        if not isinstance(per_pattern, dict):
+            continue
+        for pattern, per_n in per_pattern.items():
+            cells = []
+            for n, cell in sorted(
+                (per_n or {}).items(), key=lambda item: int(item[0]) if str(item[0]).isdigit() else 0
+            ):
+                score = (cell or {}).get("score") or {}
+                if isinstance(score.get("mean"), (int, float)):
+                    se = score.get("se")
+                    cells.append(f"n={n} {score['mean']:.3f}" + (f"±{se:.3f}" if isinstance(se, (int, float)) else ""))
+            if cells:
+                lines.append(f"{stage} {pattern}: spurious score " + ", ".join(cells))
+    return lines
+
+
+def other_stage_lines(summary: dict[str, Any]) -> list[str]:
+    """A line per finished stage that has neither per-split accuracies nor a rare-lab table."""
+    skip = {"preset", "variant", "selection", "splits", "epochs", "erm", "model", "kind", "schema_version"}
+    lines = []
+    for stage, result in summary.items():
+        if stage in skip or not isinstance(result, dict) or "per_pattern" in result:
+            continue
+        numbers = [f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        lines.append(f"{stage}: " + (", ".join(numbers[:4]) if numbers else "done (see the report, e)"))
+    return lines
+
+
+def run_detail(run: RunEntry, info: dict[str, Any] | None, status: str = "") -> Table:
     grid = Table.grid()
-    grid.add_row(Text(f"{run.path} · {run.status} · preset {preset_label(run)} · variant {run.variant}", style="bold"))
-    if info is not None and info.get("summary", {}).get("splits"):
-        grid.add_row(summary_table(info))
-        for line in stage_gains(info):
-            grid.add_row(Text(line))
-    elif info is not None:
-        grid.add_row(Text("no summary.json yet: no stage has finished (u resumes an interrupted run)", style="dim"))
+    grid.add_row(
+        Text(f"{run.path} · {status or run.status} · preset {preset_label(run)} · variant {run.variant}", style="bold")
+    )
+    if info is not None:
+        for line in summary_lines(info):
+            grid.add_row(line)
     return grid
+
+
+def summary_lines(info: dict[str, Any]) -> list[Table | Text]:
+    """What a run's summary.json says: per-split accuracies, gains per stage, rare-lab scores;
+    "no summary.json yet" only when there is none."""
+    summary = info.get("summary") or {}
+    out: list[Table | Text] = []
+    if summary.get("splits"):
+        out.append(summary_table(info))
+        out += [Text(line) for line in stage_gains(info)]
+    out += [Text(line) for line in rare_lines(summary)]
+    if not summary.get("splits"):
+        out += [Text(line) for line in other_stage_lines(summary)]
+    if not out:
+        out.append(Text("no summary.json yet: no stage has finished (u resumes an interrupted run)", style="dim"))
+    return out
 
 
 class RunsScreen(LabScreen):
@@ -117,9 +176,33 @@ class RunsScreen(LabScreen):
             yield Static("", id="run-detail", classes="detail")
 
     def on_mount(self) -> None:
-        self.query_one("#runs-table", DataTable).add_columns("⇄", "run", "preset", "status", "variant", "test WGA %")
+        table = self.query_one("#runs-table", DataTable)
+        table.add_column("⇄", key="pick")
+        table.add_column("run", key="run")
+        table.add_column("preset", key="preset")
+        table.add_column("status", key="status")
+        table.add_column("test WGA", key="wga")
         self.lab.job_end_signal.subscribe(self, self._job_ended)
         self.action_refresh()
+
+    def live_status(self, run: RunEntry) -> str:
+        """The job's own status for the run it is running (a resumed run is not "cancelled")."""
+        job = self.lab.job
+        if job.active and job.run_dir and job.run_dir == run.path:
+            return job.status
+        return run.status
+
+    def on_job_events(self, events: tuple[Any, ...]) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        for run in self.runs:
+            status = self.live_status(run)
+            try:
+                table.update_cell(run.path, "status", Text(status, style=STATUS_STYLE.get(status, "")))
+            except Exception:  # the table is being refilled; the next fill shows it
+                continue
+        current = self.current()
+        if current is not None and self.lab.job.run_dir == current.path:
+            self._show_detail()
 
     def on_screen_resume(self) -> None:
         if self.is_mounted:
@@ -140,13 +223,13 @@ class RunsScreen(LabScreen):
         table = self.query_one("#runs-table", DataTable)
         table.clear()
         for run in runs:
+            status = self.live_status(run)
             table.add_row(
                 "⇄" if run.path in self.picked else "",
                 run.name,
                 preset_label(run),
-                Text(run.status, style=STATUS_STYLE.get(run.status, "")),
-                run.variant,
-                "–" if run.test_wga is None else f"{100 * run.test_wga:.1f}",
+                Text(status, style=STATUS_STYLE.get(status, "")),
+                wga_label(run),
                 key=run.path,
             )
         self.query_one("#runs-status", Static).update(
@@ -168,15 +251,16 @@ class RunsScreen(LabScreen):
         if run is None:
             detail.update("")
             return
+        status = self.live_status(run)
         if run.path in self.summaries:
-            detail.update(run_detail(run, self.summaries[run.path]))
+            detail.update(run_detail(run, self.summaries[run.path], status))
             return
-        detail.update(run_detail(run, None))
+        detail.update(run_detail(run, None, status))
 
         def loaded(info: dict[str, Any]) -> None:
             self.summaries[run.path] = info
             if self.current() == run:
-                detail.update(run_detail(run, info))
+                detail.update(run_detail(run, info, self.live_status(run)))
 
         self.lab.bridge.call(
             "Reading the run", self.lab.engine.run_summary, run.path, on_result=loaded, group="runs-detail"
@@ -193,9 +277,8 @@ class RunsScreen(LabScreen):
             head = " · ".join(f"{k} {v}" for k, v in manifest.items() if isinstance(v, (str, int, float)))
             body = Table.grid()
             body.add_row(Text(head, style="dim"))
-            body.add_row(summary_table(info))
-            for line in stage_gains(info):
-                body.add_row(Text(line))
+            for line in summary_lines(info):
+                body.add_row(line)
             self.app.push_screen(TextDialog(f"Run {info['name']} ({info['status']})", body))
 
         self.lab.bridge.call(
@@ -248,8 +331,15 @@ class RunsScreen(LabScreen):
         def work(emit: Any, cancel: Any) -> str:
             return engine.resume_job(run.path, emit=emit, cancel=cancel)
 
-        if self.lab.start_job("train", f"resume {run.name}", work):
-            self.notify(f"Resuming {run.name}: follow it on Train (4); c there cancels (the run is saved).")
+        def start(history: list[Any]) -> None:
+            # the epochs it recorded before come first: the views show the whole run
+            if self.lab.start_job("train", f"resume {run.name}", work, history=history, run_dir=run.path):
+                self.notify(f"Resuming {run.name}: follow it on Train (4); c there cancels (the run is saved).")
+                self.on_job_events(())
+
+        self.lab.bridge.call(
+            "Reading the run's epochs", engine.run_epochs, run.path, on_result=start, group="runs-resume"
+        )
 
     def action_export(self) -> None:
         run = self.current()

@@ -31,6 +31,7 @@ REDRAW_INTERVAL_S = 0.25  # at most 4 redraws per second, whatever the event rat
 AS_PRESET = ""  # the stages value that keeps the preset's own list
 STAGE_CHOICES = (("ERM", "erm"), ("ERM + fine-tune", "erm,finetune"), ("fine-tune", "finetune"))
 PROFILES = (("full", False), ("smoke (seconds)", True))
+STAGE_LETTER = {"erm": "E", "finetune": "F"}
 
 
 def stage_choices(entry: PresetEntry | None) -> list[tuple[str, str]]:
@@ -49,6 +50,27 @@ def default_stages(entry: PresetEntry) -> str:
     if any(s not in ("erm", "finetune") for s in entry.stages):
         return AS_PRESET
     return trainable if any(value == trainable for _, value in STAGE_CHOICES) else "erm"
+
+
+def group_abbreviations(groups: list[str]) -> dict[str, str]:
+    """Short column heads: initials of the words (``waterbird-land`` → ``WL``); the first four
+    letters where initials collide."""
+    initials = {g: "".join(w[0] for w in g.replace("_", "-").split("-") if w).upper()[:4] or g[:4] for g in groups}
+    if len(set(initials.values())) == len(groups):
+        return initials
+    return {g: g[:4] for g in groups}
+
+
+def start_description(stages: str, entry: PresetEntry | None, checkpoint: str) -> str:
+    """Which model fine-tuning starts from, for the stages chosen."""
+    chosen = entry.stages if stages == AS_PRESET and entry is not None else tuple(stages.split(","))
+    if "finetune" not in chosen:
+        return ""
+    if "erm" in chosen:
+        return "fine-tuning starts from this run's ERM model (best val WGA)"
+    if checkpoint:
+        return f"fine-tuning starts from {checkpoint}"
+    return "fine-tuning alone needs a checkpoint: choose one on Setup (1)"
 
 
 def overrides_from_form(
@@ -90,7 +112,7 @@ class TrainScreen(LabScreen):
         Binding("c", "cancel", "Cancel job"),
         Binding("v", "next_view", "Chart/Epochs/Log"),
         Binding("s", "toggle_split", "val/test"),
-        Binding("t", "next_stage", "Stage", show=False),
+        Binding("t", "next_stage", "Stage"),
     ]
 
     def __init__(self) -> None:
@@ -99,6 +121,7 @@ class TrainScreen(LabScreen):
         self._progress_dirty = self._epochs_dirty = True
         self.redraws = 0
         self.chart_stage: str | None = None  # None: follow the running stage
+        self.job_description = ""  # what the running (or last) job runs, fixed when it started
 
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="train-body"):
@@ -123,13 +146,11 @@ class TrainScreen(LabScreen):
                         yield GroupAccuracyChart(id="group-chart")
                     with TabPane("Epochs", id="epochs-view"):
                         yield DataTable(id="epochs-table", cursor_type="row", zebra_stripes=True)
+                        yield Static("", id="epochs-legend", classes="status-line")
                     with TabPane("Log", id="log"):
                         yield LogPane(id="train-log")
 
     def on_mount(self) -> None:
-        self.query_one("#epochs-table", DataTable).add_columns(
-            "stage", "epoch", "loss", "val WGA %", "test WGA %", "worst group (val)", "selected"
-        )
         self.set_interval(REDRAW_INTERVAL_S, self.redraw_if_dirty)
         self.lab.bridge.call(
             "Listing presets", self.lab.engine.list_presets, on_result=self._fill_presets, group="presets"
@@ -147,12 +168,41 @@ class TrainScreen(LabScreen):
         entry = self.current_preset()
         if entry is None:
             return
-        self.query_one("#preset-info", Static).update(
-            entry.description + ("\nstages: " + " → ".join(entry.stages) if entry.stages else "")
-        )
         stages = self.query_one("#stages", Choice)
         stages.set_options(stage_choices(entry))
         stages.value = default_stages(entry)
+        self._describe()
+
+    @on(Choice.Changed, "#stages")
+    def _stages_changed(self) -> None:
+        self._describe()
+
+    def form_description(self) -> str:
+        """What Start would run now: the preset, its stages as chosen, where fine-tuning starts."""
+        entry = self.current_preset()
+        if entry is None:
+            return ""
+        stages = str(self.query_one("#stages", Choice).value)
+        chosen = entry.stages if stages == AS_PRESET else tuple(stages.split(","))
+        lines = [entry.description, "stages: " + " → ".join(chosen)]
+        start = start_description(stages, entry, self.lab.spec.checkpoint)
+        if start:
+            lines.append(start)
+        return "\n".join(line for line in lines if line)
+
+    def _describe(self) -> None:
+        """The form's own description, or, while a job runs, what that job runs."""
+        info = self.query_one("#preset-info", Static)
+        if self.lab.job.active and self.lab.job.kind == "train":
+            info.update(f"running: {self.lab.job.label}\n{self.job_description}".rstrip())
+        else:
+            info.update(self.form_description())
+
+    def lock_form(self, locked: bool) -> None:
+        """A running job's settings are fixed: the form cannot change what it is running."""
+        for widget in self.query("#train-form Choice, #train-form Input"):
+            widget.disabled = locked
+        self._describe()
 
     def current_preset(self) -> PresetEntry | None:
         path = self.query_one("#preset", Choice).value
@@ -180,9 +230,17 @@ class TrainScreen(LabScreen):
         def work(emit: Any, cancel: Any) -> str:
             return engine.run_job(engine.load_preset(path, overrides, smoke=smoke), emit=emit, cancel=cancel)
 
+        # fixed now: editing the form later (it is locked anyway) never rewrites what runs
+        described = self.form_description().split("\n")[1:]
+        settings = [o for o in overrides if not o.startswith(("stages=", "model."))]
+        if settings or smoke:
+            described.append(("smoke profile; " if smoke else "") + " ".join(settings))
+        self.job_description = "\n".join(described)
         if self.lab.start_job("train", entry.name + (" (smoke)" if smoke else ""), work):
             self.chart_stage = None
             self._progress_dirty = self._epochs_dirty = True
+            self.lab.write_log(f"[info] {entry.name}: {self.job_description}".replace("\n", "; "))
+            self.lock_form(True)
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
@@ -203,6 +261,10 @@ class TrainScreen(LabScreen):
 
     def on_screen_resume(self) -> None:
         self._progress_dirty = self._epochs_dirty = True
+        if self.presets and self.lab.job.active != bool(self.query_one("#epochs", Input).disabled):
+            self.lock_form(self.lab.job.active)  # a job started or ended elsewhere (Runs: resume)
+        elif self.presets:
+            self._describe()
 
     def redraw_if_dirty(self) -> None:
         if not (self._progress_dirty or self._epochs_dirty):
@@ -214,6 +276,8 @@ class TrainScreen(LabScreen):
             self.query_one(JobProgress).show(job)
             self.query_one("#start", Button).disabled = job.active
             self.query_one("#cancel", Button).disabled = not job.active
+            if job.active == (not self.query_one("#epochs", Input).disabled):
+                self.lock_form(job.active)
         if self._epochs_dirty:
             self._epochs_dirty = False
             stage = self.shown_stage()
@@ -232,20 +296,36 @@ class TrainScreen(LabScreen):
         return self.lab.job.stage if self.lab.job.stage in stages else next(reversed(stages), "")
 
     def _fill_epochs(self, stage_epochs: dict[str, list[EpochResult]], best: dict[str, int]) -> None:
+        """Per epoch, a row per split (train when the run measures it, val, test): every
+        group's accuracy, the WGA, ★ on the selected epoch. Columns fit 80×24."""
         table = self.query_one("#epochs-table", DataTable)
-        table.clear()
+        table.clear(columns=True)
+        first = next((e for epochs in stage_epochs.values() for e in epochs), None)
+        groups = list(next(iter(first.splits.values()), {}).get("groups", {})) if first else []
+        short = group_abbreviations(groups)
+        table.add_columns("ep", "split", *(short[g] for g in groups), "WGA", "★")
+        several = len(stage_epochs) > 1
         for stage, epochs in stage_epochs.items():
             for e in epochs:
-                val, test = e.splits.get("val", {}), e.splits.get("test", {})
-                table.add_row(
-                    stage,
-                    str(e.epoch),
-                    "–" if e.train_loss is None else f"{e.train_loss:.4f}",
-                    f"{100 * val['wga']:.1f}" if "wga" in val else "–",
-                    f"{100 * test['wga']:.1f}" if "wga" in test else "–",
-                    str(val.get("worst_group", "–")),
-                    "★" if e.epoch == best.get(stage) else "",
-                )
+                shown = [s for s in ("train", "val", "test") if s in e.splits]
+                for i, split in enumerate(shown):
+                    data = e.splits[split]
+                    accs = data.get("groups", {})
+                    label = f"{STAGE_LETTER.get(stage, stage[:1].upper())}{e.epoch}" if several else str(e.epoch)
+                    table.add_row(
+                        label if i == 0 else "",
+                        split,
+                        *(f"{100 * accs[g]:.1f}" if isinstance(accs.get(g), (int, float)) else "–" for g in groups),
+                        f"{100 * data['wga']:.1f}" if isinstance(data.get("wga"), (int, float)) else "–",
+                        "★" if e.epoch == best.get(stage) and split == "val" else "",
+                    )
+        legend = " · ".join(f"{short[g]} {g}" for g in groups)
+        stages = " · ".join(f"{STAGE_LETTER.get(s, s[:1].upper())} = {s}" for s in stage_epochs) if several else ""
+        losses = [e for epochs in stage_epochs.values() for e in epochs if e.train_loss is not None]
+        loss = f"last train loss {losses[-1].train_loss:.4f}" if losses else ""
+        self.query_one("#epochs-legend", Static).update(
+            " · ".join(p for p in (legend, stages, "★ selected (best val WGA)" if groups else "", loss) if p)
+        )
 
     def action_next_stage(self) -> None:
         stages = list(self.lab.job.stage_epochs)
