@@ -47,7 +47,11 @@ class NeuronsConfig(Section):
     seeds: int = Field(10, ge=1, description="seeds per random-mode readout (Paper A: 10)")
     where: tuple[Where, ...] = ("weight",)
     splits: tuple[str, ...] = ("train", "test")
-    control_draws: int = Field(3, ge=0, description="random-neuron control draws per readout (0 = none)")
+    control_draws: int = Field(20, ge=0, description="control draws per readout (0 = none)")
+    # layer-matched: each draw takes as many neurons from each layer as the critical set has
+    # there, so the control says whether a drop belongs to the neurons or to their layer;
+    # anywhere: neurons drawn from all eligible layers (the earlier, weaker control).
+    control: Literal["layer-matched", "anywhere"] = "layer-matched"
 
     # -- structured tracing (stage `tracing`) ----------------------------------------------------
     tracing_k: int = Field(1, ge=1)

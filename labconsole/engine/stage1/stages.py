@@ -21,6 +21,7 @@ from typing import Any
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
+from labconsole.engine.stage1.evidence import evidence_readout, format_evidence
 from labconsole.engine.stage1.session import Session
 from labconsole.errors import PresetError, UserError
 
@@ -44,7 +45,8 @@ def session_for(ctx: StageContext) -> Session:
         session = Session(model, bundle, ctx.device, config=ctx.preset.neurons, cancel=ctx.cancel, seed=ctx.preset.seed)
         session._caches.update(ctx.state.get("caches", {}))  # reuse the ERM stage's tensor caches
         ctx.state["session"] = session
-    return ctx.state["session"]
+    found: Session = ctx.state["session"]
+    return found
 
 
 def ranked_groups(session: Session, names: tuple[str, ...]) -> list[str]:
@@ -113,16 +115,24 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
         ctx.check_cancel()
         neurons, scores, label = _select(ctx, session, cfg, selection)
         result = session.readout(
-            neurons,
-            mode=mode,
-            std=std or 0.01,
-            seeds=cfg.seeds,
-            splits=splits,
-            where=where,
-            control_draws=cfg.control_draws,
-            control=cfg.control_draws > 0,
-            label=label,
+            neurons, mode=mode, std=std or 0.01, seeds=cfg.seeds, splits=splits, where=where, control=False, label=label
         )
+        if cfg.control_draws > 0:  # the control, its p, the signature and the flips: one evaluation path
+            found = evidence_readout(
+                session,
+                neurons,
+                mode=mode,
+                std=std or 0.01,
+                seeds=cfg.seeds,
+                where=where,
+                splits=splits,
+                draws=cfg.control_draws,
+                kind=cfg.control,
+                seed=ctx.preset.seed * 7919 + step,
+            )
+            result["control"], result["control_neurons"] = found.pop("control"), found.pop("control_neurons")
+            result["control_kind"] = cfg.control
+            result["evidence"] = found
         row = {
             **selection,
             "mode": mode,
@@ -168,6 +178,10 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
         "seconds": time.monotonic() - started,
     }
     ctx.log("Stage I readouts (change vs baseline, pp; control = random neurons)\n" + format_table(summary))
+    if any(row.get("evidence") for row in rows):
+        ctx.log(
+            f"Stage I evidence ({cfg.control} control, {cfg.control_draws} draws)\n" + format_evidence(rows, groups)
+        )
     return summary
 
 
@@ -231,6 +245,18 @@ def _compact(row: dict[str, Any]) -> dict[str, Any]:
     control = row.get("control") or {}
     out["control_delta_pp"] = {s: v["delta_pp"] for s, v in control.items()}
     out["control_spread_pp"] = {s: v["spread_pp"] for s, v in control.items()}
+    found = row.get("evidence") or {}
+    if found:
+        out["control_kind"] = row.get("control_kind")
+        out["control_draws"] = found["draws"]
+        out["p"] = found["p"]
+        sig = found.get("signature") or {}
+        out["signature_pp"] = sig.get("critical_pp")
+        out["signature_p"] = sig.get("p")
+        out["signature_verdict"] = sig.get("verdict")
+        out["flip_counts"] = {
+            s: {g: [f["n_to_wrong"], f["n_to_right"]] for g, f in per.items()} for s, per in found["flips"].items()
+        }
     return out
 
 

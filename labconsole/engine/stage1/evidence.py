@@ -1,0 +1,376 @@
+"""Evidence for a Stage I readout: is a drop specific to the chosen neurons, and what did they hold?
+
+* **Layer-matched control.** A control draw takes as many neurons *from each layer* as the
+  critical set has there (the same per-layer histogram; the critical neurons themselves are
+  excluded when the layer has enough others), so a drop that comes from the layer — not from the
+  neurons — shows in the control too. The unmatched control (neurons from anywhere) stays as an
+  option. Each draw is one readout; the control's mean ± sd is over draws.
+* **Significance.** Per group and split, the empirical one-sided p of the critical Δ: the share of
+  control draws at least as damaging, counted with the critical set itself,
+  ``p = (1 + #{draw Δ ≤ critical Δ}) / (N + 1)`` (never 0; the smallest value N draws can give
+  is 1/(N + 1)). Over model seeds, ``paired_over_seeds`` gives the mean ± s.e. of critical minus
+  control and a one-sided paired t-test.
+* **Memorization signature** (Paper A's claim): critical neurons cut a group's *train* accuracy
+  while its *test* accuracy holds, i.e. ``Δtrain − Δtest`` is negative. The same quantity on every
+  control draw gives its null distribution and p; the verdict comes from these numbers only.
+* **Flipped examples.** Which examples changed prediction (split positions per group, both
+  directions), with the unmodified model's loss and margin for each, so a reader can see whether
+  the flips are the hard (memorized) examples.
+
+Everything here is measured on the same evaluation path, so the critical Δ and the control
+draws are comparable number for number.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention, touched_modules
+from labconsole.engine.stage1.neurons import NeuronRef, group_by_layer
+from labconsole.engine.stage1.readout import summarise
+from labconsole.errors import UserError
+
+if TYPE_CHECKING:
+    from labconsole.engine.stage1.session import Session
+
+CONTROL_KINDS = ("layer-matched", "anywhere")
+SIGNIFICANCE = 0.05
+MAX_FLIPS_LISTED = 500  # per group, split and direction; the counts are always exact
+
+
+# -- control draws ---------------------------------------------------------------------------------
+
+
+def layer_histogram(neurons: Sequence[NeuronRef]) -> dict[str, int]:
+    """How many of ``neurons`` sit in each layer, in first-seen order."""
+    return {layer: len(indices) for layer, indices in group_by_layer(neurons).items()}
+
+
+def matched_draws(
+    neurons: Sequence[NeuronRef], layer_sizes: Mapping[str, int], draws: int, seed: int
+) -> list[list[NeuronRef]]:
+    """``draws`` neuron sets with the per-layer histogram of ``neurons``. In each layer the
+    indices are distinct and avoid the critical ones whenever the layer has enough others."""
+    per_layer = group_by_layer(neurons)
+    out: list[list[NeuronRef]] = []
+    for d in range(int(draws)):
+        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + d)
+        pick: list[NeuronRef] = []
+        for layer, critical in per_layer.items():
+            size = int(layer_sizes[layer])
+            if len(critical) > size:
+                raise UserError(f"{len(critical)} neurons asked for in {layer}, which has {size}")
+            others = [i for i in range(size) if i not in set(critical)]
+            pool = others if len(others) >= len(critical) else list(range(size))
+            chosen = torch.randperm(len(pool), generator=generator)[: len(critical)].tolist()
+            pick += [(layer, pool[j]) for j in chosen]
+        out.append(pick)
+    return out
+
+
+def anywhere_draws(layer_sizes: Mapping[str, int], count: int, draws: int, seed: int) -> list[list[NeuronRef]]:
+    """``draws`` sets of ``count`` distinct neurons drawn uniformly from all eligible neurons."""
+    owners = [(layer, i) for layer, size in layer_sizes.items() for i in range(int(size))]
+    if count > len(owners):
+        raise UserError(f"{count} random neurons requested, the model has {len(owners)} eligible neurons")
+    out = []
+    for d in range(int(draws)):
+        generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + d)
+        out.append([owners[j] for j in torch.randperm(len(owners), generator=generator)[:count].tolist()])
+    return out
+
+
+# -- statistics ------------------------------------------------------------------------------------
+
+
+def empirical_p(value: float, controls: Sequence[float]) -> float | None:
+    """One-sided empirical p that a control is at least as low as ``value``:
+    ``(1 + #{c ≤ value}) / (N + 1)``; None without draws."""
+    if not controls:
+        return None
+    at_least = sum(1 for c in controls if c <= value + 1e-12)
+    return (1 + at_least) / (len(controls) + 1)
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def paired_over_seeds(critical: Sequence[float], control: Sequence[float]) -> dict[str, float | int | None]:
+    """Critical Δ vs its control's mean Δ over model seeds (paired by seed): mean and s.e. of the
+    difference and a one-sided paired t-test (H1: the critical set is more damaging)."""
+    if len(critical) != len(control):
+        raise ValueError("paired test: one critical and one control value per seed")
+    diffs = [c - k for c, k in zip(critical, control)]
+    n = len(diffs)
+    mean, sd = mean_sd(diffs)
+    se = sd / math.sqrt(n) if sd is not None and n > 1 else None
+    p: float | None = None
+    t: float | None = None
+    if n > 1 and se is not None and mean is not None:
+        from scipy import stats
+
+        if se > 0:
+            t = mean / se
+            p = float(stats.t.cdf(t, df=n - 1))
+        else:  # every seed gives the same difference
+            t, p = None, (0.0 if mean < 0 else 1.0)
+    return {"n": n, "mean_pp": mean, "se_pp": se, "t": t, "p_one_sided": p}
+
+
+# -- readouts on one evaluation path ---------------------------------------------------------------
+
+_baselines: weakref.WeakKeyDictionary[Any, dict[str, dict[str, torch.Tensor]]] = weakref.WeakKeyDictionary()
+
+
+def _predictions(session: Session, split: str, intervention: Intervention | None) -> torch.Tensor:
+    if intervention is None:
+        return session.evaluator(split).predictions(None, session.cancel)
+    layers = session._by_name
+    norms = session.norms_after() if intervention.where == "post-bn" else {}
+    start = touched_modules(intervention, layers, norms)
+    with apply_intervention(session.model, layers, intervention, norms):
+        return session.evaluator(split).predictions(start, session.cancel)
+
+
+def baseline_record(session: Session, split: str) -> dict[str, torch.Tensor]:
+    """The unmodified model on ``split``: predictions, per-example CE and margin (true-class
+    logit minus the best other logit); computed once per session and split."""
+    per_session = _baselines.setdefault(session, {})
+    if split not in per_session:
+        cache = session.cache(split)
+        model = session.model
+        was_training = model.training
+        model.eval()
+        losses, margins, preds = [], [], []
+        try:
+            with torch.no_grad():
+                for x, y, _ in cache.batches(session.config.batch_size):
+                    logits = model(x).float()
+                    losses.append(F.cross_entropy(logits, y, reduction="none"))
+                    true = logits.gather(1, y[:, None]).squeeze(1)
+                    other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
+                    margins.append(true - other)
+                    preds.append(logits.argmax(dim=1))
+        finally:
+            model.train(was_training)
+        per_session[split] = {
+            "pred": _predictions(session, split, None),
+            "loss": torch.cat(losses).cpu(),
+            "margin": torch.cat(margins).cpu(),
+        }
+    return per_session[split]
+
+
+def _accuracy(session: Session, split: str, pred: torch.Tensor) -> list[float | None]:
+    from labconsole.engine.stage1.readout import group_accuracy
+
+    cache = session.cache(split)
+    return group_accuracy(pred, cache.y, cache.g, session.bundle.groups.num_groups)
+
+
+def _deltas_pp(base: Sequence[float | None], after: Sequence[float | None]) -> list[float | None]:
+    return [None if b is None or a is None else (a - b) * 100.0 for b, a in zip(base, after)]
+
+
+def flips(session: Session, split: str, pred_after: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """Per group: split positions that went right → wrong and wrong → right, with the
+    unmodified model's CE loss and margin for each (lists capped, counts exact)."""
+    record = baseline_record(session, split)
+    cache = session.cache(split)
+    y, g = cache.y.cpu(), cache.g.cpu()
+    before_ok = record["pred"].cpu() == y
+    after_ok = pred_after.cpu() == y
+    out: dict[str, dict[str, Any]] = {}
+    for j, name in enumerate(session.group_names):
+        member = g == j
+        entry: dict[str, Any] = {}
+        for direction, moved in (("to_wrong", before_ok & ~after_ok), ("to_right", ~before_ok & after_ok)):
+            ids = torch.nonzero(member & moved).flatten()
+            listed = ids[:MAX_FLIPS_LISTED]
+            entry[f"n_{direction}"] = len(ids)
+            entry[direction] = [int(i) for i in listed.tolist()]
+            entry[f"{direction}_loss"] = [round(float(v), 5) for v in record["loss"][listed].tolist()]
+            entry[f"{direction}_margin"] = [round(float(v), 5) for v in record["margin"][listed].tolist()]
+        entry["n"] = int(member.sum())
+        # How hard the flipped examples were for the model, next to the group as a whole.
+        entry["group_mean_loss"] = float(record["loss"][member].mean()) if entry["n"] else None
+        out[name] = entry
+    return out
+
+
+def evidence_readout(
+    session: Session,
+    neurons: Sequence[NeuronRef],
+    *,
+    mode: str = "zero",
+    std: float = 0.01,
+    seeds: int = 1,
+    where: str = "weight",
+    splits: Sequence[str] = ("train", "test"),
+    draws: int = 20,
+    kind: str = "layer-matched",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The critical set's Δ per group and split next to ``draws`` control draws, with p, the
+    memorization signature and the flipped examples. Returns plain values::
+
+        {"kind", "draws", "histogram", "control_neurons", "critical": {split: {g: Δpp}},
+         "control": {split: <readout.summarise shape>}, "draws_pp": {split: {g: [Δpp per draw]}},
+         "p": {split: {g: p}}, "signature": {...} | None, "flips": {split: {g: {...}}}}
+    """
+    if kind not in CONTROL_KINDS:
+        raise UserError(f"neurons.control = {kind!r}: expected one of {', '.join(CONTROL_KINDS)}")
+    neurons = [(str(layer), int(index)) for layer, index in neurons]
+    sizes = {name: layer.n_neurons for name, layer in session._by_name.items()}
+    picks = (
+        matched_draws(neurons, sizes, draws, seed)
+        if kind == "layer-matched"
+        else anywhere_draws(sizes, len(neurons), draws, seed)
+    )
+    repeats = 1 if mode == "zero" else max(1, int(seeds))
+    groups = list(session.group_names)
+    critical: dict[str, dict[str, float | None]] = {}
+    control: dict[str, Any] = {}
+    draws_pp: dict[str, dict[str, list[float]]] = {}
+    p_values: dict[str, dict[str, float | None]] = {}
+    flipped: dict[str, Any] = {}
+    for split in splits:
+        base = _accuracy(session, split, baseline_record(session, split)["pred"])
+        afters = []
+        first_pred: torch.Tensor | None = None
+        for s in range(repeats):
+            pred = _predictions(session, split, Intervention(tuple(neurons), mode, std, seed + s, where))
+            first_pred = pred if first_pred is None else first_pred
+            afters.append(_accuracy(session, split, pred))
+        assert first_pred is not None
+        flipped[split] = flips(session, split, first_pred)
+        crit = summarise(groups, base, afters)["delta_pp"]
+        critical[split] = crit
+        ctrl_afters = [
+            _accuracy(session, split, _predictions(session, split, Intervention(tuple(p), mode, std, d, where)))
+            for d, p in enumerate(picks)
+        ]
+        control[split] = summarise(groups, base, ctrl_afters)
+        per_draw = [_deltas_pp(base, a) for a in ctrl_afters]
+        draws_pp[split] = {g: [v for v in (row[j] for row in per_draw) if v is not None] for j, g in enumerate(groups)}
+        p_values[split] = {}
+        for g in groups:
+            value = crit[g]
+            p_values[split][g] = None if value is None else empirical_p(value, draws_pp[split][g])
+    return {
+        "kind": kind,
+        "draws": len(picks),
+        "histogram": layer_histogram(neurons),
+        "control_neurons": [[list(n) for n in p] for p in picks],
+        "critical": critical,
+        "control": control,
+        "draws_pp": draws_pp,
+        "p": p_values,
+        "signature": signature(critical, draws_pp, groups),
+        "flips": flipped,
+        "flip_ids": "positions in the split",
+    }
+
+
+def signature(
+    critical: Mapping[str, Mapping[str, float | None]],
+    draws_pp: Mapping[str, Mapping[str, Sequence[float]]],
+    groups: Sequence[str],
+) -> dict[str, Any] | None:
+    """Δtrain − Δtest per group for the critical set and each control draw, its p (share of
+    draws with a signature at least as negative) and a verdict; None without train and test."""
+    if "train" not in critical or "test" not in critical:
+        return None
+    out: dict[str, Any] = {"critical_pp": {}, "control_pp": {}, "control_mean_pp": {}, "control_sd_pp": {}, "p": {}}
+    out["verdict"] = {}
+    for g in groups:
+        train, test = critical["train"].get(g), critical["test"].get(g)
+        ctrl_train, ctrl_test = draws_pp["train"].get(g, []), draws_pp["test"].get(g, [])
+        ctrl = [a - b for a, b in zip(ctrl_train, ctrl_test)]
+        value = None if train is None or test is None else train - test
+        mean, sd = mean_sd(ctrl)
+        p = None if value is None else empirical_p(value, ctrl)
+        out["critical_pp"][g], out["control_pp"][g] = value, ctrl
+        out["control_mean_pp"][g], out["control_sd_pp"][g], out["p"][g] = mean, sd, p
+        seen = value is not None and p is not None and value < 0 and p < SIGNIFICANCE
+        out["verdict"][g] = "seen" if seen else "not seen"
+    return out
+
+
+def verdict_line(sig: Mapping[str, Any] | None, groups: Sequence[str], label: str = "") -> str | None:
+    """ "memorization signature (Δtrain − Δtest): seen for waterbird-land (−12.0 pp, p = 0.048),
+    not seen for landbird-water (…) at p < 0.05, 20 control draws" — from the numbers only."""
+    if not sig:
+        return None
+    parts = []
+    for g in groups:
+        value, p = sig["critical_pp"].get(g), sig["p"].get(g)
+        if value is None or p is None:
+            continue
+        parts.append(f"{sig['verdict'][g]} for {g} ({value:+.1f} pp, p = {p:.3f})")
+    if not parts:
+        return None
+    n = len(next(iter(sig["control_pp"].values()), []))
+    head = f"{label}: " if label else ""
+    return (
+        f"{head}memorization signature (Δtrain − Δtest): {'; '.join(parts)} at p < {SIGNIFICANCE:g}, {n} control draws"
+    )
+
+
+def format_evidence(rows: Sequence[Mapping[str, Any]], groups: Sequence[str]) -> str:
+    """Plain text: per readout and split, the critical Δ, the control mean ± sd and p per group;
+    then the signature Δtrain − Δtest with its p; then the verdict line."""
+    width = max(22, *(len(g) for g in groups))
+    lines = [f"{'readout':<34} {'':<9}" + "".join(f" {g:>{width}}" for g in groups)]
+    for row in rows:
+        found = row.get("evidence")
+        if not found:
+            continue
+        label = str(row.get("label", ""))
+        control = row.get("control") or {}
+        first = True
+        for split, crit in found["critical"].items():
+            cells = []
+            for g in groups:
+                mean = (control.get(split) or {}).get("delta_pp", {}).get(g)
+                sd = (control.get(split) or {}).get("spread_pp", {}).get(g)
+                p = found["p"][split].get(g)
+                cells.append(_cell(crit.get(g), mean, sd, p))
+            lines.append(f"{(label if first else ''):<34.34} {split:<9}" + "".join(f" {c:>{width}}" for c in cells))
+            first = False
+        sig = found.get("signature")
+        if sig:
+            cells = [
+                _cell(
+                    sig["critical_pp"].get(g),
+                    sig["control_mean_pp"].get(g),
+                    sig["control_sd_pp"].get(g),
+                    sig["p"].get(g),
+                )
+                for g in groups
+            ]
+            lines.append(f"{'':<34} {'tr − te':<9}" + "".join(f" {c:>{width}}" for c in cells))
+            line = verdict_line(sig, groups)
+            if line:
+                lines.append(f"  {line}")
+    lines.append("cells: critical Δpp [control mean ± sd] p; p = (1 + #draws at least as low) / (draws + 1)")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None, mean: float | None, sd: float | None, p: float | None) -> str:
+    if value is None:
+        return "—"
+    control = "" if mean is None else f" [{mean:+.1f}±{(sd or 0):.1f}]"
+    return f"{value:+.1f}{control} p={p:.2f}" if p is not None else f"{value:+.1f}{control}"

@@ -1,0 +1,152 @@
+"""Stage I evidence: layer-matched control draws, empirical and paired p-values on cases with a
+known answer, the memorization signature, and the flipped examples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from labconsole.engine.stage1.evidence import (
+    anywhere_draws,
+    empirical_p,
+    evidence_readout,
+    format_evidence,
+    layer_histogram,
+    matched_draws,
+    paired_over_seeds,
+    signature,
+    verdict_line,
+)
+from labconsole.errors import UserError
+from tests.engine.stage1_fixtures import same_state, state_copy, tiny_session
+
+SIZES = {"conv1": 16, "layer1.0.conv1": 16, "layer2.0.conv1": 32, "fc": 2}
+
+
+def test_matched_draws_have_the_critical_sets_layer_histogram() -> None:
+    critical = [("conv1", 1), ("layer2.0.conv1", 8), ("layer2.0.conv1", 24)]
+    draws = matched_draws(critical, SIZES, draws=50, seed=3)
+    assert len(draws) == 50
+    for draw in draws:
+        assert layer_histogram(draw) == {"conv1": 1, "layer2.0.conv1": 2}
+        assert len(set(draw)) == len(draw)  # distinct neurons
+        assert not set(draw) & set(critical)  # the critical neurons are not their own control
+        assert all(0 <= i < SIZES[layer] for layer, i in draw)
+    assert len({tuple(d) for d in draws}) > 40  # really random, not one draw repeated
+    assert matched_draws(critical, SIZES, 5, seed=3) == draws[:5]  # seeded
+
+
+def test_a_full_layer_is_drawn_whole_and_too_many_is_refused() -> None:
+    full = [("fc", 0), ("fc", 1)]
+    assert all(sorted(d) == full for d in matched_draws(full, SIZES, 3, seed=0))
+    with pytest.raises(UserError, match="fc"):
+        matched_draws(full, {**SIZES, "fc": 1}, 1, seed=0)
+
+
+def test_anywhere_draws_can_leave_the_critical_layers() -> None:
+    layers = {layer for d in anywhere_draws(SIZES, 3, 40, seed=1) for layer, _ in d}
+    assert layers == set(SIZES)
+
+
+def test_empirical_p_known_answers() -> None:
+    # 1 of 4 draws at least as low as −10 → (1 + 1) / (4 + 1)
+    assert empirical_p(-10.0, [-20.0, -5.0, -5.0, 0.0]) == pytest.approx(0.4)
+    assert empirical_p(-30.0, [-1.0] * 19) == pytest.approx(1 / 20)  # the floor with 19 draws
+    assert empirical_p(0.0, [0.0, 0.0, 1.0]) == pytest.approx(3 / 4)  # ties count as "at least as low"
+    assert empirical_p(1.0, []) is None
+
+
+def test_paired_test_matches_the_closed_form_t_distribution() -> None:
+    # differences −1, −2, −3: mean −2, sd 1, s.e. 1/√3, t = −2√3 with 2 degrees of freedom;
+    # for ν = 2 the t CDF is ½ + t / (2√(2 + t²)).
+    out = paired_over_seeds([-11.0, -12.0, -13.0], [-10.0, -10.0, -10.0])
+    t = -2 * math.sqrt(3)
+    assert out["n"] == 3 and out["mean_pp"] == pytest.approx(-2.0)
+    assert out["se_pp"] == pytest.approx(1 / math.sqrt(3))
+    assert out["t"] == pytest.approx(t)
+    assert out["p_one_sided"] == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)))
+    assert paired_over_seeds([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])["p_one_sided"] > 0.9
+
+
+def test_signature_verdict_follows_the_numbers() -> None:
+    groups = ["minority", "majority"]
+    critical = {"train": {"minority": -30.0, "majority": -1.0}, "test": {"minority": 0.0, "majority": -1.0}}
+    draws = {
+        "train": {"minority": [-1.0 * (i % 3) for i in range(20)], "majority": [-1.0] * 20},
+        "test": {"minority": [0.0] * 20, "majority": [-1.0] * 20},
+    }
+    sig = signature(critical, draws, groups)
+    assert sig is not None
+    assert sig["critical_pp"] == {"minority": -30.0, "majority": 0.0}
+    assert sig["p"]["minority"] == pytest.approx(1 / 21)  # 20 draws: the smallest p they can give
+    assert sig["verdict"] == {"minority": "seen", "majority": "not seen"}
+    line = verdict_line(sig, groups)
+    assert line is not None and "seen for minority (-30.0 pp, p = 0.048)" in line
+    assert "not seen for majority" in line and "20 control draws" in line
+    assert signature({"test": critical["test"]}, draws, groups) is None  # needs both splits
+    # The same numbers with 19 draws cannot reach p < 0.05: the verdict says so.
+    short = {s: {g: v[:19] for g, v in per.items()} for s, per in draws.items()}
+    assert signature(critical, short, groups)["verdict"]["minority"] == "not seen"  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def readout():  # type: ignore[no-untyped-def]
+    session = tiny_session()
+    saved = state_copy(session.model)
+    top = session.rank("gradient", group=0, k=3)
+    neurons = [(layer, index) for layer, index, _ in top]
+    found = evidence_readout(session, neurons, draws=6, seed=5)
+    return session, neurons, found, saved
+
+
+def test_evidence_readout_records_a_consistent_control_p_and_flips(readout) -> None:  # type: ignore[no-untyped-def]
+    session, neurons, found, saved = readout
+    assert same_state(session.model, saved)  # every edit was reverted
+    assert found["kind"] == "layer-matched" and found["draws"] == 6
+    for draw in found["control_neurons"]:
+        assert layer_histogram([(layer, index) for layer, index in draw]) == layer_histogram(neurons)
+    for split in ("train", "test"):
+        cache = session.cache(split)
+        for j, group in enumerate(session.group_names):
+            n = int((cache.g == j).sum())
+            flip = found["flips"][split][group]
+            assert flip["n"] == n
+            # Δ of a zeroing readout is exactly (became right − became wrong) / n.
+            expected = 100.0 * (flip["n_to_right"] - flip["n_to_wrong"]) / n
+            assert found["critical"][split][group] == pytest.approx(expected)
+            assert len(flip["to_wrong"]) == len(flip["to_wrong_loss"]) == min(flip["n_to_wrong"], 500)
+            draws = found["draws_pp"][split][group]
+            assert len(draws) == 6
+            assert found["p"][split][group] == pytest.approx(
+                (1 + sum(d <= found["critical"][split][group] + 1e-12 for d in draws)) / 7
+            )
+            assert found["control"][split]["delta_pp"][group] == pytest.approx(sum(draws) / 6)
+    sig = found["signature"]
+    g = session.group_names[0]
+    assert sig["critical_pp"][g] == pytest.approx(found["critical"]["train"][g] - found["critical"]["test"][g])
+
+
+def test_flipped_examples_carry_the_unmodified_models_loss(readout) -> None:  # type: ignore[no-untyped-def]
+    import torch.nn.functional as F
+
+    session, _, found, _ = readout
+    cache = session.cache("train")
+    checked = 0
+    for flip in found["flips"]["train"].values():
+        for direction in ("to_wrong", "to_right"):
+            for position, loss in zip(flip[direction][:3], flip[f"{direction}_loss"][:3]):
+                x, y, _ = next(cache.batches(1, torch.tensor([position])))
+                with torch.no_grad():
+                    assert float(F.cross_entropy(session.model(x), y)) == pytest.approx(loss, abs=1e-4)
+                checked += 1
+    assert checked > 0, "zeroing the top-3 gradient neurons flipped no training example"
+
+
+def test_evidence_table_renders_control_p_and_the_verdict(readout) -> None:  # type: ignore[no-untyped-def]
+    session, _, found, _ = readout
+    row = {"label": "gradient top-3", "control": found["control"], "evidence": found}
+    text = format_evidence([row], list(session.group_names))
+    assert "gradient top-3" in text and "tr − te" in text and "memorization signature" in text
+    assert "p=" in text
