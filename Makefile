@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/labconsole bench readout
+	$(BIN)/labconsole bench session
 	$(BIN)/labconsole bench finetune
 	$(BIN)/labconsole bench startup
 

@@ -18,7 +18,10 @@ from typing import Any
 
 import typer
 
+from labconsole.cli.bench_session import bench_session
+
 bench_app = typer.Typer(help="benchmarks (print times and ratios against a plain implementation)", no_args_is_help=True)
+bench_app.command("session")(bench_session)
 
 
 def register(app: typer.Typer) -> None:

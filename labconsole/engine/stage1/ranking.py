@@ -122,17 +122,24 @@ def select_gradient_samples(
     sampled: int = 128,
     seed: int = 0,
     batch_size: int = 512,
+    losses: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Paper A §4: the ``worst`` highest-loss examples of the group, then ``sampled`` of them at
-    random (seeded). Returns sorted split indices (fewer when the group is smaller)."""
+    random (seeded). Returns sorted split indices (fewer when the group is smaller).
+
+    ``losses``: the per-example loss over the whole split when a baseline pass already computed
+    it (the session's), so no second pass over the group is needed."""
     members = (
         torch.arange(len(cache), device=cache.g.device) if group is None else torch.nonzero(cache.g == group).flatten()
     )
     if len(members) == 0:
         raise UserError(f"group {group} has no examples in the {cache.name} split")
-    losses = per_sample_loss(model, cache, members, batch_size)
+    if losses is None:
+        member_losses = per_sample_loss(model, cache, members, batch_size)
+    else:
+        member_losses = losses.to(members.device)[members]
     n_worst = min(worst, len(members))
-    worst_idx = members[torch.topk(losses, n_worst).indices.to(members.device)]
+    worst_idx = members[torch.topk(member_losses, n_worst).indices.to(members.device)]
     generator = torch.Generator().manual_seed(int(seed))
     pick = torch.randperm(n_worst, generator=generator)[: min(sampled, n_worst)]
     return torch.sort(worst_idx[pick.to(worst_idx.device)]).values

@@ -15,7 +15,7 @@ Every readout leaves the model's weights bit-for-bit as they were (see ``interve
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,10 @@ from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.events import CancelToken, NeverCancelled
+from labconsole.engine.stage1 import progressive, run_data_cache
 from labconsole.engine.stage1 import ranking as rk
+from labconsole.engine.stage1.fast_eval import PARTS, FastSplitEvaluator
+from labconsole.engine.stage1.folding import FoldedModel, fold_batchnorm, supports
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention, check_mode, touched_modules
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, check_neurons, eligible_layers, following_norms
 from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise
@@ -50,6 +53,7 @@ class Session:
         config: NeuronsConfig | None = None,
         cancel: CancelToken | None = None,
         seed: int = 0,
+        estimate_cap: int = 64,
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -72,6 +76,13 @@ class Session:
         self._samples: dict[str | None, torch.Tensor] = {}
         self._controls: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._norms_after: dict[str, str] | None = None
+        # Eval fast path: BN folded into a traced copy; splits walked "subsample, then the rest".
+        self.estimate_cap = int(estimate_cap)
+        self._folded: FoldedModel | None = None
+        self._folded_tried = False
+        self._fast_evals: dict[str, FastSplitEvaluator] = {}
+        self._base_correct: dict[str, torch.Tensor] = {}  # split -> bool per example, fast order
+        self._train_losses: torch.Tensor | None = None  # CE per training example (split order)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -83,21 +94,35 @@ class Session:
         data_root: str | None = None,
         config: NeuronsConfig | None = None,
         cancel: CancelToken | None = None,
+        run_cache: bool = True,
+        progress: Callable[[str], None] | None = None,
     ) -> Session:
         """Load a checkpoint (file or run directory). The dataset comes from the run's
         ``config.toml`` (so the embedded data is rebuilt exactly), else from the sidecar's
-        ``dataset`` and ``image_size`` plus ``data_root``."""
+        ``dataset`` and ``image_size`` plus ``data_root``. With ``run_cache`` the decoded data
+        kept in the run directory is read instead of rebuilt (and written there on a first
+        open). ``progress`` receives one line per step ("loading the dataset", …)."""
         from labconsole.engine.data.registry import load_dataset
         from labconsole.engine.models.checkpoint import load_checkpoint, read_sidecar, resolve_checkpoint
 
         path = resolve_checkpoint(path_or_run_dir)
         meta = read_sidecar(path)
         data_cfg, preset_neurons, seed = _data_config_for(path, meta, data_root)
-        bundle = load_dataset(data_cfg)
+        say = progress or (lambda _line: None)
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        bundle = run_data_cache.read_bundle(run_dir, data_cfg) if run_cache else None
+        if bundle is None:
+            say(f"building the {data_cfg.dataset} dataset")
+            bundle = load_dataset(data_cfg)
+            if run_cache and run_data_cache.write_bundle(run_dir, data_cfg, bundle):
+                say(f"dataset kept in {run_dir / 'cache'} for the next open")
+        else:
+            say(f"dataset read from {run_dir / 'cache'}")
         if meta.get("group_names") and tuple(meta["group_names"]) != tuple(bundle.groups.group_names):
             raise CheckpointError(
                 f"{path} was trained on groups {meta['group_names']}, the dataset has {list(bundle.groups.group_names)}"
             )
+        say(f"loading {path.name}")
         model, _ = load_checkpoint(path, device)
         return cls(model, bundle, device, config=config or preset_neurons, cancel=cancel, seed=seed)
 
@@ -136,6 +161,36 @@ class Session:
         if split not in self._caches:
             self._caches[split] = TensorCache.from_split(self.bundle.split(split), self.bundle, self.device)
         return self._caches[split]
+
+    def folded(self) -> FoldedModel | None:
+        """The BN-folded eval copy of the model (None: the plain path only, e.g. untraceable)."""
+        if not self._folded_tried:
+            self._folded_tried = True
+            self._folded = fold_batchnorm(self.model) if self.config.fast_path else None
+            if self._folded is not None and self.device.type == "cuda":
+                self._folded.graph.to(memory_format=torch.channels_last)
+        return self._folded
+
+    def fast_evaluator(self, split: str) -> FastSplitEvaluator | None:
+        """The folded, progressive evaluator of ``split`` (None without the fast path)."""
+        folded = self.folded()
+        if folded is None:
+            return None
+        if split not in self._fast_evals:
+            cache = self.cache(split)
+            order, n_sample = progressive.stratified_order(
+                cache.g, len(self.group_names), self.estimate_cap, self.config.sample_seed
+            )
+            self._fast_evals[split] = FastSplitEvaluator(
+                folded,
+                cache,
+                order,
+                n_sample,
+                batch_size=self.config.batch_size,
+                budget_bytes=int(self.config.cut_cache_mb) * (1 << 20) or _auto_budget(self.device),
+                channels_last=self.device.type == "cuda",
+            )
+        return self._fast_evals[split]
 
     def evaluator(self, split: str) -> SplitEvaluator:
         if split not in self._evaluators:
@@ -177,7 +232,13 @@ class Session:
                 train = self.cache("train")
                 if criterion == "gradient":
                     self._scores[key] = rk.gradient_scores(
-                        self.model, self._layers, train, index, norm, self.config.grad_batch_size
+                        self.model,
+                        self._layers,
+                        train,
+                        index,
+                        norm,
+                        self.config.grad_batch_size,
+                        bn_mode=self.config.gradient_bn,
                     )
                 else:
                     self._scores[key] = rk.activation_scores(
@@ -189,6 +250,8 @@ class Session:
         """Training indices S_g the gradient/activation scores of ``group`` use (None = all)."""
         if group not in self._samples:
             index = None if group is None else self.group_names.index(group)
+            if self.fast_evaluator("train") is not None:
+                self._baseline("train")  # its pass gives every example's loss: no second pass
             self._samples[group] = rk.select_gradient_samples(
                 self.model,
                 self.cache("train"),
@@ -197,6 +260,7 @@ class Session:
                 sampled=self.config.sampled,
                 seed=self.config.sample_seed,
                 batch_size=self.config.batch_size,
+                losses=self._train_losses,
             )
         return self._samples[group]
 
@@ -209,11 +273,17 @@ class Session:
         norm: str = "l2",
         per_layer_normalise: bool = False,
         layers: Sequence[str] | None = None,
+        score: str = "paper",
     ) -> rk.Ranking:
         """A ``Ranking`` (neurons + the training samples used). ``layers`` restricts the ranking
-        to some eligible layers (structured tracing ranks one layer at a time)."""
+        to some eligible layers (structured tracing ranks one layer at a time). ``score``:
+        "paper" (the group's own score) or "specific" (``ranking.specificity_scores``)."""
         scope = rk.normalise_scope(scope)
-        scores = self.scores(criterion, group, norm)
+        if score not in ("paper", "specific"):
+            raise UserError(f"neurons.score = {score!r}: expected paper or specific")
+        scores = (
+            self.specific_scores(criterion, group, norm) if score == "specific" else self.scores(criterion, group, norm)
+        )
         if per_layer_normalise:
             scores = rk.normalise_per_layer(scores)
         names = [layer.name for layer in self._layers]
@@ -227,7 +297,23 @@ class Session:
         used: dict[str, tuple[int, ...]] = {}
         if criterion != "magnitude":
             used[group_name or "all"] = tuple(int(i) for i in self.samples_for(group_name).tolist())
-        return rk.Ranking(criterion, group_name, scope, float(k), norm, per_layer_normalise, tuple(neurons), used)
+        return rk.Ranking(
+            criterion, group_name, scope, float(k), norm, per_layer_normalise, tuple(neurons), used, score=score
+        )
+
+    def specific_scores(self, criterion: str, group: str | int | None, norm: str = "l2") -> rk.Scores:
+        """The group's score relative to the same neuron's score on every other group with
+        training examples, each normalised by its layer's mean."""
+        name = self.resolve_group(group)
+        if criterion == "magnitude" or name is None:
+            raise UserError(
+                "the specificity score compares one group's gradient or activation score with the other "
+                "groups': give a group and criterion gradient or activation"
+            )
+        others = [g for g in self.group_names if g != name and self.train_group_counts.get(g)]
+        return rk.specificity_scores(
+            self.scores(criterion, name, norm), [self.scores(criterion, g, norm) for g in others]
+        )
 
     def rank(
         self,
@@ -272,6 +358,7 @@ class Session:
         control: bool = True,
         label: str = "",
         seed: int | None = None,
+        on_estimate: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Per-split, per-group readout of an intervention, with a random-neuron control.
 
@@ -284,6 +371,13 @@ class Session:
         applies the same intervention to as many random eligible neurons, ``control_draws``
         draws (draw d uses seed d); its ``after``/``spread_pp`` are over draws. Draws depend only
         on the number of neurons, so they are computed once per (k, mode, σ, where) and reused.
+
+        Progressive (the folded fast path, ``where`` = weight, or post-bn zero): each split is
+        walked "stratified subsample, then the rest". ``on_estimate`` (if given) is called once
+        with the estimate, a dict of the same shape plus ``"estimate": True``, ``ci_pp`` /
+        ``sampled`` / ``of`` per split (and control); the exact result is returned and also
+        records that estimate under ``"estimate"`` and its time under ``"seconds_to_estimate"``.
+        The returned numbers are always exact.
         """
         started = time.monotonic()
         neurons = [(str(layer), int(index)) for layer, index in neurons]
@@ -295,13 +389,7 @@ class Session:
             self.bundle.split(split)
         base_seed = self.seed if seed is None else int(seed)
         repeats = 1 if mode == "zero" else int(seeds)
-        out_splits = {}
-        for split in splits:
-            afters = [
-                self.accuracy_after(split, Intervention(tuple(neurons), mode, std, base_seed + s, where))
-                for s in range(repeats)
-            ]
-            out_splits[split] = summarise(self.group_names, self._baseline(split), afters)
+        ivs = [Intervention(tuple(neurons), mode, std, base_seed + s, where) for s in range(repeats)]
         result: dict[str, Any] = {
             "label": label,
             "mode": mode,
@@ -309,12 +397,35 @@ class Session:
             "seeds": repeats,
             "where": where,
             "neurons": [list(n) for n in neurons],
-            "splits": out_splits,
+            "splits": {},
             "control": None,
             "control_neurons": [],
             "wga_quantum_pp": {s: self.wga_quantum_pp(s) for s in splits},
         }
-        if control and control_draws > 0:
+        want_control = bool(control) and control_draws > 0
+        if supports(ivs[0]) and all(self.fast_evaluator(s) is not None for s in splits):
+            key = self._control_key(len(neurons), mode, std, where, splits, control_draws)
+            picks = self._control_picks(len(neurons), control_draws) if want_control else []
+            ctrl_ivs = [] if not want_control or key in self._controls else self._control_interventions(ivs[0], picks)
+            est, exact = self._progressive(splits, [ivs, ctrl_ivs], result, started, on_estimate)
+            result["splits"] = exact[0]
+            result["estimate"] = {"splits": est[0], "control": None}
+            if want_control:
+                if key not in self._controls:
+                    self._controls[key] = {
+                        "splits": exact[1],
+                        "neurons": [[list(n) for n in p] for p in picks],
+                        "estimate": est[1],
+                    }
+                ctrl = self._controls[key]
+                result["control"], result["control_neurons"] = ctrl["splits"], ctrl["neurons"]
+                result["estimate"]["control"] = ctrl.get("estimate")
+            result["seconds"] = time.monotonic() - started
+            return result
+        for split in splits:
+            afters = [self.accuracy_after(split, iv) for iv in ivs]
+            result["splits"][split] = summarise(self.group_names, self._baseline(split), afters)
+        if want_control:
             ctrl = self.control(len(neurons), mode, std, where, splits, control_draws)
             result["control"], result["control_neurons"] = ctrl["splits"], ctrl["neurons"]
         result["seconds"] = time.monotonic() - started
@@ -324,17 +435,111 @@ class Session:
         self, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
     ) -> dict[str, Any]:
         """The random-neuron control for ``count`` neurons (memoised)."""
-        key = (count, mode, None if mode == "zero" else float(std), where, tuple(splits), int(draws))
+        key = self._control_key(count, mode, std, where, splits, draws)
+        if int(draws) < 1:
+            raise UserError(f"control draws = {draws}: expected at least 1")
         if key not in self._controls:
-            picks = [self.random_neurons(count, seed=self.seed * 7919 + 1000 * count + d) for d in range(draws)]
-            out = {}
-            for split in splits:
-                afters = [
-                    self.accuracy_after(split, Intervention(tuple(p), mode, std, d, where)) for d, p in enumerate(picks)
-                ]
-                out[split] = summarise(self.group_names, self._baseline(split), afters)
-            self._controls[key] = {"splits": out, "neurons": [[list(n) for n in p] for p in picks]}
+            picks = self._control_picks(count, draws)
+            ivs = self._control_interventions(Intervention(tuple(picks[0]), mode, std, 0, where), picks)
+            if supports(ivs[0]) and all(self.fast_evaluator(s) is not None for s in splits):
+                est, exact = self._progressive(splits, [ivs], {}, time.monotonic(), None)
+                entry = {"splits": exact[0], "estimate": est[0]}
+            else:
+                entry = {"splits": {}}
+                for split in splits:
+                    afters = [self.accuracy_after(split, iv) for iv in ivs]
+                    entry["splits"][split] = summarise(self.group_names, self._baseline(split), afters)
+            self._controls[key] = {**entry, "neurons": [[list(n) for n in p] for p in picks]}
         return self._controls[key]
+
+    def _control_key(
+        self, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
+    ) -> tuple[Any, ...]:
+        return (count, mode, None if mode == "zero" else float(std), where, tuple(splits), int(draws))
+
+    def _control_picks(self, count: int, draws: int) -> list[list[NeuronRef]]:
+        return [self.random_neurons(count, seed=self.seed * 7919 + 1000 * count + d) for d in range(draws)]
+
+    @staticmethod
+    def _control_interventions(like: Intervention, picks: Sequence[Sequence[NeuronRef]]) -> list[Intervention]:
+        """Draw d applies ``like``'s mode, σ and target to its neurons, with seed d."""
+        return [Intervention(tuple(p), like.mode, like.std, d, like.where) for d, p in enumerate(picks)]
+
+    def accuracies_after(self, split: str, interventions: Sequence[Intervention]) -> list[list[float | None]]:
+        """Per-group accuracy after each intervention (batched on the fast path where it applies)."""
+        fast = self.fast_evaluator(split)
+        if fast is None or not all(supports(iv) for iv in interventions):
+            return [self.accuracy_after(split, iv) for iv in interventions]
+        self._baseline(split)
+        correct = torch.cat([self._fast_correct(split, list(interventions), part) for part in PARTS], dim=1)
+        return [self._group_accuracy(row, fast.g_ordered) for row in correct]
+
+    # -- progressive internals -------------------------------------------------------------------
+    def _fast_correct(self, split: str, ivs: Sequence[Intervention], part: str) -> torch.Tensor:
+        """bool [len(ivs), n_part]: is each example of ``part`` right under each intervention."""
+        fast = self.fast_evaluator(split)
+        assert fast is not None
+        if not ivs:
+            return torch.zeros((0, fast.positions(part).stop - fast.positions(part).start), dtype=torch.bool)
+        norms = self.norms_after() if any(iv.where == "post-bn" for iv in ivs) else {}
+        preds = fast.predictions(ivs, part, self._by_name, norms, self.cancel)
+        y = fast.y_ordered[fast.positions(part)]
+        return torch.stack([p == y for p in preds])
+
+    def _group_accuracy(self, correct: torch.Tensor, g: torch.Tensor) -> list[float | None]:
+        return group_accuracy(correct.long(), torch.ones_like(correct, dtype=torch.long), g, len(self.group_names))
+
+    def _progressive(
+        self,
+        splits: Sequence[str],
+        sets: Sequence[Sequence[Intervention]],
+        shell: dict[str, Any],
+        started: float,
+        on_estimate: Callable[[dict[str, Any]], None] | None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Estimate then exact readouts of several intervention sets (e.g. the critical set's
+        seeds and the control draws), all evaluated in the same walk over each split's parts.
+        Returns ``(estimates, exacts)``: per set, {split: summary}."""
+        flat = [iv for group in sets for iv in group]
+        bounds = [0]
+        for group in sets:
+            bounds.append(bounds[-1] + len(group))
+        estimates: list[dict[str, Any]] = [{} for _ in sets]
+        sample: dict[str, torch.Tensor] = {}
+        for split in splits:
+            baseline = self._baseline(split)
+            fast = self.fast_evaluator(split)
+            assert fast is not None
+            sample[split] = correct = self._fast_correct(split, flat, "sample")
+            part = fast.positions("sample")
+            totals = self.bundle.split(split).group_counts(len(self.group_names))
+            for i, group in enumerate(sets):
+                if group:
+                    estimates[i][split] = progressive.estimate(
+                        self.group_names,
+                        baseline,
+                        totals,
+                        fast.g_ordered[part],
+                        self._base_correct[split][part],
+                        correct[bounds[i] : bounds[i + 1]],
+                    )
+        if on_estimate is not None:
+            shown = {**shell, "splits": estimates[0], "estimate": True}
+            if len(sets) > 1 and sets[1]:
+                shown["control"] = estimates[1]
+            shown["seconds"] = time.monotonic() - started
+            on_estimate(shown)
+        shell["seconds_to_estimate"] = time.monotonic() - started
+        exacts: list[dict[str, Any]] = [{} for _ in sets]
+        for split in splits:
+            fast = self.fast_evaluator(split)
+            assert fast is not None
+            full = torch.cat([sample[split], self._fast_correct(split, flat, "rest")], dim=1)
+            for i, group in enumerate(sets):
+                if group:
+                    afters = [self._group_accuracy(row, fast.g_ordered) for row in full[bounds[i] : bounds[i + 1]]]
+                    exacts[i][split] = summarise(self.group_names, self._baseline(split), afters)
+        return estimates, exacts
 
     def norms_after(self) -> dict[str, str]:
         """Layer → the BatchNorm that directly follows it (found once, on one example)."""
@@ -348,9 +553,22 @@ class Session:
         for evaluator in self._evaluators.values():
             evaluator.clear()
         self._evaluators.clear()
+        for fast in self._fast_evals.values():
+            fast.clear()
+        self._fast_evals.clear()
         self._caches.clear()
 
     def _baseline(self, split: str) -> list[float | None]:
+        if split not in self._baselines and self.fast_evaluator(split) is not None:
+            fast = self.fast_evaluator(split)
+            assert fast is not None
+            logits = torch.cat([fast.logits(part, self.cancel) for part in PARTS])
+            self._base_correct[split] = correct = logits.argmax(dim=1) == fast.y_ordered
+            if split == "train":  # every example's loss, for the gradient criterion's worst samples
+                losses = torch.empty(len(logits), device=logits.device)
+                losses[fast.order.to(logits.device)] = fast.losses(logits)
+                self._train_losses = losses
+            self._baselines[split] = self._group_accuracy(correct, fast.g_ordered)
         if split not in self._baselines:
             cache = self.cache(split)
             pred = self.evaluator(split).predictions(None, self.cancel)
