@@ -80,7 +80,7 @@ async def show_rare(pilot: Any) -> None:
 
 async def show_runs(pilot: Any) -> None:
     await pilot.press("6")
-    await wait_for(pilot, lambda: pilot.app.screen.query_one("#runs-table").row_count == 3)
+    await wait_for(pilot, lambda: pilot.app.screen.query_one("#runs-table").row_count == 4)
     await wait_for(pilot, lambda: pilot.app.screen.summaries != {})
     await settle(pilot)
 

@@ -140,3 +140,32 @@ async def test_apply_without_marks_or_session_warns(app_factory) -> None:
         await pilot.press("3", "a")
         await pilot.pause()
         assert any("Open a session" in n.message for n in notifications(app))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_tracing_heat_map_has_a_cell_per_layer_and_group_and_counts_its_steps(app_factory, size) -> None:
+    import threading
+
+    from labconsole.ui.dialogs.heat_map import HeatMapDialog
+
+    engine = FakeEngine()
+    app = app_factory(engine)
+    async with app.run_test(size=size) as pilot:
+        await open_session(pilot)
+        await pilot.press("3")
+        engine.call_gate = threading.Event()  # hold each rank/readout until released
+        app.simulate_key("m")
+        status = app.screen.query_one("#readout-status", Static)
+        await wait_for(pilot, lambda: "heat map" in str(status.content) and "/40" in str(status.content))
+        assert "Esc stops waiting" in str(status.content)  # 4 groups × (1 ranking + 9 layers)
+        engine.call_gate.set()
+        await wait_for(pilot, lambda: isinstance(app.screen, HeatMapDialog), timeout=20)
+        heat = app.screen.heat
+        assert heat["layers"] == [layer.name for layer in app.layers] and len(heat["groups"]) == 4
+        session = app.session
+        top = session.rank("gradient", "waterbird-land", "per-layer", 3)
+        neurons = [(layer, i) for layer, i, _ in top if layer == "layer2.0.conv1"]
+        expected = session.readout(neurons, "zero", 0.0, 1, ("test",), False)["splits"]["test"]["delta_pp"]
+        assert heat["delta_pp"]["layer2.0.conv1"]["waterbird-land"] == expected["waterbird-land"]
+        table = app.screen.query_one("#heat-map-table", Static)
+        assert table.size.width <= size[0]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import RenderableType
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, RichLog, Static
+from textual.widgets import Label, Static
+
+from labconsole.ui.widgets.log_pane import LogPane
 
 
 class TextDialog(ModalScreen[None]):
@@ -40,15 +40,8 @@ class LogDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
             yield Label("Log", classes="dialog-title")
-            yield RichLog(id="log-view", wrap=True, markup=False, max_lines=2000)
+            yield LogPane(id="log-view")  # wraps to the dialog's width, live
             yield Label("Esc close", classes="dialog-hint")
-
-    def on_mount(self) -> None:
-        app: Any = self.app
-        view = self.query_one(RichLog)
-        for line in app.log_lines:
-            view.write(line)
-        app.log_signal.subscribe(self, view.write)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -21,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
+from labconsole.formatting import pct as percent
 from labconsole.ui.engine_port import INTERVENTION_MODES, SIGMAS, NeuronRef
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.busy_line import BusyLine
@@ -88,10 +89,6 @@ def neuron_count(neurons: tuple[NeuronRef, ...]) -> str:
     return f"{len(neurons)}: {layer}#{index}" + ("…" if len(neurons) > 1 else "")
 
 
-def percent(fraction: float | None) -> str:
-    return "–" if fraction is None else f"{100 * fraction:.1f}"
-
-
 def signed(value: float | None, spread: float | None = None) -> Text:
     if value is None:
         return Text("–")
@@ -119,10 +116,11 @@ def random_k_problem(text: str) -> str | None:
 
 class InterventionsScreen(LabScreen):
     MODE = "interventions"
-    BINDINGS = [
-        Binding("a", "apply", "Apply + read out"),
+    BINDINGS = [  # short labels: the whole footer fits in 80 columns
+        Binding("a", "apply", "Apply"),
         Binding("r", "random_k", "Random k"),
         Binding("h", "focus_history", "History"),
+        Binding("m", "heat_map", "Heat map"),
         Binding("e", "export", "Export"),
         Binding("x", "reset", "Reset"),
     ]
@@ -131,6 +129,7 @@ class InterventionsScreen(LabScreen):
         super().__init__()
         self.history: list[ReadoutEntry] = []
         self.random_presses = 0
+        self.last_heat_map: dict[str, Any] | None = None  # of the session it was computed on
         self.problems: dict[str, str] = {}  # field id -> what is wrong with its value now
 
     def compose_body(self) -> Iterable[Widget]:
@@ -396,6 +395,48 @@ class InterventionsScreen(LabScreen):
         self.lab.bridge.call(
             "Drawing random neurons", session.random_neurons, int(k), seed, on_result=drawn, group="random-k"
         )
+
+    def action_heat_map(self) -> None:
+        """Layers × groups: each group's test-accuracy change when a layer's top neurons for
+        that group are zeroed. Many readouts: the status line counts them; Esc stops."""
+        from textual.worker import get_current_worker
+
+        from labconsole.ui.dialogs.heat_map import HeatMapDialog, trace_heat_map
+
+        session = self.lab.session
+        if session is None:
+            self.notify("Open a session on Setup (1) first.", severity="warning")
+            return
+        status = self.query_one("#readout-status", BusyLine)
+        layers = list(self.lab.layers)
+        k = 3
+
+        def work() -> Any:
+            worker = get_current_worker()
+
+            def progress(done: int, total: int, what: str) -> None:
+                self.app.call_from_thread(lambda: status.busy and status.advance(done + 1, f"heat map: {what}"))
+
+            return trace_heat_map(session, layers, k=k, progress=progress, cancelled=lambda: worker.is_cancelled)
+
+        def done(heat: dict[str, Any]) -> None:
+            status.finish(f"heat map: {len(heat['layers'])} layers × {len(heat['groups'])} groups (m shows it again)")
+            self.last_heat_map = heat
+            self.lab.write_log(f"[info] tracing heat map computed: top {k} per layer, {len(heat['layers'])} layers")
+            self.app.push_screen(HeatMapDialog(heat))
+
+        if self.last_heat_map is not None and self.last_heat_map.get("session") is session:
+            self.app.push_screen(HeatMapDialog(self.last_heat_map))
+            return
+        worker = self.lab.bridge.call(
+            "Tracing heat map",
+            work,
+            on_result=lambda heat: done({**heat, "session": session}),
+            group="heat-map",
+            on_error=lambda error: status.finish(f"✗ the heat map failed: {error}", error=True),
+        )
+        total = len(session.group_names) * (1 + len(layers))
+        status.begin(f"heat map: ranking every layer on {session.group_names[0]}", worker, total=total)
 
     def action_export(self) -> None:
         """The session record's report (HTML, Markdown, JSON) into its own directory."""

@@ -13,7 +13,7 @@ from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Select, Static, Tree
+from textual.widgets import DataTable, Input, Label, Select, Static, Tree
 
 from labconsole.ui.engine_port import CRITERIA, SCOPES, LayerInfo, RankedNeuron, SessionPort
 from labconsole.ui.screens.base import LabScreen
@@ -69,9 +69,13 @@ class NeuronsScreen(LabScreen):
                     yield Select(
                         [(c, c) for c in CRITERIA], value="gradient", allow_blank=False, compact=True, id="criterion"
                     )
-                    yield Select([(ALL_GROUPS, "")], value="", allow_blank=False, compact=True, id="group")
                     yield Select([(s, s) for s in SCOPES], value="global", allow_blank=False, compact=True, id="scope")
+                    yield Label("k", classes="inline-label")
                     yield Input("10", compact=True, id="k", tooltip="k neurons, or a percentage for top-percent")
+                # a row of its own: a group name is never cut
+                with Horizontal(id="group-controls", classes="controls"):
+                    yield Label("group", classes="inline-label")
+                    yield Select([(ALL_GROUPS, "")], value="", allow_blank=False, compact=True, id="group")
                 yield BusyLine(
                     NO_SESSION, show_clock=not self.lab.deterministic, id="rank-status", classes="status-line"
                 )

@@ -156,9 +156,9 @@ class RunsScreen(LabScreen):
     MODE = "runs"
     BINDINGS = [
         Binding("enter", "open_run", "Open", show=True),
-        Binding("space", "pick", "Pick to compare"),
+        Binding("space", "pick", "Pick"),  # short labels: the footer fits in 80 columns
         Binding("c", "compare", "Compare"),
-        Binding("e", "export", "Export report"),
+        Binding("e", "export", "Export"),
         Binding("u", "resume", "Resume"),
         Binding("r", "refresh", "Refresh"),
     ]
@@ -333,7 +333,9 @@ class RunsScreen(LabScreen):
 
         def start(history: list[Any]) -> None:
             # the epochs it recorded before come first: the views show the whole run
-            if self.lab.start_job("train", f"resume {run.name}", work, history=history, run_dir=run.path):
+            # the name without its time stamp: the mode bar shows the whole label at 80×24
+            short = run.name.split("-", 2)[-1] if run.name[:8].isdigit() else run.name
+            if self.lab.start_job("train", f"resume {short}", work, history=history, run_dir=run.path):
                 self.notify(f"Resuming {run.name}: follow it on Train (4); c there cancels (the run is saved).")
                 self.on_job_events(())
 

@@ -23,7 +23,7 @@ from labconsole.ui.engine_port import PresetEntry
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.choice import Choice
 from labconsole.ui.widgets.form import FieldRow, parse_number
-from labconsole.ui.widgets.group_chart import GroupAccuracyChart
+from labconsole.ui.widgets.group_chart import GroupAccuracyChart, group_abbreviations
 from labconsole.ui.widgets.job_progress import JobProgress
 from labconsole.ui.widgets.log_pane import LogPane
 
@@ -50,15 +50,6 @@ def default_stages(entry: PresetEntry) -> str:
     if any(s not in ("erm", "finetune") for s in entry.stages):
         return AS_PRESET
     return trainable if any(value == trainable for _, value in STAGE_CHOICES) else "erm"
-
-
-def group_abbreviations(groups: list[str]) -> dict[str, str]:
-    """Short column heads: initials of the words (``waterbird-land`` → ``WL``); the first four
-    letters where initials collide."""
-    initials = {g: "".join(w[0] for w in g.replace("_", "-").split("-") if w).upper()[:4] or g[:4] for g in groups}
-    if len(set(initials.values())) == len(groups):
-        return initials
-    return {g: g[:4] for g in groups}
 
 
 def start_description(stages: str, entry: PresetEntry | None, checkpoint: str) -> str:

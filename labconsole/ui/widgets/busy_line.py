@@ -23,7 +23,7 @@ def busy_text(what: str, elapsed_s: float | None, step: int | None = None, total
     ``elapsed_s`` is None (screenshots)."""
     parts = [f"{what}…"]
     if step is not None and total:
-        parts.append(f"step {step}/{total}")
+        parts.append(f"step {min(step, total)}/{total}")
     if elapsed_s is not None:
         parts.append(format_seconds(elapsed_s))
     parts.append(CANCEL_HINT)

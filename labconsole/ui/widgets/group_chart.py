@@ -7,6 +7,15 @@ from textual_plotext import PlotextPlot
 from labconsole.engine.events import EpochResult
 
 
+def group_abbreviations(groups: list[str]) -> dict[str, str]:
+    """Short column heads: initials of the words (``waterbird-land`` → ``WL``); the first four
+    letters where initials collide."""
+    initials = {g: "".join(w[0] for w in g.replace("_", "-").split("-") if w).upper()[:4] or g[:4] for g in groups}
+    if len(set(initials.values())) == len(groups):
+        return initials
+    return {g: g[:4] for g in groups}
+
+
 class GroupAccuracyChart(PlotextPlot):
     """One line per group plus WGA for one split; the selected epoch is marked by a vertical line."""
 

@@ -18,7 +18,7 @@ def format_seconds(seconds: float) -> str:
 class JobProgress(Vertical):
     DEFAULT_CSS = """
     JobProgress { height: auto; }
-    JobProgress #progress-line { height: 1; }
+    JobProgress #progress-line { height: auto; max-height: 2; }
     JobProgress ProgressBar { height: 1; }
     JobProgress Sparkline { height: 2; }
     """

@@ -18,9 +18,14 @@ MODES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def mode_labels(current: str) -> Text:
+SHORT = {"Neurons": "Neur.", "Interventions": "Interv.", "Rare lab": "Rare"}
+NARROW = 110  # below this width the bar uses the short labels
+
+
+def mode_labels(current: str, short: bool = False) -> Text:
     bar = Text(no_wrap=True, overflow="ellipsis")
     for mode, key, label in MODES:
+        label = SHORT.get(label, label) if short else label
         # one space between entries: all six fit in 60 columns, leaving room for the job status
         if mode == current:
             bar.append(f"{key} {label}", style="bold reverse")
@@ -37,7 +42,7 @@ class ModeBar(Horizontal):
     DEFAULT_CSS = """
     ModeBar { height: 1; background: $panel; }
     ModeBar #modes { width: 1fr; height: 1; color: $text-muted; padding-left: 1; }
-    ModeBar #job-status { width: auto; max-width: 19; height: 1; color: $accent; text-style: bold;
+    ModeBar #job-status { width: auto; max-width: 32; height: 1; color: $accent; text-style: bold;
                           padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
@@ -52,6 +57,9 @@ class ModeBar(Horizontal):
     def on_mount(self) -> None:
         job = getattr(self.app, "job", None)
         self.show_status(job.headline() if job is not None else "")
+
+    def on_resize(self) -> None:
+        self.query_one("#modes", Static).update(mode_labels(self.current, self.size.width < NARROW))
 
     def show_status(self, status: str) -> None:
         self.query_one("#job-status", Static).update(status)
