@@ -37,6 +37,13 @@ class NeuronsConfig(Section):
     worst_samples: int = Field(256, ge=1, description="Paper A: the 256 worst-predicted examples of the group …")
     sampled: int = Field(128, ge=1, description="… of which 128 are drawn at random for the gradient")
     sample_seed: int = 0
+    # paper: the group's gradient (or activation) score as is. specific: that score relative to
+    # the same neuron's score on the other groups, each normalised by its layer's mean, so
+    # neurons that score high for every group (layer scale) no longer top every ranking.
+    score: Literal["paper", "specific"] = "paper"
+    # BatchNorm while taking gradients: eval (running statistics, the mode every readout is
+    # measured in) or train (batch statistics of the 128 sampled examples; running ones untouched).
+    gradient_bn: Literal["eval", "train"] = "eval"
 
     # -- unstructured tracing (stage `neurons`) --------------------------------------------------
     top_k: tuple[int, ...] = (1, 2, 3)

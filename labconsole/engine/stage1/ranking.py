@@ -54,6 +54,7 @@ class Ranking:
     per_layer_normalise: bool
     neurons: tuple[tuple[str, int, float], ...]
     samples_used: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    score: str = "paper"  # "paper" (the group's score) or "specific" (relative to the other groups)
 
     def refs(self) -> list[NeuronRef]:
         return [(layer, index) for layer, index, _ in self.neurons]
@@ -68,6 +69,7 @@ class Ranking:
             "per_layer_normalise": self.per_layer_normalise,
             "neurons": [list(n) for n in self.neurons],
             "samples_used": {g: list(v) for g, v in self.samples_used.items()},
+            "score": self.score,
         }
 
 
@@ -152,15 +154,25 @@ def gradient_scores(
     index: torch.Tensor,
     norm: str = "l2",
     batch_size: int = 256,
+    bn_mode: str = "eval",
 ) -> Scores:
     """Norm of ∇ mean-CE(logits) over the examples ``index`` w.r.t. each neuron's weight slice.
 
-    Uses ``autograd.grad`` on the eligible weights only, so no ``.grad`` of the model is touched."""
+    Uses ``autograd.grad`` on the eligible weights only, so no ``.grad`` of the model is touched.
+    ``bn_mode``: "eval" (running statistics, default) or "train" (BatchNorm normalises with the
+    statistics of each batch of ``index``; the running statistics are restored afterwards)."""
     p = check_norm(norm)
+    if bn_mode not in ("eval", "train"):
+        raise UserError(f"neurons.gradient_bn = {bn_mode!r}: expected eval or train")
     weights = [layer.module.weight for layer in layers]
     flags = [w.requires_grad for w in weights]
     was_training = model.training
     model.eval()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms] if bn_mode == "train" else []
+    if bn_mode == "train":
+        for module in norms:
+            module.train()
     total = [torch.zeros_like(w, dtype=torch.float32) for w in weights]
     try:
         for w in weights:
@@ -176,6 +188,9 @@ def gradient_scores(
     finally:
         for w, flag in zip(weights, flags):
             w.requires_grad_(flag)
+        with torch.no_grad():
+            for module, state in zip(norms, saved):
+                module.load_state_dict(state)
         model.train(was_training)
     return {layer.name: neuron_slices(g).norm(p=p, dim=1) for layer, g in zip(layers, total)}
 
@@ -217,6 +232,20 @@ def normalise_per_layer(scores: Scores) -> Scores:
     """Each layer's scores divided by that layer's mean score: raw gradient norms differ by
     orders of magnitude between layers, so a raw global ranking mostly picks one layer."""
     return {name: s / s.mean().clamp_min(1e-30) for name, s in scores.items()}
+
+
+SPECIFICITY_FLOOR = 1e-3  # of a layer-normalised score: a neuron silent on the other groups is not infinite
+
+
+def specificity_scores(group: Scores, others: Sequence[Scores]) -> Scores:
+    """How much more a neuron scores on this group than on the others, layer scale removed:
+    ``ŝ_g(n) / (mean over other groups ŝ_g'(n) + floor)`` with ``ŝ = s / mean of s over the
+    layer``. A neuron that is large for every group (an early layer's scale) scores about 1."""
+    if not others:
+        raise UserError("the specificity score needs at least one other group to compare with")
+    own = normalise_per_layer(group)
+    rest = [normalise_per_layer(o) for o in others]
+    return {name: own[name] / (torch.stack([r[name] for r in rest]).mean(dim=0) + SPECIFICITY_FLOOR) for name in own}
 
 
 # -- selection ---------------------------------------------------------------------------------

@@ -194,6 +194,9 @@ def _plan(cfg: Any, groups: list[str]) -> list[tuple[dict[str, Any], str, float 
                 {"criterion": criterion, "ranked_group": group, "k": None, "percent": p} for p in cfg.top_percent
             ]
     selections += [{"criterion": "random", "ranked_group": None, "k": k, "percent": None} for k in cfg.random_k]
+    for sel in selections:  # each row records which score ranked it
+        ranked = sel["criterion"] in ("gradient", "activation") and sel["ranked_group"]
+        sel["score"] = cfg.score if ranked else "paper"
     return [(sel, mode, std, where) for sel in selections for mode, std, where in interventions(cfg)]
 
 
@@ -206,20 +209,35 @@ def _select(
         return picked, [None] * len(picked), f"random {sel['k']}"
     emitted = ctx.state.setdefault("emitted_rankings", set())
     on = f" on {sel['ranked_group']}" if sel["ranked_group"] else ""
+    score = sel.get("score", "paper")
+    if score == "specific":
+        on += " (specific)"
     if sel["percent"] is not None:
         ranking = session.ranking(
-            sel["criterion"], sel["ranked_group"], "top-percent", sel["percent"], cfg.norm, cfg.per_layer_normalise
+            sel["criterion"],
+            sel["ranked_group"],
+            "top-percent",
+            sel["percent"],
+            cfg.norm,
+            cfg.per_layer_normalise,
+            score=score,
         )
         label = f"{sel['criterion']}{on} top {sel['percent']:g}%"
         neurons = list(ranking.neurons)
     else:
         # One global ranking up to the largest k; top-k is its first k entries.
         ranking = session.ranking(
-            sel["criterion"], sel["ranked_group"], "global", max(cfg.top_k), cfg.norm, cfg.per_layer_normalise
+            sel["criterion"],
+            sel["ranked_group"],
+            "global",
+            max(cfg.top_k),
+            cfg.norm,
+            cfg.per_layer_normalise,
+            score=score,
         )
         label = f"{sel['criterion']}{on} top-{sel['k']}"
         neurons = list(ranking.neurons)[: sel["k"]]
-    key = (ranking.criterion, ranking.group, ranking.scope, ranking.k)
+    key = (ranking.criterion, ranking.group, ranking.scope, ranking.k, ranking.score)
     if key not in emitted:
         emitted.add(key)
         ctx.emit(
@@ -238,7 +256,7 @@ def _select(
 def _compact(row: dict[str, Any]) -> dict[str, Any]:
     out = {
         key: row[key]
-        for key in ("label", "criterion", "ranked_group", "k", "percent", "mode", "std", "where", "neurons")
+        for key in ("label", "criterion", "score", "ranked_group", "k", "percent", "mode", "std", "where", "neurons")
     }
     out["delta_pp"] = {s: v["delta_pp"] for s, v in row["splits"].items()}
     out["spread_pp"] = {s: v["spread_pp"] for s, v in row["splits"].items()}
