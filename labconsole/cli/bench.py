@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
@@ -115,7 +115,8 @@ def measure_readout(
 
     out["gradient_ranking_all_groups_s"] = _timed(rank_all, dev)
 
-    minority = min(session.train_group_counts, key=session.train_group_counts.get)
+    counts = session.train_group_counts
+    minority = min(counts, key=lambda name: counts[name])
     top = session.rank("gradient", group=minority, k=1)[0]
     layers = session.layers()
     probes = {
@@ -146,7 +147,9 @@ def measure_readout(
     out["plain"] = {
         "seconds": plain_s,
         "workers": n_workers,
-        "same_accuracy_as_fast": all(abs(a - b) < 1e-9 for a, b in zip(plain_acc, fast_acc) if a is not None),
+        "same_accuracy_as_fast": all(
+            abs(a - b) < 1e-9 for a, b in zip(plain_acc, fast_acc) if a is not None and b is not None
+        ),
     }
     headline = fast[next(iter(fast))]["median_s"]
     out["ratio_plain_over_fast"] = plain_s / headline if headline else None
@@ -201,16 +204,18 @@ class _PngSplit:
 
 def _plain_readout(
     session: Any, paths: list[Path], iv: Any, batch_size: int, workers: int, dev: Any
-) -> tuple[float, list]:
+) -> tuple[float, list[float | None]]:
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
 
     from labconsole.engine.stage1.interventions import apply_intervention
     from labconsole.engine.stage1.readout import group_accuracy
 
     bundle = session.bundle
-    loader = DataLoader(
-        _PngSplit(paths, bundle.image_size, bundle.mean, bundle.std),
+    # A map-style dataset (``__len__`` + ``__getitem__``) without importing torch at module level.
+    dataset = cast("Dataset[Any]", _PngSplit(paths, bundle.image_size, bundle.mean, bundle.std))
+    loader: DataLoader[Any] = DataLoader(
+        dataset,
         batch_size=batch_size,
         num_workers=workers,
         shuffle=False,

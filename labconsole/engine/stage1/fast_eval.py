@@ -138,6 +138,7 @@ class FastSplitEvaluator:
     def _cut_node(self, start_modules: Sequence[str]) -> fx.Node | None:
         wanted = set(start_modules)
         prefixes = tuple(f"{m}." for m in wanted)
+        node: fx.Node
         for node in self.folded.graph.graph.nodes:
             target = str(node.target)
             if node.op == "call_module" and (target in wanted or target.startswith(prefixes)):

@@ -18,7 +18,7 @@ The original model is never edited by the fast path: the copy is, and it is rest
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -127,7 +127,9 @@ def apply_folded(
             handle.remove()
 
 
-def _zero_channels(kind: str, indices: list[int]) -> object:
+def _zero_channels(
+    kind: str, indices: list[int]
+) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], torch.Tensor]:
     channel_dim = 1 if kind == "conv" else -1
 
     def hook(_module: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
@@ -151,7 +153,7 @@ def _edit_folded_weights(
             for name, indices in per_layer.items():
                 weight = folded.module(name).weight
                 assert isinstance(weight, torch.Tensor)
-                original_shape = layers[name].module.weight.shape
+                original_shape = layers[name].weight.shape
                 idx = torch.tensor(indices, dtype=torch.long, device=weight.device)
                 saved.append((weight, idx, weight.index_select(0, idx).clone()))
                 if iv.mode == "zero":

@@ -15,7 +15,7 @@ unchanged afterwards even when the readout inside raises or is cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -95,7 +95,7 @@ def _edit_weights(layers: Mapping[str, Layer], per_layer: dict[str, list[int]], 
     try:
         with torch.no_grad():
             for name, indices in per_layer.items():
-                weight = layers[name].module.weight
+                weight = layers[name].weight
                 idx = torch.tensor(indices, dtype=torch.long, device=weight.device)
                 saved.append((weight, idx, weight.index_select(0, idx).clone()))
                 if iv.mode == "zero":
@@ -127,10 +127,12 @@ def _edit_outputs(
     handles = []
     generators: dict[str, torch.Generator] = {}
 
-    def hook_for(layer_name: str, indices: Sequence[int]):
+    def hook_for(
+        layer_name: str, indices: Sequence[int]
+    ) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], torch.Tensor]:
         channel_dim = 1 if layers[layer_name].kind == "conv" else -1
 
-        def hook(_module: nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor:
+        def hook(_module: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> torch.Tensor:
             out = out.clone()
             view = out.movedim(channel_dim, 0)  # a view: writes land in ``out``
             idx = torch.tensor(indices, dtype=torch.long, device=out.device)

@@ -12,7 +12,7 @@ the classifier head.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +35,13 @@ class Layer:
 
     def as_tuple(self) -> tuple[str, str, int]:
         return (self.name, self.kind, self.n_neurons)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The layer's weight (``[n_neurons, …]``)."""
+        weight = self.module.weight
+        assert isinstance(weight, torch.Tensor)
+        return weight
 
 
 def layer_kind(module: nn.Module) -> str | None:
@@ -140,12 +147,12 @@ def following_norms(model: nn.Module, example: torch.Tensor, layers: Sequence[La
     found: dict[str, str] = {}
     handles = []
 
-    def remember(module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+    def remember(module: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         if isinstance(out, torch.Tensor):
             produced[id(out)] = (names[id(module)], out)
 
-    def match(norm_name: str):
-        def pre(_module: nn.Module, inp: tuple) -> None:
+    def match(norm_name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
+        def pre(_module: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
             hit = produced.get(id(inp[0])) if inp else None
             if hit is not None and hit[1] is inp[0] and hit[0] not in found:
                 found[hit[0]] = norm_name

@@ -16,7 +16,7 @@ statistics), the same mode in which every readout is measured.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,7 @@ def normalise_scope(scope: str) -> str:
 def magnitude_scores(layers: Sequence[Layer], norm: str = "l2") -> Scores:
     p = check_norm(norm)
     with torch.no_grad():
-        return {layer.name: neuron_slices(layer.module.weight).float().norm(p=p, dim=1) for layer in layers}
+        return {layer.name: neuron_slices(layer.weight).float().norm(p=p, dim=1) for layer in layers}
 
 
 @torch.no_grad()
@@ -164,7 +164,7 @@ def gradient_scores(
     p = check_norm(norm)
     if bn_mode not in ("eval", "train"):
         raise UserError(f"neurons.gradient_bn = {bn_mode!r}: expected eval or train")
-    weights = [layer.module.weight for layer in layers]
+    weights = [layer.weight for layer in layers]
     flags = [w.requires_grad for w in weights]
     was_training = model.training
     model.eval()
@@ -203,8 +203,8 @@ def activation_scores(
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
 
-    def hook_for(layer: Layer):
-        def hook(_module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+    def hook_for(layer: Layer) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
+        def hook(_module: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
             a = out.detach().float().abs()
             if layer.kind == "conv":  # [B, C, *spatial] → per channel
                 per = a.transpose(0, 1).reshape(a.shape[1], -1)

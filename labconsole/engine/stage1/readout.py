@@ -117,6 +117,7 @@ class SplitEvaluator:
         assert self.graph is not None
         wanted = set(start_modules)
         prefixes = tuple(f"{m}." for m in wanted)
+        node: fx.Node
         for node in self.graph.graph.nodes:
             if node.op == "call_module" and (node.target in wanted or str(node.target).startswith(prefixes)):
                 return node
@@ -201,7 +202,7 @@ def summarise(
     out: dict[str, dict[str, float | None]] = {"baseline": {}, "after": {}, "delta_pp": {}, "spread_pp": {}}
     for j, name in enumerate(group_names):
         base = baseline[j]
-        values = [r[j] for r in rows if r[j] is not None]
+        values = [v for v in (r[j] for r in rows) if v is not None]
         out["baseline"][name] = base
         if base is None or not values:
             out["after"][name] = out["delta_pp"][name] = out["spread_pp"][name] = None

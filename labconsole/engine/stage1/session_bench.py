@@ -19,6 +19,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -122,14 +123,14 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
         # which only flatters the plain path.
         sessions: dict[str, Session] = {}
         for path, cls, run_cache in (("fast", Session, True), ("plain", PlainSession, False)):
-            seconds, session = _timed(lambda c=cls, rc=run_cache: c.from_checkpoint(run_dir, "cpu", run_cache=rc))
+            seconds, session = _timed(partial(cls.from_checkpoint, run_dir, "cpu", run_cache=run_cache))
             record("open", path, seconds)
             sessions[path] = session
         fast = sessions["fast"]
         for path, session in sessions.items():
-            record("gradient ranking, all groups (first)", path, _timed(lambda s=session: _rank_all(s, False))[0])
-            record("gradient ranking, all groups (again)", path, _timed(lambda s=session: _rank_all(s, True))[0])
-            record("magnitude ranking", path, _timed(lambda s=session: s.rank("magnitude", k=3))[0])
+            record("gradient ranking, all groups (first)", path, _timed(partial(_rank_all, session, False))[0])
+            record("gradient ranking, all groups (again)", path, _timed(partial(_rank_all, session, True))[0])
+            record("magnitude ranking", path, _timed(partial(session.rank, "magnitude", k=3))[0])
         counts = fast.train_group_counts
         minority = min(counts, key=lambda name: counts[name])
         names = [name for name, _, _ in fast.layers()]
@@ -146,9 +147,7 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
                 def seen(_estimate: dict[str, Any], t0: float = t0, first: list[float] = first) -> None:
                     first.append(time.perf_counter() - t0)
 
-                seconds, result = _timed(
-                    lambda s=session, r=refs: s.readout(r, "zero", control_draws=3, on_estimate=seen)
-                )
+                seconds, result = _timed(partial(session.readout, refs, "zero", control_draws=3, on_estimate=seen))
                 step = f"zero top-3 {label} ({layer}), train+test, 3-draw control"
                 record(step + " [exact]", path, seconds)
                 if path == "fast":
@@ -156,13 +155,13 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
                     fast_result = result
                 else:
                     same[step] = _same(fast_result, result)
-                again, _ = _timed(lambda s=session, r=refs: s.readout(r, "zero", control=False))
+                again, _ = _timed(partial(session.readout, refs, "zero", control=False))
                 record(f"zero top-3 {label} again, cut cached, no control", path, again)
         layer_refs = fast.ranking("gradient", minority, "per-layer", 3, layers=[layer1]).refs()
         for path, session in sessions.items():
             session._controls.clear()
             seconds, result = _timed(
-                lambda s=session, r=layer_refs: s.readout(r, "noise", std=0.01, seeds=seeds, control=False)
+                partial(session.readout, layer_refs, "noise", std=0.01, seeds=seeds, control=False)
             )
             record(f"noise top-3 {layer1}, {seeds} seeds, train+test", path, seconds)
             if path == "fast":
