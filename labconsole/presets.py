@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationError
 
@@ -24,6 +24,7 @@ from labconsole.config.model import ModelConfig
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.config.rare import RareConfig
 from labconsole.config.sweep import SweepConfig
+from labconsole.config.vocab import Device, Variant
 from labconsole.errors import PresetError
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -36,8 +37,8 @@ class Preset(Section):
     reproduces: str = ""
     stages: tuple[str, ...] = ("erm",)
     seed: int = 0
-    variant: Literal["paper", "official-code"] = "paper"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    variant: Variant = "paper"
+    device: Device = "auto"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     erm: ErmConfig = ErmConfig()

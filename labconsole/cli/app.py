@@ -10,6 +10,7 @@ import typer
 import typer.core
 
 from labconsole.cli import bench, data, neurons, report, ui
+from labconsole.config.vocab import Device, ExecutorName
 from labconsole.errors import UserError
 
 app = typer.Typer(
@@ -40,12 +41,14 @@ def run(
     smoke: bool = typer.Option(False, "--smoke", help="tiny model, tiny data, 1-2 epochs: runs in seconds"),
     set_: list[str] = typer.Option([], "--set", help="override a preset key: --set erm.epochs=3"),
     out: Path = typer.Option(Path("runs"), "--out", help="folder for run directories"),
-    device: str | None = typer.Option(None, "--device", help="cpu | cuda | auto (default: the preset's)"),
+    device: Device | None = typer.Option(None, "--device", help="where to compute (default: the preset's)"),
     resume: Path | None = typer.Option(None, "--resume", help="continue an interrupted run or sweep directory"),
     data_root: str | None = typer.Option(None, "--data-root", help="dataset folder (else $LABCONSOLE_DATA)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only the final table"),
     no_report: bool = typer.Option(False, "--no-report", help="skip writing report files"),
-    executor: str = typer.Option("local", "--executor", help="local (one run at a time, or one per GPU) | slurm"),
+    executor: ExecutorName = typer.Option(
+        "local", "--executor", help="local: one run at a time, or one per GPU; slurm: one job per run"
+    ),
     partition: str | None = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)"),
     time_min: int = typer.Option(240, "--time", help="SLURM time limit per run, minutes (--executor slurm)"),
     gpus: int = typer.Option(1, "--gpus", help="GPUs per run (--executor slurm)"),
@@ -101,7 +104,7 @@ def _write_report(path: Path, skip: bool) -> None:
 class _RunsGroup(typer.core.TyperGroup):
     """`labconsole runs [ROOT]` lists runs; `labconsole runs compare A B` is a subcommand."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] in self.commands:  # no ROOT given: keep the default, then the subcommand
             args = ["runs", *args]
         return super().parse_args(ctx, args)
@@ -166,12 +169,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
+    except Exception as exc:  # usage errors (a bad option value) and the like
+        # Typer raises its own copy of click's exceptions (typer.TyperException), not click's.
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
+        usage = getattr(exc, "show", None)
+        if isinstance(exc, (click.ClickException, typer.TyperException)) and callable(usage):
+            usage()
+            sys.exit(int(getattr(exc, "exit_code", 2)))
         if _state["debug"]:
             raise
         typer.secho(

@@ -19,6 +19,7 @@ from typing import Any, cast
 import typer
 
 from labconsole.cli.bench_session import bench_session
+from labconsole.config.vocab import Device, Views
 
 bench_app = typer.Typer(help="benchmarks (print times and ratios against a plain implementation)", no_args_is_help=True)
 bench_app.command("session")(bench_session)
@@ -32,7 +33,7 @@ def register(app: typer.Typer) -> None:
 def bench_readout(
     backbone: str = typer.Option("cifar_resnet8", "--backbone", help="model (random weights unless --checkpoint)"),
     image_size: int = typer.Option(32, "--image-size", help="synthetic-waterbirds image side"),
-    device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
+    device: Device = typer.Option("auto", "--device", help="where to compute"),
     checkpoint: str | None = typer.Option(None, "--checkpoint", help="run dir or checkpoint (uses its data)"),
     width: int = typer.Option(16, "--width", help="width of the small CPU models"),
     batch_size: int = typer.Option(512, "--batch-size"),
@@ -78,11 +79,12 @@ def measure_readout(
     from labconsole.config.data import DataConfig
     from labconsole.config.neurons import NeuronsConfig
     from labconsole.engine.data.registry import load_dataset
+    from labconsole.engine.device import resolve_device
     from labconsole.engine.models.factory import create_model
     from labconsole.engine.stage1.interventions import Intervention
-    from labconsole.engine.stage1.session import Session, _resolve_device
+    from labconsole.engine.stage1.session import Session
 
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     cfg = NeuronsConfig(batch_size=batch_size)
     t0 = time.perf_counter()
     if checkpoint:
@@ -267,9 +269,9 @@ def bench_finetune(
     image_size: int = typer.Option(32, "--image-size"),
     width: int = typer.Option(16, "--width", help="width of the small CPU models"),
     batch_size: int = typer.Option(128, "--batch-size"),
-    device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
+    device: Device = typer.Option("auto", "--device", help="where to compute"),
     repeats: int = typer.Option(10, "--repeats", help="timed steps (median shown)"),
-    views: str = typer.Option("translate", "--views", help="translate | translate-flip | table1"),
+    views: Views = typer.Option("translate", "--views", help="augmentation of the two views"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Time one fine-tuning step (two views, target + auxiliary branch) against one ERM step."""

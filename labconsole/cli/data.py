@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from labconsole.config.vocab import CheckedDataset
+
 
 def render_check(report: dict[str, Any]) -> Any:
     """A rich renderable: groups × splits with found/expected, then the problems and verdict."""
@@ -58,7 +60,7 @@ def register(app: typer.Typer) -> None:
     @app.command("check-data")
     def check_data(
         path: Path = typer.Argument(..., help="dataset folder (the one holding the metadata, or its parent)"),
-        dataset: str | None = typer.Option(None, "--dataset", help="waterbirds or celeba (default: detect)"),
+        dataset: CheckedDataset | None = typer.Option(None, "--dataset", help="default: detect from the files"),
         full: bool = typer.Option(False, "--full", help="open every image, not a sample of each split"),
         as_json: bool = typer.Option(False, "--json", help="print the check as JSON"),
     ) -> None:

@@ -11,13 +11,10 @@ from rich.progress import Progress as Bar
 from rich.table import Table
 
 from labconsole.engine import events as ev
+from labconsole.formatting import pct as pct  # the runs table and the final tables share it
 
 err = Console(stderr=True)
 out = Console()
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
 
 
 class HeadlessPrinter:

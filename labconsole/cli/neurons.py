@@ -12,6 +12,16 @@ from typing import Any
 
 import typer
 
+from labconsole.config.vocab import DEFAULT_SIGMA, SPLITS, Criterion, Device, Mode, Norm, Scope, Where
+
+
+def _splits(values: list[str]) -> list[str]:
+    """Typer takes no list of a Literal: the choices are checked here, with the same vocabulary."""
+    unknown = [v for v in values if v not in SPLITS]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(map(repr, unknown))}: expected one of {', '.join(SPLITS)}")
+    return values
+
 
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
@@ -19,25 +29,31 @@ def _fail(exc: Exception) -> None:
 
 
 def _open_session(run: str, device: str, data_root: str | None) -> Any:
-    from labconsole.engine.stage1.session import Session, _resolve_device
+    from labconsole.engine.device import resolve_device
+    from labconsole.engine.stage1.session import Session
 
-    return Session.from_checkpoint(run, _resolve_device(device), data_root=data_root)
+    return Session.from_checkpoint(run, resolve_device(device), data_root=data_root)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("rank")
     def rank(
         run: str = typer.Argument(..., help="run directory or checkpoint file"),
-        criterion: str = typer.Option("gradient", "--criterion", help="magnitude | gradient | activation"),
+        criterion: Criterion = typer.Option("gradient", "--criterion", help="what the score measures"),
         group: str | None = typer.Option(None, "--group", help="group name or index (gradient/activation)"),
-        scope: str = typer.Option("global", "--scope", help="global | layer | percent (k is then a percentage)"),
-        top_k: float = typer.Option(10, "--top-k", help="how many neurons (per layer for --scope layer)"),
-        norm: str = typer.Option("l2", "--norm", help="l2 | l1"),
+        scope: Scope = typer.Option("global", "--scope", help="over the model, per layer, or k is a percentage"),
+        top_k: float = typer.Option(10, "--top-k", help="how many neurons (per layer for --scope per-layer)"),
+        norm: Norm = typer.Option("l2", "--norm", help="norm of a neuron's slice"),
         per_layer_normalise: bool = typer.Option(
             False, "--per-layer-normalise", help="divide scores by their layer's mean first"
         ),
+        specific: bool = typer.Option(
+            False,
+            "--specific",
+            help="rank by group specificity: the group's score relative to the other groups', layer scale removed",
+        ),
         as_json: bool = typer.Option(False, "--json", help="print [{layer, index, score}, …]"),
-        device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
+        device: Device = typer.Option("auto", "--device", help="where to compute"),
         data_root: str | None = typer.Option(None, "--data-root", help="dataset folder for real datasets"),
     ) -> None:
         """Rank neurons of a trained model by magnitude, per-group gradient or activation."""
@@ -45,7 +61,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             session = _open_session(run, device, data_root)
-            ranking = session.ranking(criterion, group, scope, top_k, norm, per_layer_normalise)
+            ranking = session.ranking(
+                criterion, group, scope, top_k, norm, per_layer_normalise, score="specific" if specific else "paper"
+            )
         except UserError as exc:
             _fail(exc)
             return
@@ -54,7 +72,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(items))
             return
         on = f" on {ranking.group}" if ranking.group else ""
-        typer.echo(f"{criterion}{on}, scope {ranking.scope}, k={top_k:g}, {norm}")
+        typer.echo(f"{criterion}{on}, scope {ranking.scope}, k={top_k:g}, {norm}, score {ranking.score}")
         for n, item in enumerate(items, start=1):
             typer.echo(f"{n:>4}  {item['layer']}:{item['index']}  {item['score']:.6g}")
 
@@ -62,24 +80,34 @@ def register(app: typer.Typer) -> None:
     def intervene(
         run: str = typer.Argument(..., help="run directory or checkpoint file"),
         neurons: str = typer.Option(..., "--neurons", help="LAYER:INDEX,… e.g. layer3.0.conv2:5,layer2.0.conv1:0"),
-        mode: str = typer.Option("zero", "--mode", help="zero | reinit | noise"),
-        std: float = typer.Option(0.01, "--std", help="σ of the Gaussian for reinit / noise"),
+        mode: Mode = typer.Option("zero", "--mode", help="what happens to the neurons"),
+        std: float = typer.Option(DEFAULT_SIGMA, "--std", help="σ of the Gaussian for reinit / noise"),
         seeds: int = typer.Option(10, "--seeds", help="seeds for reinit / noise (mean and spread over seeds)"),
-        split: list[str] = typer.Option([], "--split", help="train | test | val (repeatable; default train and test)"),
-        where: str = typer.Option("weight", "--where", help="weight | output | post-bn"),
-        control_draws: int = typer.Option(3, "--control-draws", help="random-neuron control draws (0 = none)"),
+        split: list[str] = typer.Option(
+            [],
+            "--split",
+            metavar="<" + "|".join(SPLITS) + ">",
+            callback=_splits,
+            help="repeatable; default train and test",
+        ),
+        where: Where = typer.Option("weight", "--where", help="where the intervention acts"),
+        control_draws: int = typer.Option(20, "--control-draws", help="control draws (0 = none)"),
+        control: str = typer.Option(
+            "layer-matched", "--control", help="layer-matched (same neurons per layer) | anywhere"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the readout as JSON"),
-        device: str = typer.Option("auto", "--device", help="cpu | cuda | auto"),
+        device: Device = typer.Option("auto", "--device", help="where to compute"),
         data_root: str | None = typer.Option(None, "--data-root", help="dataset folder for real datasets"),
     ) -> None:
         """Apply an intervention to neurons and print the per-group readout (model restored after)."""
+        from labconsole.config.vocab import check_sigma
         from labconsole.engine.stage1.neurons import parse_neurons
         from labconsole.errors import UserError
 
         try:
             refs = parse_neurons(neurons)
-            if mode != "zero" and not std > 0:
-                raise UserError(f"--std {std}: the {mode} mode needs σ > 0")
+            if mode != "zero":
+                check_sigma(std, key=f"--std (σ of the {mode} mode)")
             session = _open_session(run, device, data_root)
             result = session.readout(
                 refs,
@@ -88,9 +116,24 @@ def register(app: typer.Typer) -> None:
                 seeds=seeds,
                 splits=tuple(split) or ("train", "test"),
                 where=where,
-                control_draws=control_draws,
-                control=control_draws > 0,
+                control=False,
             )
+            if control_draws > 0:
+                from labconsole.engine.stage1.evidence import evidence_readout
+
+                found = evidence_readout(
+                    session,
+                    refs,
+                    mode=mode,
+                    std=std,
+                    seeds=seeds,
+                    where=where,
+                    splits=tuple(split) or ("train", "test"),
+                    draws=control_draws,
+                    kind=control,
+                )
+                result["control"], result["control_neurons"] = found.pop("control"), found.pop("control_neurons")
+                result["control_kind"], result["evidence"] = control, found
         except UserError as exc:
             _fail(exc)
             return
@@ -117,8 +160,19 @@ def _readout_text(result: dict[str, Any]) -> str:
             )
             if control:
                 text += f"   control Δ {control['delta_pp'][group]:+6.2f} ± {control['spread_pp'][group]:.2f}"
+                p = ((result.get("evidence") or {}).get("p") or {}).get(split, {}).get(group)
+                if p is not None:
+                    text += f"  p = {p:.3f}"
             lines.append(text)
         quantum = (result.get("wga_quantum_pp") or {}).get(split)
         if quantum:
             lines.append(f"  (WGA quantum {quantum:.2f} pp)")
+    found = result.get("evidence") or {}
+    if found:
+        from labconsole.engine.stage1.evidence import verdict_line
+
+        lines.append(f"control: {result.get('control_kind')}, {found['draws']} draws")
+        line = verdict_line(found.get("signature"), list(next(iter(result["splits"].values()))["baseline"]))
+        if line:
+            lines.append(line)
     return "\n".join(lines)

@@ -7,10 +7,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from labconsole.config.base import Section
+from labconsole.config.vocab import DatasetName
 
-DatasetName = Literal[
-    "synthetic-waterbirds", "waterbirds", "celeba", "digits", "digits-color", "mnist", "fashion-mnist", "cifar10"
-]
+__all__ = ["DataConfig", "DatasetName", "SyntheticConfig"]
 
 
 class SyntheticConfig(Section):

@@ -8,12 +8,13 @@ from typing import Literal
 from pydantic import Field
 
 from labconsole.config.base import Section
+from labconsole.config.vocab import Optimizer
 
 
 class ErmConfig(Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(128, ge=1)
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Optimizer = "adam"
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0)
     weight_decay: float = Field(0.0, ge=0)

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from labconsole.config.base import Section
+from labconsole.config.vocab import MASK_ALL, MaskCriterion, Norm, Views, check_percent
 
 
 class DfrConfig(Section):
@@ -77,7 +78,7 @@ class FinetuneConfig(Section):
     # critical-neurons (paper): top p % of neurons by `criterion`;
     # smallest-weights (authors' code): the p % smallest individual weights, global, unstructured.
     mask: Literal["critical-neurons", "smallest-weights"] = "critical-neurons"
-    criterion: Literal["magnitude", "gradient", "combined"] = "magnitude"
+    criterion: MaskCriterion = "magnitude"
     prune_percent: float = Field(
         0.01, description="p in percent: 0.01 = 0.01 % of the neurons (0 = mask nothing: plain two-view contrast)"
     )
@@ -90,7 +91,7 @@ class FinetuneConfig(Section):
         description="score at most this many random training examples for "
         "the worst-CE search (0 = all; CelebA is large)",
     )
-    norm: Literal["l2", "l1"] = "l2"
+    norm: Norm = "l2"
     per_layer_normalise: bool = False
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
@@ -116,7 +117,7 @@ class FinetuneConfig(Section):
     # fine-tuning on flipped views alone, without any contrast, wrecks the ERM model there), so
     # the default is ERM's own random translation. File data (Waterbirds, CelebA) always get
     # Paper A's Table 1 views through finetune_view_transform.
-    views: Literal["translate", "translate-flip", "table1"] = Field(
+    views: Views = Field(
         "translate", description="augmentation of the two views on in-memory data (file data: Table 1 always)"
     )
 
@@ -126,11 +127,9 @@ class FinetuneConfig(Section):
     @field_validator("prune_percent")
     @classmethod
     def _percent(cls, value: float) -> float:
-        if not 0 <= value < 100:
-            raise ValueError(
-                "prune_percent is a percentage in [0, 100) (0.01 = 0.01 %; 0 = no mask, plain two-view contrast)"
-            )
-        return value
+        return check_percent(
+            value, key="prune_percent", zero_means="no mask (plain two-view contrast)", all_refused=MASK_ALL
+        )
 
     @field_validator("temperature")
     @classmethod

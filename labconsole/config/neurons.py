@@ -17,10 +17,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from labconsole.config.base import Section
+from labconsole.config.vocab import SIGMA_GRID, Criterion, Mode, Norm, Where, check_k, check_percent, check_sigma
 
-Criterion = Literal["magnitude", "gradient", "activation"]
-Mode = Literal["zero", "reinit", "noise"]
-Where = Literal["weight", "output", "post-bn"]
+__all__ = ["Criterion", "Mode", "NeuronsConfig", "Where"]
 
 
 class NeuronsConfig(Section):
@@ -32,7 +31,7 @@ class NeuronsConfig(Section):
     # -- ranking ---------------------------------------------------------------------------------
     criteria: tuple[Criterion, ...] = ("gradient", "magnitude")
     groups: tuple[str, ...] = Field((), description="groups to rank on (names or indices); empty = all")
-    norm: Literal["l2", "l1"] = "l2"
+    norm: Norm = "l2"
     per_layer_normalise: bool = Field(False, description="divide scores by their layer's mean before a global ranking")
     worst_samples: int = Field(256, ge=1, description="Paper A: the 256 worst-predicted examples of the group …")
     sampled: int = Field(128, ge=1, description="… of which 128 are drawn at random for the gradient")
@@ -50,7 +49,7 @@ class NeuronsConfig(Section):
     top_percent: tuple[float, ...] = Field((), description="top-x % readouts, e.g. [0.01, 0.1, 1, 10]")
     random_k: tuple[int, ...] = Field((), description="extra rows: k random eligible neurons")
     modes: tuple[Mode, ...] = ("zero",)
-    stds: tuple[float, ...] = (0.005, 0.01, 0.02)
+    stds: tuple[float, ...] = SIGMA_GRID
     seeds: int = Field(10, ge=1, description="seeds per random-mode readout (Paper A: 10)")
     where: tuple[Where, ...] = ("weight",)
     splits: tuple[str, ...] = ("train", "test")
@@ -65,7 +64,7 @@ class NeuronsConfig(Section):
     tracing_splits: tuple[str, ...] = ("train",)
 
     # -- overlap (stage `overlap`) ---------------------------------------------------------------
-    overlap_top_percent: float = Field(0.01, gt=0, le=100)
+    overlap_top_percent: float = 0.01
     overlap_bins: int = Field(20, ge=2)
 
     # -- speed -----------------------------------------------------------------------------------
@@ -81,23 +80,22 @@ class NeuronsConfig(Section):
     @field_validator("stds")
     @classmethod
     def _positive_stds(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not v > 0 for v in value):
-            raise ValueError("every σ must be > 0")
-        return value
+        return tuple(check_sigma(v, key="σ") for v in value)
 
     @field_validator("top_k", "random_k")
     @classmethod
     def _positive_k(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(v < 1 for v in value):
-            raise ValueError("k must be ≥ 1")
-        return value
+        return tuple(check_k(v, key="k") for v in value)
 
     @field_validator("top_percent")
     @classmethod
     def _percent(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if any(not 0 < v <= 100 for v in value):
-            raise ValueError("percentages must be in (0, 100]")
-        return value
+        return tuple(check_percent(v, key="top-x %") for v in value)
+
+    @field_validator("overlap_top_percent")
+    @classmethod
+    def _overlap_percent(cls, value: float) -> float:
+        return check_percent(value, key="overlap_top_percent")
 
     def smoke(self) -> NeuronsConfig:
         return self.model_copy(

@@ -19,6 +19,7 @@ import torch
 
 from labconsole import __version__
 from labconsole.engine.context import Cancelled, StageContext
+from labconsole.engine.device import resolve_device as resolve_device  # callers import it from here too
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
 from labconsole.engine.runs import STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED, STATUS_RUNNING, RunDir
 from labconsole.engine.stage1.session import Session  # noqa: F401  (the console's interactive entry point)
@@ -33,14 +34,6 @@ METRIC_DEFINITIONS = {
     "mean_groups": "unweighted mean of the group accuracies",
     "wga_quantum": "1 / size of the split's smallest group: the smallest possible change of WGA",
 }
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-    return torch.device(requested)
 
 
 def configure_threads(keep_a_core: bool) -> None:

@@ -13,6 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# The section builders take the product's one number format from here.
+from labconsole.formatting import MISSING as MISSING
+from labconsole.formatting import is_number as is_number
+from labconsole.formatting import pct as pct
+from labconsole.formatting import pp as pp
+
 
 @dataclass
 class Table:
@@ -84,25 +90,9 @@ def guarded(title: str, build: Callable[[], Section | list[Section] | None]) -> 
 # -- number formats ------------------------------------------------------------------------------
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def pct(value: Any, digits: int = 1) -> str:
-    """A fraction as a percentage: 0.6403 → '64.0'."""
-    return f"{100 * value:.{digits}f}" if is_number(value) else "—"
-
-
-def pp(value: Any, digits: int = 2, signed: bool = True) -> str:
-    """A value already in percentage points."""
-    if not is_number(value):
-        return "—"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
 def num(value: Any, digits: int = 4) -> str:
     if isinstance(value, bool) or value is None:
-        return "—" if value is None else str(value)
+        return MISSING if value is None else str(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
@@ -131,7 +121,7 @@ def _compact(value: Any) -> str:
 def mean_se_text(stats: dict[str, Any] | None, scale: float = 1.0, digits: int = 1) -> str:
     """'64.0 ± 0.5 (n=5)'; a single seed has no s.e. and says so."""
     if not stats or not is_number(stats.get("mean")):
-        return "—"
+        return MISSING
     text = f"{stats['mean'] * scale:.{digits}f}"
     se = stats.get("se")
     text += f" ± {se * scale:.{digits}f}" if is_number(se) else " ± n/a"

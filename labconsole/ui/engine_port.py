@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from labconsole.config import vocab
 from labconsole.engine.events import CancelToken, Emit, EpochResult
 from labconsole.errors import UserError
 
@@ -43,14 +44,13 @@ BACKBONES: tuple[str, ...] = (
     "deit_base_patch16_224",
     "vit_small_patch16_224",
 )
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-CRITERIA: tuple[str, ...] = ("magnitude", "gradient", "activation")
-# "global": top-k over the whole model; "per-layer": top-k in each eligible layer;
-# "top-percent": the top k % of all neurons (k is then a percentage, e.g. 0.1).
-SCOPES: tuple[str, ...] = ("global", "per-layer", "top-percent")
-INTERVENTION_MODES: tuple[str, ...] = ("zero", "reinit", "noise")
-SIGMAS: tuple[float, ...] = (0.005, 0.01, 0.02)
-RARE_PATTERNS: tuple[str, ...] = ("S1", "S2", "S3", "R1", "R2", "R3", "Inv")
+# The console offers the product's vocabulary (labconsole.config.vocab), under its own names.
+DEVICES: tuple[str, ...] = vocab.DEVICES
+CRITERIA: tuple[str, ...] = vocab.CRITERIA
+SCOPES: tuple[str, ...] = vocab.SCOPES
+INTERVENTION_MODES: tuple[str, ...] = vocab.MODES
+SIGMAS: tuple[float, ...] = vocab.SIGMA_GRID
+RARE_PATTERNS: tuple[str, ...] = vocab.PATTERNS
 
 # (layer name, neuron index, score), best first.
 RankedNeuron = tuple[str, int, float]

@@ -70,4 +70,4 @@ def test_check_data_exits_2_for_an_empty_folder_and_bad_dataset_name(app: typer.
     assert "no Waterbirds or CelebA metadata" in result.output
     result = CliRunner().invoke(app, ["check-data", str(tmp_path), "--dataset", "imagenet"])
     assert result.exit_code == 2
-    assert "unknown dataset 'imagenet'" in result.output
+    assert "'imagenet' is not one of 'waterbirds', 'celeba'" in " ".join(result.output.split())

@@ -67,7 +67,7 @@ def test_rank_json(app: typer.Typer, run_dir: Path) -> None:
             "--criterion",
             "magnitude",
             "--scope",
-            "layer",
+            "per-layer",
             "--top-k",
             "1",
             "--json",

@@ -24,20 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labconsole.config.vocab import CRITERIA, NORMS, SCOPE_ALIASES, SCOPES, Scope, check_k, check_percent
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, neuron_slices
 from labconsole.errors import UserError
 
-CRITERIA = ("magnitude", "gradient", "activation")
-SCOPE_ALIASES = {
-    "global": "global",
-    "unstructured": "global",
-    "layer": "per-layer",
-    "per-layer": "per-layer",
-    "structured": "per-layer",
-    "percent": "top-percent",
-    "top-percent": "top-percent",
-}
 Scores = dict[str, torch.Tensor]  # layer name -> score per neuron (1-D)
 
 
@@ -80,16 +71,16 @@ def check_criterion(criterion: str) -> str:
 
 
 def check_norm(norm: str) -> int:
-    if norm not in ("l1", "l2"):
-        raise UserError(f"unknown norm {norm!r} (expected l2 or l1)")
+    if norm not in NORMS:
+        raise UserError(f"unknown norm {norm!r} (expected one of {', '.join(NORMS)})")
     return 1 if norm == "l1" else 2
 
 
-def normalise_scope(scope: str) -> str:
+def normalise_scope(scope: str) -> Scope:
     try:
         return SCOPE_ALIASES[scope]
     except KeyError:
-        raise UserError(f"unknown scope {scope!r} (expected global, per-layer or top-percent)") from None
+        raise UserError(f"unknown scope {scope!r} (expected one of {', '.join(SCOPES)})") from None
 
 
 # -- scores ------------------------------------------------------------------------------------
@@ -259,16 +250,12 @@ def top_neurons(
     names = list(layer_order) if layer_order is not None else list(scores)
     total = sum(len(scores[n]) for n in names)
     if scope == "top-percent":
-        percent = float(k)
-        if not 0 < percent <= 100:
-            raise UserError(f"top-percent k = {k}: expected a percentage in (0, 100], e.g. 0.01 or 1")
+        percent = check_percent(k, key="top-percent k")
         count = max(1, math.ceil(total * percent / 100))
         return _global_top(scores, names, count)
-    count = _whole_k(k)
     if scope == "global":
-        if count > total:
-            raise UserError(f"top-k = {count} is larger than the number of eligible neurons ({total})")
-        return _global_top(scores, names, count)
+        return _global_top(scores, names, check_k(k, key="top-k", at_most=total))
+    count = check_k(k, key="per-layer top-k")
     out: list[tuple[str, int, float]] = []
     for name in names:
         s = scores[name]
@@ -278,12 +265,6 @@ def top_neurons(
         out.extend((name, int(i), float(v)) for v, i in zip(values.tolist(), idx.tolist()))
     out.sort(key=lambda item: -item[2])
     return out
-
-
-def _whole_k(k: float) -> int:
-    if isinstance(k, bool) or float(k) != int(k) or int(k) < 1:
-        raise UserError(f"top-k = {k}: expected a whole number ≥ 1")
-    return int(k)
 
 
 def _global_top(scores: Scores, names: Sequence[str], count: int) -> list[tuple[str, int, float]]:

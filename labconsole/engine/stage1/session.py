@@ -25,6 +25,7 @@ from torch import nn
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
+from labconsole.engine.device import resolve_device
 from labconsole.engine.events import CancelToken, NeverCancelled
 from labconsole.engine.stage1 import progressive, run_data_cache
 from labconsole.engine.stage1 import ranking as rk
@@ -141,7 +142,7 @@ class Session:
         from labconsole.engine.data.registry import load_dataset
         from labconsole.engine.models.factory import backbone_info, create_model
 
-        resolved = _resolve_device(device)
+        resolved = resolve_device(device)
         if checkpoint:
             return cls.from_checkpoint(checkpoint, resolved, data_root=data_root or None)
         info = backbone_info(backbone)
@@ -582,14 +583,6 @@ def _auto_budget(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return int(free) // 4
     return 1 << 30
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("device cuda: no CUDA device is available here (use cpu or auto)")
-    return torch.device(device)
 
 
 def _data_config_for(path: Path, meta: dict[str, Any], data_root: str | None) -> tuple[Any, NeuronsConfig | None, int]:

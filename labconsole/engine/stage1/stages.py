@@ -24,6 +24,7 @@ from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_sp
 from labconsole.engine.stage1.evidence import evidence_readout, format_evidence
 from labconsole.engine.stage1.session import Session
 from labconsole.errors import PresetError, UserError
+from labconsole.formatting import pct, pp
 
 READOUTS_ARTIFACT = "artifacts/stage1_readouts.json"
 
@@ -292,7 +293,7 @@ def format_table(summary: dict[str, Any]) -> str:
     for split in splits:
         lines.append(
             f"{'baseline accuracy (%)':<40} {split:<6}"
-            + "".join(f" {_pct(base.get(split, {}).get(g)):>{width}}" for g in groups)
+            + "".join(f" {pct(base.get(split, {}).get(g)):>{width}}" for g in groups)
         )
     shown_controls: set[str] = set()
     for row in rows:
@@ -302,7 +303,7 @@ def format_table(summary: dict[str, Any]) -> str:
         for i, split in enumerate(splits):
             lines.append(
                 f"{(name if i == 0 else ''):<40.40} {split:<6}"
-                + "".join(f" {_pp(row['delta_pp'][split][g]):>{width}}" for g in groups)
+                + "".join(f" {pp(row['delta_pp'][split][g]):>{width}}" for g in groups)
             )
         control_key = repr(row.get("control_delta_pp"))
         if row.get("control_delta_pp") and control_key not in shown_controls:
@@ -312,18 +313,8 @@ def format_table(summary: dict[str, Any]) -> str:
                 lines.append(
                     f"{label:<40.40} {split:<6}"
                     + "".join(
-                        f" {_pp(row['control_delta_pp'][split][g]) + '±' + _pp(row['control_spread_pp'][split][g], sign=False):>{width}}"
+                        f" {pp(row['control_delta_pp'][split][g]) + '±' + pp(row['control_spread_pp'][split][g], signed=False):>{width}}"
                         for g in groups
                     )
                 )
     return "\n".join(lines)
-
-
-def _pp(value: float | None, sign: bool = True) -> str:
-    if value is None:
-        return "—"
-    return f"{value:+.2f}" if sign else f"{value:.2f}"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from labconsole.config import vocab
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, group_by_layer
 from labconsole.errors import UserError
 
@@ -68,12 +69,8 @@ def _weight(layer: Layer) -> torch.Tensor:
 
 
 def check_percent(percent: float, key: str = "finetune.prune_percent") -> float:
-    if not (0 < float(percent) < 100):
-        raise UserError(
-            f"{key} = {percent}: expected a percentage strictly between 0 and 100 "
-            "(0.01 means 0.01 %, Paper A's default)"
-        )
-    return float(percent)
+    """The product's one percentage rule (0 < p < 100 for a mask, 0.01 means 0.01 %), named after ``key``."""
+    return vocab.check_percent(percent, key=key, all_refused=vocab.MASK_ALL)
 
 
 def neuron_mask(model: nn.Module, layers: Sequence[Layer], neurons: Sequence[NeuronRef]) -> WeightMask:

@@ -17,6 +17,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Select, Static
 from textual_plotext import PlotextPlot
 
+from labconsole.formatting import pct as percent
 from labconsole.ui.bridge import JobEnded
 from labconsole.ui.engine_port import RARE_PATTERNS
 from labconsole.ui.screens.base import LabScreen
@@ -25,10 +26,6 @@ from labconsole.ui.widgets.half_block import HalfBlockImage
 
 PREVIEW_SIZE = 28  # the digits' resolution: S-patterns and Inv are defined on 28×28
 THEORY_GAMMAS = tuple(i / 200 for i in range(0, 41))  # γ from 0 to 0.2: the phase transition
-
-
-def percent(value: Any) -> str:
-    return "–" if value is None else f"{100 * float(value):.1f}"
 
 
 class RareScreen(LabScreen):
