@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:  # pydantic records; imported when a command runs, so --help stays fast
+    from labconsole.engine.records import MeanSE
 
 COMPARED_PREFIXES = ("splits.", "model.splits.", "finetune.splits.", "finetune.wga_")
 
@@ -53,42 +57,39 @@ def compare_cmd(
     table.add_column("B − A", justify="right")
     for label in labels:
         a, b = numbers_a.get(label), numbers_b.get(label)
-        diff = b["mean"] - a["mean"] if a and b and a["mean"] is not None and b["mean"] is not None else None
+        diff = b.mean - a.mean if a and b and a.mean is not None and b.mean is not None else None
         table.add_row(_pretty(label), _text(a), _text(b), "—" if diff is None else f"{diff:+.2f}")
     console.print(table)
 
 
-def comparable_numbers(path: Path, show_all: bool = False) -> tuple[str, dict[str, dict[str, Any]]]:
-    """label → {"mean", "se", "n"} (fractions as %) for a run or a sweep."""
-    from labconsole.engine.sweep import flatten_numbers
+def comparable_numbers(path: Path, show_all: bool = False) -> tuple[str, dict[str, MeanSE]]:
+    """label → mean, s.e. and n (fractions as %) for a run or a sweep."""
+    from labconsole.engine.records import MeanSE
     from labconsole.report.source import classify, load_run, load_sweep
     from labconsole.report.sweep_sections import combo_label
 
     kind = classify(path)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, MeanSE] = {}
     if kind == "run":
         run = load_run(path)
-        flat = flatten_numbers(run.summary)
+        flat = run.summary.numbers()
         for name in _chosen(flat, show_all):
-            out[name] = {"mean": _percent(name, flat[name]), "se": None, "n": 1}
+            out[name] = MeanSE(mean=_percent(name, flat[name]), n=1)
         return f"{run.preset_name} ({path.name}, {run.status})", out
     sweep = load_sweep(path)
-    for combo in sweep.aggregate.get("combinations") or []:
-        metrics = combo.get("metrics") or {}
-        means = {name: stats.get("mean") for name, stats in metrics.items() if stats.get("mean") is not None}
+    for combo in sweep.aggregate.combinations:
+        means = {name: stats.mean for name, stats in combo.metrics.items() if stats.mean is not None}
         for name in _chosen(means, show_all):
-            stats = metrics[name]
-            se = stats.get("se")
-            out[f"{combo_label(combo.get('point') or {})} · {name}"] = {
-                "mean": _percent(name, stats["mean"]),
-                "se": None if se is None else _percent(name, se),
-                "n": stats.get("n"),
-            }
-    done = (sweep.aggregate.get("runs") or {}).get("done", "?")
-    return f"{sweep.preset_name} sweep ({path.name}, {done} runs done)", out
+            stats = combo.metrics[name]
+            out[f"{combo_label(combo.point)} · {name}"] = MeanSE(
+                mean=_percent(name, means[name]),
+                se=None if stats.se is None else _percent(name, stats.se),
+                n=stats.n,
+            )
+    return f"{sweep.preset_name} sweep ({path.name}, {sweep.aggregate.runs.done} runs done)", out
 
 
-def _chosen(flat: dict[str, Any], show_all: bool) -> list[str]:
+def _chosen(flat: Mapping[str, float], show_all: bool) -> list[str]:
     if show_all:
         return list(flat)
     picked = [
@@ -104,14 +105,14 @@ def _percent(name: str, value: float) -> float:
     return 100.0 * value if accuracy else value
 
 
-def _text(stats: dict[str, Any] | None) -> str:
-    if not stats or stats.get("mean") is None:
+def _text(stats: MeanSE | None) -> str:
+    if stats is None or stats.mean is None:
         return "—"
-    text = f"{stats['mean']:.2f}"
-    if stats.get("se") is not None:
-        text += f" ± {stats['se']:.2f}"
-    if stats.get("n") not in (None, 1):
-        text += f" (n={stats['n']})"
+    text = f"{stats.mean:.2f}"
+    if stats.se is not None:
+        text += f" ± {stats.se:.2f}"
+    if stats.n != 1:
+        text += f" (n={stats.n})"
     return text
 
 

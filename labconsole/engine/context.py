@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from labconsole.engine.events import CancelToken, Emit, Event, LogRecord, Progress, Throttle
 from labconsole.engine.runs import RunDir
+
+if TYPE_CHECKING:
+    from labconsole.presets import Preset
 
 
 class Cancelled(Exception):
@@ -18,7 +21,7 @@ class Cancelled(Exception):
 
 @dataclass
 class StageContext:
-    preset: Any  # labconsole.presets.Preset (not imported: the engine takes it as data)
+    preset: Preset
     run: RunDir
     emit_raw: Emit
     cancel: CancelToken

@@ -37,7 +37,7 @@ def split_metrics(
     acc = {name: (c / t if t else None) for name, c, t in zip(groups.group_names, correct, total)}
     present = {k: v for k, v in acc.items() if v is not None}
     n = sum(total)
-    worst = min(present, key=present.get) if present else None
+    worst = min(present, key=lambda name: present[name]) if present else None
     smallest = min((t for t in total if t), default=0)
     weights = list(train_proportions) if train_proportions is not None else None
     if weights is not None and sum(w for w, t in zip(weights, total) if t) > 0:

@@ -125,7 +125,7 @@ class LocalExecutor:
         """One worker process per device; each device takes the next waiting job."""
         log_dir.mkdir(parents=True, exist_ok=True)
         waiting = list(jobs)
-        running: dict[str, tuple[subprocess.Popen, PointJob, Any]] = {}
+        running: dict[str, tuple[subprocess.Popen[bytes], PointJob, Any]] = {}
         outcomes: list[PointOutcome] = []
         try:
             while waiting or running:

@@ -21,7 +21,9 @@ def ensure_dataset(ctx: StageContext) -> DatasetBundle:
 
         ctx.log(f"loading dataset {ctx.preset.data.dataset}")
         ctx.state["dataset"] = load_dataset(ctx.preset.data)
-    return ctx.state["dataset"]
+    bundle = ctx.state["dataset"]
+    assert isinstance(bundle, DatasetBundle)
+    return bundle
 
 
 def ensure_cache(ctx: StageContext, split: str) -> TensorCache:
@@ -89,7 +91,9 @@ def ensure_model(ctx: StageContext) -> nn.Module:
     """The model of this run: the one an earlier stage left, else built from the preset."""
     if "model" not in ctx.state:
         ctx.state["model"] = build_model(ctx)
-    return ctx.state["model"]
+    model = ctx.state["model"]
+    assert isinstance(model, nn.Module)
+    return model
 
 
 def evaluate_splits(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -41,23 +42,25 @@ class RunFormatError(UserError):
 
 
 class Record(BaseModel):
-    """A JSON file's (or a part's) typed view. Extra keys are kept as they are."""
+    """A JSON file's (or a part's) typed view. Extra keys are kept as they are.
+
+    ``to_json`` writes the fields that were given or assigned (not every default), so a file
+    read and written back keeps exactly its keys."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     def to_json(self) -> dict[str, JsonValue]:
-        dumped: dict[str, JsonValue] = self.model_dump(mode="json", by_alias=True, exclude_none=False)
+        dumped: dict[str, JsonValue] = self.model_dump(mode="json", by_alias=True, exclude_unset=True)
         return dumped
 
 
 class VersionedRecord(Record):
-    """A whole file. Top-level keys whose value is None (a stage that did not run, a run
-    that has not finished) are left out of the file rather than written as null."""
+    """A whole file; it always names its schema version."""
 
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, JsonValue]:
-        return {k: v for k, v in super().to_json().items() if v is not None}
+        return {"schema_version": self.schema_version, **super().to_json()}
 
 
 # -- accuracies -------------------------------------------------------------------------------
@@ -282,8 +285,17 @@ class TracingSection(StageSection):
     seconds: float | None = None
 
 
+class OverlapDirection(Record):
+    histogram: list[int] = Field(default_factory=list)
+
+
 class OverlapKind(Record):
+    """One layer type: the artifact keeps each direction's ranks and histogram (``…_rank``),
+    the summary copy only the histograms (``…_hist``)."""
+
     n_neurons: int | None = None
+    top_gradient_by_magnitude_rank: OverlapDirection | None = None
+    top_magnitude_by_gradient_rank: OverlapDirection | None = None
     top_gradient_by_magnitude_hist: list[int] = Field(default_factory=list)
     top_magnitude_by_gradient_hist: list[int] = Field(default_factory=list)
 
@@ -348,6 +360,7 @@ class GradcamSection(StageSection):
     output_index: int | None = None
     split: str = ""
     groups: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)  # the figure's columns (ERM, fine-tuned, …)
 
 
 class MeanSE(Record):
@@ -370,6 +383,8 @@ class RareScoreSection(StageSection):
     """Paper B: spurious score vs the number of spurious examples, per pattern and n."""
 
     per_pattern: dict[str, dict[str, RareScoreCell]] = Field(default_factory=dict)
+    epsilon: float | None = None
+    target_class: int | None = None
     seeds: int | None = None
     models_trained: int | None = None
 
@@ -455,6 +470,25 @@ class RunSummary(VersionedRecord):
             return self.model.splits, "model under study", None
         return {}, "", None
 
+    def metric(self, path: str) -> float | None:
+        """The number at a metric path: any summary key by ``.name`` / ``["key"]``
+        (``splits.test.groups["landbird-water"]``, ``finetune.wga_after.test``), and the Stage I
+        readouts by name: ``stage1.readouts["gradient@landbird-water/top3/zero"].train
+        ["landbird-water"].delta_pp``. None when the run has no such number; ``ValueError``
+        when the path cannot be read."""
+        keys = parse_metric_path(path)
+        node: JsonValue = self.to_json()
+        if keys[0] == "stage1" and len(keys) > 1 and keys[1] == "readouts":
+            node = {"readouts": _readout_view(self.neurons)} if self.neurons is not None else {}
+            keys = keys[1:]
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        if isinstance(node, int | float) and not isinstance(node, bool):
+            return float(node)
+        return None
+
     def numbers(self) -> dict[str, float]:
         """Every number of the summary by its dotted path (``splits.test.wga`` …), the version
         field left out: what sweeps aggregate and ``runs compare`` lines up."""
@@ -463,13 +497,91 @@ class RunSummary(VersionedRecord):
         return flat
 
 
+# -- metric paths -------------------------------------------------------------------------------
+
+_PATH_TOKEN = re.compile(r"""\.?([A-Za-z_][\w-]*)|\[\s*"([^"]*)"\s*\]|\[\s*'([^']*)'\s*\]""")
+
+
+def parse_metric_path(path: str) -> list[str]:
+    """``stage1.readouts["gradient/top3/zero"].train["landbird-water"].delta_pp`` → its keys.
+    Raises ``ValueError`` naming the first part that is not ``.name`` or ``["key"]``."""
+    keys, at = [], 0
+    text = path.strip()
+    while at < len(text):
+        match = _PATH_TOKEN.match(text, at)
+        if match is None or match.end() == at:
+            raise ValueError(f'metric path {path!r}: cannot read {text[at:]!r} (expected .name or ["key"])')
+        keys.append(next(g for g in match.groups() if g is not None))
+        at = match.end()
+    if not keys:
+        raise ValueError("empty metric path")
+    return keys
+
+
+def _readout_view(section: NeuronsSection) -> dict[str, JsonValue]:
+    """``readouts[key][split][group]`` → ``{"delta_pp", "spread_pp", "control_delta_pp",
+    "control_spread_pp"}`` for every Stage I row (keys: ``readout_key``)."""
+    view: dict[str, JsonValue] = {}
+    for key, row in section.readouts().items():
+        per_split: dict[str, JsonValue] = {}
+        for split, deltas in row.delta_pp.items():
+            per_split[split] = {
+                group: {
+                    "delta_pp": value,
+                    "spread_pp": row.spread_pp.get(split, {}).get(group),
+                    "control_delta_pp": row.control_delta_pp.get(split, {}).get(group),
+                    "control_spread_pp": row.control_spread_pp.get(split, {}).get(group),
+                }
+                for group, value in deltas.items()
+            }
+        view[key] = per_split
+    return view
+
+
 # -- manifest.json --------------------------------------------------------------------------------
+
+
+class SessionSetup(Record):
+    """What the console's Setup screen opened the session on."""
+
+    dataset: str = ""
+    data_root: str = ""
+    backbone: str = ""
+    checkpoint: str = ""
+    device: str = "auto"
+
+
+class CheckGroup(Record):
+    group: str = ""
+    index: int | None = None
+    found: int | None = None
+    expected: int | None = None
+    difference: int | None = None
+
+
+class CheckSplit(Record):
+    groups: list[CheckGroup] = Field(default_factory=list)
+    found: int | None = None
+    expected: int | None = None
+
+
+class DatasetCheck(Record):
+    """The group-count check attached to a loaded dataset (``engine.data.check``): found vs
+    published per split and group for real datasets, plain ``counts`` for embedded ones."""
+
+    dataset: str | None = None
+    layout: str | None = None
+    splits: dict[str, CheckSplit] = Field(default_factory=dict)
+    counts: dict[str, list[int] | int] = Field(default_factory=dict)
+    verdict: str = ""
+    max_per_split: int | None = None
+    used_counts: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class DatasetInfo(Record):
     name: str = ""
     layout: str = ""
-    root: str = ""
+    root: str | None = None
 
 
 class ExecutorInfo(Record):
@@ -502,9 +614,31 @@ class Manifest(VersionedRecord):
     host: str = ""
     metric_definitions: dict[str, str] = Field(default_factory=dict)
     selection_rule: str = ""
-    dataset_check: dict[str, JsonValue] | None = None
+    dataset_check: DatasetCheck | None = None
     dataset: DatasetInfo | None = None
     executor: ExecutorInfo | None = None
+    # A console session record (``engine.stage1.session_record``) is a run directory of kind
+    # "console-session": the model it was opened on and its groups instead of stages.
+    kind: str | None = None
+    model: SessionSetup | None = None
+    backbone: str | None = None
+    group_names: list[str] = Field(default_factory=list)
+    train_group_counts: dict[str, int] = Field(default_factory=dict)
+    minority_groups: list[str] = Field(default_factory=list)
+
+
+class EpochRecord(Record):
+    """An ``EpochResult`` line of ``metrics.jsonl``: one epoch's evaluation."""
+
+    stage: str = "?"
+    epoch: int = 0
+    total_epochs: int | None = None
+    splits: Splits = Field(default_factory=dict)
+    train_loss: float | None = None
+    lr: float | None = None
+    is_best: bool = False
+    best_epoch: int | None = None
+    selection: str = ""
 
 
 # -- sweeps ---------------------------------------------------------------------------------------
@@ -564,16 +698,6 @@ class SweepAggregate(VersionedRecord):
 
 
 # -- the console's session record ---------------------------------------------------------------
-
-
-class SessionSetup(Record):
-    """What the console's Setup screen opened the session on."""
-
-    dataset: str = ""
-    data_root: str = ""
-    backbone: str = ""
-    checkpoint: str = ""
-    device: str = "auto"
 
 
 class ConsoleReadout(Record):
@@ -650,3 +774,60 @@ def read_record(model: type[R], path: Path, *, missing_ok: bool = True) -> R:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunFormatError(f"{path}: not valid JSON ({exc})") from None
     return validate_record(model, data, str(path))
+
+
+class StageResultError(RuntimeError):
+    """A stage returned a result that does not fit its record: a bug in that stage."""
+
+
+S = TypeVar("S", bound=StageSection)
+
+
+def validate_section(model: type[S], result: Mapping[str, object], source: str) -> S:
+    try:
+        return model.model_validate(dict(result))
+    except ValidationError as exc:
+        problems = "; ".join(f"`{'.'.join(str(p) for p in err['loc'])}`: {err['msg']}" for err in exc.errors()[:3])
+        raise StageResultError(f"{source}: its result does not fit {model.__name__} ({problems})") from None
+
+
+def validate_leniently(model: type[R], data: object, source: str) -> tuple[R, list[str]]:
+    """Like ``validate_record``, but a part that does not fit is left out (and named in the
+    returned problems) instead of losing the whole file: a report still shows the rest. A
+    newer schema version still gives nothing but the problem."""
+    try:
+        return validate_record(model, data, source), []
+    except RunFormatError as exc:
+        if not isinstance(data, dict) or "does not fit" not in str(exc):
+            return model(), [str(exc)]
+    kept = json.loads(json.dumps(data))  # a copy to cut the misfits from
+    version = kept.get("schema_version", 0)
+    problems: list[str] = []
+    while True:
+        try:
+            return model.model_validate({**kept, "schema_version": version}), problems
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"]][:2]
+                if _drop(kept, loc):
+                    problems.append(
+                        f"could not read {source} `{'.'.join(loc)}` (schema version {version}): {err['msg']}"
+                    )
+                    break
+            else:
+                return model(), [*problems, f"could not read {source} (schema version {version})"]
+
+
+def _drop(tree: dict[str, object], loc: list[str]) -> bool:
+    node: object = tree
+    for key in loc[:-1]:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    if isinstance(node, dict) and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    if isinstance(node, list) and loc[-1].isdigit() and int(loc[-1]) < len(node):
+        del node[int(loc[-1])]
+        return True
+    return False

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labconsole.engine.events import Event
+from labconsole.engine.records import Manifest, RunSummary, read_record, validate_record
 
 DONE = "done"
 STATUS_DONE, STATUS_RUNNING, STATUS_CANCELLED, STATUS_FAILED = "done", "running", "cancelled", "failed"
@@ -97,16 +98,22 @@ class RunDir:
     def write_config(self, toml_text: str) -> None:
         atomic_write_text(self.path / "config.toml", toml_text)
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        atomic_write_json(self.path / "manifest.json", manifest)
+    def write_manifest(self, manifest: Manifest | dict[str, Any]) -> None:
+        """Write ``manifest.json``; a plain dict is checked against ``Manifest`` first."""
+        target = self.path / "manifest.json"
+        record = manifest if isinstance(manifest, Manifest) else validate_record(Manifest, manifest, str(target))
+        atomic_write_json(target, record.to_json())
 
     def update_manifest(self, **fields: Any) -> None:
         manifest = self.manifest()
         manifest.update(fields)
         self.write_manifest(manifest)
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_json(self.path / "summary.json", summary)
+    def write_summary(self, summary: RunSummary | dict[str, Any]) -> None:
+        """Write ``summary.json``; a plain dict is checked against ``RunSummary`` first."""
+        target = self.path / "summary.json"
+        record = summary if isinstance(summary, RunSummary) else validate_record(RunSummary, summary, str(target))
+        atomic_write_json(target, record.to_json())
 
     def write_json(self, relative: str, obj: Any) -> Path:
         target = self.path / relative
@@ -151,10 +158,21 @@ class RunDir:
                     yield record
 
     @property
+    def read_manifest(self) -> Manifest:
+        """The typed manifest (empty when there is none); ``RunFormatError`` names the file and
+        its schema version when it cannot be read."""
+        return read_record(Manifest, self.path / "manifest.json")
+
+    def read_summary(self) -> RunSummary:
+        """The typed summary (empty when there is none yet); errors as ``read_manifest``."""
+        return read_record(RunSummary, self.path / "summary.json")
+
     def is_done(self) -> bool:
+        """``manifest.json`` as raw JSON ({} when missing or torn); readers use ``read_manifest``."""
         return (self.path / DONE).exists()
 
     def status(self) -> str:
+        """``summary.json`` as raw JSON ({} when missing or torn); readers use ``read_summary``."""
         if self.is_done:
             return STATUS_DONE
         return self.manifest().get("status", STATUS_RUNNING) if (self.path / "manifest.json").exists() else "empty"
@@ -164,8 +182,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return {}
 
 
@@ -187,3 +205,4 @@ def list_runs(root: Path) -> list[RunDir]:
         else:
             found.extend(RunDir(grand) for grand in child.iterdir() if grand.is_dir() and is_run_dir(grand))
     return sorted(found, key=lambda r: r.path.name, reverse=True)
+    return value if isinstance(value, dict) else {}

@@ -1,40 +1,69 @@
-"""The stages a preset can list in ``stages = [...]``, imported lazily by name.
+"""The stages a preset can list in ``stages = [...]``.
 
-Each entry is ``"module:function"``; the function takes a StageContext and returns a dict that
-is merged into ``summary.json`` under the stage's name (the ERM stage fills the top level).
+Each ``Stage`` names its function (it takes a StageContext and returns the stage's result as
+JSON-ready data) and the record that result is validated as (``labconsole.engine.records``).
+The record's ``enter`` says how the result goes into ``summary.json``: under the stage's name,
+and for ``erm`` and ``model`` also as the run's top-level accuracies. ``run_job`` itself knows
+no stage by name.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
+from labconsole.engine import records
+from labconsole.engine.context import StageContext
+from labconsole.engine.rare import stages as rare
+from labconsole.engine.stage1 import stages as stage1
+from labconsole.engine.stage1 import tracing
+from labconsole.engine.train import dfr, erm, finetune, gradcam
 from labconsole.errors import PresetError
 
-STAGES: dict[str, str] = {
-    "erm": "labconsole.engine.train.erm:run_erm_stage",
-    "rare-score": "labconsole.engine.rare.stages:run_score_stage",
-    "rare-weights": "labconsole.engine.rare.stages:run_weights_stage",
-    "rare-sensitivity": "labconsole.engine.rare.stages:run_sensitivity_stage",
-    "rare-membership": "labconsole.engine.rare.stages:run_membership_stage",
-    "rare-mitigations": "labconsole.engine.rare.stages:run_mitigations_stage",
-    "rare-deletion": "labconsole.engine.rare.stages:run_deletion_stage",
-    "rare-theory": "labconsole.engine.rare.stages:run_theory_stage",
-    "model": "labconsole.engine.stage1.stages:run_model_stage",
-    "neurons": "labconsole.engine.stage1.stages:run_neurons_stage",
-    "tracing": "labconsole.engine.stage1.tracing:run_tracing_stage",
-    "overlap": "labconsole.engine.stage1.tracing:run_overlap_stage",
-    "finetune": "labconsole.engine.train.finetune:run_finetune_stage",
-    "dfr": "labconsole.engine.train.dfr:run_dfr_stage",
-    "gradcam": "labconsole.engine.train.gradcam:run_gradcam_stage",
+StageFunction = Callable[[StageContext], Mapping[str, object]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: StageFunction
+    record: type[records.StageSection]
+
+    def result(self, ctx: StageContext) -> records.StageSection:
+        """Run the stage and check its result against its record (a misfit fails here, where
+        it is produced, not later in a report)."""
+        return records.validate_section(self.record, self.run(ctx), f"stage {self.name}")
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("erm", erm.run_erm_stage, records.ErmResult),
+        Stage("rare-score", rare.run_score_stage, records.RareScoreSection),
+        Stage("rare-weights", rare.run_weights_stage, records.GenericSection),
+        Stage("rare-sensitivity", rare.run_sensitivity_stage, records.GenericSection),
+        Stage("rare-membership", rare.run_membership_stage, records.GenericSection),
+        Stage("rare-mitigations", rare.run_mitigations_stage, records.GenericSection),
+        Stage("rare-deletion", rare.run_deletion_stage, records.GenericSection),
+        Stage("rare-theory", rare.run_theory_stage, records.GenericSection),
+        Stage("model", stage1.run_model_stage, records.ModelSection),
+        Stage("neurons", stage1.run_neurons_stage, records.NeuronsSection),
+        Stage("tracing", tracing.run_tracing_stage, records.TracingSection),
+        Stage("overlap", tracing.run_overlap_stage, records.OverlapSection),
+        Stage("finetune", finetune.run_finetune_stage, records.FinetuneSection),
+        Stage("dfr", dfr.run_dfr_stage, records.DfrSection),
+        Stage("gradcam", gradcam.run_gradcam_stage, records.GradcamSection),
+    )
 }
 
 
-def stage_function(name: str) -> Callable[[Any], dict[str, Any]]:
+def get_stage(name: str) -> Stage:
     try:
-        target = STAGES[name]
+        return STAGES[name]
     except KeyError:
         raise PresetError(f"unknown stage {name!r} in `stages` (known: {', '.join(sorted(STAGES))})") from None
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
+
+
+def stage_function(name: str) -> StageFunction:
+    """The function of stage ``name`` (tests call stages one by one)."""
+    return get_stage(name).run

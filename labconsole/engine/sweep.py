@@ -12,29 +12,48 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled
+from labconsole.engine.records import (
+    Combination,
+    ExecutorInfo,
+    IncompleteRun,
+    MeanSE,
+    Point,
+    RunCounts,
+    SweepAggregate,
+    SweepIndex,
+    SweepPoint,
+    flatten_numbers,
+    read_record,
+)
 from labconsole.engine.runs import RunDir, atomic_write_json
 from labconsole.errors import UserError
 
+if TYPE_CHECKING:
+    from labconsole.engine.executors import LocalExecutor, SlurmExecutor
+    from labconsole.presets import Preset
 
-def point_name(point: dict[str, Any]) -> str:
+__all__ = ["aggregate_sweep", "flatten_numbers", "point_name", "run_sweep"]
+
+
+def point_name(point: Point) -> str:
     parts = [f"{k.split('.')[-1]}={v}" for k, v in point.items() if k != "seed"]
     parts.append(f"s{point.get('seed', 0)}")
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
 
 
 def run_sweep(
-    preset: Any,
-    points: list[tuple[dict[str, Any], Any]],
+    preset: Preset,
+    points: list[tuple[Point, Preset]],
     *,
     emit: Emit,
     cancel: CancelToken | None = None,
     runs_root: Path | str = "runs",
     sweep_dir: Path | None = None,
     run_point: Callable[..., RunDir] | None = None,
-    executor: Any = None,
+    executor: LocalExecutor | SlurmExecutor | None = None,
 ) -> Path:
     """Run every point not already ``done`` in ``sweep_dir`` (a new one unless resuming).
 
@@ -56,18 +75,18 @@ def run_sweep(
         raise UserError(
             f"[sweep] of {preset.name}: two combinations give the same folder name; make the axis values distinct"
         )
-    index = {
-        "preset": preset.name,
-        "reproduces": preset.reproduces,
-        "variant": preset.variant,
-        "description": preset.description,
-        "axes": {k: list(v) for k, v in preset.sweep.axes.items()},
-        "seeds": sorted({p.get("seed", preset.seed) for p, _ in points}),
-        "reference": preset.reference,
-        "executor": executor.describe(),
-        "points": [{"point": p, "dir": name} for (p, _), name in zip(points, names)],
-    }
-    atomic_write_json(sweep_dir / "sweep.json", index)
+    index = SweepIndex(
+        preset=preset.name,
+        reproduces=preset.reproduces,
+        variant=preset.variant,
+        description=preset.description,
+        axes={k: list(v) for k, v in preset.sweep.axes.items()},
+        seeds=sorted({p.seed for _, p in points}),
+        reference=preset.reference,
+        executor=ExecutorInfo.model_validate(executor.describe()),
+        points=[SweepPoint(point=p, dir=name) for (p, _), name in zip(points, names)],
+    )
+    atomic_write_json(sweep_dir / "sweep.json", index.to_json())
     pending = []
     for (_point, point_preset), name in zip(points, names):
         target = sweep_dir / name
@@ -106,67 +125,53 @@ def run_sweep(
     return sweep_dir
 
 
-def _mean_se(values: list[float]) -> dict[str, Any]:
+def _mean_se(values: list[float]) -> MeanSE:
     n = len(values)
     if n == 0:
-        return {"mean": None, "se": None, "std": None, "n": 0}
+        return MeanSE(mean=None, se=None, std=None, n=0)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": mean, "se": std / math.sqrt(n) if n > 1 else None, "std": std, "n": n}
+    return MeanSE(mean=mean, se=std / math.sqrt(n) if n > 1 else None, std=std, n=n)
 
 
-def flatten_numbers(obj: Any, prefix: str = "") -> dict[str, float]:
-    """``{"splits": {"test": {"wga": 0.5}}}`` → ``{"splits.test.wga": 0.5}`` (numbers only)."""
-    out: dict[str, float] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(flatten_numbers(v, f"{prefix}.{k}" if prefix else str(k)))
-    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
-        out[prefix] = float(obj)
-    return out
-
-
-def aggregate_sweep(sweep_dir: Path) -> dict[str, Any]:
+def aggregate_sweep(sweep_dir: Path) -> SweepAggregate:
     """Mean ± s.e. over seeds of every number in each run's summary, per combination."""
-    index = json.loads((sweep_dir / "sweep.json").read_text())
-    groups: dict[str, dict[str, Any]] = {}
-    for item in index["points"]:
-        point = dict(item["point"])
+    index = read_record(SweepIndex, sweep_dir / "sweep.json", missing_ok=False)
+    combos: dict[str, Combination] = {}
+    values: dict[str, dict[str, list[float]]] = {}
+    for item in index.points:
+        point = dict(item.point)
         seed = point.pop("seed", 0)
         key = json.dumps(point, sort_keys=True)
-        entry = groups.setdefault(key, {"point": point, "runs": [], "incomplete": [], "values": {}})
-        run = RunDir(sweep_dir / item["dir"])
+        combo = combos.setdefault(key, Combination(point=point, runs=[], incomplete=[], metrics={}))
+        run = RunDir(sweep_dir / item.dir)
         if not run.is_done:
             manifest = run.manifest() if run.path.exists() else {}
-            entry["incomplete"].append(
-                {
-                    "dir": item["dir"],
-                    "seed": seed,
-                    "status": run.status() if run.path.exists() else "missing",
-                    "error": manifest.get("error"),
-                }
+            error = manifest.get("error")
+            combo.incomplete.append(
+                IncompleteRun(
+                    dir=item.dir,
+                    seed=seed,
+                    status=run.status() if run.path.exists() else "missing",
+                    error=error if isinstance(error, str) else None,
+                )
             )
             continue
-        entry["runs"].append(item["dir"])
-        for name, value in flatten_numbers(run.summary()).items():
-            entry["values"].setdefault(name, []).append(value)
-    combos = []
-    for entry in groups.values():
-        stats = {name: _mean_se(vals) for name, vals in entry["values"].items()}
-        combos.append(
-            {"point": entry["point"], "runs": entry["runs"], "incomplete": entry["incomplete"], "metrics": stats}
-        )
-    counts = {
-        "planned": len(index["points"]),
-        "done": sum(len(c["runs"]) for c in combos),
-        "failed": sum(1 for c in combos for i in c["incomplete"] if i["status"] == "failed"),
-    }
-    aggregate = {
-        "preset": index["preset"],
-        "reproduces": index.get("reproduces", ""),
-        "runs": counts,
-        "statistic": "mean, sample std (n-1) and standard error std/sqrt(n) over finished seeds",
-        "combinations": combos,
-    }
-    atomic_write_json(sweep_dir / "aggregate.json", aggregate)
+        combo.runs.append(item.dir)
+        for name, value in run.read_summary().numbers().items():
+            values.setdefault(key, {}).setdefault(name, []).append(value)
+    for key, combo in combos.items():
+        combo.metrics = {name: _mean_se(vals) for name, vals in values.get(key, {}).items()}
+    aggregate = SweepAggregate(
+        preset=index.preset,
+        reproduces=index.reproduces,
+        runs=RunCounts(
+            planned=len(index.points),
+            done=sum(len(c.runs) for c in combos.values()),
+            failed=sum(1 for c in combos.values() for i in c.incomplete if i.status == "failed"),
+        ),
+        statistic="mean, sample std (n-1) and standard error std/sqrt(n) over finished seeds",
+        combinations=list(combos.values()),
+    )
+    atomic_write_json(sweep_dir / "aggregate.json", aggregate.to_json())
     return aggregate

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labconsole.report.doc import Figure, Report, Table, Text
+
+if TYPE_CHECKING:
+    from rich.table import Table as RichTable
 
 FIGURES_DIR = "report_figures"
 
@@ -87,16 +92,8 @@ def render_svg(report: Report) -> str | None:
     if table is None:
         return None
     from rich.console import Console
-    from rich.table import Table as RichTable
 
-    rich_table = RichTable(title=table.title, caption=table.caption or None)
-    for i, column in enumerate(table.columns):
-        rich_table.add_column(column, justify="left" if i == 0 else "right")
-    breaks = set(table.section_breaks)
-    for i, row in enumerate(table.rows):
-        if i in breaks:
-            rich_table.add_section()
-        rich_table.add_row(*(str(c) for c in row))
+    rich_table = to_rich(table)
     width = min(
         200,
         max(
@@ -108,14 +105,22 @@ def render_svg(report: Report) -> str | None:
             + 4,
         ),
     )
-    console = Console(record=True, width=width, file=_Discard(), color_system="truecolor")
+    console = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor")
     console.print(rich_table)
     return console.export_svg(title=report.title)
 
 
-class _Discard:
-    def write(self, _: str) -> int:
-        return 0
+def to_rich(table: Table) -> RichTable:
+    """A report table as a rich table: the SVG export and the headless runner print the same
+    tables as the HTML report."""
+    from rich.table import Table as RichTable
 
-    def flush(self) -> None:
-        pass
+    rich_table = RichTable(title=table.title, caption=table.caption or None)
+    for i, column in enumerate(table.columns):
+        rich_table.add_column(column, justify="left" if i == 0 else "right")
+    breaks = set(table.section_breaks)
+    for i, row in enumerate(table.rows):
+        if i in breaks:
+            rich_table.add_section()
+        rich_table.add_row(*(str(c) for c in row))
+    return rich_table

@@ -1,312 +1,231 @@
 """Published numbers beside ours.
 
-A preset's ``[reference."<label>"]`` tables hold ``row -> {column: value}``. Each (row, column)
-is matched to one of our numbers:
+A preset's ``[reference."<label>"]`` table holds ``row -> {column: value}`` and says, for its
+cells, which of our numbers each one is compared with; nothing is guessed from the wording:
 
-* an explicit ``_ours = { column = "dotted.summary.path", "row/column" = "..." }`` entry in the
-  table wins (``{row}`` and ``{col}`` in a path are filled in);
-* a row named after a split (``train``/``val``/``test``) reads that split's group accuracies and
-  metrics (``wga``, ``mean`` …);
-* Stage I rows (``k=3``, ``top2``, ``zero k=1``, ``noise σ=0.01 k=2``, ``reinit σ=0.005 k=1``) read
-  the change of group *column* when the neurons ranked on that group are edited (split ``test``
-  when the label says TEST, else ``train``);
-* in a sweep, a row names an axis value (``magnitude``, ``criterion=magnitude``) and a column a
-  metric (``wga`` = test WGA after fine-tuning when there is one, else test WGA; ``std`` = the
-  spread over seeds); a row called ``ERM`` reads the WGA before fine-tuning.
+* ``_ours``: a metric path (``labconsole.engine.records.RunSummary.metric``), either one string
+  for every cell or a table keyed by ``"row/column"``, column or row (first match wins, in that
+  order). ``{row}`` and ``{col}`` in a path are replaced by the cell's row and column, e.g.
+  ``_ours = 'stage1.readouts["gradient@{col}/top1/zero"].train["{col}"].delta_pp'``.
+* ``_points`` (sweeps): which combination of axis values a row (or, in a transposed table, a
+  column) is about, e.g. ``_points = { "mse, 0.01 %" = { "finetune.supervised" = "mse",
+  "finetune.prune_percent" = 0.01 } }``. A row naming no combination reads the first one (a
+  sweep's ERM numbers are shared by its combinations); a sweep of one combination needs none.
+* ``_backbone`` (optional): the backbone each row is about (``{ "ViT-S" =
+  "vit_small_patch16_224" }``); rows for another backbone than ours say so.
+* ``_unit``: ``fraction`` or ``pp`` (``%``). Without it a label saying ``fraction`` holds
+  fractions, one saying ``pp``/``%`` percent; otherwise values all within ±1 are fractions.
+  Everything is shown in % / pp. A label with ``|change|`` compares magnitudes.
 
-Units: a table whose label says ``fraction`` holds fractions, one that says ``pp``/``%`` holds
-percent / percentage points; otherwise values all within ±1 are taken as fractions. Everything is shown in % / pp. A label with ``|change|``
-compares magnitudes (the paper's text lost the signs).
+Our numbers are fractions except those whose path has a ``…_pp`` part (already pp).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-SPLITS = ("train", "val", "test")
-METRIC_ALIASES: dict[str, tuple[str, ...]] = {
-    "wga": ("finetune.wga_after.test", "finetune.splits.test.wga", "splits.test.wga", "model.splits.test.wga"),
-    "val_wga": ("finetune.wga_after.val", "finetune.splits.val.wga", "splits.val.wga", "model.splits.val.wga"),
-    "mean": ("finetune.splits.test.mean", "splits.test.mean", "model.splits.test.mean"),
-    "mean_train_weighted": ("finetune.splits.test.mean_train_weighted", "splits.test.mean_train_weighted"),
-    "erm_wga": ("finetune.wga_before.test", "splits.test.wga", "model.splits.test.wga"),
-}
+from pydantic import JsonValue
+
+from labconsole.engine.records import Combination, MeanSE, Point, RunSummary, parse_metric_path
+
 STD_COLUMNS = {"std", "wga_std", "±", "sd", "spread"}
 
 
-def norm(text: Any) -> str:
-    return re.sub(r"\s+", " ", str(text).strip().lower()).replace(" = ", "=").replace("= ", "=").replace(" =", "=")
+@dataclass(frozen=True)
+class ReferenceTable:
+    label: str
+    rows: dict[str, dict[str, float]]
+    ours: dict[str, str] = field(default_factory=dict)  # "row/col" | col | row | "*" → path template
+    points: dict[str, Point] = field(default_factory=dict)  # row or column → axis values
+    backbones: dict[str, str] = field(default_factory=dict)  # row → backbone it is about
+    unit: str = ""
+
+    @property
+    def scale(self) -> float:
+        """Factor that brings the table's values to % / pp."""
+        unit = self.unit.lower()
+        if unit:
+            return 100.0 if unit.startswith("frac") else 1.0
+        if "fraction" in self.label.lower():
+            return 100.0
+        if re.search(r"\bpp\b|%|percent", self.label.lower()):
+            return 1.0
+        return 1.0 if any(abs(v) > 1.0 for cols in self.rows.values() for v in cols.values()) else 100.0
+
+    @property
+    def absolute(self) -> bool:
+        return "|change|" in self.label or "|Δ|" in self.label
+
+    def path(self, row: str, col: str) -> str:
+        """The metric path this cell is compared with ("" when the table names none)."""
+        template = self.ours.get(f"{row}/{col}") or self.ours.get(col) or self.ours.get(row) or self.ours.get("*") or ""
+        return template.replace("{row}", row).replace("{col}", col)
 
 
-def tables(reference: dict[str, Any]) -> list[tuple[str, dict[str, dict[str, float]], dict[str, Any]]]:
-    """(label, rows, options) per reference table; non-numeric cells are dropped."""
-    out = []
-    for label, table in (reference or {}).items():
-        if not isinstance(table, dict):
-            continue
-        options = {k: v for k, v in table.items() if str(k).startswith("_")}
-        rows: dict[str, dict[str, float]] = {}
-        for row, cols in table.items():
-            if str(row).startswith("_"):
-                continue
-            if isinstance(cols, dict):
-                values = {
-                    str(c): float(v) for c, v in cols.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+def _number(value: JsonValue) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _strings(value: JsonValue) -> dict[str, str]:
+    if isinstance(value, str):
+        return {"*": value}
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items() if isinstance(v, str)}
+    return {}
+
+
+def _points(value: JsonValue) -> dict[str, Point]:
+    out: dict[str, Point] = {}
+    if isinstance(value, dict):
+        for name, point in value.items():
+            if isinstance(point, dict):
+                out[str(name)] = {
+                    str(k): v for k, v in point.items() if v is None or isinstance(v, str | int | float | bool)
                 }
-            elif isinstance(cols, (int, float)) and not isinstance(cols, bool):
-                values = {"value": float(cols)}
-            else:
-                values = {}
-            if values:
-                rows[str(row)] = values
-        if rows:
-            out.append((str(label), rows, options))
     return out
 
 
-def table_scale(label: str, rows: dict[str, dict[str, float]], options: dict[str, Any]) -> float:
-    """Factor that brings the table's values to % / pp."""
-    unit = str(options.get("_unit", "")).lower()
-    if unit:
-        return 100.0 if unit.startswith("frac") else 1.0
-    if "fraction" in label.lower():
-        return 100.0
-    if re.search(r"\bpp\b|%|percent", label.lower()):
-        return 1.0
-    return 1.0 if any(abs(v) > 1.0 for cols in rows.values() for v in cols.values()) else 100.0
+def tables(reference: Mapping[str, JsonValue]) -> list[ReferenceTable]:
+    """The preset's reference tables; non-numeric cells are dropped."""
+    out = []
+    for label, table in reference.items():
+        if not isinstance(table, dict):
+            continue
+        rows: dict[str, dict[str, float]] = {}
+        for row, cols in table.items():
+            if row.startswith("_"):
+                continue
+            if isinstance(cols, dict):
+                values = {str(c): n for c, v in cols.items() if (n := _number(v)) is not None}
+            else:
+                single = _number(cols)
+                values = {"value": single} if single is not None else {}
+            if values:
+                rows[row] = values
+        if rows:
+            unit = table.get("_unit")
+            out.append(
+                ReferenceTable(
+                    label=label,
+                    rows=rows,
+                    ours=_strings(table.get("_ours")),
+                    points=_points(table.get("_points")),
+                    backbones=_strings(table.get("_backbone")) if isinstance(table.get("_backbone"), dict) else {},
+                    unit=unit if isinstance(unit, str) else "",
+                )
+            )
+    return out
 
 
-def absolute(label: str) -> bool:
-    return "|change|" in label or "|Δ|" in label
+def is_pp(path: str) -> bool:
+    return any(part.endswith("_pp") for part in path.replace('"', ".").replace("[", ".").split("."))
 
 
-def flat_lookup(flat: dict[str, float], names: tuple[str, ...] | list[str]) -> tuple[str, float] | None:
-    for name in names:
-        if name in flat:
-            return name, flat[name]
-    return None
-
-
-def percent_of(metric: str, value: float) -> float:
+def percent_of(path: str, value: float) -> float:
     """Our stored numbers are fractions except Stage I changes, which are already pp."""
-    return value if "_pp" in metric or metric.endswith("pp") else 100.0 * value
+    return value if is_pp(path) else 100.0 * value
+
+
+def aggregate_name(path: str) -> str:
+    """A metric path as the dotted name sweeps aggregate it under (``splits.test.wga``)."""
+    return ".".join(parse_metric_path(path))
 
 
 # -- runs ----------------------------------------------------------------------------------------
 
 
-def resolve_run(
-    summary: dict[str, Any], flat: dict[str, float], label: str, row: str, col: str, options: dict[str, Any]
-) -> tuple[float | None, str]:
+def resolve_run(summary: RunSummary, table: ReferenceTable, row: str, col: str) -> tuple[float | None, str]:
     """(our value in % / pp, where it came from) for one reference cell of a single run."""
-    explicit = _explicit(options, row, col)
-    if explicit:
-        return (
-            (percent_of(explicit, flat[explicit]), explicit)
-            if explicit in flat
-            else (None, f"{explicit} not in this run")
-        )
-    r, c = norm(row), norm(col)
-    splits = _splits(summary)
-    if r in splits and isinstance(splits[r], dict):
-        groups = splits[r].get("groups") or {}
-        if col in groups and groups[col] is not None:
-            return 100.0 * groups[col], f"{r} accuracy of {col}"
-        if isinstance(splits[r].get(c), (int, float)):
-            return 100.0 * splits[r][c], f"{r} {c}"
-    stage1 = _stage1_cell(summary, label, row, col)
-    if stage1 is not None:
-        return stage1
-    aliases = METRIC_ALIASES.get("erm_wga" if r == "erm" else c.replace(" ", "_").replace("test_", ""), ())
-    found = flat_lookup(flat, list(aliases) + [f"{row}.{col}", col])
-    if found:
-        return percent_of(*found), found[0]
-    return None, "no matching number in this run"
-
-
-def _explicit(options: dict[str, Any], row: str, col: str) -> str:
-    mapping = options.get("_ours")
-    if not isinstance(mapping, dict):
-        return ""
-    template = mapping.get(f"{row}/{col}") or mapping.get(col) or mapping.get(row) or ""
-    return str(template).replace("{row}", row).replace("{col}", col)
-
-
-def _splits(summary: dict[str, Any]) -> dict[str, Any]:
-    for candidate in (summary.get("splits"), (summary.get("model") or {}).get("splits")):
-        if isinstance(candidate, dict) and candidate:
-            return candidate
-    return {}
-
-
-STAGE1_ROW = re.compile(r"(?:k\s*=\s*|top\s*-?\s*)(\d+)", re.I)
-SIGMA = re.compile(r"(?:σ|sigma|std)\s*=\s*([0-9.eE+-]+)", re.I)
-
-
-def _stage1_cell(summary: dict[str, Any], label: str, row: str, col: str) -> tuple[float | None, str] | None:
-    rows = ((summary.get("neurons") or {}).get("rows")) if isinstance(summary.get("neurons"), dict) else None
-    k_match = STAGE1_ROW.search(row)
-    if not rows or not k_match:
-        return None
-    k = int(k_match.group(1))
-    text, lab = row.lower(), label.lower()
-    mode = next(
-        (
-            m
-            for m, words in (("reinit", ("reinit", "random init", "init")), ("noise", ("noise",)), ("zero", ("zero",)))
-            if any(w in text for w in words)
-        ),
-        None,
-    )
-    mode = mode or next(
-        (m for m, w in (("reinit", "random init"), ("noise", "noise"), ("reinit", "reinit")) if w in lab), "zero"
-    )
-    sigma = SIGMA.search(row)
-    split = "test" if re.search(r"\btest\b", lab) else "train"
-    criterion = "magnitude" if "magnitude" in lab else "gradient" if "gradient" in lab else None
-    candidates = [
-        r
-        for r in rows
-        if isinstance(r, dict)
-        and r.get("k") == k
-        and r.get("mode") == mode
-        and (criterion is None or r.get("criterion") == criterion)
-        and (sigma is None or _close(r.get("std"), float(sigma.group(1))))
-    ]
-    ranked = [r for r in candidates if r.get("ranked_group") == col] or [
-        r for r in candidates if not r.get("ranked_group")
-    ]
-    if not ranked:
-        return None, f"no Stage I readout with {mode} k={k}" + (f" σ={sigma.group(1)}" if sigma else "")
-    chosen = ranked[0]
-    value = ((chosen.get("delta_pp") or {}).get(split) or {}).get(col)
-    if not isinstance(value, (int, float)):
-        return None, f"readout has no {split} value for {col}"
-    stds = sorted({r.get("std") for r in ranked if r.get("std") is not None})
-    note = f"{split} Δ, {chosen.get('label', mode)}"
-    if sigma is None and len(stds) > 1:
-        note += f" (σ not named in the paper row; showing σ={chosen.get('std')})"
-    return float(value), note
-
-
-def _close(a: Any, b: float) -> bool:
-    return isinstance(a, (int, float)) and abs(a - b) <= 1e-9 + 1e-6 * abs(b)
+    path = table.path(row, col)
+    if not path:
+        return None, "no metric path for this cell (the table has no `_ours`)"
+    try:
+        value = summary.metric(path)
+    except ValueError as exc:
+        return None, str(exc)
+    if value is None:
+        return None, f"{path} not in this run"
+    return percent_of(path, value), path
 
 
 # -- sweeps --------------------------------------------------------------------------------------
 
 
-def point_matches(point: dict[str, Any], row: str) -> bool:
-    """Does a reference row name this sweep combination (every axis value appears in it)?"""
-    if not point:
-        return False
-    r = norm(row)
-    tokens = set(re.split(r"[\s,;/|()]+", r))
-    tokens |= {t.split("=", 1)[1] for t in tokens if "=" in t}
-    for key, value in point.items():
-        v = norm(value)
-        if r in (v, f"{norm(key)}={v}", f"{norm(key).split('.')[-1]}={v}"):
-            continue
-        if v not in tokens and f"{v}%" not in tokens:
-            return False
-    return True
-
-
-def _alnum(text: Any) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(text).lower())
-
-
-def backbone_key(name: str) -> str:
-    """``vit_small_patch16_224`` and ``ViT-S`` → ``vits``; ``resnet50`` and ``ResNet-50`` → ``resnet50``."""
-    key = _alnum(name)
-    for prefix, short in (
-        ("vitsmall", "vits"),
-        ("deitsmall", "vits"),
-        ("vitbase", "vitb"),
-        ("deitbase", "vitb"),
-        ("vittiny", "vitt"),
-        ("deittiny", "vitt"),
-    ):
-        if key.startswith(prefix):
-            return short
-    return key
-
-
-def looks_like_backbone(row: str) -> bool:
-    return bool(re.match(r"(resnet|vit|deit|mlp|cnn|cifar)", _alnum(row)))
-
-
-def cells_for_point(
-    ref: dict[str, Any], point: dict[str, Any], backbone: str, wanted: set[str]
-) -> list[tuple[int, float, str, str]]:
-    """Published (priority, value in %, label, row/col) for this combination and measure.
-
-    A row may name the combination with columns naming measures, or (transposed, e.g. Table 12)
-    a column may name it with rows naming backbones; the row of our backbone comes first.
-    """
-    found = []
-    for label, rows, options in tables(ref):
-        scale = table_scale(label, rows, options)
-        for row, cols in rows.items():
-            for col, value in cols.items():
-                base = norm(col).replace(" ", "_").replace("test_", "")
-                if point_matches(point, row) and (base in wanted or col == "value"):
-                    found.append((0, value * scale, label, f"{row}/{col}"))
-                elif point_matches(point, col) and (not looks_like_backbone(row) or backbone_key(row) == backbone):
-                    found.append((1, value * scale, label, f"{row}/{col}"))
-                elif point_matches(point, col) and looks_like_backbone(row):
-                    found.append((2, value * scale, label, f"{row}/{col} (paper backbone {row})"))
-    return sorted(found, key=lambda item: item[0])
-
-
-def resolve_sweep(
-    combos: list[dict[str, Any]], label: str, row: str, col: str, options: dict[str, Any], backbone: str = ""
-) -> tuple[dict[str, Any] | None, str]:
-    """(stats in % with mean/se/std/n, where from) for a reference cell of a sweep."""
-    r, c = norm(row), norm(col).replace(" ", "_").replace("test_", "")
-    explicit = _explicit(options, row, col)
-    is_std = c in STD_COLUMNS or c.endswith("_std")
-    base = c[:-4] if c.endswith("_std") else "wga" if is_std else c
-    matched = [x for x in combos if point_matches(x.get("point") or {}, row)]
-    note = ""
-    if not matched:
-        # Transposed tables: the column names the combination, the row a backbone (Table 12).
-        matched = [x for x in combos if point_matches(x.get("point") or {}, col)]
-        if matched:
-            base = "wga"
-    if looks_like_backbone(row) and backbone and backbone_key(row) != backbone_key(backbone):
-        note = f" (paper row {row}; our backbone {backbone})"
-    if not matched and ("erm" in (r, c) or r.startswith("erm ")):
-        matched, base = combos[:1], "erm_wga"
-    if not matched and len(combos) == 1:
-        matched = combos
-    if not matched:
-        return None, "no sweep combination matches this row or column"
-    combo = matched[0]
-    metrics = combo.get("metrics") or {}
-    names = (
-        [explicit]
-        if explicit
-        else list(METRIC_ALIASES.get(base, ())) + [col, f"splits.test.groups.{col}", f"{row}.{col}"]
-    )
-    name = next((n for n in names if n in metrics and (metrics[n] or {}).get("n")), None)
-    if name is None:
-        return None, f"no {col} in the aggregated numbers"
-    stats = dict(metrics[name])
-    factor = 1.0 if "_pp" in name else 100.0
-    scaled = {k: (stats[k] * factor if isinstance(stats.get(k), (int, float)) else None) for k in ("mean", "se", "std")}
-    scaled["n"] = stats.get("n", 0)
-    where = f"{name} of {_point_text(combo.get('point') or {}) if base != 'erm_wga' else 'the first combination'}"
-    if is_std:
-        scaled = {"mean": scaled["std"], "se": None, "std": None, "n": scaled["n"]}
-        where = f"std over seeds of {where}"
-    return scaled, where + note
-
-
-def _point_text(point: dict[str, Any]) -> str:
+def point_text(point: Point) -> str:
     return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "all runs"
 
 
-Resolver = Callable[[str, str, str, dict[str, Any]], Any]
+def _same(a: JsonValue, b: JsonValue) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool):
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))
+    return a == b
+
+
+def matches(point: Point, wanted: Point) -> bool:
+    """Does the combination ``point`` have every axis value ``wanted`` names?"""
+    return all(key in point and _same(point[key], value) for key, value in wanted.items())
+
+
+def combination_for(combos: list[Combination], table: ReferenceTable, row: str, col: str) -> Combination | None:
+    """The combination a cell is about: its row's (or column's) ``_points``, else the first one."""
+    wanted = table.points.get(row) or table.points.get(col)
+    if wanted is not None:
+        return next((c for c in combos if matches(c.point, wanted)), None)
+    return combos[0] if combos else None
+
+
+def backbone_note(table: ReferenceTable, row: str, backbone: str) -> str:
+    theirs = table.backbones.get(row)
+    return f" (paper backbone {row}; ours {backbone})" if theirs and backbone and theirs != backbone else ""
+
+
+def resolve_sweep(
+    combos: list[Combination], table: ReferenceTable, row: str, col: str, backbone: str = ""
+) -> tuple[MeanSE | None, str]:
+    """(stats in % with mean/se/std/n, where from) for a reference cell of a sweep. A ``std``
+    column compares the spread over seeds of the cell's metric."""
+    path = table.path(row, col)
+    if not path:
+        return None, "no metric path for this cell (the table has no `_ours`)"
+    combo = combination_for(combos, table, row, col)
+    if combo is None:
+        return None, "no sweep combination has the axis values this row names"
+    try:
+        name = aggregate_name(path)
+    except ValueError as exc:
+        return None, str(exc)
+    stats = combo.metrics.get(name)
+    if stats is None or not stats.n:
+        return None, f"no {name} in the aggregated numbers"
+    factor = 1.0 if is_pp(path) else 100.0
+
+    def scaled(value: float | None) -> float | None:
+        return value * factor if value is not None else None
+
+    where = f"{name} of {point_text(combo.point)}" + backbone_note(table, row, backbone)
+    if col.strip().lower() in STD_COLUMNS:
+        return MeanSE(mean=scaled(stats.std), n=stats.n), f"std over seeds of {where}"
+    return MeanSE(mean=scaled(stats.mean), se=scaled(stats.se), std=scaled(stats.std), n=stats.n), where
+
+
+def paper_cells(ref: Mapping[str, JsonValue], point: Point, metric: str, backbone: str = "") -> list[tuple[float, str]]:
+    """Published values (in %) of the cells compared with ``metric`` of this combination,
+    the cells about our backbone first."""
+    found: list[tuple[int, float, str]] = []
+    for table in tables(ref):
+        for row, cols in table.rows.items():
+            for col, value in cols.items():
+                path = table.path(row, col)
+                wanted = table.points.get(row) or table.points.get(col)
+                if not path or wanted is None or not matches(point, wanted):
+                    continue
+                try:
+                    if aggregate_name(path) != metric:
+                        continue
+                except ValueError:
+                    continue
+                other = bool(backbone_note(table, row, backbone))
+                found.append((int(other), value * table.scale, f"{table.label}: {row}/{col}"))
+    return [(value, where) for _, value, where in sorted(found, key=lambda item: item[0])]

@@ -10,20 +10,40 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
+from pydantic import JsonValue, ValidationError
+
+from labconsole.engine.records import (
+    EpochRecord,
+    Manifest,
+    Point,
+    RunSummary,
+    SweepAggregate,
+    SweepIndex,
+    VersionedRecord,
+    validate_leniently,
+)
 from labconsole.engine.runs import RunDir, is_run_dir
 from labconsole.errors import UserError
+
+if TYPE_CHECKING:
+    from labconsole.presets import Preset
+
+R = TypeVar("R", bound=VersionedRecord)
 
 
 @dataclass
 class RunSource:
+    """A run directory read through its records; what could not be read is in ``problems``."""
+
     run: RunDir
-    manifest: dict[str, Any] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
+    summary: RunSummary = field(default_factory=RunSummary)
+    config: Preset | None = None  # config.toml as a preset; None when missing or not valid
     config_text: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
+    reference: dict[str, JsonValue] = field(default_factory=dict)  # the preset's [reference]
+    epochs: list[EpochRecord] = field(default_factory=list)  # EpochResult lines of metrics.jsonl
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -40,12 +60,11 @@ class RunSource:
 
     @property
     def preset_name(self) -> str:
-        return str(self.manifest.get("preset") or self.config.get("name") or self.path.name)
+        return self.manifest.preset or (self.config.name if self.config else "") or self.path.name
 
     @property
-    def reference(self) -> dict[str, Any]:
-        ref = self.config.get("reference")
-        return ref if isinstance(ref, dict) else {}
+    def backbone(self) -> str:
+        return self.config.model.backbone if self.config else ""
 
     def artifacts(self, suffix: str) -> list[Path]:
         folder = self.path / "artifacts"
@@ -57,61 +76,58 @@ class RunSource:
 @dataclass
 class SweepSource:
     path: Path
-    index: dict[str, Any]
-    aggregate: dict[str, Any]
-    runs: list[tuple[dict[str, Any], str, RunSource | None]]  # (point, folder name, run or None)
+    index: SweepIndex
+    aggregate: SweepAggregate
+    runs: list[tuple[Point, str, RunSource | None]]  # (point, folder name, run or None)
     problems: list[str] = field(default_factory=list)
 
     @property
     def preset_name(self) -> str:
-        return str(self.index.get("preset") or self.path.name)
+        return self.index.preset or self.path.name
 
     @property
     def backbone(self) -> str:
-        for _, _, run in self.runs:
-            if run is not None and isinstance(run.config.get("model"), dict):
-                return str(run.config["model"].get("backbone", ""))
-        return ""
+        return next((run.backbone for _, _, run in self.runs if run is not None and run.backbone), "")
 
     @property
-    def reference(self) -> dict[str, Any]:
-        ref = self.index.get("reference")
-        if isinstance(ref, dict) and ref:
-            return ref
-        for _, _, run in self.runs:
-            if run is not None and run.reference:
-                return run.reference
-        return {}
+    def reference(self) -> dict[str, JsonValue]:
+        if self.index.reference:
+            return self.index.reference
+        return next((run.reference for _, _, run in self.runs if run is not None and run.reference), {})
 
 
-def read_json_file(path: Path, problems: list[str], *, required: bool = False) -> dict[str, Any]:
+def read_json_file(path: Path, problems: list[str], *, required: bool = False) -> object:
+    """Parsed JSON, or None (with the reason in ``problems``)."""
     if not path.exists():
         if required:
             problems.append(f"{path.name} is missing")
-        return {}
+        return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         problems.append(f"{path.name} could not be read ({type(exc).__name__}: {exc})")
-        return {}
-    if not isinstance(value, dict):
-        problems.append(f"{path.name} holds a {type(value).__name__}, expected an object")
-        return {}
-    return value
+        return None
+
+
+def read_file_record(model: type[R], path: Path, problems: list[str], *, required: bool = False) -> R:
+    """``path`` as ``model``; parts that do not fit are left out and named in ``problems``."""
+    data = read_json_file(path, problems, required=required)
+    if data is None:
+        return model()
+    record, found = validate_leniently(model, data, path.name)
+    problems.extend(found)
+    return record
 
 
 def load_run(path: Path) -> RunSource:
     source = RunSource(run=RunDir(Path(path)))
     problems = source.problems
-    source.manifest = read_json_file(source.path / "manifest.json", problems, required=True)
-    source.summary = read_json_file(source.path / "summary.json", problems, required=source.run.is_done)
+    source.manifest = read_file_record(Manifest, source.path / "manifest.json", problems, required=True)
+    source.summary = read_file_record(RunSummary, source.path / "summary.json", problems, required=source.is_done)
     config_path = source.path / "config.toml"
     if config_path.exists():
         source.config_text = config_path.read_text(encoding="utf-8", errors="replace")
-        try:
-            source.config = tomllib.loads(source.config_text)
-        except tomllib.TOMLDecodeError as exc:
-            problems.append(f"config.toml is not valid TOML ({exc})")
+        _read_config(source)
     else:
         problems.append("config.toml is missing")
     torn = 0
@@ -123,11 +139,31 @@ def load_run(path: Path) -> RunSource:
             except json.JSONDecodeError:
                 torn += 1
                 continue
-            if isinstance(record, dict):
-                source.events.append(record)
+            if isinstance(record, dict) and record.get("type") == "EpochResult":
+                try:
+                    source.epochs.append(EpochRecord.model_validate(record))
+                except ValidationError:
+                    torn += 1
     if torn:
         problems.append(f"metrics.jsonl has {torn} unreadable line(s) (skipped)")
     return source
+
+
+def _read_config(source: RunSource) -> None:
+    from labconsole.presets import preset_from_dict
+
+    try:
+        raw = tomllib.loads(source.config_text)
+    except tomllib.TOMLDecodeError as exc:
+        source.problems.append(f"config.toml is not valid TOML ({exc})")
+        return
+    reference = raw.get("reference")
+    if isinstance(reference, dict):
+        source.reference = json.loads(json.dumps(reference, default=str))
+    try:
+        source.config = preset_from_dict(raw, source="config.toml")
+    except UserError as exc:  # a preset key renamed since: the manifest still names the run
+        source.problems.append(f"config.toml no longer validates as a preset ({exc})")
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -139,26 +175,21 @@ def load_sweep(path: Path) -> SweepSource:
 
     path = Path(path)
     problems: list[str] = []
-    index = read_json_file(path / "sweep.json", problems, required=True)
-    points = index.get("points") if isinstance(index.get("points"), list) else []
-    if not points:
+    index = read_file_record(SweepIndex, path / "sweep.json", problems, required=True)
+    if not index.points:
         problems.append("sweep.json lists no points")
-    aggregate: dict[str, Any] = {}
     try:
         # Recomputed from the run folders: runs may have finished (e.g. on a cluster) after the
         # sweep command returned.
         aggregate = aggregate_sweep(path)
     except Exception as exc:  # a broken sweep.json must still give a report saying so
         problems.append(f"could not aggregate the sweep ({type(exc).__name__}: {exc})")
-        aggregate = read_json_file(path / "aggregate.json", problems)
-    runs: list[tuple[dict[str, Any], str, RunSource | None]] = []
-    for item in points:
-        if not isinstance(item, dict) or "dir" not in item:
-            problems.append(f"sweep.json: malformed point entry {item!r}")
-            continue
-        folder = path / str(item["dir"])
+        aggregate = read_file_record(SweepAggregate, path / "aggregate.json", problems)
+    runs: list[tuple[Point, str, RunSource | None]] = []
+    for item in index.points:
+        folder = path / item.dir
         run = load_run(folder) if folder.is_dir() and is_run_dir(folder) else None
-        runs.append((dict(item.get("point") or {}), str(item["dir"]), run))
+        runs.append((dict(item.point), item.dir, run))
     return SweepSource(path=path, index=index, aggregate=aggregate, runs=runs, problems=problems)
 
 

@@ -6,14 +6,30 @@ Each builder records the artifacts it showed in ``shown`` so the generic pass sk
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from labconsole.engine.records import (
+    FinetuneSection,
+    GradcamSection,
+    MeanSE,
+    NeuronsRow,
+    OverlapSection,
+    RareScoreSection,
+    ReadoutsArtifact,
+    Record,
+    StageSection,
+    TracingSection,
+)
 from labconsole.report import figures_gradcam, figures_rare, figures_tracing, generic, plots
 from labconsole.report.doc import Figure, Section, Table, Text, is_number, num, pct, pp
 from labconsole.report.source import RunSource
 
+R = TypeVar("R", bound=Record)
+S = TypeVar("S", bound=StageSection)
 MAX_PNG_BYTES = 8 * 1024 * 1024
 # Summary entries rendered elsewhere (header, group tables) or bookkeeping only.
 HANDLED_SUMMARY = {"preset", "variant", "selection", "splits", "epochs", "erm", "model"}
@@ -26,15 +42,24 @@ def _load_artifact(src: RunSource, name: str) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _artifact_or_summary(src: RunSource, artifact: str, stage: str, shown: set[str]) -> dict[str, Any] | None:
-    """A stage's JSON artifact, else its summary section; ``None`` when the run has neither."""
+def _artifact_record(src: RunSource, name: str, model: type[R]) -> R | None:
+    """An artifact read as its record; None when missing. A misfit raises (the guarded
+    section builder turns it into a "could not render" note)."""
+    data = _load_artifact(src, name)
+    return None if data is None else model.model_validate(data)
+
+
+def _artifact_or_summary(src: RunSource, artifact: str, section: S | None, shown: set[str]) -> S | None:
+    """A stage's JSON artifact (read as its summary record), else its summary section;
+    ``None`` when the run has neither."""
     data = _load_artifact(src, artifact)
-    if not isinstance(data, dict):
-        data = src.summary.get(stage)
-        if not isinstance(data, dict):
-            return None
-    shown.add(artifact)
-    return data
+    if isinstance(data, dict):
+        shown.add(artifact)
+        model = type(section) if section is not None else None
+        return model.model_validate(data) if model is not None else None
+    if section is not None:
+        shown.add(artifact)
+    return section
 
 
 def figure_from(path: Path, title: str = "", caption: str = "") -> Figure | Text:
@@ -51,35 +76,35 @@ def figure_from(path: Path, title: str = "", caption: str = "") -> Figure | Text
 
 
 def neurons(src: RunSource, shown: set[str]) -> Section | None:
-    full = _load_artifact(src, "stage1_readouts.json")
-    summary = src.summary.get("neurons") if isinstance(src.summary.get("neurons"), dict) else {}
-    rows = (full or {}).get("rows") if isinstance(full, dict) else None
+    full = _artifact_record(src, "stage1_readouts.json", ReadoutsArtifact)
+    summary = src.summary.neurons
     if full is not None:
         shown.add("stage1_readouts.json")
-    if not rows and not summary.get("rows"):
+    rows: list[NeuronsRow] = [r.compact() for r in full.rows] if full is not None and full.rows else []
+    rows = rows or (summary.rows if summary is not None else [])
+    if not rows:
         return None
     section = Section("Stage I: readouts after editing critical neurons", anchor="neurons")
-    compact = rows is None
-    rows = rows or summary["rows"]
-    groups = (full or {}).get("group_names") or list((summary.get("baseline") or {}).get("train") or {})
-    baseline = (full or {}).get("baseline") or summary.get("baseline") or {}
-    splits = [s for s in ("train", "val", "test") if any(s in _deltas(r, compact) for r in rows)]
-    quantum = summary.get("wga_quantum_pp") or {}
-    minority = (full or {}).get("minority_groups") or summary.get("minority_groups") or []
+    baseline = (full.baseline if full is not None else {}) or (summary.baseline if summary is not None else {})
+    groups = (full.group_names if full is not None else []) or list(baseline.get("train") or {})
+    splits = [s for s in ("train", "val", "test") if any(s in r.delta_pp for r in rows)]
+    quantum = summary.wga_quantum_pp if summary is not None else {}
+    minority = (full.minority_groups if full is not None else []) or (summary.minority_groups if summary else [])
     for split in splits:
-        body, emphasis = [], {}
+        body: list[list[str]] = []
+        emphasis: dict[tuple[int, int], str] = {}
         for row in rows:
-            delta, spread = _deltas(row, compact).get(split) or {}, _spreads(row, compact).get(split) or {}
-            cdelta, cspread = _control(row, compact).get(split) or {}, _control_spread(row, compact).get(split) or {}
-            std = f" σ={row['std']:g}" if is_number(row.get("std")) and row.get("mode") != "zero" else ""
-            cells = [f"{row.get('label', '?')}", f"{row.get('mode', '?')}{std}"]
+            delta, spread = row.delta_pp.get(split, {}), row.spread_pp.get(split, {})
+            cdelta, cspread = row.control_delta_pp.get(split, {}), row.control_spread_pp.get(split, {})
+            std = f" σ={row.std:g}" if row.std is not None and row.mode != "zero" else ""
+            cells = [row.label or "?", f"{row.mode}{std}"]
             for i, g in enumerate(groups):
                 cells.append(_pm(delta.get(g), spread.get(g)))
-                if row.get("ranked_group") == g:
+                if row.ranked_group == g:
                     emphasis[(len(body), 2 + i)] = "ranked"
             cells.append(" / ".join(_pm(cdelta.get(g), cspread.get(g)) for g in groups) if cdelta else "—")
             body.append(cells)
-        base = " · ".join(f"{g} {pct((baseline.get(split) or {}).get(g))}" for g in groups)
+        base = " · ".join(f"{g} {pct(baseline.get(split, {}).get(g))}" for g in groups)
         caption = (
             f"Δ {split} accuracy (pp) ± spread over seeds; baseline: {base}. Bold: the group the neurons "
             f"were ranked on. Control = as many random neurons (same order of groups). "
@@ -95,12 +120,9 @@ def neurons(src: RunSource, shown: set[str]) -> Section | None:
                 emphasis=emphasis,
             )
         )
-    if groups and rows:
+    if groups and splits:
         split = splits[0]
-        series = {
-            str(r.get("label", "?"))[:40]: [(_deltas(r, compact).get(split) or {}).get(g) for g in groups]
-            for r in rows[:12]
-        }
+        series = {(r.label or "?")[:40]: [r.delta_pp.get(split, {}).get(g) for g in groups] for r in rows[:12]}
         section.add(
             Figure(
                 plots.grouped_bars(
@@ -115,61 +137,34 @@ def neurons(src: RunSource, shown: set[str]) -> Section | None:
     return section
 
 
-def _deltas(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return (
-        row.get("delta_pp") or {} if compact else {s: v.get("delta_pp") for s, v in (row.get("splits") or {}).items()}
-    )
-
-
-def _spreads(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return (
-        row.get("spread_pp") or {} if compact else {s: v.get("spread_pp") for s, v in (row.get("splits") or {}).items()}
-    )
-
-
-def _control(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return (
-        row.get("control_delta_pp") or {}
-        if compact
-        else {s: v.get("delta_pp") for s, v in (row.get("control") or {}).items()}
-    )
-
-
-def _control_spread(row: dict[str, Any], compact: bool) -> dict[str, Any]:
-    return (
-        row.get("control_spread_pp") or {}
-        if compact
-        else {s: v.get("spread_pp") for s, v in (row.get("control") or {}).items()}
-    )
-
-
-def _pm(value: Any, spread: Any) -> str:
-    if not is_number(value):
+def _pm(value: float | None, spread: float | None) -> str:
+    if value is None or not is_number(value):
         return "—"
-    return pp(value) + (f" ± {spread:.2f}" if is_number(spread) and spread > 0 else "")
+    return pp(value) + (f" ± {spread:.2f}" if spread is not None and is_number(spread) and spread > 0 else "")
 
 
 # -- structured tracing and overlap -----------------------------------------------------------------
 
 
 def tracing(src: RunSource, shown: set[str]) -> Section | None:
-    data = _artifact_or_summary(src, "stage1_tracing.json", "tracing", shown)
-    if data is None:
+    record = _artifact_or_summary(src, "stage1_tracing.json", src.summary.tracing or TracingSection(), shown)
+    if record is None or not (record.layers or record.matrices):
         return None
+    data = record.to_json()  # the figure module draws from the JSON table
     section = Section("Structured tracing: layers × groups (Figure 7)", anchor="tracing")
     shown.add("stage1_tracing.png")  # older runs drew the same heat map themselves
-    layers, groups = data.get("layers") or [], data.get("groups") or []
+    layers, groups = record.layers, record.groups
     split = figures_tracing.tracing_split(data)
-    if layers and groups and data.get("matrices"):
-        caption = f"Δ {split} accuracy (pp) when zeroing each layer's top-{data.get('k', '?')} neurons"
+    if layers and groups and record.matrices:
+        caption = f"Δ {split} accuracy (pp) when zeroing each layer's top-{record.k or '?'} neurons"
         section.blocks.extend(
             _drawn(
                 lambda: [Figure(figures_tracing.tracing_heatmap(data), "structured tracing heat map", caption)],
                 "stage1_tracing.json",
             )
         )
-    for criterion, per_split in (data.get("matrices") or {}).items():
-        matrix = (per_split or {}).get(split) or []
+    for criterion, per_split in record.matrices.items():
+        matrix = per_split.get(split) or []
         rows = [[layer] + [pp(v) for v in values] for layer, values in zip(layers, matrix)]
         section.add(
             Table(
@@ -185,22 +180,23 @@ def tracing(src: RunSource, shown: set[str]) -> Section | None:
 
 
 def overlap(src: RunSource, shown: set[str]) -> Section | None:
-    data = _artifact_or_summary(src, "stage1_overlap.json", "overlap", shown)
-    if data is None:
+    record = _artifact_or_summary(src, "stage1_overlap.json", src.summary.overlap or OverlapSection(), shown)
+    if record is None or not (record.kinds or record.bins):
         return None
+    data = record.to_json()  # the figure module draws from the JSON table
     section = Section("Overlap of gradient and magnitude criteria (Figure 3)", anchor="overlap")
     shown.add("stage1_overlap.png")  # older runs drew the same histograms themselves
-    if data.get("kinds") and len(data.get("bins") or []) > 1:
+    if record.kinds and len(record.bins) > 1:
         section.blocks.extend(
             _drawn(
                 lambda: [Figure(figures_tracing.overlap_histograms(data), "overlap histograms")], "stage1_overlap.json"
             )
         )
-    edges = data.get("bins") or []
-    for kind, info in (data.get("kinds") or {}).items():
+    edges = record.bins
+    for kind, info in record.kinds.items():
         rows = []
         for key, _ in figures_tracing.OVERLAP_PANELS:
-            hist = figures_tracing.overlap_histogram(info, key)
+            hist = figures_tracing.overlap_histogram(info.to_json(), key)
             if hist:
                 rows.append([key.replace("_", " ")] + [str(h) for h in hist])
         if rows:
@@ -211,7 +207,7 @@ def overlap(src: RunSource, shown: set[str]) -> Section | None:
                 Table(
                     columns=["histogram (percentile rank bins)"] + cols,
                     rows=rows,
-                    title=f"{kind} layers ({info.get('n_neurons', '?')} neurons), top {num(data.get('top_percent'))} %",
+                    title=f"{kind} layers ({info.n_neurons or '?'} neurons), top {num(record.top_percent)} %",
                 )
             )
     return section
@@ -221,54 +217,52 @@ def overlap(src: RunSource, shown: set[str]) -> Section | None:
 
 
 def finetune(src: RunSource, shown: set[str]) -> Section | None:
-    data = src.summary.get("finetune")
     cams = [p for p in src.artifacts(".png") if "gradcam" in p.name.lower()]  # older runs drew these
-    cam_meta = _load_artifact(src, figures_gradcam.META)
-    if not isinstance(data, dict) and not cams and not isinstance(cam_meta, dict):
+    cam_raw = _load_artifact(src, figures_gradcam.META)
+    cam_meta = GradcamSection.model_validate(cam_raw) if isinstance(cam_raw, dict) else None
+    if src.summary.finetune is None and not cams and cam_meta is None:
         return None
     section = Section("Fine-tuning (Stage II)", anchor="finetune")
-    data = data if isinstance(data, dict) else {}
-    if data.get("method"):
-        section.add(Text(f"Method: {data['method']} (variant: {data.get('variant', '?')}).", kind="p"))
-    before, after, gain = data.get("wga_before") or {}, data.get("wga_after") or {}, data.get("wga_gain") or {}
+    data = src.summary.finetune or FinetuneSection()
+    if data.method:
+        section.add(Text(f"Method: {data.method} (variant: {data.variant or '?'}).", kind="p"))
+    before, after, gain = data.wga_before, data.wga_after, data.wga_gain
     if before or after:
         rows = [
-            [sp, pct(before.get(sp)), pct(after.get(sp)), pp(100 * gain[sp]) if is_number(gain.get(sp)) else "—"]
+            [sp, pct(before.get(sp)), pct(after.get(sp)), pp(100 * g) if (g := gain.get(sp)) is not None else "—"]
             for sp in ("val", "test")
         ]
+        selection = data.selection
         section.add(
             Table(
                 columns=["split", "WGA before (%)", "WGA after (%)", "gain (pp)"],
                 rows=rows,
                 title="worst-group accuracy before and after fine-tuning",
-                caption=f"selection: {(data.get('selection') or {}).get('rule', '?')} → epoch "
-                f"{(data.get('selection') or {}).get('epoch', '?')}; start: "
-                f"{(data.get('start') or {}).get('note', '')}",
+                caption=f"selection: {selection.rule if selection else '?'} → epoch "
+                f"{selection.epoch if selection else '?'}; start: {data.start.note if data.start else ''}",
             )
         )
-    options = data.get("variant_options")
-    if isinstance(options, dict) and options:
+    if data.variant_options:
         section.add(
             Table(
                 columns=["option", "value"],
-                rows=[[k, generic.cell(v)] for k, v in options.items()],
+                rows=[[k, generic.cell(v)] for k, v in data.variant_options.items()],
                 title="variant options",
             )
         )
-    history = data.get("history")
-    if isinstance(history, list) and history:
-        section.add(generic.rows_table([h for h in history if isinstance(h, dict)], "per-epoch masks and losses"))
-    if isinstance(cam_meta, dict):
+    if data.history:
+        section.add(generic.rows_table([h.to_json() for h in data.history], "per-epoch masks and losses"))
+    if cam_meta is not None and isinstance(cam_raw, dict):
         shown.add(figures_gradcam.META)
         caption = (
-            f"GradCAM at {cam_meta.get('layer', '?')}, output {cam_meta.get('output_index', '?')}, "
-            f"{cam_meta.get('split', '?')} images; columns: {', '.join(map(str, cam_meta.get('models') or []))}"
+            f"GradCAM at {cam_meta.layer or '?'}, output {cam_meta.output_index}, "
+            f"{cam_meta.split or '?'} images; columns: {', '.join(cam_meta.models)}"
         )
         section.blocks.extend(
             _drawn(
                 lambda: [
                     Figure(
-                        figures_gradcam.figure_from_run(src.path / "artifacts", cam_meta),
+                        figures_gradcam.figure_from_run(src.path / "artifacts", cam_raw),
                         "GradCAM: ERM vs fine-tuned",
                         caption,
                     )
@@ -288,37 +282,38 @@ def finetune(src: RunSource, shown: set[str]) -> Section | None:
 
 
 def rare_score(src: RunSource, shown: set[str]) -> Section | None:
-    data = _load_artifact(src, "rare_score.json")
-    if not isinstance(data, dict) or not isinstance(data.get("per_pattern"), dict):
+    raw = _load_artifact(src, "rare_score.json")
+    if not isinstance(raw, dict) or not isinstance(raw.get("per_pattern"), dict):
         return None
+    data = RareScoreSection.model_validate(raw)
     shown.add("rare_score.json")
     section = Section("Paper B: spurious score vs number of spurious examples", anchor="rare-score")
     shown.update(figures_rare.legacy_pngs("rare_score.json", (p.name for p in src.artifacts(".png"))))
-    section.blocks.extend(_drawn(lambda: figures_rare.score(data), "rare_score.json"))
+    section.blocks.extend(_drawn(lambda: figures_rare.score(raw), "rare_score.json"))
     rows = []
-    for pattern, per_n in data["per_pattern"].items():
-        for n, cell in (per_n or {}).items():
+    for pattern, per_n in data.per_pattern.items():
+        for n, cell in per_n.items():
             rows.append(
                 [pattern, str(n)]
-                + [_mse(cell.get(m)) for m in ("score", "clean_acc", "spurious_acc")]
-                + [num(cell.get("p_value"), 3)]
+                + [_mse(m) for m in (cell.score, cell.clean_acc, cell.spurious_acc)]
+                + [num(cell.p_value, 3)]
             )
     section.add(
         Table(
             columns=["pattern", "n", "spurious score", "clean acc", "spurious acc", "p (Welch, > n=0)"],
             rows=rows,
-            title=f"ε = {data.get('epsilon')}, target class {data.get('target_class')}, seeds {data.get('seeds')}",
+            title=f"ε = {data.epsilon}, target class {data.target_class}, seeds {data.seeds}",
             caption="mean ± s.e. over seeds (n = number of seeds)",
         )
     )
     return section
 
 
-def _mse(stats: Any) -> str:
-    if not isinstance(stats, dict) or not is_number(stats.get("mean")):
+def _mse(stats: MeanSE) -> str:
+    if stats.mean is None or not is_number(stats.mean):
         return "—"
-    se = stats.get("se")
-    return f"{stats['mean']:.3f}" + (f" ± {se:.3f}" if is_number(se) else "") + f" (n={stats.get('n', '?')})"
+    se = f" ± {stats.se:.3f}" if stats.se is not None and is_number(stats.se) else ""
+    return f"{stats.mean:.3f}{se} (n={stats.n})"
 
 
 # -- everything else --------------------------------------------------------------------------------
@@ -326,11 +321,11 @@ def _mse(stats: Any) -> str:
 
 def other_summary(src: RunSource, stages_with_sections: set[str]) -> list[Section]:
     out = []
-    for key, value in src.summary.items():
-        if key in HANDLED_SUMMARY or key in stages_with_sections or not isinstance(value, (dict, list)):
+    for key, value in src.summary.stage_sections():
+        if key in HANDLED_SUMMARY or key in stages_with_sections:
             continue
         section = Section(f"Stage {key}: summary", anchor=f"summary-{key}")
-        section.blocks.extend(generic.json_blocks(value, key))
+        section.blocks.extend(generic.json_blocks(value.to_json(), key))
         out.append(section)
     return out
 
@@ -343,7 +338,7 @@ def artifacts(src: RunSource, shown: set[str]) -> Section:
             shown.update(figures_rare.legacy_pngs(path.name, pngs))
     for path in src.artifacts(".png"):
         if path.name not in shown:
-            section.add(_safe(lambda p=path: figure_from(p), path.name))
+            section.add(_safe(functools.partial(figure_from, path), path.name))
     for path in src.artifacts(".json"):
         if path.name in shown:
             continue
@@ -366,7 +361,7 @@ def _drawn(build: Any, name: str) -> list[Figure | Text]:
         return [Text(f"could not draw the figures of {name}: {type(exc).__name__}: {exc}", kind="warning")]
 
 
-def _safe(build: Any, name: str) -> Figure | Text:
+def _safe(build: Callable[[], Figure | Text], name: str) -> Figure | Text:
     try:
         return build()
     except Exception as exc:  # unreadable file: say so, keep going

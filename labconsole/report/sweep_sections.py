@@ -4,10 +4,13 @@ a bar plot, the published numbers, every run's status, and all aggregated number
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
+from pydantic import JsonValue
+
+from labconsole.engine.records import Combination, JsonScalar, MeanSE, Point
 from labconsole.report import plots, reference
-from labconsole.report.doc import Figure, Section, Table, Text, is_number, mean_se_text, num, pct, pp
+from labconsole.report.doc import Figure, Section, Table, Text, mean_se_text, num, pct, pp
 from labconsole.report.source import SweepSource
 
 # (label, metric) in order of preference; the first one present is the sweep's main measure.
@@ -20,14 +23,15 @@ KEY_METRICS = (
     ("val WGA (%)", "splits.val.wga"),
 )
 MAX_ALL_ROWS = 150
+ERM_METRIC = "finetune.wga_before.test"  # ERM's test WGA in a fine-tuning sweep
 
 
-def combo_label(point: dict[str, Any]) -> str:
+def combo_label(point: Point) -> str:
     return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) or "(all runs)"
 
 
-def key_metrics(combos: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    present = {name for c in combos for name, s in (c.get("metrics") or {}).items() if (s or {}).get("n")}
+def key_metrics(combos: list[Combination]) -> list[tuple[str, str]]:
+    present = {name for c in combos for name, s in c.metrics.items() if s.n}
     chosen, seen = [], set()
     for label, metric in KEY_METRICS:
         if metric in present and label not in seen:
@@ -49,16 +53,15 @@ def _scale(metric: str) -> float:
 
 
 def paper_value(
-    ref: dict[str, Any], point: dict[str, Any], metric: str, backbone: str = ""
+    ref: Mapping[str, JsonValue], point: Point, metric: str, backbone: str = ""
 ) -> tuple[float | None, str]:
     """The published number for this combination and measure, in %, and where it is from."""
-    wanted = {base for base, names in reference.METRIC_ALIASES.items() if metric in names}
-    cells = reference.cells_for_point(ref, point, reference.backbone_key(backbone), wanted)
-    return (cells[0][1], f"{cells[0][2]}: {cells[0][3]}") if cells else (None, "")
+    cells = reference.paper_cells(ref, point, metric, backbone)
+    return cells[0] if cells else (None, "")
 
 
 def main_table(src: SweepSource) -> Table | None:
-    combos = src.aggregate.get("combinations") or []
+    combos = src.aggregate.combinations
     if not combos:
         return None
     metrics = key_metrics(combos)
@@ -66,26 +69,26 @@ def main_table(src: SweepSource) -> Table | None:
         return None
     main_label, main_metric = metrics[0]
     factor = _scale(main_metric)
-    axes = list((src.index.get("axes") or {}).keys()) or sorted({k for c in combos for k in (c.get("point") or {})})
+    axes = list(src.index.axes) or sorted({k for c in combos for k in c.point})
     ref = src.reference
     columns = [a.split(".")[-1] for a in axes] + [f"ours: {main_label} mean ± s.e. (n)", "paper", "ours − paper"]
     columns += [f"{label} mean ± s.e. (n)" for label, _ in metrics[1:]] + ["runs done / planned"]
-    rows, emphasis = [], {}
+    rows: list[list[str]] = []
+    emphasis: dict[tuple[int, int], str] = {}
     for combo in combos:
-        point = combo.get("point") or {}
-        stats = (combo.get("metrics") or {}).get(main_metric)
-        paper, _ = paper_value(ref, point, main_metric, src.backbone)
-        mean = stats.get("mean") * factor if stats and is_number(stats.get("mean")) else None
+        stats = combo.metrics.get(main_metric)
+        paper, _ = paper_value(ref, combo.point, main_metric, src.backbone)
+        mean = stats.mean * factor if stats is not None and stats.mean is not None else None
         diff = mean - paper if mean is not None and paper is not None else None
-        planned = len(combo.get("runs") or []) + len(combo.get("incomplete") or [])
-        row = [str(point.get(a, "")) for a in axes] + [
+        planned = len(combo.runs) + len(combo.incomplete)
+        row = [str(combo.point.get(a, "")) for a in axes] + [
             mean_se_text(stats, factor),
             pp(paper, 1, signed=False),
             pp(diff, 1),
         ]
-        row += [mean_se_text((combo.get("metrics") or {}).get(m), _scale(m)) for _, m in metrics[1:]]
-        row.append(f"{len(combo.get('runs') or [])} / {planned}")
-        if combo.get("incomplete"):
+        row += [mean_se_text(combo.metrics.get(m), _scale(m)) for _, m in metrics[1:]]
+        row.append(f"{len(combo.runs)} / {planned}")
+        if combo.incomplete:
             emphasis[(len(rows), len(row) - 1)] = "large"
         rows.append(row)
     erm = _erm_row(src, axes, metrics)
@@ -107,14 +110,14 @@ def main_table(src: SweepSource) -> Table | None:
 
 def _erm_row(src: SweepSource, axes: list[str], metrics: list[tuple[str, str]]) -> list[str] | None:
     """ERM before fine-tuning, one value per seed (all combinations of a seed share it)."""
-    if not any(m == "finetune.wga_before.test" for _, m in metrics):
+    if not any(m == ERM_METRIC for _, m in metrics):
         return None
-    per_seed: dict[Any, list[float]] = {}
+    per_seed: dict[JsonScalar, list[float]] = {}
     for point, _, run in src.runs:
-        if run is None or not run.is_done:
+        if run is None or not run.is_done or run.summary.finetune is None:
             continue
-        value = ((run.summary.get("finetune") or {}).get("wga_before") or {}).get("test")
-        if is_number(value):
+        value = run.summary.finetune.wga_before.get("test")
+        if value is not None:
             per_seed.setdefault(point.get("seed"), []).append(value)
     values = [sum(v) / len(v) for v in per_seed.values()]
     if not values:
@@ -124,30 +127,29 @@ def _erm_row(src: SweepSource, axes: list[str], metrics: list[tuple[str, str]]) 
     se = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n) if n > 1 else None
     paper, _ = _erm_paper(src.reference, src.backbone)
     row = ["ERM (before fine-tuning)"] + [""] * (len(axes) - 1) if axes else ["ERM (before fine-tuning)"]
-    ours = mean_se_text({"mean": mean, "se": se, "n": n}, 100.0)
+    ours = mean_se_text(MeanSE(mean=mean, se=se, n=n), 100.0)
     row += [ours, pp(paper, 1, signed=False), pp(100 * mean - paper if paper is not None else None, 1)]
     row += ["—"] * (len(metrics) - 1) + [f"{n} seed(s)"]
     return row
 
 
-def _erm_paper(ref: dict[str, Any], backbone: str) -> tuple[float | None, str]:
-    """ERM's published WGA: a row called ERM, or (Table 12) an ERM column in our backbone's row."""
-    ours = reference.backbone_key(backbone)
-    fallback: tuple[float | None, str] = (None, "")
-    for label, rows, options in reference.tables(ref):
-        scale = reference.table_scale(label, rows, options)
-        for row, cols in rows.items():
-            if reference.norm(row) == "erm":
-                value = cols.get("wga", cols.get("value"))
-                if value is not None:
-                    return value * scale, label
-            erm = next((v for c, v in cols.items() if reference.norm(c) == "erm"), None)
-            if erm is not None:
-                if not reference.looks_like_backbone(row) or reference.backbone_key(row) == ours:
-                    return erm * scale, f"{label}: {row}"
-                if fallback[0] is None:
-                    fallback = (erm * scale, f"{label}: {row} (paper backbone)")
-    return fallback
+def _erm_paper(ref: Mapping[str, JsonValue], backbone: str) -> tuple[float | None, str]:
+    """ERM's published WGA: the cell whose metric path is ERM's (WGA before fine-tuning), the
+    one about our backbone first."""
+    found: list[tuple[int, float, str]] = []
+    for table in reference.tables(ref):
+        for row, cols in table.rows.items():
+            for col, value in cols.items():
+                path = table.path(row, col)
+                try:
+                    if not path or reference.aggregate_name(path) != ERM_METRIC:
+                        continue
+                except ValueError:
+                    continue
+                other = bool(reference.backbone_note(table, row, backbone))
+                found.append((int(other), value * table.scale, f"{table.label}: {row}"))
+    found.sort(key=lambda item: item[0])
+    return (found[0][1], found[0][2]) if found else (None, "")
 
 
 def overview(src: SweepSource) -> Section:
@@ -173,12 +175,12 @@ def overview(src: SweepSource) -> Section:
         )
     rows = [
         ["preset", src.preset_name],
-        ["reproduces", str(index.get("reproduces") or "—")],
-        ["variant", str(index.get("variant") or "?")],
-        ["axes", "; ".join(f"{k} ∈ {v}" for k, v in (index.get("axes") or {}).items()) or "—"],
-        ["seeds", ", ".join(str(s) for s in index.get("seeds") or []) or "—"],
+        ["reproduces", index.reproduces or "—"],
+        ["variant", index.variant or "?"],
+        ["axes", "; ".join(f"{k} ∈ {v}" for k, v in index.axes.items()) or "—"],
+        ["seeds", ", ".join(str(s) for s in index.seeds) or "—"],
         ["runs", f"{done} done of {len(runs)}"],
-        ["executor", str((index.get("executor") or {}).get("kind", "local"))],
+        ["executor", index.executor.kind if index.executor else "local"],
         ["directory", str(src.path)],
     ]
     section.add(Table(columns=["", ""], rows=rows, title="sweep"))
@@ -192,18 +194,17 @@ def aggregated(src: SweepSource) -> Section:
         section.add(Text("No finished run has numbers to aggregate yet.", kind="note"))
         return section
     section.add(table)
-    combos = src.aggregate.get("combinations") or []
+    combos = src.aggregate.combinations
     label, metric = key_metrics(combos)[0]
     factor = _scale(metric)
-    means = [((c.get("metrics") or {}).get(metric) or {}).get("mean") for c in combos]
-    ses = [((c.get("metrics") or {}).get(metric) or {}).get("se") for c in combos]
-    paper = [paper_value(src.reference, c.get("point") or {}, metric, src.backbone)[0] for c in combos]
+    stats = [c.metrics.get(metric) or MeanSE() for c in combos]
+    paper = [paper_value(src.reference, c.point, metric, src.backbone)[0] for c in combos]
     section.add(
         Figure(
             plots.error_bars(
-                [combo_label(c.get("point") or {}) for c in combos],
-                [m * factor if is_number(m) else None for m in means],
-                [s * factor if is_number(s) else None for s in ses],
+                [combo_label(c.point) for c in combos],
+                [s.mean * factor if s.mean is not None else None for s in stats],
+                [s.se * factor if s.se is not None else None for s in stats],
                 ylabel=label,
                 title=f"{src.preset_name}: {label}",
                 paper=paper,
@@ -217,20 +218,19 @@ def aggregated(src: SweepSource) -> Section:
 
 def published(src: SweepSource) -> Section:
     section = Section("Published numbers beside ours", anchor="reference")
-    combos = src.aggregate.get("combinations") or []
-    for label, rows, options in reference.tables(src.reference):
-        scale = reference.table_scale(label, rows, options)
+    combos = src.aggregate.combinations
+    for table in reference.tables(src.reference):
         body = []
-        for row, cols in rows.items():
+        for row, cols in table.rows.items():
             for col, paper in cols.items():
-                stats, where = reference.resolve_sweep(combos, label, row, col, options, src.backbone)
-                mean = (stats or {}).get("mean")
-                diff = mean - paper * scale if is_number(mean) else None
+                stats, where = reference.resolve_sweep(combos, table, row, col, src.backbone)
+                mean = stats.mean if stats is not None else None
+                diff = mean - paper * table.scale if mean is not None else None
                 body.append(
                     [
                         row,
                         col,
-                        pp(paper * scale, 2, signed=False),
+                        pp(paper * table.scale, 2, signed=False),
                         mean_se_text(stats, 1.0, 2) if stats else "—",
                         pp(diff, 2),
                         where,
@@ -240,7 +240,7 @@ def published(src: SweepSource) -> Section:
             Table(
                 columns=["row", "column", "paper", "ours (mean ± s.e., n)", "ours − paper", "ours from"],
                 rows=body,
-                title=label,
+                title=table.label,
                 caption="values in % / pp",
             )
         )
@@ -249,16 +249,16 @@ def published(src: SweepSource) -> Section:
 
 def runs_table(src: SweepSource) -> Section:
     section = Section("Runs", anchor="runs")
-    combos = src.aggregate.get("combinations") or []
-    metric = key_metrics(combos)[0][1] if combos and key_metrics(combos) else "splits.test.wga"
-    rows, emphasis = [], {}
-    from labconsole.engine.sweep import flatten_numbers
-
+    combos = src.aggregate.combinations
+    chosen = key_metrics(combos) if combos else []
+    metric = chosen[0][1] if chosen else "splits.test.wga"
+    rows: list[list[str]] = []
+    emphasis: dict[tuple[int, int], str] = {}
     for point, folder, run in src.runs:
         status = "missing" if run is None else run.status
-        value = flatten_numbers(run.summary).get(metric) if run is not None else None
-        error = (run.manifest.get("error") if run is not None else "") or ""
-        where = (run.manifest.get("executor") or {}).get("kind", "") if run is not None else ""
+        value = run.summary.numbers().get(metric) if run is not None else None
+        error = (run.manifest.error if run is not None else None) or ""
+        executor = run.manifest.executor if run is not None else None
         if status != "done":
             emphasis[(len(rows), 2)] = "large"
         rows.append(
@@ -267,7 +267,7 @@ def runs_table(src: SweepSource) -> Section:
                 str(point.get("seed", "")),
                 status,
                 pct(value) if _scale(metric) == 100 else num(value),
-                where,
+                executor.kind if executor else "",
                 error[:160],
             ]
         )
@@ -285,24 +285,21 @@ def runs_table(src: SweepSource) -> Section:
 
 def all_numbers(src: SweepSource) -> Section:
     section = Section("All aggregated numbers", anchor="all")
-    combos = src.aggregate.get("combinations") or []
+    combos = src.aggregate.combinations
     names: list[str] = []
     for combo in combos:
-        for name in combo.get("metrics") or {}:
+        for name in combo.metrics:
             if name not in names:
                 names.append(name)
     if not names:
         return section
-    rows = [
-        [name] + [mean_se_text((c.get("metrics") or {}).get(name), 1.0, 4) for c in combos]
-        for name in names[:MAX_ALL_ROWS]
-    ]
+    rows = [[name] + [mean_se_text(c.metrics.get(name), 1.0, 4) for c in combos] for name in names[:MAX_ALL_ROWS]]
     caption = "raw stored values (fractions are not scaled)"
     if len(names) > MAX_ALL_ROWS:
         caption += f"; first {MAX_ALL_ROWS} of {len(names)} numbers, all of them are in aggregate.json"
     section.add(
         Table(
-            columns=["number"] + [combo_label(c.get("point") or {}) for c in combos],
+            columns=["number"] + [combo_label(c.point) for c in combos],
             rows=rows,
             title="mean ± s.e. (n) of every number in the runs' summary.json",
             caption=caption,

@@ -36,7 +36,7 @@ def test_local_executor_runs_in_process_and_records_where(tmp_path: Path, monkey
     for seed in (0, 1):
         executor = RunDir(sweep_dir / f"s{seed}").manifest()["executor"]
         assert executor["kind"] == "local" and executor["host"]
-    assert aggregate_sweep(sweep_dir)["runs"]["done"] == 2
+    assert aggregate_sweep(sweep_dir).runs.done == 2
 
 
 def test_cpu_presets_never_fan_out_to_gpus(monkeypatch) -> None:
@@ -120,4 +120,4 @@ def test_one_worker_per_gpu_is_pinned_with_cuda_visible_devices(tmp_path: Path) 
     )
     pinned = [RunDir(sweep_dir / f"s{seed}").manifest()["executor"]["cuda_visible_devices"] for seed in (0, 1, 2)]
     assert sorted(set(pinned)) == ["0", "1"]  # three runs shared two GPUs, each pinned to one
-    assert aggregate_sweep(sweep_dir)["runs"]["done"] == 3
+    assert aggregate_sweep(sweep_dir).runs.done == 3

@@ -63,7 +63,7 @@ def test_sweep_runs_every_combination_and_aggregates_mean_and_se(tmp_path: Path)
     runner = FakeRunner()
     sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path, run_point=runner)
     assert sorted(runner.calls) == sorted((lr, s) for lr in LRS for s in SEEDS)
-    aggregate = aggregate_sweep(sweep_dir)
+    aggregate = aggregate_sweep(sweep_dir).to_json()
     assert aggregate["runs"] == {"planned": 6, "done": 6, "failed": 0}
     for combo in aggregate["combinations"]:
         lr = combo["point"]["erm.lr"]
@@ -85,11 +85,20 @@ def test_resume_skips_runs_already_done(tmp_path: Path) -> None:
 
 
 def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    preset = sweep_preset(reference={"Paper numbers (fraction)": {"0.001": {"wga": 0.35}, "0.01": {"wga": 0.5}}})
+    preset = sweep_preset(
+        reference={
+            "Paper numbers (fraction)": {
+                "_ours": {"wga": "splits.test.wga"},
+                "_points": {"0.001": {"erm.lr": 0.001}, "0.01": {"erm.lr": 0.01}},
+                "0.001": {"wga": 0.35},
+                "0.01": {"wga": 0.5},
+            }
+        }
+    )
     runner = FakeRunner(fail={(0.001, 2)})
     sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path, run_point=runner)
     assert len(runner.calls) == 6
-    aggregate = aggregate_sweep(sweep_dir)
+    aggregate = aggregate_sweep(sweep_dir).to_json()
     first = next(c for c in aggregate["combinations"] if c["point"]["erm.lr"] == 0.001)
     assert first["metrics"]["splits.test.wga"]["n"] == 2
     assert first["incomplete"] == [{"dir": "lr=0.001_s2", "seed": 2, "status": "failed", "error": "RuntimeError: boom"}]
@@ -120,6 +129,6 @@ def test_sweep_json_records_axes_seeds_and_reference(tmp_path: Path) -> None:
     preset = sweep_preset(reference={"t": {"0.01": {"wga": 0.5}}})
     sweep_dir = run_sweep(preset, expand_sweep(preset), emit=lambda e: None, runs_root=tmp_path, run_point=FakeRunner())
     source = load_sweep(sweep_dir)
-    assert source.index["axes"] == {"erm.lr": LRS} and source.index["seeds"] == SEEDS
+    assert source.index.axes == {"erm.lr": LRS} and source.index.seeds == SEEDS
     assert source.reference == {"t": {"0.01": {"wga": 0.5}}}
     assert all(run is not None and run.is_done for _, _, run in source.runs)

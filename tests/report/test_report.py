@@ -17,12 +17,17 @@ from report_fixtures import GROUPS, make_run, read_json, split_metrics, stage1_d
 from labconsole.errors import UserError
 from labconsole.report import write_report
 
+READOUT = 'stage1.readouts["gradient@{{col}}/top{k}/zero"].train["{{col}}"].delta_pp'
 REFERENCE = {
     "Paper A Table 3: |change| of group train accuracy (pp)": {
+        "_ours": {"k=1": READOUT.format(k=1), "k=3": READOUT.format(k=3)},
         "k=1": {g: 1.0 for g in GROUPS},
         "k=3": {g: 2.5 for g in GROUPS},
     },
-    "Paper A ERM baseline (accuracy, fraction)": {"test": {"landbird-water": 0.3568, "wga": 0.30}},
+    "Paper A ERM baseline (accuracy, fraction)": {
+        "_ours": {"test/wga": "splits.test.wga", "test": 'splits.test.groups["{col}"]'},
+        "test": {"landbird-water": 0.3568, "wga": 0.30},
+    },
 }
 
 
@@ -99,12 +104,16 @@ def test_malformed_summary_sections_become_notes(tmp_path: Path) -> None:
     summary["neurons"]["rows"] = [{"label": "odd", "k": "three", "delta_pp": "not a dict"}]
     summary["splits"]["test"] = "garbage"
     summary["weird_stage"] = {"table": [{"a": 1}, {"a": 2, "b": [1, 2, 3]}], "value": 3}
-    run.write_summary(summary)
+    with pytest.raises(UserError, match="does not fit the schema-version-1 RunSummary"):
+        run.write_summary({**summary, "schema_version": 1})  # the engine never writes such a file
+    (run.path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     (run.path / "artifacts" / "stage1_readouts.json").unlink()
     write_report(run.path)
     html = (run.path / "report.html").read_text()
-    assert "could not render" in html
-    assert "Stage weird_stage: summary" in html
+    # Each misfit part is named (with the file's schema version) and left out; the rest renders.
+    assert "could not read summary.json `splits.test` (schema version 0)" in html
+    assert "could not read summary.json `neurons.rows` (schema version 0)" in html
+    assert "Stage weird_stage: summary" in html and "waterbird-water" in html
 
 
 @pytest.mark.parametrize(
@@ -165,7 +174,12 @@ def test_report_of_a_real_smoke_run(trained_smoke_run) -> None:
 
 
 def test_small_values_in_a_pp_table_are_not_taken_for_fractions(tmp_path: Path) -> None:
-    reference = {"Table 14 (left): change of group train accuracy (pp), zero": {"top1": {g: -0.5 for g in GROUPS}}}
+    reference = {
+        "Table 14 (left): change of group train accuracy (pp), zero": {
+            "_ours": READOUT.format(k=1),
+            "top1": {g: -0.5 for g in GROUPS},
+        }
+    }
     run = make_run(tmp_path, reference=reference, extras=False)
     write_report(run.path, ["json"])
     table = next(
