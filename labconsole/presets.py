@@ -11,6 +11,7 @@ import itertools
 import os
 import tomllib
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,18 @@ from labconsole.config.sweep import SweepConfig
 from labconsole.config.vocab import Device, Variant
 from labconsole.errors import PresetError
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+def presets_dir() -> Path:
+    """Where the named presets are: the copy an installed wheel carries as package data
+    (``labconsole/preset_files``, made by setup.py from ``presets/``), else ``presets/`` of the
+    source checkout (an editable install), the one source of both."""
+    packaged = Path(str(resources.files("labconsole") / "preset_files"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+PRESETS_DIR = presets_dir()
 
 
 class Preset(Section):
