@@ -23,3 +23,7 @@ class PresetError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing or does not fit the requested backbone."""
+
+
+class StorageError(UserError):
+    """A file cannot be written: the disk is full, read-only, or not ours to write."""

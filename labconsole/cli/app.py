@@ -115,15 +115,21 @@ app.add_typer(runs_app, name="runs")
 
 
 @runs_app.callback()
-def runs_cmd(ctx: typer.Context, root: Path = typer.Argument(Path("runs"), help="folder of run directories")) -> None:
-    """A table of runs: preset, status, test WGA."""
+def runs_cmd(
+    ctx: typer.Context,
+    root: Path = typer.Argument(Path("runs"), help="folder of run directories"),
+    show_all: bool = typer.Option(False, "--all", help="also runs whose start was refused (never started)"),
+) -> None:
+    """A table of runs: preset, status, test WGA. A run whose files cannot be read is listed
+    as unreadable (the file is named below the table); the others are listed as usual."""
     if ctx.invoked_subcommand is not None:
         return
     from rich.table import Table
 
     from labconsole.cli.headless import out as console
     from labconsole.cli.headless import pct
-    from labconsole.engine.runs import list_runs
+    from labconsole.engine.records import Manifest, RunFormatError, RunSummary, read_record
+    from labconsole.engine.runs import STATUS_DONE, STATUS_NEVER_STARTED, list_runs
 
     runs = list_runs(root)
     if not runs:
@@ -132,18 +138,35 @@ def runs_cmd(ctx: typer.Context, root: Path = typer.Argument(Path("runs"), help=
     table = Table(title=f"runs in {root}")
     for col in ("run", "preset", "variant", "status", "test WGA", "test mean"):
         table.add_column(col)
+    unreadable: list[str] = []
+    hidden = 0
     for r in runs:
-        manifest, summary = r.manifest(), r.summary()
-        test = (summary.get("splits") or {}).get("test") or {}
+        name = str(r.path.relative_to(root))
+        try:
+            manifest = read_record(Manifest, r.path / "manifest.json")
+            summary = read_record(RunSummary, r.path / "summary.json")
+        except RunFormatError as exc:
+            unreadable.append(str(exc))
+            table.add_row(name, "?", "", "[red]unreadable[/]", "—", "—")
+            continue
+        status = STATUS_DONE if r.is_done else manifest.status
+        if status == STATUS_NEVER_STARTED and not show_all:
+            hidden += 1
+            continue
+        test = summary.splits.get("test")
         table.add_row(
-            str(r.path.relative_to(root)),
-            manifest.get("preset", "?"),
-            manifest.get("variant", ""),
-            r.status(),
-            pct(test.get("wga")),
-            pct(test.get("mean")),
+            name,
+            manifest.preset or "?",
+            manifest.variant,
+            status,
+            pct(test.wga if test else None),
+            pct(test.mean if test else None),
         )
     console.print(table)
+    for problem in unreadable:
+        typer.secho(f"unreadable: {problem}", err=True, fg=typer.colors.YELLOW)
+    if hidden:
+        typer.echo(f"({hidden} run(s) that never started are hidden; --all lists them)")
 
 
 # Command groups of the feature areas, each in its own module.
@@ -169,6 +192,14 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # a full, read-only or foreign disk is the user's to fix: say where
+        from labconsole.engine.storage import storage_error
+
+        problem = storage_error(exc)
+        if problem is None or _state["debug"]:
+            raise
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+        sys.exit(problem.exit_code)
     except Exception as exc:  # usage errors (a bad option value) and the like
         # Typer raises its own copy of click's exceptions (typer.TyperException), not click's.
         import click

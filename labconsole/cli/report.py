@@ -28,8 +28,42 @@ def report_cmd(
     """Write report.html (self-contained), report.md, report.json and report.svg for a run or sweep."""
     from labconsole.report import write_report
 
+    refuse_foreign_folder(path)
     for written in write_report(path, formats):
         typer.echo(f"report: {written}")
+
+
+# Keys every manifest.json written by labconsole has: a folder whose manifest lacks them
+# belongs to something else (a web app, another tool) and gets no report files.
+MANIFEST_KEYS = ("preset", "stages", "status")
+
+
+def refuse_foreign_folder(path: Path) -> None:
+    """UserError (nothing written) unless ``path`` is a labconsole run or sweep directory:
+    a stray ``config.toml`` or someone else's ``manifest.json`` does not make a run."""
+    import json
+
+    from labconsole.errors import UserError
+
+    if not path.is_dir() or (path / "sweep.json").exists():
+        return  # the report's own checks name what is wrong with a missing path or a file
+    manifest = path / "manifest.json"
+    if not manifest.exists():
+        if (path / "config.toml").exists():
+            raise UserError(
+                f"report: {path} has a config.toml but no manifest.json: not a labconsole run directory "
+                "(nothing written)"
+            )
+        return
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise UserError(f"report: {manifest} cannot be read ({exc}); nothing written") from None
+    if not isinstance(data, dict) or any(key not in data for key in MANIFEST_KEYS):
+        raise UserError(
+            f"report: {manifest} is not a labconsole run manifest (it has no {', '.join(MANIFEST_KEYS)} keys): "
+            f"{path} is not a run directory (nothing written)"
+        )
 
 
 def compare_cmd(

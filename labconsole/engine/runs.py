@@ -23,21 +23,38 @@ from labconsole.engine.records import Manifest, RunSummary, read_record, validat
 
 DONE = "done"
 STATUS_DONE, STATUS_RUNNING, STATUS_CANCELLED, STATUS_FAILED = "done", "running", "cancelled", "failed"
+# A run refused before any stage did work (bad data, bad checkpoint): nothing in it to resume or
+# read, so run listings hide it.
+STATUS_NEVER_STARTED = "never-started"
+STATUS_UNREADABLE = "unreadable"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` with the file it was about (a failed write on a descriptor names none)."""
+    if exc.filename and not str(exc.filename).endswith(".tmp"):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -72,11 +89,15 @@ class RunDir:
     def create(cls, root: Path, preset: str, seed: int, *, when: float | None = None) -> RunDir:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when or time.time()))
         base = Path(root) / f"{stamp}-{_slug(preset)}-s{seed}"
+        base.parent.mkdir(parents=True, exist_ok=True)
         path, n = base, 1
-        while path.exists():  # two runs in the same second (sweeps) get a suffix
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        path.mkdir(parents=True)
+        while True:  # mkdir is the atomic claim: two runs started in the same second get a suffix
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                path = base.with_name(f"{base.name}-{n}")
         (path / "checkpoints").mkdir()
         (path / "artifacts").mkdir()
         return cls(path)
@@ -128,15 +149,30 @@ class RunDir:
         record = event.to_dict() if isinstance(event, Event) else dict(event)
         record.setdefault("t", time.time())
         line = json.dumps(record, default=_json_default)
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-            handle.flush()
+        target = self.path / "metrics.jsonl"
+        try:
+            with open(target, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+                handle.flush()
+        except OSError as exc:
+            raise _naming(exc, target) from exc
 
     # -- reading ------------------------------------------------------------------------------
+    def read_manifest(self) -> Manifest:
+        """The typed manifest (empty when there is none); ``RunFormatError`` names the file and
+        its schema version when it cannot be read."""
+        return read_record(Manifest, self.path / "manifest.json")
+
+    def read_summary(self) -> RunSummary:
+        """The typed summary (empty when there is none yet); errors as ``read_manifest``."""
+        return read_record(RunSummary, self.path / "summary.json")
+
     def manifest(self) -> dict[str, Any]:
+        """``manifest.json`` as raw JSON ({} when missing or torn); readers use ``read_manifest``."""
         return _read_json(self.path / "manifest.json")
 
     def summary(self) -> dict[str, Any]:
+        """``summary.json`` as raw JSON ({} when missing or torn); readers use ``read_summary``."""
         return _read_json(self.path / "summary.json")
 
     def config_text(self) -> str:
@@ -158,24 +194,20 @@ class RunDir:
                     yield record
 
     @property
-    def read_manifest(self) -> Manifest:
-        """The typed manifest (empty when there is none); ``RunFormatError`` names the file and
-        its schema version when it cannot be read."""
-        return read_record(Manifest, self.path / "manifest.json")
-
-    def read_summary(self) -> RunSummary:
-        """The typed summary (empty when there is none yet); errors as ``read_manifest``."""
-        return read_record(RunSummary, self.path / "summary.json")
-
     def is_done(self) -> bool:
-        """``manifest.json`` as raw JSON ({} when missing or torn); readers use ``read_manifest``."""
         return (self.path / DONE).exists()
 
     def status(self) -> str:
-        """``summary.json`` as raw JSON ({} when missing or torn); readers use ``read_summary``."""
         if self.is_done:
             return STATUS_DONE
-        return self.manifest().get("status", STATUS_RUNNING) if (self.path / "manifest.json").exists() else "empty"
+        if not (self.path / "manifest.json").exists():
+            return "empty"
+        try:
+            return str(
+                json.loads((self.path / "manifest.json").read_text(encoding="utf-8")).get("status", STATUS_RUNNING)
+            )
+        except (ValueError, AttributeError):  # undecodable bytes, not JSON, not an object
+            return STATUS_UNREADABLE
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -185,6 +217,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {}
+    return value if isinstance(value, dict) else {}
 
 
 def is_run_dir(path: Path) -> bool:
@@ -205,4 +238,3 @@ def list_runs(root: Path) -> list[RunDir]:
         else:
             found.extend(RunDir(grand) for grand in child.iterdir() if grand.is_dir() and is_run_dir(grand))
     return sorted(found, key=lambda r: r.path.name, reverse=True)
-    return value if isinstance(value, dict) else {}

@@ -15,7 +15,6 @@ from typing import Any
 from labconsole.engine.data.celeba import find_celeba_folder, read_celeba_table
 from labconsole.engine.data.counts import GROUPS_BY_DATASET, compare_counts, table_group_counts
 from labconsole.engine.data.files import SPLIT_NAMES, MetadataTable, find_missing_files
-from labconsole.engine.data.groups import KNOWN_COUNTS
 from labconsole.engine.data.transforms import default_decode_workers, open_image
 from labconsole.engine.data.waterbirds import find_waterbirds_metadata, read_waterbirds_table
 from labconsole.errors import DataError, UserError
@@ -60,7 +59,7 @@ def dataset_mismatch(dataset: str, table: MetadataTable) -> str | None:
         evidence.append(f"image names like {sample[0]!r}")
     if sample and other == "waterbirds" and celeba_names == 0 and all("/" in name for name in sample):
         evidence.append(f"images in sub-folders like {sample[0]!r}, not CelebA's numbered files")
-    if table_group_counts(table, GROUPS_BY_DATASET[other]) == KNOWN_COUNTS[other]:
+    if compare_counts(other, table_group_counts(table, GROUPS_BY_DATASET[other]))["matches_known"]:
         evidence.append(f"group counts equal to the published {other} ones")
     if not evidence:
         return None

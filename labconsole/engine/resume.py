@@ -1,0 +1,134 @@
+"""Continuing an interrupted run: open its records strictly, refuse a preset that is not the
+run's own, and put back what a skipped stage would have left for the stages after it.
+
+A stage already recorded as done is not run again, but later stages read what it left in
+``ctx.state`` (ERM leaves the selected model, fine-tuning and DFR leave theirs). Each such stage
+wrote that model as a checkpoint, so a resumed run reloads it from there and ends exactly where
+an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from labconsole.engine.context import StageContext
+from labconsole.engine.runs import RunDir
+from labconsole.errors import UserError
+
+# -- the run's own configuration -----------------------------------------------------------------
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"erm": {"lr": 0.1}}`` → ``{"erm.lr": 0.1}``; lists and scalars are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and not any("." in str(k) for k in value):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def config_differences(run_config: str, preset_config: str) -> list[tuple[str, Any, Any]]:
+    """(key, the run's value, the given value) for every key the two resolved configs disagree
+    on. A key the run's file lacks (written by an older version, default since) is not counted."""
+    ours, given = flatten(tomllib.loads(run_config)), flatten(tomllib.loads(preset_config))
+    differing = [(key, ours[key], given.get(key)) for key in ours if ours[key] != given.get(key)]
+    differing += [(key, None, given[key]) for key in given if key not in ours and _is_user_value(key, given[key])]
+    # Top-level keys (name, stages, seed) first: they say at once that it is another preset.
+    return sorted(differing, key=lambda item: ("." in item[0], item[0]))
+
+
+def _is_user_value(key: str, value: Any) -> bool:
+    # Empty tables and empty lists read back as missing keys: they are no difference.
+    return value not in ({}, [], "")
+
+
+def check_resume_config(run: RunDir, preset_toml: str) -> None:
+    """Refuse to continue ``run`` with a configuration other than the one it was started with.
+
+    The run's ``config.toml`` is what its checkpoints and numbers were made with; training on
+    with other values would leave a run whose record describes something it is not."""
+    path = run.path / "config.toml"
+    if not path.exists():
+        raise UserError(f"--resume {run.path}: no config.toml in this run directory, so it cannot be continued")
+    try:
+        text = path.read_text(encoding="utf-8")
+        differences = config_differences(text, preset_toml)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc}); this run cannot be continued") from None
+    if differences:
+        shown = "; ".join(f"{key}: run has {_show(a)}, given {_show(b)}" for key, a, b in differences[:8])
+        more = f" (and {len(differences) - 8} more)" if len(differences) > 8 else ""
+        smoke = next((ours for key, ours, _ in differences if key == "smoke_profile"), None)
+        if smoke is not None:
+            more += "; the run was started " + ("with" if smoke else "without") + " --smoke"
+        raise UserError(
+            f"--resume {run.path}: the preset and options given differ from the run's own config.toml "
+            f"in {len(differences)} key(s): {shown}{more}. Resume with the same preset and options the run "
+            "was started with (its config.toml), or start a new run"
+        )
+
+
+def _show(value: Any) -> str:
+    return "(unset)" if value is None else repr(value)
+
+
+# -- what skipped stages leave behind ------------------------------------------------------------
+
+
+def _load_into_state(ctx: StageContext, path: Path) -> None:
+    from labconsole.engine.train.start import load_model_from
+
+    ctx.state["model"] = load_model_from(ctx, path)
+
+
+def _restore_erm(ctx: StageContext) -> None:
+    best = ctx.run.checkpoints / "best.safetensors"
+    if not best.exists():
+        raise UserError(f"--resume {ctx.run.path}: ERM is recorded as done but {best} is missing")
+    _load_into_state(ctx, best)
+    ctx.state["checkpoint"] = best
+
+
+def _restore_model(ctx: StageContext) -> None:
+    if not ctx.preset.model.checkpoint:
+        _restore_erm(ctx)  # the model stage trained it by ERM in this run
+        return
+    from labconsole.engine.models.checkpoint import resolve_checkpoint
+    from labconsole.engine.pipeline import ensure_model
+
+    ensure_model(ctx)
+    ctx.state["checkpoint"] = resolve_checkpoint(ctx.preset.model.checkpoint)
+
+
+def _restore_from(name: str, key: str | None = None) -> Callable[[StageContext], None]:
+    def restore(ctx: StageContext) -> None:
+        path = ctx.run.checkpoints / f"{name}.safetensors"
+        if path.exists():
+            _load_into_state(ctx, path)
+            if key:
+                ctx.state[key] = path
+
+    return restore
+
+
+# Stages whose result later stages read from ``ctx.state``; the others (Stage I readouts,
+# GradCAM, the rare lab) leave nothing there that is not rebuilt on demand.
+RESTORERS: dict[str, Callable[[StageContext], None]] = {
+    "erm": _restore_erm,
+    "model": _restore_model,
+    "finetune": _restore_from("finetune-best", "finetuned_checkpoint"),
+    "dfr": _restore_from("dfr"),
+}
+
+
+def restore_skipped_stage(ctx: StageContext, stage: str) -> None:
+    """Put back into ``ctx.state`` what ``stage`` (done before the interruption) left there."""
+    restore = RESTORERS.get(stage)
+    if restore is not None:
+        restore(ctx)
