@@ -66,3 +66,20 @@ def test_installed_wheel_finds_presets_by_name(wheel: Path, tmp_path: Path) -> N
     assert Path(quickstart) == site / "labconsole" / "preset_files" / "quickstart.toml"
     assert Path(theory) == site / "labconsole" / "preset_files" / "rare" / "theory.toml"
     assert name == "quickstart"
+
+
+def test_every_declared_dependency_is_imported_somewhere() -> None:
+    """A dependency earns its place by being used: no package is installed for nothing."""
+    import re
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    import_names = {"pillow": "PIL", "scikit-learn": "sklearn", "textual-plotext": "textual_plotext"}
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "labconsole").rglob("*.py"))
+    unused = []
+    for requirement in declared:
+        name = re.split(r"[<>=!~ \[]", requirement, maxsplit=1)[0].lower()
+        module = import_names.get(name, name.replace("-", "_"))
+        if not re.search(rf"^\s*(import|from)\s+{re.escape(module)}\b", sources, flags=re.MULTILINE):
+            unused.append(name)
+    assert not unused, f"declared but never imported: {unused}"
