@@ -62,12 +62,37 @@ async def show_interventions(pilot: Any) -> None:
     await settle(pilot)
 
 
+async def show_heat_map(pilot: Any) -> None:
+    from labconsole.ui.dialogs.heat_map import HeatMapDialog
+
+    await open_session(pilot)
+    await settle(pilot)  # the session's toast is gone before the dialog opens
+    await pilot.press("3", "m")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HeatMapDialog), timeout=20)
+    await settle(pilot)
+
+
 async def show_train(pilot: Any) -> None:
     await pilot.press("4")
     await wait_for(pilot, lambda: pilot.app.screen.presets != [])
     pilot.app.set_focus(None)
     await pilot.press("g")
     await wait_for(pilot, lambda: pilot.app.job.status == "done")
+    await settle(pilot)
+
+
+async def show_train_epochs(pilot: Any) -> None:
+    """ERM then fine-tuning, the Epochs view: every split's per-group accuracy per epoch."""
+    from labconsole.ui.widgets.choice import Choice
+
+    await pilot.press("4")
+    await wait_for(pilot, lambda: pilot.app.screen.presets != [])
+    pilot.app.screen.query_one("#preset", Choice).value = "presets/finetune.toml"
+    await pilot.pause()
+    pilot.app.set_focus(None)
+    await pilot.press("g")
+    await wait_for(pilot, lambda: pilot.app.job.status == "done")
+    await pilot.press("v")
     await settle(pilot)
 
 
@@ -89,23 +114,35 @@ SCREENS: dict[str, Callable[[Any], Awaitable[None]]] = {
     "setup": show_setup,
     "neurons": show_neurons,
     "interventions": show_interventions,
+    "heat-map": show_heat_map,
     "train": show_train,
+    "train-epochs": show_train_epochs,
     "rare": show_rare,
     "runs": show_runs,
 }
 
 
 async def save_screenshots(folder: Path, size: tuple[int, int] = (100, 30)) -> list[Path]:
+    import os
+    import tempfile
+
     from labconsole.ui.app import create_app
     from labconsole.ui.fake_engine import FakeEngine
 
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, walk in SCREENS.items():
-        app = create_app(FakeEngine(), deterministic=True)
-        async with app.run_test(size=size) as pilot:
-            await walk(pilot)
-            written.append(Path(app.save_screenshot(f"console-{name}.svg", path=str(folder))))
+    here = Path.cwd()
+    with tempfile.TemporaryDirectory() as scratch:  # session records of the walks go here
+        os.chdir(scratch)
+        try:
+            for name, walk in SCREENS.items():
+                app = create_app(FakeEngine(), deterministic=True, runs_root="runs")
+                async with app.run_test(size=size) as pilot:
+                    await walk(pilot)
+                    written.append(Path(app.save_screenshot(f"console-{name}.svg", path=str(folder))))
+        finally:
+            os.chdir(here)
     return written
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable, Input, Select
 
 from labconsole.ui.dialogs.text_view import LogDialog, TextDialog
@@ -104,3 +105,39 @@ async def test_an_interrupted_run_is_resumed_as_a_job_and_a_finished_one_is_not(
         await wait_for(pilot, lambda: app.job.status == "done")
         assert ("resume_job", "runs/20250101-180000-quickstart-s1") in engine.calls
         assert app.job.label.startswith("resume ")
+
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_rare_chart_shows_the_measured_points_with_error_bars(app_factory, size) -> None:
+    app = app_factory()
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("5", "g")
+        await wait_for(pilot, lambda: app.screen.query_one("#rare-table", DataTable).row_count == 7)
+        await pilot.pause(0.2)
+        assert app.screen.chart == "measured"
+        rows = sorted(app.screen.rows, key=lambda row: row["n"])
+        assert app.screen.plotted == {
+            "n": [row["n"] for row in rows],
+            "score_pct": [100 * row["spurious_score"] for row in rows],
+            "se_pct": [100 * row["spurious_score_se"] for row in rows],  # the error bars
+        }
+        await pilot.press("v")
+        assert app.screen.chart == "theory"
+
+
+async def test_a_rare_run_shows_its_summary_in_runs(app_factory) -> None:
+    from labconsole.ui.screens.runs import summary_lines
+
+    info = {
+        "summary": {
+            "rare-score": {
+                "per_pattern": {"S3": {"0": {"score": {"mean": 0.01, "se": 0.002}}, "5": {"score": {"mean": 0.4}}}}
+            }
+        }
+    }
+    lines = [str(line) for line in summary_lines(info)]
+    assert lines == ["rare-score S3: spurious score n=0 0.010±0.002, n=5 0.400"]
+    assert "no summary.json" in str(summary_lines({"summary": {}})[0])

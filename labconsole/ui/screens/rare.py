@@ -34,11 +34,15 @@ class RareScreen(LabScreen):
         Binding("g", "run", "Run"),
         Binding("c", "cancel", "Cancel"),
         Binding("p", "next_pattern", "Next pattern"),
+        Binding("v", "toggle_chart", "Measured/theory"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[dict[str, Any]] = []
+        self.chart = "theory"  # or "measured": the experiment's points with their error bars
+        self.plotted: dict[str, list[Any]] = {}  # the measured points last drawn
+        self._theory: tuple[dict[str, list[float]], float, float] | None = None
 
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="rare-body"):
@@ -110,12 +114,51 @@ class RareScreen(LabScreen):
             group="rare-theory",
         )
 
-    def _plot_theory(self, curve: dict[str, list[float]], noise: float, ridge: float) -> None:
+    def action_toggle_chart(self) -> None:
+        if not self.rows:
+            self.notify("No measured points yet: g runs the experiment.")
+            return
+        self.chart = "theory" if self.chart == "measured" else "measured"
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.chart == "measured" and self.rows:
+            self._plot_measured()
+        elif self._theory is not None:
+            self._plot_theory(*self._theory)
+
+    def _plot_measured(self) -> None:
+        """Spurious score per n, mean ± s.e. over seeds, with the clean/spurious accuracies."""
         plot = self.query_one("#theory", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(f"theory (ridge): accuracy % vs share γ of spurious examples, σ={noise} λ={ridge}")
+        rows = sorted(self.rows, key=lambda row: row["n"])
+        xs = [float(i) for i in range(len(rows))]  # evenly spaced: n spans 0 … 100s
+        plt.title("measured: score % vs n, ± s.e.")  # short: plotext drops a wide title
+        plt.xlabel("n spurious examples")
+        plt.ylim(0, 100)
+        scores = [100 * float(row["spurious_score"]) for row in rows]
+        errors = [100 * float(row.get("spurious_score_se") or 0.0) for row in rows]
+        plt.error(xs, scores, yerr=errors, label="score ± s.e.")
+        self.plotted = {"n": [row["n"] for row in rows], "score_pct": scores, "se_pct": errors}
+        plt.scatter(xs, scores, marker="●")
+        for key, label in (("clean_acc", "clean acc."), ("spurious_acc", "spurious acc.")):
+            values = [100 * float(row[key]) for row in rows if row.get(key) is not None]
+            if len(values) == len(rows):
+                plt.plot(xs, values, label=label, marker="braille")
+        plt.xticks(xs, [str(row["n"]) for row in rows])
+        plot.refresh()
+
+    def _plot_theory(self, curve: dict[str, list[float]], noise: float, ridge: float) -> None:
+        self._theory = (curve, noise, ridge)
+        if self.chart == "measured" and self.rows:
+            return  # drawn when v switches back
+        plot = self.query_one("#theory", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(f"theory: acc. % vs γ (σ={noise}, λ={ridge})")
         plt.xlabel("γ")
         plt.ylim(0, 100)
         plt.plot(curve["gamma"], [100 * v for v in curve["clean_acc"]], label="clean", marker="braille")
@@ -168,6 +211,9 @@ class RareScreen(LabScreen):
                 percent(row.get("spurious_acc")),
                 "–" if p_value is None else f"{p_value:.3g}",
             )
+        if self.rows:
+            self.chart = "measured"
+            self._draw()
         status = self.lab.job.status
         self.query_one("#rare-status", Static).update(
             f"{self.lab.job.label}: {status}; spurious score = share of test images whose target-class "
