@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 import typer.core
+from typer._click import Context as ClickContext  # the type TyperGroup.parse_args is declared with
 
 from labconsole.cli import bench, data, neurons, report, ui
 from labconsole.config.vocab import Device, ExecutorName
@@ -104,7 +105,7 @@ def _write_report(path: Path, skip: bool) -> None:
 class _RunsGroup(typer.core.TyperGroup):
     """`labconsole runs [ROOT]` lists runs; `labconsole runs compare A B` is a subcommand."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         if args and args[0] in self.commands:  # no ROOT given: keep the default, then the subcommand
             args = ["runs", *args]
         return super().parse_args(ctx, args)

@@ -34,7 +34,7 @@ def stratified_split(labels: torch.Tensor, seed: int) -> dict[str, torch.Tensor]
     """Per-class seeded shuffle, then the first 75 % train, next 5 % val, last 20 % test."""
     generator = torch.Generator().manual_seed(int(seed) + 20_230)
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in SPLIT_FRACTIONS}
-    for cls in labels.unique().tolist():
+    for cls in torch.unique(labels).tolist():
         idx = torch.nonzero(labels == cls).flatten()
         idx = idx[torch.randperm(len(idx), generator=generator)]
         n_train = round(SPLIT_FRACTIONS["train"] * len(idx))

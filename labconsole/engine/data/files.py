@@ -187,7 +187,7 @@ def build_bundle(
     )
 
 
-class ImageFileDataset(Dataset):
+class ImageFileDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     """Training view of a file-backed split: (uint8 image [C, S, S], y, g) per item.
 
     Use with a DataLoader (``num_workers`` > 0 decodes in parallel processes); normalise on the

@@ -45,7 +45,7 @@ def _photos() -> tuple[torch.Tensor, torch.Tensor]:
 
     china, flower = load_sample_images().images  # uint8 [H, W, 3]
 
-    def as_tensor(img):
+    def as_tensor(img: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0
 
     return as_tensor(china), as_tensor(flower)

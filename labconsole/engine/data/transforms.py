@@ -36,15 +36,21 @@ def eval_resize_size(image_size: int) -> int:
     return round(image_size * 256 / 224)
 
 
+def _compose(steps: list[Callable[..., object]]) -> ImageTransform:
+    """``T.Compose`` typed: torchvision declares no return types, so mypy sees ``Any``."""
+    composed: ImageTransform = T.Compose(steps)
+    return composed
+
+
 def eval_transform(image_size: int = 224) -> ImageTransform:
     """Resize((r, r)) → CenterCrop(S) → uint8 tensor; r = 256 when S = 224."""
     size = eval_resize_size(image_size)
-    return T.Compose([T.Resize((size, size)), T.CenterCrop(image_size), T.PILToTensor()])
+    return _compose([T.Resize((size, size)), T.CenterCrop(image_size), T.PILToTensor()])
 
 
 def train_transform(image_size: int = 224) -> ImageTransform:
     """RandomResizedCrop(S, scale (0.7, 1), ratio (3/4, 4/3)) → horizontal flip → uint8 tensor."""
-    return T.Compose(
+    return _compose(
         [
             T.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
             T.RandomHorizontalFlip(),
@@ -56,7 +62,7 @@ def train_transform(image_size: int = 224) -> ImageTransform:
 def finetune_view_transform(image_size: int = 224) -> ImageTransform:
     """Paper A, Table 1 (supplement): the training augmentation plus rotation 15°,
     affine translate (0.1, 0.1) / scale (0.9, 1.1) and perspective 0.2, in that order."""
-    return T.Compose(
+    return _compose(
         [
             T.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(0.75, 4 / 3)),
             T.RandomHorizontalFlip(),
@@ -103,33 +109,33 @@ def decode_eval_images(
     keyed by every file's path, size and modification time plus the image size, so an edited
     file invalidates it. Raises DataError naming the first unreadable file.
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
+    files = [Path(p) for p in paths]
+    if not files:
         return torch.empty((0, channels, image_size, image_size), dtype=torch.uint8)
     if use_disk_cache is None:
-        nbytes = len(paths) * channels * image_size * image_size
-        use_disk_cache = len(paths) >= DISK_CACHE_MIN_IMAGES and nbytes <= DISK_CACHE_MAX_BYTES
+        nbytes = len(files) * channels * image_size * image_size
+        use_disk_cache = len(files) >= DISK_CACHE_MIN_IMAGES and nbytes <= DISK_CACHE_MAX_BYTES
         use_disk_cache = use_disk_cache and os.environ.get("LABCONSOLE_DECODE_CACHE", "1") != "0"
-    cache_file = _cache_file(paths, image_size, channels) if use_disk_cache else None
+    cache_file = _cache_file(files, image_size, channels) if use_disk_cache else None
     if cache_file is not None and cache_file.exists():
-        cached = _read_cache(cache_file, len(paths), channels, image_size)
+        cached = _read_cache(cache_file, len(files), channels, image_size)
         if cached is not None:
             return cached
 
     transform = eval_transform(image_size)
-    out = torch.empty((len(paths), channels, image_size, image_size), dtype=torch.uint8)
+    out = torch.empty((len(files), channels, image_size, image_size), dtype=torch.uint8)
 
     def decode_one(index: int) -> None:
-        out[index] = transform(open_image(paths[index], channels))
+        out[index] = transform(open_image(files[index], channels))
 
     workers = num_workers if num_workers is not None else default_decode_workers()
     if workers <= 1:
-        for index in range(len(paths)):
+        for index in range(len(files)):
             decode_one(index)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             # map() re-raises the first failure in input order, i.e. the first unreadable file.
-            for _ in pool.map(decode_one, range(len(paths))):
+            for _ in pool.map(decode_one, range(len(files))):
                 pass
 
     if cache_file is not None:
