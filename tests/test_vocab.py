@@ -39,6 +39,15 @@ def test_preset_sections_and_console_use_the_same_names() -> None:
     assert engine_port.SIGMAS == vocab.SIGMA_GRID
     assert engine_port.DEVICES == vocab.DEVICES
     assert engine_port.RARE_PATTERNS == vocab.PATTERNS
+    assert engine_port.BACKBONES == vocab.BACKBONES
+
+
+def test_backbone_names_match_the_factory_registry() -> None:
+    from labconsole.config.model import SMALL_BACKBONES
+    from labconsole.engine.models.factory import list_backbones
+
+    assert set(vocab.BACKBONES) == {b.name for b in list_backbones()}
+    assert set(SMALL_BACKBONES) <= set(vocab.BACKBONES)
 
 
 @pytest.mark.parametrize("bad", [0, -0.5, 100.5, math.nan, math.inf, True])

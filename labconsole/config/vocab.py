@@ -30,6 +30,24 @@ DatasetName = Literal[
 # The file datasets with published group counts (``labconsole check-data``).
 CheckedDataset = Literal["waterbirds", "celeba"]
 Optimizer = Literal["adam", "sgd"]
+# The registered backbones (engine.models.factory registers exactly these; a test keeps them
+# equal), named here so the console can list them without importing torch. Any timm model is
+# also accepted as "timm:<name>[.<tag>]".
+BACKBONES: tuple[str, ...] = (
+    "cifar_resnet8",
+    "cifar_resnet20",
+    "small_cnn",
+    "mlp",
+    "mlp_small",
+    "mlp_large",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "deit_tiny_patch16_224",
+    "deit_small_patch16_224",
+    "deit_base_patch16_224",
+    "vit_small_patch16_224",
+)
 
 # -- Stage I: ranking and interventions (Paper A) -----------------------------------------------
 Criterion = Literal["magnitude", "gradient", "activation"]

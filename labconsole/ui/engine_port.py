@@ -29,22 +29,8 @@ DATASETS: tuple[tuple[str, str], ...] = (
     ("digits", "Rare-pattern digits (embedded)"),
 )
 EMBEDDED_DATASETS = frozenset({"synthetic-waterbirds", "digits", "digits-color"})
-BACKBONES: tuple[str, ...] = (
-    "cifar_resnet8",
-    "cifar_resnet20",
-    "small_cnn",
-    "mlp",
-    "mlp_small",
-    "mlp_large",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "deit_tiny_patch16_224",
-    "deit_small_patch16_224",
-    "deit_base_patch16_224",
-    "vit_small_patch16_224",
-)
 # The console offers the product's vocabulary (labconsole.config.vocab), under its own names.
+BACKBONES: tuple[str, ...] = vocab.BACKBONES
 DEVICES: tuple[str, ...] = vocab.DEVICES
 CRITERIA: tuple[str, ...] = vocab.CRITERIA
 SCOPES: tuple[str, ...] = vocab.SCOPES
