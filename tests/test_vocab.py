@@ -144,3 +144,11 @@ def test_command_line_lists_and_enforces_the_choices(monkeypatch: pytest.MonkeyP
         with pytest.raises(SystemExit) as exit_info:
             main()
         assert exit_info.value.code == 2, argv
+
+
+def test_one_rule_for_how_many_a_percentage_selects() -> None:
+    assert vocab.count_of_percent(26_000, 0.01, rounding="up") == 3  # 2.6 neurons: the boundary one is in
+    assert vocab.count_of_percent(26_000, 0.01, rounding="nearest") == 3
+    assert vocab.count_of_percent(24_000, 0.01, rounding="nearest") == 2  # 2.4 weights, as torch prune
+    assert vocab.count_of_percent(10, 0.01, rounding="up") == 1  # never none
+    assert vocab.count_of_percent(10, 100, rounding="nearest") == 10

@@ -142,6 +142,17 @@ def check_percent(value: float, *, key: str, zero_means: str = "", all_refused: 
     return p
 
 
+def count_of_percent(total: int, percent: float, *, rounding: Literal["up", "nearest"]) -> int:
+    """How many of ``total`` units ``percent`` % selects, never fewer than one.
+
+    "up" (the top p % of neurons in a ranking): ceil, so any p > 0 selects someone and a
+    non-integral count includes the boundary neuron. "nearest": round half to even, which is what
+    ``torch.nn.utils.prune`` does with a float amount (the authors' smallest-weights mask)."""
+    exact = total * percent / 100
+    count = math.ceil(exact) if rounding == "up" else round(exact)
+    return max(1, min(total, count))
+
+
 def check_k(value: float, *, key: str, at_most: int | None = None, what: str = "eligible neurons") -> int:
     """A number of neurons: a whole number ≥ 1 (and ≤ ``at_most`` when given)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

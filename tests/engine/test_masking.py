@@ -107,7 +107,7 @@ def test_smallest_weights_mask_is_global_unstructured_and_exact() -> None:
         masked_values.append(w[keep == 0])
         kept_values.append(w[keep == 1])
     masked, kept = torch.cat(masked_values), torch.cat(kept_values)
-    assert len(masked) == mask.masked_entries == int(total * 0.01)
+    assert len(masked) == mask.masked_entries == round(total * 0.01)
     assert masked.max() <= kept.min()  # the smallest |w| over all layers together
     assert mask.kind == "weights" and not mask.neurons
 
@@ -125,3 +125,21 @@ def test_unknown_layer_or_index_is_refused() -> None:
         neuron_mask(model, layers, [("nope", 0)])
     with pytest.raises(UserError, match="out of range"):
         neuron_mask(model, layers, [("conv1", 99)])
+
+
+def test_smallest_weights_mask_counts_as_torch_prune_does() -> None:
+    """The authors' code masks with torch.nn.utils.prune.global_unstructured (L1): same count."""
+    from torch.nn.utils import prune
+
+    model = _resnet()
+    layers = eligible_layers(model)
+    total = sum(layer.module.weight.numel() for layer in layers)
+    percent = 100 * (7.6 / total)  # 7.6 weights: round → 8, floor → 7
+    pruned = _resnet()
+    prune.global_unstructured(
+        [(dict(pruned.named_modules())[layer.name], "weight") for layer in layers],
+        pruning_method=prune.L1Unstructured,
+        amount=percent / 100,
+    )
+    torch_count = sum(int((buf == 0).sum()) for name, buf in pruned.named_buffers() if name.endswith("weight_mask"))
+    assert smallest_weights_mask(layers, percent).masked_entries == torch_count == 8

@@ -15,7 +15,6 @@ statistics), the same mode in which every readout is measured.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labconsole.config.vocab import CRITERIA, NORMS, SCOPE_ALIASES, SCOPES, Scope, check_k, check_percent
+from labconsole.config.vocab import (
+    CRITERIA,
+    NORMS,
+    SCOPE_ALIASES,
+    SCOPES,
+    Scope,
+    check_k,
+    check_percent,
+    count_of_percent,
+)
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, neuron_slices
 from labconsole.errors import UserError
@@ -251,7 +259,7 @@ def top_neurons(
     total = sum(len(scores[n]) for n in names)
     if scope == "top-percent":
         percent = check_percent(k, key="top-percent k")
-        count = max(1, math.ceil(total * percent / 100))
+        count = count_of_percent(total, percent, rounding="up")
         return _global_top(scores, names, count)
     if scope == "global":
         return _global_top(scores, names, check_k(k, key="top-k", at_most=total))

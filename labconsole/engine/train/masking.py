@@ -19,7 +19,6 @@ Two kinds of masks:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -114,7 +113,7 @@ def smallest_weights_mask(layers: Sequence[Layer], percent: float) -> WeightMask
     unstructured, as ``torch.nn.utils.prune.global_unstructured`` with L1 does)."""
     check_percent(percent)
     flat = torch.cat([_weight(layer).detach().abs().flatten().float() for layer in layers])
-    count = max(1, math.floor(flat.numel() * percent / 100))
+    count = vocab.count_of_percent(flat.numel(), percent, rounding="nearest")
     # A stable sort breaks ties by position, so the count is exact and the choice reproducible.
     order = torch.argsort(flat, stable=True)[:count]
     chosen = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
