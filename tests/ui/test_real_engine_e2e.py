@@ -33,10 +33,13 @@ async def test_rank_mark_zero_and_read_out_on_a_real_checkpoint(smoke_run: Path)
     app = create_app(deterministic=True, runs_root=str(smoke_run.parent))
     async with app.run_test(size=(100, 30)) as pilot:
         runs = app.screen.query_one("#checkpoint-run", Choice)
-        await wait_for(pilot, lambda: len(runs.options) == 2, timeout=30)
-        runs.value = str(smoke_run)
+        await wait_for(pilot, lambda: len(runs.options) > 1, timeout=30)
+        best = str(smoke_run / "checkpoints" / "best.safetensors")
+        offered = {value for _, value in runs.options}
+        assert best in offered and str(smoke_run / "checkpoints" / "last.safetensors") in offered
+        runs.value = best
         await pilot.pause()
-        assert app.spec.checkpoint == str(smoke_run)
+        assert app.spec.checkpoint == best
         await pilot.press("o")
         await wait_for(pilot, lambda: app.session is not None, timeout=60)
         session = app.session
@@ -62,19 +65,29 @@ async def test_rank_mark_zero_and_read_out_on_a_real_checkpoint(smoke_run: Path)
 
         table = app.screen.query_one("#readout", DataTable)
         rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-        assert [row[0] for row in rows] == list(session.group_names)
-        for row in rows:
-            group = row[0]
-            for split, (accuracies, delta) in zip(("train", "test"), ((row[2], row[3]), (row[4], row[5]))):
-                result = entry.result["splits"][split]
-                before, after = (float(x) for x in accuracies.split("→"))
-                assert before == pytest.approx(100 * result["baseline"][group], abs=0.051)
-                assert after == pytest.approx(100 * result["after"][group], abs=0.051)
-                assert float(delta) == pytest.approx(result["delta_pp"][group], abs=0.005)
-                assert float(delta) == pytest.approx(after - before, abs=0.11)
+        groups = list(session.group_names)
+        assert [row[1] for row in rows] == groups * 2  # train rows, then test rows
+        for i, row in enumerate(rows):
+            split, group = ("train", "test")[i // len(groups)], row[1]
+            result = entry.result["splits"][split]
+            before, after = (float(x) for x in row[3].split("→"))
+            delta = row[4].split("±")[0]
+            assert before == pytest.approx(100 * result["baseline"][group], abs=0.051)
+            assert after == pytest.approx(100 * result["after"][group], abs=0.051)
+            assert float(delta) == pytest.approx(result["delta_pp"][group], abs=0.005)
+            assert float(delta) == pytest.approx(after - before, abs=0.11)
+            control = entry.result["control"][split]
+            mean, sd = (float(x) for x in row[5].split("±"))  # the random control, per group
+            assert mean == pytest.approx(control["delta_pp"][group], abs=0.005)
+            assert sd == pytest.approx(control["spread_pp"][group] or 0.0, abs=0.005)
         smallest = min(session.train_group_counts, key=session.train_group_counts.__getitem__)
-        assert next(row for row in rows if row[0] == smallest)[1] == "min"
+        assert next(row for row in rows if row[1] == smallest)[2] == "min"
         assert entry.result["control"] is not None  # the random-neuron control ran too
+        # the readout is in the session record on disk, with the model it used
+        await wait_for(pilot, lambda: app.record is not None and len(app.record.entries("readout")) == 1)
+        line = app.record.entries("readout")[0]
+        assert line["checkpoint"] == best
+        assert line["readout"]["splits"]["test"]["delta_pp"] == entry.result["splits"]["test"]["delta_pp"]
 
         weights_after = session._session.model.state_dict()
         assert all((weights_before[k] == weights_after[k]).all() for k in weights_before)  # restored

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Drive the console in tmux at 80×24 over the real engine, as a researcher would, step by step.
+
+    .venv/bin/python scripts/console_walkthrough.py [RUNS_ROOT] [--keep]
+
+Run by hand (not in CI): it needs tmux and takes minutes on a CPU. Steps: open the quickstart
+run's ERM checkpoint → rank → mark the top 3 → zero → readout with control → heat map →
+fine-tune 2 epochs from the ERM checkpoint → cancel → resume → open the fine-tuned checkpoint →
+readout → export. A quickstart run (smoke profile) is made first when RUNS_ROOT has none.
+
+Prints each step with its time; exits 1 when a step times out or a traceback shows on the
+screen (the last screen is printed), 0 when every step passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+PY = os.environ.get("PYTHON", str(HERE / ".venv" / "bin" / "python"))
+LABCONSOLE = str(Path(PY).with_name("labconsole"))  # the console script beside that Python
+SESSION = f"lcwalk{os.getpid()}"
+WIDTH, HEIGHT = 80, 24
+
+
+class StepFailed(Exception):
+    pass
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def keys(*sequence: str) -> None:
+    for key in sequence:
+        tmux("send-keys", "-t", SESSION, key)
+        time.sleep(0.15)
+
+
+def type_text(text: str) -> None:
+    tmux("send-keys", "-t", SESSION, "-l", text)
+    time.sleep(0.2)
+
+
+def wait(what: str, ok: Callable[[str], bool], timeout: float) -> str:
+    start = time.monotonic()
+    while True:
+        shown = screen()
+        if "Traceback" in shown:
+            raise StepFailed(f"a traceback is on the screen while waiting for {what}")
+        if ok(shown):
+            return shown
+        if time.monotonic() - start > timeout:
+            raise StepFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.25)
+
+
+def has(text: str) -> Callable[[str], bool]:
+    return lambda shown: text in shown
+
+
+def newest(root: Path, pattern: str) -> Path | None:
+    found = sorted(root.glob(pattern))
+    return found[-1] if found else None
+
+
+def ensure_quickstart(root: Path) -> Path:
+    run = newest(root, "*-quickstart-s0*")
+    if run is not None and (run / "checkpoints" / "best.safetensors").exists():
+        return run
+    print(f"making a quickstart run (smoke profile) in {root} …", flush=True)
+    subprocess.run(
+        [LABCONSOLE, "run", "presets/quickstart.toml", "--smoke", "--out", str(root), "--quiet"],
+        check=True,
+        cwd=HERE,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    run = newest(root, "*-quickstart-s0*")
+    if run is None:
+        raise StepFailed("the quickstart run did not produce a run directory")
+    return run
+
+
+def focus_choice(label: str, tries: int = 14) -> None:
+    """Tab until the Choice in the form row ``label`` has the focus (it then shows ◂▸ ⏎)."""
+    for _ in range(tries):
+        keys("Tab")
+        time.sleep(0.2)
+        row = next((line for line in screen().splitlines() if line.strip().startswith(label)), "")
+        if "◂▸" in row:
+            return
+    raise StepFailed(f"could not focus the {label} field")
+
+
+def step_choice(label: str, wanted: str, tries: int = 12) -> None:
+    """With the Choice of row ``label`` focused, step right until it shows ``wanted``."""
+    for _ in range(tries):
+        row = next((line for line in screen().splitlines() if line.strip().startswith(label)), "")
+        if re.search(rf"{re.escape(label)}\s+{re.escape(wanted)}\s", row + " "):
+            return
+        keys("Right")
+        time.sleep(0.2)
+    raise StepFailed(f"{label} never showed {wanted!r}")
+
+
+def main() -> int:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    keep = "--keep" in sys.argv
+    if shutil.which("tmux") is None:
+        print("tmux is not installed", file=sys.stderr)
+        return 2
+    root = Path(args[0]).resolve() if args else Path(tempfile.mkdtemp(prefix="lcwalk-")) / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    timings: list[tuple[str, float]] = []
+    started = time.monotonic()
+    try:
+        erm = ensure_quickstart(root)
+        timings.append(("quickstart run ready", time.monotonic() - started))
+        command = f"cd {shlex.quote(str(HERE))} && HF_HUB_OFFLINE=1 {shlex.quote(LABCONSOLE)} console --runs-root {shlex.quote(str(root))}; sleep 30"
+        tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT), command)
+
+        def step(name: str, action: Callable[[], None]) -> None:
+            t0 = time.monotonic()
+            action()
+            timings.append((name, time.monotonic() - t0))
+            print(f"  ✓ {name}: {timings[-1][1]:.1f} s", flush=True)
+
+        def open_checkpoint(path: str) -> Callable[[], None]:
+            def act() -> None:
+                keys("1")
+                wait("Setup", has("Checkpoint"), 30)
+                keys("Escape")
+                focus_choice("Checkpoint")
+                keys("Tab")  # the "or file" field below it
+                keys("C-u")
+                type_text(path)
+                keys("Escape", "o")
+                wait("the session to open", has("session ready"), 240)
+
+            return act
+
+        def console_up() -> None:
+            wait("the first screen", has("Setup"), 60)
+
+        step("console up", console_up)
+        step("open the quickstart ERM checkpoint", open_checkpoint(str(erm / "checkpoints" / "best.safetensors")))
+
+        def rank() -> None:
+            keys("2")
+            wait("a ranking", lambda s: "neurons by gradient" in s, 240)
+
+        step("rank (gradient, global, k=10)", rank)
+
+        def mark_top3() -> None:
+            keys("f", "m", "Down", "m", "Down", "m")
+            keys("3")
+            wait("3 marked neurons", has("Marked: 3 neurons"), 30)
+
+        step("mark the top 3", mark_top3)
+
+        def readout() -> None:
+            keys("Escape", "a")
+            wait("the readout with its control", has("random Δ"), 300)
+
+        step("zero + readout with random control", readout)
+
+        def heat_map() -> None:
+            keys("m")
+            wait("the heat map", has("Tracing heat map"), 600)
+            keys("Escape")
+
+        step("tracing heat map", heat_map)
+
+        def finetune_and_cancel() -> None:
+            keys("4")
+            wait("Train", has("Preset"), 30)
+            keys("Escape")
+            focus_choice("Stages")
+            step_choice("Stages", "fine-tune")
+            focus_choice("Profile")
+            step_choice("Profile", "smoke")
+            keys("Tab")  # Epochs
+            type_text("2")
+            keys("Escape", "g")
+            wait("fine-tuning to stream", lambda s: "finetune" in s and "epoch" in s, 300)
+            keys("c")
+            wait("the cancelled run", lambda s: "cancelled" in s, 300)
+
+        step("fine-tune 2 epochs from the ERM checkpoint, then cancel", finetune_and_cancel)
+        candidates = [p for p in sorted(root.iterdir()) if p.is_dir() and p != erm and "console-session" not in p.name]
+        tuned = candidates[-1] if candidates else None
+
+        def resume() -> None:
+            keys("6")
+            wait("Runs", has("runs in"), 60)
+            # the newest run is the first row, highlighted: the cancelled fine-tuning
+            wait("the cancelled run in the list", has("cancelled"), 30)
+            keys("u")
+            wait("the resumed run to finish", has("done: resume"), 900)
+
+        step("resume the cancelled fine-tuning", resume)
+        best = tuned / "checkpoints" / "finetune-best.safetensors" if tuned else None
+        if best is None or not best.exists():
+            raise StepFailed(f"no finetune-best checkpoint in {tuned}")
+        step("open the fine-tuned checkpoint", open_checkpoint(str(best)))
+
+        def readout_again() -> None:
+            keys("2")
+            wait("a ranking", lambda s: "neurons by gradient" in s, 240)
+            keys("f", "m", "3")
+            wait("a marked neuron", has("Marked: 1 neuron"), 30)
+            keys("Escape", "a")
+            wait("the readout", has("random Δ"), 300)
+
+        step("readout on the fine-tuned model", readout_again)
+
+        def export() -> None:
+            keys("e")
+            wait("the session report", has("report of this session written"), 300)
+
+        step("export the session report", export)
+        keys("q")
+        record = newest(root, "*console-session*")
+        if record is None or not (record / "report.html").exists():
+            raise StepFailed("no session record with a report.html under the runs folder")
+        lines = [json.loads(x) for x in (record / "readouts.jsonl").read_text().splitlines() if x.strip()]
+        print(f"  session record {record.name}: {len(lines)} lines, report.html written")
+    except (StepFailed, subprocess.CalledProcessError) as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            print(screen(), file=sys.stderr)
+        return 1
+    finally:
+        if not keep:
+            subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        total = time.monotonic() - started
+        print("timings: " + ", ".join(f"{name} {t:.1f} s" for name, t in timings) + f"; total {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
