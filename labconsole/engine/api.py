@@ -8,6 +8,7 @@ thread. Interactive calls (rank a layer, read out an intervention) go through ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -21,9 +22,19 @@ from labconsole import __version__
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.device import resolve_device as resolve_device  # callers import it from here too
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
-from labconsole.engine.runs import STATUS_CANCELLED, STATUS_DONE, STATUS_FAILED, STATUS_RUNNING, RunDir
+from labconsole.engine.preflight import check_neuron_settings
+from labconsole.engine.resume import check_resume_config, restore_skipped_stage
+from labconsole.engine.runs import (
+    STATUS_CANCELLED,
+    STATUS_DONE,
+    STATUS_FAILED,
+    STATUS_NEVER_STARTED,
+    STATUS_RUNNING,
+    RunDir,
+)
 from labconsole.engine.stage1.session import Session  # noqa: F401  (the console's interactive entry point)
 from labconsole.engine.stages import stage_function
+from labconsole.engine.storage import storage_error
 from labconsole.errors import UserError
 
 METRIC_DEFINITIONS = {
@@ -97,6 +108,7 @@ def preflight(preset: Any) -> None:
         data_root(preset.data)
     for stage in preset.stages:
         stage_function(stage)
+    check_neuron_settings(preset)
 
 
 def run_job(
@@ -117,21 +129,29 @@ def run_job(
     cancel = cancel or NeverCancelled()
     device = resolve_device(preset.device)
     preflight(preset)
-    if resume is not None:
-        run = RunDir(Path(resume))
-        if not (run.path / "manifest.json").exists():
-            raise UserError(f"--resume {resume}: not a run directory (no manifest.json)")
-        if run.is_done:
-            raise UserError(f"--resume {resume}: this run already finished (it has a `done` file)")
-        manifest = run.manifest()
-        manifest["status"] = STATUS_RUNNING
-    else:
-        run = RunDir(Path(run_dir)) if run_dir else RunDir.create(Path(runs_root), preset.name, preset.seed)
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.checkpoints.mkdir(exist_ok=True)
-        run.write_config(preset.to_toml())
-        manifest = base_manifest(preset, device)
-    run.write_manifest(manifest)
+    hint = f"resume with `labconsole run {preset.name} --resume RUN_DIR`"
+    try:
+        if resume is not None:
+            run = RunDir(Path(resume))
+            if not (run.path / "manifest.json").exists():
+                raise UserError(f"--resume {resume}: not a run directory (no manifest.json)")
+            if run.is_done:
+                raise UserError(f"--resume {resume}: this run already finished (it has a `done` file)")
+            # Every record is read (and the configuration compared) before anything is written,
+            # so a corrupt file or a differing preset leaves the run exactly as it was.
+            run.read_manifest(), run.read_summary()  # RunFormatError naming an unreadable file
+            manifest = run.manifest()
+            check_resume_config(run, preset.to_toml())
+            manifest["status"] = STATUS_RUNNING
+        else:
+            run = RunDir(Path(run_dir)) if run_dir else RunDir.create(Path(runs_root), preset.name, preset.seed)
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.checkpoints.mkdir(exist_ok=True)
+            run.write_config(preset.to_toml())
+            manifest = base_manifest(preset, device)
+        run.write_manifest(manifest)
+    except OSError as exc:
+        raise (storage_error(exc, resume_hint=hint) or exc) from None
     run_id = run.name
     ctx = StageContext(preset=preset, run=run, emit_raw=emit, cancel=cancel, device=device, run_id=run_id)
     ctx.emit(
@@ -150,6 +170,7 @@ def run_job(
         for stage in preset.stages:
             if stage in manifest.get("stages_done", []) and stage in summary:
                 ctx.log(f"stage {stage} already done; skipped")
+                restore_skipped_stage(ctx, stage)
                 continue
             ctx.stage = stage
             ctx.log(f"stage {stage} started")
@@ -177,11 +198,38 @@ def run_job(
     except (Cancelled, KeyboardInterrupt):
         _finish(run, manifest, summary, STATUS_CANCELLED, ctx, None)
         return run
+    except OSError as exc:
+        problem = storage_error(exc, resume_hint=hint.replace("RUN_DIR", str(run.path)))
+        _finish_if_possible(run, manifest, summary, STATUS_FAILED, ctx, f"{type(exc).__name__}: {exc}")
+        if problem is None:
+            raise
+        raise problem from None
     except Exception as exc:
-        _finish(run, manifest, summary, STATUS_FAILED, ctx, f"{type(exc).__name__}: {exc}")
+        never_started = isinstance(exc, UserError) and resume is None and not did_work(run, manifest)
+        _finish(
+            run,
+            manifest,
+            summary,
+            STATUS_NEVER_STARTED if never_started else STATUS_FAILED,
+            ctx,
+            f"{type(exc).__name__}: {exc}",
+        )
         raise
     _finish(run, manifest, summary, STATUS_DONE, ctx, None)
     return run
+
+
+def did_work(run: RunDir, manifest: dict[str, Any]) -> bool:
+    """Whether a stage finished or left a checkpoint: something a resume would continue."""
+    return bool(manifest.get("stages_done")) or (run.checkpoints.is_dir() and any(run.checkpoints.iterdir()))
+
+
+def _finish_if_possible(
+    run: RunDir, manifest: dict[str, Any], summary: dict[str, Any], status: str, ctx: StageContext, error: str | None
+) -> None:
+    """``_finish`` on a disk that may refuse the write: what is on disk stays resumable."""
+    with contextlib.suppress(OSError):
+        _finish(run, manifest, summary, status, ctx, error)
 
 
 def _finish(

@@ -34,18 +34,13 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(run_config: str, preset_config: str) -> list[tuple[str, Any, Any]]:
-    """(key, the run's value, the given value) for every key the two resolved configs disagree
-    on. A key the run's file lacks (written by an older version, default since) is not counted."""
+    """(key, the run's value, the given value) for every key of the run's resolved config that
+    the given one sets otherwise. Keys the run's file lacks are not compared: they were unset
+    (TOML has no null) or added by a later version, and read back as their defaults."""
     ours, given = flatten(tomllib.loads(run_config)), flatten(tomllib.loads(preset_config))
     differing = [(key, ours[key], given.get(key)) for key in ours if ours[key] != given.get(key)]
-    differing += [(key, None, given[key]) for key in given if key not in ours and _is_user_value(key, given[key])]
     # Top-level keys (name, stages, seed) first: they say at once that it is another preset.
     return sorted(differing, key=lambda item: ("." in item[0], item[0]))
-
-
-def _is_user_value(key: str, value: Any) -> bool:
-    # Empty tables and empty lists read back as missing keys: they are no difference.
-    return value not in ({}, [], "")
 
 
 def check_resume_config(run: RunDir, preset_toml: str) -> None:
