@@ -53,7 +53,9 @@ def layer_sizes(preset: Preset, num_classes: int) -> list[tuple[str, int]]:
     except (RuntimeError, NotImplementedError):
         model = build()
     cfg = preset.neurons
-    return [(layer.name, layer.n_neurons) for layer in eligible_layers(model, cfg.include, cfg.exclude, cfg.include_head)]
+    return [
+        (layer.name, layer.n_neurons) for layer in eligible_layers(model, cfg.include, cfg.exclude, cfg.include_head)
+    ]
 
 
 def check_neuron_settings(preset: Preset) -> None:
