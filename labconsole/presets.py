@@ -135,6 +135,8 @@ def smoke_keeping(preset: Preset, typed: list[tuple[str, Any, str]], *, source: 
     their data (``--data-root`` or a ``data.`` key) keeps that dataset, only capped in size,
     instead of being swapped to the embedded one."""
     raw = preset.smoke().model_dump(mode="json")
+    if preset.device != "auto":
+        raw["device"] = preset.device  # a device the preset names is kept; only "auto" becomes the CPU
     if any(key.startswith("data.") for key, _, _ in typed) and not preset.data.is_embedded:
         data = preset.data.model_dump(mode="json")
         data["max_per_split"] = min(preset.data.max_per_split or SMOKE_MAX_PER_SPLIT, SMOKE_MAX_PER_SPLIT)

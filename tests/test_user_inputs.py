@@ -33,6 +33,12 @@ def test_smoke_keeps_the_device_and_values_the_user_typed() -> None:
     assert untouched.erm.epochs <= 2 and untouched.device == "cpu"  # smoke still shrinks the rest
 
 
+def test_smoke_keeps_a_device_the_preset_names(tmp_path: Path) -> None:
+    preset = tmp_path / "gpu.toml"
+    preset.write_text('name = "gpu"\ndevice = "cuda"\n')
+    assert load_preset(preset, smoke=True).device == "cuda"
+
+
 def test_smoke_with_a_data_root_keeps_that_dataset_and_caps_its_size(tmp_path: Path) -> None:
     preset = load_preset("erm-waterbirds", smoke=True, data_root=str(tmp_path))
     assert preset.data.dataset == "waterbirds"
