@@ -576,6 +576,8 @@ class DatasetCheck(Record):
     verdict: str = ""
     max_per_split: int | None = None
     used_counts: dict[str, list[int]] = Field(default_factory=dict)
+    ok: bool | None = None  # check-data: the folder would load and its images decode
+    problems: list[str] = Field(default_factory=list)
 
 
 class DatasetInfo(Record):

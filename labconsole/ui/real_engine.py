@@ -1,25 +1,23 @@
-"""``EnginePort`` over the real engine. Every engine import happens inside a method, on a
-worker thread, so the console paints before torch is loaded.
+"""``EnginePort`` over the real engine, typed against ``SessionPort``/``EnginePort``.
 
-Where this installation's engine does not (yet) offer a function, the call raises
-``EngineUnavailable`` naming it; the console shows that as a notification.
+Every engine import happens inside a method, on a worker thread, so the console paints before
+torch is loaded; the first such call leaves a core to the console. Run directories are read
+through ``labconsole.engine.records``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labconsole.engine.events import CancelToken, Emit, EpochResult, ReadoutReady
+from labconsole.engine.events import CancelToken, Emit, EpochResult
 from labconsole.errors import UserError
 from labconsole.ui.engine_port import (
     EMBEDDED_DATASETS,
     DatasetCheck,
-    EngineUnavailable,
     LayerInfo,
     PresetEntry,
     RankedNeuron,
@@ -27,17 +25,13 @@ from labconsole.ui.engine_port import (
     SessionSpec,
 )
 
+if TYPE_CHECKING:  # imported where they are used, on a worker thread
+    import torch
+    from pydantic import JsonValue
 
-def engine_function(module: str, name: str, purpose: str) -> Callable[..., Any]:
-    """``module.name`` or a clear ``EngineUnavailable`` saying what needs it."""
-    try:
-        found = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise EngineUnavailable(
-            f"{purpose} needs {module}.{name}, which this installation does not provide yet"
-        ) from None
-    _leave_a_core_to_the_console()
-    return found
+    from labconsole.engine.records import RunSummary
+    from labconsole.engine.stage1.session import Session
+    from labconsole.presets import Preset
 
 
 _threads_configured = False
@@ -54,32 +48,18 @@ def _leave_a_core_to_the_console() -> None:
 
 
 class RealSession:
-    """Adapts ``labconsole.engine.api.Session`` to ``SessionPort``."""
+    """Adapts ``labconsole.engine.stage1.session.Session`` to ``SessionPort``."""
 
-    def __init__(self, session: Any):
+    def __init__(self, session: Session):
         self._session = session
         self.group_names: tuple[str, ...] = tuple(session.group_names)
-        counts = getattr(session, "train_group_counts", None) or {}
-        self.train_group_counts: dict[str, int] = {str(k): int(v) for k, v in dict(counts).items()}
+        self.train_group_counts: dict[str, int] = dict(session.train_group_counts)
 
     def layers(self) -> list[LayerInfo]:
-        out = []
-        for item in self._session.layers():
-            if isinstance(item, LayerInfo):
-                out.append(item)
-            elif isinstance(item, dict):
-                out.append(LayerInfo(str(item["name"]), str(item.get("kind", "")), int(item["neurons"])))
-            else:
-                name, kind, neurons = (
-                    (getattr(item, a) for a in ("name", "kind", "neurons")) if hasattr(item, "name") else item
-                )
-                out.append(LayerInfo(str(name), str(kind), int(neurons)))
-        return out
+        return [LayerInfo(name, kind, neurons) for name, kind, neurons in self._session.layers()]
 
     def rank(self, criterion: str, group: str | None, scope: str, k: float) -> list[RankedNeuron]:
-        result = self._session.rank(criterion=criterion, group=group, scope=scope, k=k)
-        neurons = getattr(result, "neurons", result)  # a RankingReady event or a plain list
-        return [(str(layer), int(index), float(score)) for layer, index, score in neurons]
+        return self._session.rank(criterion=criterion, group=group, scope=scope, k=k)
 
     def readout(
         self,
@@ -93,25 +73,17 @@ class RealSession:
         result = self._session.readout(
             list(neurons), mode=mode, std=std, seeds=seeds, splits=tuple(splits), control=control
         )
-        if isinstance(result, ReadoutReady):
-            return {"splits": result.splits, "control": result.control, "wga_quantum_pp": {}}
-        return dict(result)
+        from labconsole.engine.records import Readout
+
+        # Checked against the record the console's session log and report read.
+        return Readout.model_validate(result).to_json()
 
     def random_neurons(self, count: int, seed: int) -> list[tuple[str, int]]:
-        draw = getattr(self._session, "random_neurons", None)
-        if draw is not None:  # the engine's own draw: the same one its random controls use
-            return [(str(layer), int(index)) for layer, index in draw(int(count), seed=int(seed))]
-        import random
-
-        everything = [(layer.name, i) for layer in self.layers() for i in range(layer.neurons)]
-        if count > len(everything):
-            raise UserError(f"{count} random neurons requested, the model has {len(everything)} eligible neurons")
-        return random.Random(seed).sample(everything, int(count))
+        """The engine's own draw: the same one its random controls use."""
+        return self._session.random_neurons(int(count), seed=int(seed))
 
     def close(self) -> None:
-        close = getattr(self._session, "close", None)
-        if close is not None:
-            close()
+        self._session.close()
 
 
 class RealEngine:
@@ -119,7 +91,7 @@ class RealEngine:
 
     def __init__(self, runs_root: str = "runs") -> None:
         self.runs_root = runs_root  # where run_job creates run directories
-        self._digits_image: Any = None  # first training digit, for the pattern preview
+        self._digits_image: torch.Tensor | None = None  # first training digit, for the pattern preview
 
     def list_presets(self) -> list[PresetEntry]:
         from labconsole.presets import PRESETS_DIR
@@ -141,15 +113,16 @@ class RealEngine:
             )
         return entries
 
-    def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> Any:
+    def load_preset(self, path: str, overrides: Sequence[str] = (), *, smoke: bool = False) -> Preset:
         from labconsole.presets import load_preset
 
         return load_preset(path, overrides, smoke=smoke)
 
-    def run_job(self, preset: Any, *, emit: Emit, cancel: CancelToken) -> str:
-        run_job = engine_function("labconsole.engine.api", "run_job", "Training")
-        run_dir = run_job(preset, emit=emit, cancel=cancel, runs_root=self.runs_root)
-        return str(getattr(run_dir, "path", run_dir))
+    def run_job(self, preset: Preset, *, emit: Emit, cancel: CancelToken) -> str:
+        from labconsole.engine.api import run_job
+
+        _leave_a_core_to_the_console()
+        return str(run_job(preset, emit=emit, cancel=cancel, runs_root=self.runs_root).path)
 
     def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
         from labconsole.presets import preset_from_dict
@@ -162,17 +135,16 @@ class RealEngine:
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{config}: not valid TOML ({exc})") from None
         preset = preset_from_dict(raw, source=str(config))
-        run_job = engine_function("labconsole.engine.api", "run_job", "Resuming a run")
-        resumed = run_job(preset, emit=emit, cancel=cancel, resume=run_dir)
-        return str(getattr(resumed, "path", resumed))
+        from labconsole.engine.api import run_job
+
+        _leave_a_core_to_the_console()
+        return str(run_job(preset, emit=emit, cancel=cancel, resume=run_dir).path)
 
     def open_session(self, spec: SessionSpec) -> RealSession:
-        try:
-            session_class = engine_function("labconsole.engine.stage1.session", "Session", "The Neurons screen")
-        except EngineUnavailable:
-            session_class = engine_function("labconsole.engine.api", "Session", "The Neurons screen")
-        opener = getattr(session_class, "open", session_class)
-        session = opener(
+        from labconsole.engine.stage1.session import Session
+
+        _leave_a_core_to_the_console()
+        session = Session.open(
             dataset=spec.dataset,
             data_root=spec.data_root,
             backbone=spec.backbone,
@@ -186,16 +158,22 @@ class RealEngine:
             return DatasetCheck(True, f"{dataset} is embedded: no files needed")
         if not root:
             return DatasetCheck(False, f"{dataset} needs a data folder: fill in the data root")
-        check = engine_function("labconsole.engine.data.check", "check_dataset", "The dataset check")
-        return dataset_check_from_report(check(root, dataset))
+        from labconsole.engine.data.check import check_dataset
+
+        return dataset_check_from_report(check_dataset(root, dataset))
 
     def list_runs(self, root: str) -> list[RunEntry]:
+        from labconsole.engine.records import RunFormatError
         from labconsole.engine.runs import list_runs
 
         entries = []
         for run in list_runs(Path(root)):
-            summary, manifest = run.summary(), run.manifest()
-            stage, wga = final_stage_wga(summary, list(manifest.get("stages_done") or []))
+            try:
+                summary, manifest = run.read_summary(), run.read_manifest()
+            except RunFormatError:  # listed by name and status; opening it says what is wrong
+                entries.append(RunEntry(name=run.name, path=str(run.path), status=run.status()))
+                continue
+            stage, wga = final_stage_wga(summary, manifest.stages_done)
             checkpoints = (
                 tuple(sorted(p.stem for p in run.checkpoints.glob("*.safetensors"))) if run.checkpoints.is_dir() else ()
             )
@@ -204,11 +182,11 @@ class RealEngine:
                     name=run.name,
                     path=str(run.path),
                     status=run.status(),
-                    preset=str(manifest.get("preset", "")),
-                    variant=str(manifest.get("variant", "paper")),
+                    preset=manifest.preset,
+                    variant=manifest.variant or "paper",
                     test_wga=wga,
                     has_checkpoint=bool(checkpoints),
-                    smoke=bool(manifest.get("smoke")),
+                    smoke=manifest.smoke,
                     checkpoints=checkpoints,
                     final_stage=stage,
                 )
@@ -220,18 +198,19 @@ class RealEngine:
 
         return epochs_from_records(RunDir(Path(run_dir)).events("EpochResult"))
 
-    def run_summary(self, run_dir: str) -> dict[str, Any]:
+    def run_summary(self, run_dir: str) -> dict[str, JsonValue]:
         from labconsole.engine.runs import RunDir
 
         run = RunDir(Path(run_dir))
         if not run.path.is_dir():
             raise UserError(f"run directory not found: {run_dir}")
+        manifest, summary = run.read_manifest(), run.read_summary()  # RunFormatError names the file
         return {
             "name": run.name,
             "path": str(run.path),
             "status": run.status(),
-            "manifest": run.manifest(),
-            "summary": run.summary(),
+            "manifest": manifest.to_json(),
+            "summary": summary.to_json(),
             "config": run.config_text(),
         }
 
@@ -242,20 +221,23 @@ class RealEngine:
 
     def rare_preview(self, pattern: str, image_size: int) -> list[list[float]]:
         """The first training digit with the pattern applied (the digits set is 28×28)."""
-        make_pattern = engine_function("labconsole.engine.data.patterns", "make_pattern", "The pattern preview")
+        from labconsole.engine.data.patterns import make_pattern
+
         if self._digits_image is None:
             from labconsole.config.data import DataConfig
             from labconsole.engine.data.registry import load_dataset
 
-            bundle = load_dataset(DataConfig(dataset="digits"))
-            self._digits_image = bundle.splits["train"].images[0].float() / 255.0  # [C, H, W]
+            images = load_dataset(DataConfig(dataset="digits")).splits["train"].images
+            assert images is not None  # the digits set is held in memory
+            self._digits_image = images[0].float() / 255.0  # [C, H, W]
         image = self._digits_image
-        patched = make_pattern(pattern, tuple(image.shape), 0).apply(image)
+        channels, height, width = image.shape
+        patched = make_pattern(pattern, (channels, height, width), 0).apply(image)
         return patched.mean(0).tolist()  # greyscale rows × cols
 
     def rare_experiment(
         self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *, emit: Emit, cancel: CancelToken
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[str, float | int | None]]:
         """Runs ``presets/rare/score-vs-n.toml`` for one pattern, then reads its summary."""
         overrides = [
             f'rare.patterns=["{pattern}"]',
@@ -266,17 +248,18 @@ class RealEngine:
         run_dir = self.run_job(self.load_preset("rare/score-vs-n", overrides), emit=emit, cancel=cancel)
         from labconsole.engine.runs import RunDir
 
-        table = RunDir(Path(run_dir)).summary().get("rare-score", {}).get("per_pattern", {}).get(pattern, {})
-        rows = []
+        section = RunDir(Path(run_dir)).read_summary().rare_score
+        table = section.per_pattern.get(pattern, {}) if section is not None else {}
+        rows: list[dict[str, float | int | None]] = []
         for n, cell in sorted(table.items(), key=lambda item: int(item[0])):
             rows.append(
                 {
                     "n": int(n),
-                    "spurious_score": cell["score"]["mean"],
-                    "spurious_score_se": cell["score"]["se"],
-                    "clean_acc": cell["clean_acc"]["mean"],
-                    "spurious_acc": cell["spurious_acc"]["mean"],
-                    "p_value": cell.get("p_value"),
+                    "spurious_score": cell.score.mean,
+                    "spurious_score_se": cell.score.se,
+                    "clean_acc": cell.clean_acc.mean,
+                    "spurious_acc": cell.spurious_acc.mean,
+                    "p_value": cell.p_value,
                 }
             )
         return rows
@@ -291,30 +274,25 @@ class RealEngine:
         x_inv: float = 1.0,
         x_sp: float = 1.0,
     ) -> dict[str, list[float]]:
-        toy_model = engine_function("labconsole.engine.rare.theory", "ToyModel", "The theory plot")
-        gamma_curve = engine_function("labconsole.engine.rare.theory", "gamma_curve", "The theory plot")
         import numpy as np
 
-        model = toy_model(gamma=0.0, x_inv=x_inv, x_sp=x_sp, sigma_inv=sigma_inv, sigma_sp=sigma_sp, lam=ridge)
-        return dict(gamma_curve(model, np.asarray(list(gammas), dtype=float)))
+        from labconsole.engine.rare.theory import ToyModel, gamma_curve
+
+        model = ToyModel(gamma=0.0, x_inv=x_inv, x_sp=x_sp, sigma_inv=sigma_inv, sigma_sp=sigma_sp, lam=ridge)
+        return gamma_curve(model, np.asarray(list(gammas), dtype=float))
 
 
-def final_stage_wga(summary: dict[str, Any], stages_done: Sequence[str]) -> tuple[str, float | None]:
+def final_stage_wga(summary: RunSummary, stages_done: Sequence[str]) -> tuple[str, float | None]:
     """(stage, test WGA) of the run's final model: the last finished stage that measured one
     (fine-tuning's ``wga_after``, a stage's own ``splits``), else the top-level (ERM) numbers."""
     for stage in reversed([s for s in stages_done if s != "erm"]):
-        result = summary.get(stage)
-        if not isinstance(result, dict):
-            continue
-        after = result.get("wga_after")
-        wga = after.get("test") if isinstance(after, dict) else None
-        if wga is None:
-            wga = (result.get("splits") or {}).get("test", {}).get("wga")
-        if isinstance(wga, (int, float)):
-            return stage, float(wga)
-    wga = summary.get("splits", {}).get("test", {}).get("wga")
-    if isinstance(wga, (int, float)):
-        return ("erm" if "erm" in stages_done else (stages_done[-1] if stages_done else "")), float(wga)
+        for path in (f'["{stage}"].wga_after.test', f'["{stage}"].splits.test.wga'):
+            wga = summary.metric(path)
+            if wga is not None:
+                return stage, wga
+    wga = summary.metric("splits.test.wga")
+    if wga is not None:
+        return ("erm" if "erm" in stages_done else (stages_done[-1] if stages_done else "")), wga
     return "", None
 
 
@@ -332,17 +310,20 @@ def epochs_from_records(records: Iterable[dict[str, Any]]) -> list[EpochResult]:
     return list(latest.values())
 
 
-def dataset_check_from_report(report: dict[str, Any]) -> DatasetCheck:
+def dataset_check_from_report(report: Mapping[str, object]) -> DatasetCheck:
     """``labconsole.engine.data.check.check_dataset``'s report → a verdict line and group counts."""
-    problems = [str(p) for p in report.get("problems", [])]
-    verdict = str(report.get("verdict") or ("loads" if report.get("ok") else "does not load"))
-    layout = f" ({report['layout']} layout)" if report.get("layout") else ""
-    message = "; ".join(problems) if problems else verdict + layout
-    counts: dict[str, dict[str, tuple[int, int | None]]] = {}
-    for split, info in dict(report.get("splits", {})).items():
-        counts[split] = {str(row["group"]): (int(row["found"]), row.get("expected")) for row in info.get("groups", [])}
-    return DatasetCheck(bool(report.get("ok")), message, counts)
+    from labconsole.engine.records import DatasetCheck as CheckRecord
+
+    check = CheckRecord.model_validate(report)
+    verdict = check.verdict or ("loads" if check.ok else "does not load")
+    layout = f" ({check.layout} layout)" if check.layout else ""
+    message = "; ".join(check.problems) if check.problems else verdict + layout
+    counts = {
+        split: {row.group: (row.found or 0, row.expected) for row in info.groups}
+        for split, info in check.splits.items()
+    }
+    return DatasetCheck(bool(check.ok), message, counts)
 
 
-def pretty_json(obj: Any) -> str:
+def pretty_json(obj: JsonValue) -> str:
     return json.dumps(obj, indent=2, default=str)
