@@ -67,3 +67,23 @@ async def test_options_can_be_replaced_and_unknown_values_are_refused() -> None:
             assert "letter" in str(exc)
         else:
             raise AssertionError("a value that is not offered must be refused")
+
+
+async def test_a_focused_choice_shows_its_keys_even_with_a_long_label() -> None:
+    from textual.app import App
+
+    from labconsole.ui.widgets.choice import Choice
+
+    class Narrow(App[None]):
+        CSS = "Choice { width: 12; }"
+
+        def compose(self) -> ComposeResult:
+            yield Choice([("erm+neurons+finetune", "a"), ("ERM", "b")], "a", id="c")
+
+    app = Narrow()
+    async with app.run_test(size=(80, 24)) as pilot:
+        choice = app.query_one(Choice)
+        choice.focus()
+        await pilot.pause()
+        rendered = str(choice.render())
+        assert rendered.endswith("◂▸ ⏎") and len(rendered) <= 12

@@ -29,7 +29,8 @@ def summary_table(info: dict[str, Any]) -> Table:
     table.add_column("metric")
     for split in splits:
         table.add_column(f"{split} %", justify="right")
-    groups = list(next(iter(splits.values()), {}).get("groups", {}))
+    first: dict[str, Any] = next(iter(splits.values()), {})
+    groups = list(first.get("groups", {}))
     for group in groups:
         table.add_row(group, *(f"{100 * s['groups'].get(group, 0):.1f}" for s in splits.values()))
     for key, label in (("wga", "worst-group (WGA)"), ("mean", "mean"), ("mean_groups", "mean over groups")):

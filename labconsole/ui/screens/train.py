@@ -206,8 +206,14 @@ class TrainScreen(LabScreen):
             self.notify("Choose a preset first.", severity="warning")
             return
         try:
+            epochs, lr, batch, seed = (
+                self.query_one(f"#{name}", Input).value for name in ("epochs", "lr", "batch", "seed")
+            )
             overrides = overrides_from_form(
-                *(self.query_one(f"#{name}", Input).value for name in ("epochs", "lr", "batch", "seed")),
+                epochs,
+                lr,
+                batch,
+                seed,
                 str(self.query_one("#stages", Choice).value),
                 self.lab.spec.checkpoint,
             )

@@ -104,9 +104,14 @@ class Choice(Widget, can_focus=True):
 
     # -- drawing and keys ----------------------------------------------------------------------
     def render(self) -> Text:
-        text = Text(self.label, no_wrap=True, overflow="ellipsis")
-        if self.has_focus and len(self._options) > 1:  # the keys that work here, only where they work
-            text.append(" ◂▸ ⏎", style="dim")
+        # the keys that work here, only where they work; never cut off by a long label
+        hint = " ◂▸ ⏎" if self.has_focus and len(self._options) > 1 else ""
+        label, width = self.label, self.content_size.width
+        if hint and width and len(label) + len(hint) > width:
+            label = label[: max(1, width - len(hint) - 1)] + "…"
+        text = Text(label, no_wrap=True, overflow="ellipsis")
+        if hint:
+            text.append(hint, style="dim")
         return text
 
     def on_focus(self) -> None:

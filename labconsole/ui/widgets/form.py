@@ -22,7 +22,7 @@ class FieldRow(Horizontal):
 def parse_number(text: str, *, kind: type = float, minimum: float | None = None) -> float | int | None:
     """A number typed by a person, or None when it is not one (or below ``minimum``)."""
     try:
-        value = kind(text.strip())
+        value: float | int = kind(text.strip())
     except ValueError:
         return None
     if minimum is not None and value < minimum:

@@ -50,5 +50,5 @@ class GroupAccuracyChart(PlotextPlot):
             if best_epoch is not None:
                 plt.vline(best_epoch, "white")
             if len(xs) <= 12:
-                plt.xticks(xs)
+                plt.xticks([float(x) for x in xs])
         self.refresh()

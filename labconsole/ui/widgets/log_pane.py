@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.widgets import RichLog
 
 REPLAYED = 200  # lines written again after a resize
@@ -30,7 +31,8 @@ class LogPane(RichLog):
         if self._width:  # before the pane has a width, the next resize writes it
             self.write(line)
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        super().on_resize(event)
         width = self.scrollable_content_region.width
         if width and width != self._width:
             self._width = width
