@@ -156,7 +156,7 @@ async def test_the_tracing_heat_map_has_a_cell_per_layer_and_group_and_counts_it
         engine.call_gate = threading.Event()  # hold each rank/readout until released
         app.simulate_key("m")
         status = app.screen.query_one("#readout-status", Static)
-        await wait_for(pilot, lambda: "heat map" in str(status.content) and "/40" in str(status.content))
+        await wait_for(pilot, lambda: "heat map" in str(status.content) and "/40" in str(status.content), timeout=30)
         assert "Esc stops waiting" in str(status.content)  # 4 groups × (1 ranking + 9 layers)
         engine.call_gate.set()
         await wait_for(pilot, lambda: isinstance(app.screen, HeatMapDialog), timeout=20)
