@@ -11,7 +11,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,7 +184,9 @@ class FakeSession:
         seeds: int,
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
+        on_estimate: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
+        # No estimate: the fake answers with exact numbers at once (``on_estimate`` is optional).
         self.engine.calls.append(("readout", tuple(neurons), mode, std, seeds))
         self.engine.wait_call()
         strength = {"zero": 1.0, "reinit": 0.8, "noise": 0.3}[mode] * (1 + std * 20)

@@ -69,9 +69,17 @@ class RealSession:
         seeds: int,
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
+        on_estimate: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
+        """``on_estimate`` receives the first numbers (≈, with ``ci_pp``) before the exact ones."""
         result = self._session.readout(
-            list(neurons), mode=mode, std=std, seeds=seeds, splits=tuple(splits), control=control
+            list(neurons),
+            mode=mode,
+            std=std,
+            seeds=seeds,
+            splits=tuple(splits),
+            control=control,
+            on_estimate=on_estimate,
         )
         from labconsole.engine.records import Readout
 

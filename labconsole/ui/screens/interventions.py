@@ -96,6 +96,14 @@ def signed(value: float | None, spread: float | None = None) -> Text:
     return Text(text, style="red" if value < -0.005 else ("green" if value > 0.005 else ""))
 
 
+def estimated(value: float | None, interval: list[float] | None) -> Text:
+    """An estimate's Δ: ``≈-3.10 [-6.0, -0.4]`` (its 95 % interval), dimmed until exact."""
+    if value is None:
+        return Text("–")
+    lo, hi = interval if interval else (value, value)
+    return Text(f"≈{value:+.2f} [{lo:+.1f}, {hi:+.1f}]", style="dim")
+
+
 def control_cell(control: dict[str, Any] | None, split: str, group: str) -> Text:
     """The random control's change for one group: mean ± sd over its draws."""
     data = (control or {}).get(split) or {}
@@ -268,6 +276,7 @@ class InterventionsScreen(LabScreen):
             int(seeds),
             SPLITS,
             control,
+            on_estimate=lambda estimate: self.app.call_from_thread(self._show_estimate, neurons, mode, estimate),
             on_result=done,
             group="readout",
             on_error=lambda error: self.query_one("#readout-status", BusyLine).finish(
@@ -332,9 +341,36 @@ class InterventionsScreen(LabScreen):
                 )
         mode = entry.mode if entry.mode == "zero" else f"{entry.mode} σ={entry.sigma}, {entry.seeds} seeds (± = sd)"
         count = f"{len(entry.neurons)} neuron{'s' if len(entry.neurons) != 1 else ''}"
-        label = f"#{entry.seq} " if entry.seq else ""
+        # its number in this list (the record's own line number counts rankings too)
+        label = f"#{self.history.index(entry) + 1} " if entry in self.history else ""
         status.finish(f"{label}{mode} on {count}: {neuron_list(entry.neurons, 3)}")
         note.update(self._note(entry))
+
+    def _show_estimate(self, neurons: tuple[NeuronRef, ...], mode: str, result: dict[str, Any]) -> None:
+        """The readout's first numbers (a stratified subsample, ≈ with its interval), shown while
+        the exact ones are computed; they are replaced in place when the readout finishes."""
+        table = self.query_one("#readout", DataTable)
+        table.clear()
+        session = self.lab.session
+        splits = result.get("splits", {})
+        groups = list(session.group_names) if session else list(splits.get("train", {}).get("baseline", {}))
+        minority = minority_groups(session.train_group_counts if session else {})
+        for split in SPLITS:
+            data = splits.get(split) or {}
+            for i, group in enumerate(groups):
+                role = Text("min", style="bold yellow") if group in minority else Text("maj")
+                after = (data.get("after") or {}).get(group)
+                table.add_row(
+                    split if i == 0 else "",
+                    group,
+                    role,
+                    f"{percent((data.get('baseline') or {}).get(group))}→≈{percent(after)}",
+                    estimated((data.get("delta_pp") or {}).get(group), (data.get("ci_pp") or {}).get(group)),
+                    control_cell(result.get("control"), split, group),
+                )
+        self.query_one("#readout-status", BusyLine).advance(
+            1, f"≈ {mode} on {len(neurons)} neurons from a subsample (95 % interval); exact numbers follow"
+        )
 
     def _note(self, entry: ReadoutEntry) -> str:
         quantum = entry.result.get("wga_quantum_pp") or {}
@@ -355,7 +391,7 @@ class InterventionsScreen(LabScreen):
     def _add_history_row(self, entry: ReadoutEntry) -> None:
         table = self.query_one("#history", DataTable)
         table.add_row(
-            str(entry.seq or len(self.history)),
+            str(len(self.history)),
             neuron_count(entry.neurons),
             entry.edit,
             signed(entry.worst_delta("train")),
@@ -415,7 +451,11 @@ class InterventionsScreen(LabScreen):
             worker = get_current_worker()
 
             def progress(done: int, total: int, what: str) -> None:
-                self.app.call_from_thread(lambda: status.busy and status.advance(done + 1, f"heat map: {what}"))
+                def show() -> None:
+                    if status.busy:  # not after Esc stopped waiting
+                        status.advance(done + 1, f"heat map: {what}")
+
+                self.app.call_from_thread(show)
 
             return trace_heat_map(session, layers, k=k, progress=progress, cancelled=lambda: worker.is_cancelled)
 
