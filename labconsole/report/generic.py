@@ -8,7 +8,6 @@ Nested dicts inside a row are flattened to dotted columns; long lists are abbrev
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from labconsole.report.doc import Block, Table, Text, num, short
 
@@ -17,12 +16,12 @@ MAX_COLUMNS = 24
 MAX_DEPTH = 3
 
 
-def is_scalar(value: Any) -> bool:
+def is_scalar(value: object) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def flatten_row(row: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def flatten_row(row: dict[str, object], prefix: str = "", depth: int = 0) -> dict[str, object]:
+    out: dict[str, object] = {}
     for key, value in row.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict) and depth < 2 and value and len(value) <= 12:
@@ -32,7 +31,7 @@ def flatten_row(row: dict[str, Any], prefix: str = "", depth: int = 0) -> dict[s
     return out
 
 
-def cell(value: Any) -> str:
+def cell(value: object) -> str:
     if isinstance(value, list) and all(is_scalar(v) for v in value):
         body = ", ".join(num(v) for v in value[:8])
         return f"[{body}{', …' if len(value) > 8 else ''}]" + (f" ({len(value)})" if len(value) > 8 else "")
@@ -42,7 +41,7 @@ def cell(value: Any) -> str:
 
 
 def rows_table(
-    rows: list[dict[str, Any]], title: str, key_column: str | None = None, keys: list[str] | None = None
+    rows: list[dict[str, object]], title: str, key_column: str | None = None, keys: list[str] | None = None
 ) -> Table:
     flat = [flatten_row(r) for r in rows[:MAX_ROWS]]
     columns: list[str] = []
@@ -61,7 +60,7 @@ def rows_table(
     return Table(columns=header, rows=body, title=title, caption="; ".join(notes))
 
 
-def json_blocks(value: Any, title: str, depth: int = 0) -> list[Block]:
+def json_blocks(value: object, title: str, depth: int = 0) -> list[Block]:
     """Blocks showing ``value``; never raises on odd shapes (falls back to a JSON excerpt)."""
     if isinstance(value, list):
         if value and all(isinstance(v, dict) for v in value):
@@ -90,21 +89,23 @@ def json_blocks(value: Any, title: str, depth: int = 0) -> list[Block]:
     return [Text(_excerpt(value), kind="details-code", title=title)]
 
 
-def _short_list(value: Any) -> bool:
+def _short_list(value: object) -> bool:
     return isinstance(value, list) and len(value) <= 12 and all(is_scalar(v) for v in value)
 
 
-def _row_like(value: dict[str, Any]) -> bool:
+def _row_like(value: dict[str, object]) -> bool:
     """A dict of dicts is a table when its inner dicts share keys and hold mostly scalars."""
-    inner = list(value.values())
+    inner = [v for v in value.values() if isinstance(v, dict)]
+    if not inner:
+        return False
     first = set(inner[0])
     shared = all(set(v) & first for v in inner[1:]) if len(inner) > 1 else True
-    scalar_share = sum(is_scalar(x) or isinstance(x, dict) for v in inner for x in v.values())
+    scalar_share = sum(1 for v in inner for x in v.values() if is_scalar(x) or isinstance(x, dict))
     total = sum(len(v) for v in inner) or 1
     return shared and scalar_share / total > 0.6
 
 
-def _excerpt(value: Any, limit: int = 4000) -> str:
+def _excerpt(value: object, limit: int = 4000) -> str:
     try:
         text = json.dumps(value, indent=1, default=str)
     except (TypeError, ValueError):

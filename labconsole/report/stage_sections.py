@@ -86,7 +86,7 @@ def neurons(src: RunSource, shown: set[str]) -> Section | None:
         return None
     section = Section("Stage I: readouts after editing critical neurons", anchor="neurons")
     baseline = (full.baseline if full is not None else {}) or (summary.baseline if summary is not None else {})
-    groups = (full.group_names if full is not None else []) or list(baseline.get("train") or {})
+    groups = (full.group_names if full is not None else []) or list(baseline.get("train", {}))
     splits = [s for s in ("train", "val", "test") if any(s in r.delta_pp for r in rows)]
     quantum = summary.wga_quantum_pp if summary is not None else {}
     minority = (full.minority_groups if full is not None else []) or (summary.minority_groups if summary else [])
@@ -282,10 +282,10 @@ def finetune(src: RunSource, shown: set[str]) -> Section | None:
 
 
 def rare_score(src: RunSource, shown: set[str]) -> Section | None:
-    raw = _load_artifact(src, "rare_score.json")
-    if not isinstance(raw, dict) or not isinstance(raw.get("per_pattern"), dict):
+    data = _artifact_record(src, "rare_score.json", RareScoreSection)
+    if data is None or not data.per_pattern:
         return None
-    data = RareScoreSection.model_validate(raw)
+    raw = data.to_json()  # the figure module draws from the JSON table
     shown.add("rare_score.json")
     section = Section("Paper B: spurious score vs number of spurious examples", anchor="rare-score")
     shown.update(figures_rare.legacy_pngs("rare_score.json", (p.name for p in src.artifacts(".png"))))
