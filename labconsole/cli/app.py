@@ -78,7 +78,7 @@ def run(
         typer.echo(f"sweep: {sweep_dir}")
         return
     result = run_job(loaded, emit=printer, runs_root=out, resume=resume)
-    summary = result.summary()
+    summary = result.read_summary()
     table = group_table(summary)
     if table is not None:
         console.print(table)

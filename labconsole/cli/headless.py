@@ -3,14 +3,13 @@ per-group table at the end. Uses rich, never textual."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
-from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TaskID, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as Bar
 from rich.table import Table
 
 from labconsole.engine import events as ev
+from labconsole.engine.records import RunSummary
 from labconsole.formatting import pct as pct  # the runs table and the final tables share it
 
 err = Console(stderr=True)
@@ -23,7 +22,7 @@ class HeadlessPrinter:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self.bar: Bar | None = None
-        self.task: Any = None
+        self.task: TaskID | None = None
         self.bar_key: tuple[str, int] | None = None
 
     def __call__(self, event: ev.Event) -> None:
@@ -81,7 +80,7 @@ class HeadlessPrinter:
             label = f"{event.stage} {event.epoch}/{event.total_epochs}" if event.total_epochs else event.stage
             self.task = self.bar.add_task(label, total=event.total_steps or None, loss="")
             self.bar_key = key
-        assert self.bar is not None
+        assert self.bar is not None and self.task is not None
         loss = f"loss {event.loss:.4f}" if event.loss is not None else event.message
         self.bar.update(self.task, completed=event.step, loss=loss)
 
@@ -92,41 +91,26 @@ class HeadlessPrinter:
             self.bar_key = None
 
 
-def group_table(summary: dict[str, Any], title: str = "per-group accuracy (%), selected epoch") -> Table | None:
-    splits = summary.get("splits") or {}
-    if not splits:
-        return None
-    first = next(iter(splits.values()))
-    table = Table(title=title)
-    table.add_column("group")
-    names = list(first["groups"])
-    for split in splits:
-        table.add_column(split, justify="right")
-    for name in names:
-        table.add_row(
-            name,
-            *(pct(splits[s]["groups"].get(name)) + f"  (n={splits[s]['group_counts'].get(name, 0)})" for s in splits),
-        )
-    table.add_section()
-    for metric in ("wga", "mean", "mean_train_weighted", "mean_groups"):
-        table.add_row(metric, *(pct(splits[s].get(metric)) for s in splits))
-    table.add_row("WGA quantum", *(pct(splits[s].get("wga_quantum")) for s in splits))
-    selection = summary.get("selection") or {}
-    if selection:
-        table.caption = f"selection: {selection.get('rule')} → epoch {selection.get('epoch')}"
-    return table
+def group_table(summary: RunSummary, title: str = "per-group accuracy (%), selected epoch") -> Table | None:
+    """The report's per-group table (groups × splits, named means, WGA quantum) for the terminal."""
+    from labconsole.report.markdown import to_rich
+    from labconsole.report.run_sections import group_table as report_group_table
+
+    table = report_group_table(summary.splits, title, summary.selection)
+    return to_rich(table) if table is not None else None
 
 
-def finetune_line(summary: dict[str, Any]) -> str | None:
+def finetune_line(summary: RunSummary) -> str | None:
     """ "fine-tuning: test WGA 71.3 → 55.0 (−16.3 pp) …" when the run fine-tuned."""
-    ft = summary.get("finetune") or {}
-    before, after = ft.get("wga_before") or {}, ft.get("wga_after") or {}
+    ft = summary.finetune
+    if ft is None:
+        return None
     parts = []
     for split in ("val", "test"):
-        if before.get(split) is not None and after.get(split) is not None:
-            gain = 100 * (after[split] - before[split])
-            parts.append(f"{split} WGA {pct(before[split])} → {pct(after[split])} ({gain:+.1f} pp)")
+        before, after = ft.wga_before.get(split), ft.wga_after.get(split)
+        if before is not None and after is not None:
+            parts.append(f"{split} WGA {pct(before)} → {pct(after)} ({100 * (after - before):+.1f} pp)")
     if not parts:
         return None
-    epoch = (ft.get("selection") or {}).get("epoch")
+    epoch = ft.selection.epoch if ft.selection is not None else None
     return f"fine-tuning (selected epoch {epoch}): " + ", ".join(parts)

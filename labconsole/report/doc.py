@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from labconsole.engine.records import MeanSE
+
 # The section builders take the product's one number format from here.
 from labconsole.formatting import MISSING as MISSING
 from labconsole.formatting import is_number as is_number
@@ -118,11 +120,10 @@ def _compact(value: Any) -> str:
         return repr(value)
 
 
-def mean_se_text(stats: dict[str, Any] | None, scale: float = 1.0, digits: int = 1) -> str:
+def mean_se_text(stats: MeanSE | None, scale: float = 1.0, digits: int = 1) -> str:
     """'64.0 ± 0.5 (n=5)'; a single seed has no s.e. and says so."""
-    if not stats or not is_number(stats.get("mean")):
+    if stats is None or stats.mean is None or not is_number(stats.mean):
         return MISSING
-    text = f"{stats['mean'] * scale:.{digits}f}"
-    se = stats.get("se")
-    text += f" ± {se * scale:.{digits}f}" if is_number(se) else " ± n/a"
-    return text + f" (n={stats.get('n', '?')})"
+    text = f"{stats.mean * scale:.{digits}f}"
+    text += f" ± {stats.se * scale:.{digits}f}" if stats.se is not None and is_number(stats.se) else " ± n/a"
+    return text + f" (n={stats.n})"
