@@ -68,3 +68,19 @@ def test_celeba_metadata_csv_is_not_flagged(tmp_path: Path) -> None:
     folder = make_celeba_metadata_csv(tmp_path)
     report = check_dataset(folder, "celeba")
     assert not any("looks like" in p for p in report["problems"]), report["problems"]
+
+
+def test_every_preset_resumes_from_its_own_config_toml() -> None:
+    """The console resumes a run from its config.toml: that must never read as another preset."""
+    import tomllib
+
+    from labconsole.engine.resume import config_differences
+    from labconsole.presets import PRESETS_DIR, preset_from_dict
+
+    for path in sorted(PRESETS_DIR.rglob("*.toml")):
+        for smoke in (False, True):
+            written = load_preset(path, smoke=smoke).to_toml()
+            reread = preset_from_dict(tomllib.loads(written)).to_toml()
+            assert config_differences(written, reread) == [], (path.name, smoke)
+    changed = load_preset("quickstart", ["erm.lr=0.05"]).to_toml()
+    assert [key for key, _, _ in config_differences(load_preset("quickstart").to_toml(), changed)] == ["erm.lr"]
