@@ -8,6 +8,7 @@ Only a path that is not a run or sweep directory raises ``UserError``.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable
@@ -42,7 +43,7 @@ def build_run_report(src: RunSource) -> Report:
     sections += guarded("published numbers", lambda: run_sections.published(src))
     sections += guarded("curves over epochs", lambda: run_sections.curves(src))
     for name, build in specific.items():
-        sections += guarded(f"{name} section", lambda build=build: build(src, shown))
+        sections += guarded(f"{name} section", functools.partial(build, src, shown))
     sections += guarded("console session", lambda: session_sections.sections(src, shown))
     sections += guarded("stage summaries", lambda: stage_sections.other_summary(src, set(specific) | {"rare-score"}))
     sections += guarded("artifacts", lambda: stage_sections.artifacts(src, shown))
