@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from labconsole.config.vocab import SPLITS
 from labconsole.engine.data.groups import DatasetBundle, GroupInfo, SplitData
 from labconsole.errors import DataError
 
-SPLIT_NAMES = ("train", "val", "test")
+SPLIT_NAMES = SPLITS  # the order of split indices in metadata tables and bundles
 # Most label cells are one of these: a dict lookup is much cheaper than float() on 400k cells.
 _SMALL_INTS = {"0": 0, "1": 1, "2": 2, "-1": -1}
 

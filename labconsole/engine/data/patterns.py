@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from labconsole.config.vocab import PATTERNS
 from labconsole.errors import UserError
 
 SMALL_SIDES = {"S1": 1, "S2": 3, "S3": 5}
 RANDOM_AMPLITUDES = {"R1": 0.25, "R2": 0.5, "R3": 1.0}
-PATTERN_NAMES: tuple[str, ...] = ("S1", "S2", "S3", "R1", "R2", "R3", "Inv")
+PATTERN_NAMES: tuple[str, ...] = PATTERNS
 
 # Inv on 28×28: rows 3–24 and columns 13–15 (inclusive); other sizes scale these bounds.
 _INV_ROWS_28 = (3, 25)  # half-open

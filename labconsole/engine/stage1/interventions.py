@@ -22,32 +22,30 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labconsole.config.vocab import DEFAULT_SIGMA, MODES, WHERES, check_sigma
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, check_neurons, group_by_layer
 from labconsole.errors import UserError
-
-MODES = ("zero", "reinit", "noise")
-WHERE = ("weight", "output", "post-bn")
 
 
 @dataclass(frozen=True)
 class Intervention:
     neurons: tuple[NeuronRef, ...]
     mode: str = "zero"
-    std: float = 0.01
+    std: float = DEFAULT_SIGMA
     seed: int = 0
     where: str = "weight"
 
     def __post_init__(self) -> None:
         check_mode(self.mode, self.std)
-        if self.where not in WHERE:
-            raise UserError(f"unknown intervention target {self.where!r} (expected one of {', '.join(WHERE)})")
+        if self.where not in WHERES:
+            raise UserError(f"unknown intervention target {self.where!r} (expected one of {', '.join(WHERES)})")
 
 
 def check_mode(mode: str, std: float) -> None:
     if mode not in MODES:
         raise UserError(f"unknown intervention mode {mode!r} (expected one of {', '.join(MODES)})")
-    if mode != "zero" and not (float(std) > 0 and float(std) == float(std)):
-        raise UserError(f"σ = {std}: the {mode} mode needs a standard deviation > 0 (e.g. 0.01)")
+    if mode != "zero":
+        check_sigma(std, key=f"σ of the {mode} mode")
 
 
 def hook_targets(
