@@ -149,3 +149,19 @@ def test_estimate_lies_within_its_interval_in_at_least_95_percent_of_trials() ->
         assert est["ci_pp"]["g3"][0] == pytest.approx(est["ci_pp"]["g3"][1])
         assert est["delta_pp"]["g3"] == pytest.approx(exact[3])
     assert hits / total >= 0.95
+
+
+def test_early_cuts_never_push_out_a_later_cached_cut() -> None:
+    session = tiny_session()
+    fast = session.fast_evaluator("train")
+    assert fast is not None
+    late = Intervention((("layer3.0.conv2", 0),))
+    early = Intervention((("layer1.0.conv2", 0),))
+    session.accuracies_after("train", [late])
+    late_bytes = fast.cached_bytes
+    assert late_bytes > 0
+    fast.budget_bytes = late_bytes + 1  # room for the late cut only
+    first = session.accuracies_after("train", [early])
+    assert fast.cached_bytes == late_bytes  # the early cut is streamed, the late one kept
+    assert session.accuracies_after("train", [early]) == first
+    assert session.accuracies_after("train", [late])[0] == session.accuracy_after("train", late)

@@ -40,6 +40,7 @@ class _Cut:
     suffix: Callable[..., torch.Tensor]
     prefix: Callable[..., Any] | None  # None: the cut is the input itself
     chunks: dict[str, list[tuple[torch.Tensor, ...]] | None]  # part -> cached live values
+    depth: int = 0  # position of the cut in the graph: how much a cached copy saves
     nbytes: int = 0
 
 
@@ -161,7 +162,8 @@ class FastSplitEvaluator:
             if all(n.op == "placeholder" for n in live):
                 cut = _Cut(suffix=graph, prefix=None, chunks={})
             else:
-                cut = _Cut(suffix=suffix, prefix=prefix, chunks={})
+                depth = list(graph.graph.nodes).index(node)
+                cut = _Cut(suffix=suffix, prefix=prefix, chunks={}, depth=depth)
         self._cuts[key] = cut
         return key, cut
 
@@ -184,10 +186,10 @@ class FastSplitEvaluator:
                 values = tuple(v for v in cut.prefix(x))
             if store is not None:
                 stored += sum(v.numel() * v.element_size() for v in values)
+                while self.cached_bytes + stored > self.budget_bytes and self._evict(cut):
+                    pass
                 if self.cached_bytes + stored > self.budget_bytes:
-                    self._evict(keep=cut)
-                if self.cached_bytes + stored > self.budget_bytes:
-                    store = None  # does not fit even alone: this part is streamed every time
+                    store = None  # no room: this part is streamed (its prefix recomputed) each time
                 else:
                     store.append(values)
             yield values
@@ -196,10 +198,15 @@ class FastSplitEvaluator:
             cut.chunks[part] = store
             cut.nbytes += stored
 
-    def _evict(self, keep: _Cut) -> None:
-        for key in list(self._cuts):
-            if self._cuts[key] is not keep and self.cached_bytes > 0:
-                old = self._cuts.pop(key)
-                old.chunks.clear()
-                old.nbytes = 0
-                return
+    def _evict(self, incoming: _Cut) -> bool:
+        """Drop the earliest cached cut that lies before ``incoming``. An early cut's prefix is
+        cheap to recompute and its activations are large; a late cut's prefix is most of the
+        network. So a later cut may push out an earlier one, never the reverse (random controls
+        touching early layers then cannot evict the cut of the readout being repeated)."""
+        candidates = [c for c in self._cuts.values() if c is not incoming and c.nbytes and c.depth < incoming.depth]
+        if not candidates:
+            return False
+        old = min(candidates, key=lambda c: c.depth)
+        old.chunks.clear()
+        old.nbytes = 0
+        return True
