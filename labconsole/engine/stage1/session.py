@@ -147,7 +147,7 @@ class Session:
             return cls.from_checkpoint(checkpoint, resolved, data_root=data_root or None)
         info = backbone_info(backbone)
         size = 32 if info.family == "small" and dataset == "synthetic-waterbirds" else info.default_image_size
-        bundle = load_dataset(DataConfig(dataset=dataset, root=data_root, image_size=size))  # type: ignore[arg-type]
+        bundle = load_dataset(DataConfig(dataset=dataset, root=data_root, image_size=size))
         model = create_model(
             backbone, bundle.groups.num_classes, in_channels=bundle.channels, image_size=bundle.image_size
         )
