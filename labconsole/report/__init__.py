@@ -17,7 +17,7 @@ from typing import Any
 
 from labconsole.engine.runs import atomic_write_json, atomic_write_text
 from labconsole.errors import UserError
-from labconsole.report import run_sections, session_sections, stage_sections, sweep_sections
+from labconsole.report import rare_sections, run_sections, session_sections, stage_sections, sweep_sections
 from labconsole.report.doc import Figure, Report, Section, Table, Text, guarded
 from labconsole.report.source import RunSource, SweepSource, classify, load_run, load_sweep
 
@@ -39,6 +39,8 @@ def build_run_report(src: RunSource) -> Report:
     if session_sections.is_session(src):  # a console session record trains nothing: no config.toml
         src.problems[:] = [p for p in src.problems if p != "config.toml is missing"]
     sections += guarded("run header", lambda: run_sections.header(src))
+    if rare_sections.is_rare_run(src.path):  # Paper B's lab: its own sections, none of Paper A's
+        return _rare_run_report(report, src, sections)
     sections += guarded("per-group accuracy", lambda: run_sections.results(src))
     sections += guarded("published numbers", lambda: run_sections.published(src))
     sections += guarded("curves over epochs", lambda: run_sections.curves(src))
@@ -52,6 +54,28 @@ def build_run_report(src: RunSource) -> Report:
     try:
         report.main_table = run_sections.main_table(src)
     except Exception:  # the SVG is optional; the HTML already says what went wrong
+        report.main_table = None
+    report.data = {
+        "kind": "run",
+        "path": str(src.path),
+        "status": src.status,
+        "problems": src.problems,
+        "manifest": src.manifest.to_json(),
+        "summary": src.summary.to_json(),
+        "reference": src.reference,
+    }
+    return report
+
+
+def _rare_run_report(report: Report, src: RunSource, sections: list[Section]) -> Report:
+    shown: set[str] = set()
+    sections += rare_sections.sections(src.path, shown)
+    sections += guarded("artifacts", lambda: stage_sections.artifacts(src, shown))
+    sections += guarded("configuration", lambda: rare_sections.definitions(src.path))
+    report.sections = sections
+    try:
+        report.main_table = rare_sections.main_table(src.path)
+    except Exception:  # the SVG is optional
         report.main_table = None
     report.data = {
         "kind": "run",

@@ -6,12 +6,11 @@ All models of a stage are small and trained on whole-split tensors on ``ctx.devi
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 
-from labconsole.engine.data.patterns import choose_spurious_indices, make_pattern
+from labconsole.engine.data.patterns import make_pattern
 from labconsole.engine.rare.common import (
     Tracker,
     rare_data,
@@ -21,49 +20,31 @@ from labconsole.engine.rare.common import (
     train_model,
     write_artifact,
 )
-from labconsole.engine.rare.deletion import incremental_retrain, without_rows
 from labconsole.engine.rare.mitigations import mitigated_recipe, mitigation_grid
-from labconsole.engine.rare.spurious_score import check_epsilon, mean_se, spurious_measures, welch_greater
+from labconsole.engine.rare.spurious_score import mean_se, spurious_measures, welch_greater
+from labconsole.engine.rare.stage_common import (
+    IMPORTANCE_DEFINITIONS,
+    MEASURES,
+    _aggregate,
+    _check_counts,
+    _prepare,
+    empirical_norm,
+    model_parameters,
+    norm_score_correlation,
+)
+from labconsole.engine.rare.stage_studies import run_deletion_stage, run_membership_stage, run_theory_stage
 from labconsole.engine.rare.training import Recipe
 from labconsole.engine.rare.visualise import pixel_importance, zero_fraction_of_pixels
 
-MEASURES = ("score", "clean_acc", "spurious_acc")
-MEMBERSHIP_MEASURES = (
-    "accuracy",
-    "member_accuracy",
-    "non_member_accuracy",
-    "balanced_accuracy",
-    "auc",
-    "spurious_member_accuracy",
-    "patterned_non_member_accuracy",
-)
-IMPORTANCE_DEFINITIONS = {
-    "signed": "max over hidden units of the first-layer weight from the pixel (Paper B)",
-    "abs": "max over hidden units of |first-layer weight| from the pixel",
-}
-
-
-def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {m: mean_se([r[m] for r in rows]) for m in MEASURES}
-
-
-def _check_counts(data: Any, target: int, counts: Any, where: str) -> None:
-    try:
-        choose_spurious_indices(data.y_train.cpu(), target, max(counts), seed=0)
-    except Exception as exc:
-        raise type(exc)(f"{where}: {exc}") from None
-
-
-def _prepare(ctx: Any, counts: Any, where: str) -> tuple[Any, Any, int, Recipe]:
-    """Validate ε and the requested spurious counts, load the data: (rare, data, target, recipe)."""
-    rare = ctx.preset.rare
-    check_epsilon(rare.epsilon)
-    data = rare_data(ctx)
-    _check_counts(data, rare.target_class, counts, where)
-    return rare, data, rare.target_class, Recipe.from_config(rare)
-
-
-# -- spurious score vs n (Paper B Fig. 2) and spurious accuracy (Fig. 6) ------------------------------
+__all__ = [
+    "run_deletion_stage",
+    "run_membership_stage",
+    "run_mitigations_stage",
+    "run_score_stage",
+    "run_sensitivity_stage",
+    "run_theory_stage",
+    "run_weights_stage",
+]
 
 
 @small_model_stage
@@ -102,6 +83,10 @@ def run_score_stage(ctx: Any) -> dict[str, Any]:
                         **spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon),
                     }
                 )
+    norms = {
+        name: mean_se([empirical_norm(make_pattern(name, data.shape, seed), data.x_test) for seed in seeds])
+        for name in rare.patterns
+    }
     table: dict[str, Any] = {}
     for name in rare.patterns:
         base_scores = [r["score"] for r in rows if r["pattern"] == name and r["n"] == 0]
@@ -119,21 +104,21 @@ def run_score_stage(ctx: Any) -> dict[str, Any]:
         "seeds": seeds,
         "n_values": ns,
         "recipe": recipe.__dict__,
+        "model_parameters": model_parameters(ctx, data),
         "per_pattern": table,
+        "pattern_norm": norms,
+        "norm_score_correlation": norm_score_correlation(norms, table, positive),
         "runs": rows,
     }
     write_artifact(ctx, "rare_score.json", result, "spurious score, clean and spurious accuracy per pattern and n")
     return {"per_pattern": table, "seeds": len(seeds), "models_trained": tracker.done}
 
 
-# -- pixel importance of an MLP (Paper B Fig. 3) -----------------------------------------------------
-
-
 @small_model_stage
 def run_weights_stage(ctx: Any) -> dict[str, Any]:
     rare = ctx.preset.rare
     data = rare_data(ctx)
-    target, recipe, seed = rare.target_class, Recipe.from_config(rare), ctx.preset.seed
+    target, recipe, seed = rare.target_class, Recipe.from_config(rare, ctx.preset.data.augment), ctx.preset.seed
     _check_counts(data, target, rare.weights_n, "rare.weights_n")
     pattern = make_pattern(rare.weights_pattern, data.shape, seed)
     region = pattern.region
@@ -166,6 +151,8 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
         {
             "pattern": rare.weights_pattern,
             "seed": seed,
+            "recipe": recipe.__dict__,
+            "model_parameters": model_parameters(ctx, data),
             "importance": rare.weights_importance,
             "definition": IMPORTANCE_DEFINITIONS[rare.weights_importance],
             "rows": rows,
@@ -179,16 +166,13 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
     }
 
 
-# -- sensitivity to zeroed pixels (Paper B Fig. 15) ----------------------------------------------------
-
-
 @small_model_stage
 def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
     from labconsole.engine.rare.training import predict_proba
 
     rare = ctx.preset.rare
     data = rare_data(ctx)
-    recipe, seed = Recipe.from_config(rare), ctx.preset.seed
+    recipe, seed = Recipe.from_config(rare, ctx.preset.data.augment), ctx.preset.seed
     tracker = Tracker(ctx, len(rare.sensitivity_backbones), recipe.epochs)
     curves_out: dict[str, list[float]] = {}
     for backbone in rare.sensitivity_backbones:
@@ -204,13 +188,16 @@ def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
     write_artifact(
         ctx,
         "rare_sensitivity.json",
-        {"fractions": fractions, "true_class_probability": curves_out, "split": "train"},
+        {
+            "fractions": fractions,
+            "true_class_probability": curves_out,
+            "split": "train",
+            "recipe": recipe.__dict__,
+            "model_parameters": {b: model_parameters(ctx, data, b)[b] for b in rare.sensitivity_backbones},
+        },
         "mean true-class probability when a fraction of non-zero pixels is zeroed",
     )
     return {"fractions": fractions, "true_class_probability": curves_out}
-
-
-# -- mitigations (Paper B Fig. 8, 12, 13) --------------------------------------------------------------
 
 
 @small_model_stage
@@ -221,7 +208,13 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
     unique = {
         (mitigated_recipe(base, m, s), seed) for m, strengths in grid.items() for s in strengths for seed in seeds
     }
-    tracker = Tracker(ctx, len(unique), base.epochs)
+    tracker = Tracker(ctx, len(unique) + len(seeds), base.epochs)
+    # The reference line: no spurious example and no mitigation, the same recipe otherwise.
+    reference_cells = []
+    for seed in seeds:
+        pattern = make_pattern(rare.mitigation_pattern, data.shape, seed)
+        clean = train_model(ctx, data, tracker, seed=seed, recipe=base, label=f"n=0 reference seed={seed}")
+        reference_cells.append(spurious_measures(clean, data.x_test, data.y_test, pattern, target, rare.epsilon))
     done: dict[tuple[Recipe, int], dict[str, float]] = {}  # strength 0 of every method is one model
     table: dict[str, list[dict[str, Any]]] = {}
     for method, strengths in grid.items():
@@ -241,7 +234,15 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
                     )
                 cells.append(done[(recipe, seed)])
             table[method].append({"strength": float(strength), **_aggregate(cells)})
-    result = {"pattern": rare.mitigation_pattern, "n": rare.mitigation_n, "seeds": seeds, "methods": table}
+    result = {
+        "pattern": rare.mitigation_pattern,
+        "n": rare.mitigation_n,
+        "seeds": seeds,
+        "recipe": base.__dict__,
+        "model_parameters": model_parameters(ctx, data),
+        "reference_n0": _aggregate(reference_cells),
+        "methods": table,
+    }
     write_artifact(ctx, "rare_mitigations.json", result, "spurious score and accuracies per mitigation strength")
     return {
         "pattern": rare.mitigation_pattern,
@@ -249,241 +250,5 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
         "methods": {
             m: [{"strength": c["strength"], **{k: c[k]["mean"] for k in MEASURES}} for c in cells]
             for m, cells in table.items()
-        },
-    }
-
-
-# -- data deletion by incremental retraining (Paper B App. C, Fig. 18) ---------------------------------
-
-
-@small_model_stage
-def run_deletion_stage(ctx: Any) -> dict[str, Any]:
-    rare, data, target, recipe = _prepare(ctx, ctx.preset.rare.deletion_n, "rare.deletion_n")
-    seeds = seeds_from(ctx.preset.seed, rare.deletion_seeds)
-    ns = sorted(set(rare.deletion_n))  # every count ≥ 1 (validated with the preset)
-    tracker = Tracker(ctx, len(seeds) * 3 * len(ns), max(recipe.epochs, rare.deletion_epochs))
-    rows = []
-    for seed in seeds:
-        pattern = make_pattern(rare.deletion_pattern, data.shape, seed)
-        for n in ns:
-            x, y, chosen = spurious_training_set(data, target, n, pattern, seed)
-            model = train_model(ctx, data, tracker, seed=seed, recipe=recipe, x=x, y=y, label=f"n={n} seed={seed}")
-            before = spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon)
-            incremental_retrain(
-                model,
-                x,
-                y,
-                chosen,
-                recipe,
-                epochs=rare.deletion_epochs,
-                lr=rare.deletion_lr,
-                seed=seed,
-                on_epoch=tracker.hook(f"deleting n={n} seed={seed}"),
-            )
-            tracker.finish_model()
-            after = spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon)
-            # What deletion approximates: a model trained from scratch on the training set minus
-            # the deleted rows (the same recipe and seed as the model before deletion).
-            keep = without_rows(len(y), chosen, y.device)
-            scratch = train_model(
-                ctx, data, tracker, seed=seed, recipe=recipe, x=x[keep], y=y[keep], label=f"without n={n} seed={seed}"
-            )
-            reference = spurious_measures(scratch, data.x_test, data.y_test, pattern, target, rare.epsilon)
-            rows.append({"n": n, "seed": seed, "before": before, "after": after, "retrained_from_scratch": reference})
-    table = {
-        str(n): {
-            stage: _aggregate([r[stage] for r in rows if r["n"] == n])
-            for stage in ("before", "after", "retrained_from_scratch")
-        }
-        for n in ns
-    }
-    result = {
-        "pattern": rare.deletion_pattern,
-        "method": "incremental retraining: a fresh optimizer at constant deletion_lr for deletion_epochs epochs "
-        "on the training set minus the deleted rows",
-        "reference": "retrained_from_scratch = the training recipe from scratch on the training set minus the "
-        "deleted rows",
-        "deletion_lr": rare.deletion_lr,
-        "deletion_epochs": rare.deletion_epochs,
-        "training_lr": recipe.lr,
-        "training_epochs": recipe.epochs,
-        "seeds": seeds,
-        "n_values": ns,
-        "per_n": table,
-        "runs": rows,
-    }
-    write_artifact(ctx, "rare_deletion.json", result, "spurious scores before/after incremental retraining")
-    return {
-        "pattern": rare.deletion_pattern,
-        "deletion_lr": rare.deletion_lr,
-        "deletion_epochs": rare.deletion_epochs,
-        "score": {n: {k: v["score"]["mean"] for k, v in cell.items()} for n, cell in table.items()},
-    }
-
-
-# -- membership inference (Paper B Fig. 5) -------------------------------------------------------------
-
-
-@small_model_stage
-def run_membership_stage(ctx: Any) -> dict[str, Any]:
-    from labconsole.engine.rare.membership import attack_features, evaluate_attack, fit_attack, four_way_split
-    from labconsole.engine.rare.training import predict_proba
-
-    rare = ctx.preset.rare
-    data = rare_data(ctx)
-    target, recipe = rare.target_class, Recipe.from_config(rare)
-    # Pool every labelled image (train, val if any, test), then cut four disjoint quarters per seed.
-    x_all = torch.cat([data.x_train, *data.x_extra, data.x_test])
-    y_all = torch.cat([data.y_train, *data.y_extra, data.y_test])
-    seeds = seeds_from(ctx.preset.seed, rare.membership_seeds)
-    ns = sorted(set(rare.membership_n))
-    quarters = {seed: four_way_split(y_all, seed) for seed in seeds}
-    for seed, parts in quarters.items():
-        try:
-            choose_spurious_indices(y_all[parts["target_train"]].cpu(), target, max(ns), seed)
-        except Exception as exc:
-            raise type(exc)(
-                f"rare.membership_n (target-train quarter, {len(parts['target_train'])} images): {exc}"
-            ) from None
-    tracker = Tracker(ctx, len(seeds) * (1 + len(ns)), recipe.epochs)
-    rows = []
-    for seed in seeds:
-        parts = {k: v.to(ctx.device) for k, v in quarters[seed].items()}
-        # Shadow model: clean shadow-train; its members/non-members teach the attack.
-        shadow = train_model(
-            ctx,
-            data,
-            tracker,
-            seed=seed + 50_000,
-            recipe=recipe,
-            x=x_all[parts["shadow_train"]],
-            y=y_all[parts["shadow_train"]],
-            label=f"shadow seed={seed}",
-        )
-        shadow_in = attack_features(predict_proba(shadow, x_all[parts["shadow_train"]]), y_all[parts["shadow_train"]])
-        shadow_out = attack_features(predict_proba(shadow, x_all[parts["shadow_test"]]), y_all[parts["shadow_test"]])
-        attack = fit_attack(shadow_in, shadow_out, seed)
-        pattern = make_pattern(rare.membership_pattern, data.shape, seed)
-        x_tt, y_tt = x_all[parts["target_train"]], y_all[parts["target_train"]]
-        x_out, y_out = x_all[parts["target_test"]], y_all[parts["target_test"]]
-        x_out_t, y_out_t = x_out[y_out == target], y_out[y_out == target]
-        for n in ns:
-            x_in, y_in, chosen = spurious_training_set(data, target, n, pattern, seed, x=x_tt, y=y_tt)
-            model = train_model(
-                ctx, data, tracker, seed=seed, recipe=recipe, x=x_in, y=y_in, label=f"target n={n} seed={seed}"
-            )
-            # Members: the training images as trained on (spurious ones with their pattern).
-            # Non-members: the held-out target-test quarter, never training outputs.
-            target_in = attack_features(predict_proba(model, x_in), y_in)
-            target_out = attack_features(predict_proba(model, x_out), y_out)
-            # Counterpart of the spurious members: held-out target-class images with the pattern.
-            patterned = attack_features(predict_proba(model, pattern.apply(x_out_t)), y_out_t) if n > 0 else None
-            result = evaluate_attack(
-                attack, target_in, target_out, chosen.cpu().numpy(), shadow_in, shadow_out, patterned
-            )
-            rows.append({"n": n, "seed": seed, **result.to_dict()})
-    table = {}
-    for n in ns:
-        cell = [r for r in rows if r["n"] == n]
-        table[str(n)] = {key: mean_se([r[key] for r in cell if r[key] is not None]) for key in MEMBERSHIP_MEASURES}
-    sizes = {k: len(v) for k, v in quarters[seeds[0]].items()}
-    result_json = {
-        "pattern": rare.membership_pattern,
-        "seeds": seeds,
-        "split_sizes": sizes,
-        "features": "sorted softmax output + prediction-correct bit, standardised",
-        "attack": "logistic regression, C in {0.01, 0.1, 1, 10} by 3-fold CV on the shadow model",
-        "patterned_non_members": f"{int((y_all[quarters[seeds[0]]['target_test']] == target).sum())} held-out "
-        f"target-test images of class {target} with the pattern added",
-        "per_n": table,
-        "runs": rows,
-    }
-    write_artifact(ctx, "rare_membership.json", result_json, "membership-inference attack accuracy per n")
-    return {
-        "pattern": rare.membership_pattern,
-        "split_sizes": sizes,
-        "accuracy": {n: c["accuracy"] for n, c in table.items()},
-        "spurious_member_accuracy": {n: c["spurious_member_accuracy"] for n, c in table.items()},
-        "patterned_non_member_accuracy": {n: c["patterned_non_member_accuracy"] for n, c in table.items()},
-        "balanced_accuracy": {n: c["balanced_accuracy"] for n, c in table.items()},
-        "auc": {n: c["auc"] for n, c in table.items()},
-    }
-
-
-# -- theory (Paper B §5, App. A, Fig. 10/11) -------------------------------------------------------------
-
-
-def run_theory_stage(ctx: Any) -> dict[str, Any]:
-    import numpy as np
-
-    from labconsole.engine.rare.theory import (
-        ToyModel,
-        authors_closed_form,
-        gamma_curve,
-        monte_carlo_check,
-        solve_population,
-    )
-
-    cfg = ctx.preset.rare.theory
-    base = ToyModel(
-        gamma=cfg.gamma, x_inv=cfg.x_inv, x_sp=cfg.x_sp, sigma_inv=cfg.sigma_inv, sigma_sp=cfg.sigma_sp, lam=cfg.lam
-    )
-    ctx.progress(epoch=1, total_epochs=1, step=0, total_steps=1, started=time.monotonic(), message="Monte-Carlo check")
-    checks = {
-        "spec": monte_carlo_check(
-            base, samples=cfg.mc_samples, repeats=cfg.mc_repeats, extra_dims=cfg.extra_dims, seed=ctx.preset.seed
-        ),
-        "authors_convention_with_intercept": monte_carlo_check(
-            base.with_(convention="authors", gamma=2 * base.spurious_mass, intercept=True),
-            samples=cfg.mc_samples,
-            repeats=cfg.mc_repeats,
-            extra_dims=cfg.extra_dims,
-            seed=ctx.preset.seed + 1,
-        ),
-    }
-    ctx.check_cancel()
-    gammas = np.linspace(0.0, cfg.gamma_max, cfg.gamma_points)
-    along_gamma = gamma_curve(base, gammas)
-    by_noise = {str(s): gamma_curve(base.with_(noise=float(s)), gammas) for s in cfg.noise_values}
-    by_lam = {str(lam): gamma_curve(base.with_(lam=float(lam)), gammas) for lam in cfg.lam_values}
-    ctx.check_cancel()
-    # The authors' forms against the exact solution of the model they describe (γ within class +1,
-    # intercept): equal when ‖x_inv‖ = ‖x_sp‖ = 1, different otherwise (docs/rare-theory.md).
-    authors_model = base.with_(convention="authors", gamma=2 * base.spurious_mass, intercept=True)
-    exact_authors = solve_population(authors_model)
-    closed = authors_closed_form(authors_model)
-    unit = authors_model.with_(x_inv=1.0, x_sp=1.0)
-    comparison = {
-        "as_configured": {"exact": exact_authors.to_dict(), "closed_form": closed},
-        "unit_norms": {"exact": solve_population(unit).to_dict(), "closed_form": authors_closed_form(unit)},
-    }
-    worst = max(
-        abs(q["abs_error"])
-        for c in checks.values()
-        for k, q in c["quantities"].items()
-        if k in ("clean_acc", "spurious_acc", "prediction_difference")
-    )
-    result = {
-        "parameters": base.__dict__,
-        "monte_carlo": checks,
-        "gamma_curve": along_gamma,
-        "noise_curves": by_noise,
-        "lam_curves": by_lam,
-        "authors_comparison": comparison,
-    }
-    write_artifact(ctx, "rare_theory.json", result, "exact ridge solution, Monte-Carlo check, γ/noise/λ curves")
-
-    return {
-        "monte_carlo_max_abs_error": worst,
-        "monte_carlo": {k: {q: v["abs_error"] for q, v in c["quantities"].items()} for k, c in checks.items()},
-        "exact_at_gamma": solve_population(base).to_dict(),
-        "authors_vs_exact": {
-            k: {
-                "exact_clean": v["exact"]["clean_acc"],
-                "closed_clean": v["closed_form"]["clean_acc"],
-                "exact_spurious": v["exact"]["spurious_acc"],
-                "closed_spurious": v["closed_form"]["spurious_acc"],
-            }
-            for k, v in comparison.items()
         },
     }

@@ -31,9 +31,12 @@ class Recipe:
     input_noise_std: float = 0.0
     clip_value: float = 0.0
     clip_norm: float = 0.0
+    # "crop_flip": Paper B's CIFAR-10 augmentation (pad 4, random crop back, horizontal flip p = ½).
+    augment: str = "none"
 
     @classmethod
-    def from_config(cls, rare: Any) -> Recipe:
+    def from_config(cls, rare: Any, augment: bool = False) -> Recipe:
+        """The [rare] recipe; ``augment`` = the preset's ``data.augment`` (Paper B augments CIFAR-10)."""
         return cls(
             optimizer=rare.optimizer,
             lr=rare.lr,
@@ -46,6 +49,7 @@ class Recipe:
             input_noise_std=rare.input_noise_std,
             clip_value=rare.clip_value,
             clip_norm=rare.clip_norm,
+            augment="crop_flip" if augment else "none",
         )
 
     def with_(self, **changes: Any) -> Recipe:
@@ -54,6 +58,20 @@ class Recipe:
 
 def seeded_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed))
+
+
+def crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Zero-pad each side by ``pad``, crop a random H×W window, flip horizontally with p = ½."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # [N, H, 1]
+    cols = ox[:, None] + torch.arange(w, device=x.device)  # [N, W]
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, :]  # [N, 1, W]
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
@@ -77,6 +95,7 @@ def train_classifier(
     # what else ran before (reproducible per seed).
     order_gen = seeded_generator(seed * 2 + 1)
     noise_gen = seeded_generator(seed * 2 + 2, device)
+    augment_gen = seeded_generator(seed * 2 + 3)
     params = [p for p in model.parameters() if p.requires_grad]
     losses: list[float] = []
     n = len(y)
@@ -86,6 +105,8 @@ def train_classifier(
         for start in range(0, n, recipe.batch_size):
             idx = perm[start : start + recipe.batch_size]
             xb, yb = x[idx], y[idx]
+            if recipe.augment == "crop_flip":
+                xb = crop_flip(xb, augment_gen)
             if recipe.input_noise_std > 0:
                 xb = xb + recipe.input_noise_std * torch.randn(xb.shape, generator=noise_gen, device=device)
             loss = F.cross_entropy(model(xb), yb)

@@ -1,0 +1,85 @@
+"""What the rare-lab stages share: the measures they aggregate, the preset checks they start
+with, and the facts they record beside their tables (pattern norms, parameter counts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from labconsole.engine.data.patterns import choose_spurious_indices
+from labconsole.engine.rare.common import rare_data
+from labconsole.engine.rare.spurious_score import check_epsilon, mean_se
+from labconsole.engine.rare.training import Recipe
+
+MEASURES = ("score", "clean_acc", "spurious_acc")
+
+
+MEMBERSHIP_MEASURES = (
+    "accuracy",
+    "member_accuracy",
+    "non_member_accuracy",
+    "balanced_accuracy",
+    "auc",
+    "spurious_member_accuracy",
+    "patterned_non_member_accuracy",
+)
+
+
+IMPORTANCE_DEFINITIONS = {
+    "signed": "max over hidden units of the first-layer weight from the pixel (Paper B)",
+    "abs": "max over hidden units of |first-layer weight| from the pixel",
+}
+
+
+def empirical_norm(pattern: Any, x: torch.Tensor) -> float:
+    """Paper B App. B.2: mean over images of ‖x − (x + pattern)‖₂ (the pattern as actually applied)."""
+    diff = (pattern.apply(x) - x).flatten(1)
+    return float(diff.norm(dim=1).mean())
+
+
+def norm_score_correlation(
+    norms: dict[str, dict[str, Any]], table: dict[str, Any], positive: list[int]
+) -> dict[str, Any]:
+    """Pearson r (and its p-value) between each pattern's empirical norm and its spurious score
+    averaged over the n > 0 counts (Paper B App. B.2); ``None`` with fewer than three patterns."""
+    names = list(norms) if positive else []
+    if len(names) < 3:
+        return {"r": None, "p_value": None, "patterns": names}
+    from scipy import stats
+
+    xs = [float(norms[name]["mean"]) for name in names]
+    ys = [sum(float(table[name][str(n)]["score"]["mean"]) for n in positive) / len(positive) for name in names]
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
+        return {"r": None, "p_value": None, "patterns": names}
+    result = stats.pearsonr(xs, ys)
+    return {"r": float(result.statistic), "p_value": float(result.pvalue), "patterns": names}
+
+
+def model_parameters(ctx: Any, data: Any, backbone: str | None = None) -> dict[str, int]:
+    """{backbone: number of parameters} of the model the stage trains (Paper B Table 2)."""
+    from labconsole.engine.rare.training import build_model
+
+    name = backbone or str(ctx.preset.model.backbone)
+    model = build_model(ctx.preset, data.num_classes, data.shape[0], data.shape[1], 0, torch.device("cpu"), name)
+    return {name: sum(p.numel() for p in model.parameters())}
+
+
+def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {m: mean_se([r[m] for r in rows]) for m in MEASURES}
+
+
+def _check_counts(data: Any, target: int, counts: Any, where: str) -> None:
+    try:
+        choose_spurious_indices(data.y_train.cpu(), target, max(counts), seed=0)
+    except Exception as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+
+
+def _prepare(ctx: Any, counts: Any, where: str) -> tuple[Any, Any, int, Recipe]:
+    """Validate ε and the requested spurious counts, load the data: (rare, data, target, recipe)."""
+    rare = ctx.preset.rare
+    check_epsilon(rare.epsilon)
+    data = rare_data(ctx)
+    _check_counts(data, rare.target_class, counts, where)
+    return rare, data, rare.target_class, Recipe.from_config(rare, ctx.preset.data.augment)

@@ -1,0 +1,255 @@
+"""Rare-lab report sections of the network experiments: spurious score (Fig. 2, 6, Table 1),
+pixel importance (Fig. 3), sensitivity (Fig. 15) and membership inference (Fig. 5)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from labconsole.report import rare_plots
+from labconsole.report.doc import Figure, Section, Table, Text
+from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse, p_text
+
+
+def score_section(path: Path) -> Section | None:
+    data = artifact(path, "rare_score.json")
+    if data is None:
+        return None
+    table: dict[str, dict[str, Any]] = data.get("per_pattern") or {}
+    ns = [int(n) for n in data.get("n_values") or []]
+    section = Section("Spurious score vs number of spurious examples (Paper B Fig. 2, 6)", anchor="rare-score")
+
+    def panel(key: str, title: str) -> dict[str, Any]:
+        return {
+            "title": title,
+            "ylabel": title,
+            "series": [
+                {
+                    "label": name,
+                    "x": ns,
+                    "mean": [(per_n.get(str(n)) or {}).get(key, {}).get("mean") for n in ns],
+                    "se": [(per_n.get(str(n)) or {}).get(key, {}).get("se") for n in ns],
+                }
+                for name, per_n in table.items()
+            ],
+        }
+
+    eps = data.get("epsilon")
+    section.add(
+        _drawn(
+            lambda: Figure(
+                rare_plots.count_panels(
+                    [panel(k, f"{eps}-spurious score" if k == "score" else t) for k, t in MEASURES], ns
+                ),
+                title="spurious score, clean and spurious accuracy vs n",
+                caption=f"target class {data.get('target_class')}; mean ± s.e. over {_seeds(data)}",
+            ),
+            "the score figure",
+        )
+    )
+    rows: list[list[str]] = []
+    breaks: list[int] = []
+    for name, per_n in table.items():
+        breaks.append(len(rows))
+        for n in ns:
+            cell = per_n.get(str(n)) or {}
+            rows.append([name, str(n)] + [mse(cell.get(k)) for k, _ in MEASURES] + [p_text(cell.get("p_value"))])
+    section.add(
+        Table(
+            ["pattern", "n", "spurious score", "clean acc", "spurious acc", "p (Welch, > n = 0)"],
+            rows,
+            title=f"ε = {eps}, target class {data.get('target_class')}, {_seeds(data)}",
+            caption="mean ± s.e. over seeds; * p < 0.05",
+            section_breaks=tuple(breaks[1:]),
+        )
+    )
+    accs = [r.get("clean_acc") for r in data.get("runs") or [] if _is_num(r.get("clean_acc"))]
+    if accs:
+        mean = sum(accs) / len(accs)
+        sd = math.sqrt(sum((a - mean) ** 2 for a in accs) / len(accs))
+        section.add(
+            Text(
+                f"Clean test accuracy over all {len(accs)} models: min {min(accs):.3f}, max {max(accs):.3f}, "
+                f"mean {mean:.3f}, std {sd:.3f} (Paper B §4 reports the same four numbers per dataset).",
+                kind="p",
+            )
+        )
+    norms = data.get("pattern_norm") or {}
+    if norms:
+        corr = data.get("norm_score_correlation") or {}
+        avg = {
+            name: [
+                (per_n.get(str(n)) or {}).get("score", {}).get("mean")
+                for n in ns
+                if n > 0 and _is_num((per_n.get(str(n)) or {}).get("score", {}).get("mean"))
+            ]
+            for name, per_n in table.items()
+        }
+        rows = [
+            [name, mse(stats), fmt(sum(avg[name]) / len(avg[name])) if avg.get(name) else "—"]
+            for name, stats in norms.items()
+        ]
+        caption = (
+            f"Pearson r = {fmt(corr.get('r'))}, p = {p_text(corr.get('p_value'))} between norm and mean score"
+            if _is_num(corr.get("r"))
+            else "correlation needs at least three patterns with different norms and scores"
+        )
+        section.add(
+            Table(
+                ["pattern", "empirical norm (mean ± s.e. over seeds)", "spurious score, mean over n > 0"],
+                rows,
+                title="pattern norm and spurious score (Paper B App. B.2, Table 1)",
+                caption=caption,
+            )
+        )
+    return section
+
+
+def weights_section(path: Path) -> Section | None:
+    data = artifact(path, "rare_weights.json")
+    if data is None:
+        return None
+    rows_in = [r for r in data.get("rows") or [] if isinstance(r, dict)]
+    section = Section("What the MLP looks at: pixel importance (Paper B Fig. 3)", anchor="rare-weights")
+    definition = str(data.get("definition") or "max over hidden units of |first-layer weight| (older runs)")
+    if rows_in and all(isinstance(r.get("map"), list) for r in rows_in):
+        section.add(
+            _drawn(
+                lambda: Figure(
+                    rare_plots.signed_heatmaps(
+                        [r["map"] for r in rows_in], [f"n = {r['n']}" for r in rows_in], "importance"
+                    ),
+                    title=f"pixel importance, pattern {data.get('pattern')}",
+                    caption=f"{definition}; darker = larger; one colour scale; seed {data.get('seed')}",
+                ),
+                "the heat maps",
+            )
+        )
+    rows = []
+    for r in rows_in:
+        inside, outside = r.get("pattern_region_mean"), r.get("elsewhere_mean")
+        ratio = inside / outside if _is_num(inside) and _is_num(outside) and outside else None
+        rows.append([str(r.get("n")), fmt(inside), fmt(outside), fmt(ratio, 2)])
+    section.add(
+        Table(
+            ["n", "mean importance in the pattern's pixels", "elsewhere", "ratio"],
+            rows,
+            title=f"pattern {data.get('pattern')}: importance inside vs outside the pattern",
+            caption=f"one model per n (seed {data.get('seed')}), so no s.e.; {definition}",
+        )
+    )
+    return section
+
+
+def sensitivity_section(path: Path) -> Section | None:
+    data = artifact(path, "rare_sensitivity.json")
+    if data is None:
+        return None
+    fractions = data.get("fractions") or []
+    curves = data.get("true_class_probability") or {}
+    params = data.get("model_parameters") or {}
+    section = Section("Sensitivity to zeroed pixels, per architecture (Paper B Fig. 15)", anchor="rare-sensitivity")
+    section.add(
+        _drawn(
+            lambda: Figure(
+                rare_plots.count_panels_linear(fractions, curves),
+                title="mean true-class probability vs fraction of non-zero pixels zeroed",
+                caption=f"clean models, {data.get('split', 'train')} split, one model per architecture",
+            ),
+            "the sensitivity curves",
+        )
+    )
+    rows = [[b, fmt(params.get(b))] + [fmt(v) for v in probs] for b, probs in curves.items()]
+    section.add(
+        Table(
+            ["backbone", "parameters"] + [f"{f:g}" for f in fractions],
+            rows,
+            title="mean true-class probability per fraction of non-zero pixels zeroed",
+        )
+    )
+    return section
+
+
+MEMBERSHIP_COLUMNS = (
+    ("accuracy", "attack accuracy"),
+    ("balanced_accuracy", "balanced acc."),
+    ("auc", "AUC"),
+    ("member_accuracy", "members flagged"),
+    ("non_member_accuracy", "non-members passed"),
+    ("spurious_member_accuracy", "spurious members flagged"),
+    ("patterned_non_member_accuracy", "patterned non-members passed"),
+)
+
+
+def membership_section(path: Path) -> Section | None:
+    data = artifact(path, "rare_membership.json")
+    if data is None:
+        return None
+    table: dict[str, dict[str, Any]] = data.get("per_n") or {}
+    ns = sorted(int(n) for n in table)
+    section = Section("Membership inference (Paper B Fig. 5)", anchor="rare-membership")
+
+    def series(key: str, label: str, style: str = "o-") -> dict[str, Any]:
+        xs = [n for n in ns if _is_num((table[str(n)].get(key) or {}).get("mean"))]
+        return {
+            "label": label,
+            "x": xs,
+            "mean": [table[str(n)][key]["mean"] for n in xs],
+            "se": [table[str(n)][key].get("se") for n in xs],
+            "style": style,
+        }
+
+    panels = [
+        {
+            "title": "attack on members vs held-out non-members",
+            "ylabel": "attack accuracy",
+            "ylim": (0.0, 1.02),
+            "series": [
+                s
+                for s in (
+                    series("accuracy", "accuracy"),
+                    series("balanced_accuracy", "balanced accuracy"),
+                    series("auc", "AUC", "s--"),
+                )
+                if s["x"]
+            ],
+        },
+        {
+            "title": "rates: spurious members vs their counterpart",
+            "ylabel": "fraction classified correctly",
+            "ylim": (0.0, 1.02),
+            "series": [
+                s
+                for s in (
+                    series("member_accuracy", "members flagged member"),
+                    series("non_member_accuracy", "non-members flagged non-member"),
+                    series("spurious_member_accuracy", "spurious members flagged member"),
+                    series("patterned_non_member_accuracy", "patterned non-members flagged non-member", "s--"),
+                )
+                if s["x"]
+            ],
+        },
+    ]
+    section.add(
+        _drawn(
+            lambda: Figure(
+                rare_plots.count_panels(panels, ns),
+                title=f"membership inference, pattern {data.get('pattern')}",
+                caption=f"mean ± s.e. over {_seeds(data)}; attack: {data.get('attack', '?')}",
+            ),
+            "the membership figure",
+        )
+    )
+    rows = [[str(n)] + [mse(table[str(n)].get(k)) for k, _ in MEMBERSHIP_COLUMNS] for n in ns]
+    sizes = data.get("split_sizes") or {}
+    caption = (
+        "mean ± s.e. over seeds. Split sizes: "
+        + ", ".join(f"{k} {v}" for k, v in sizes.items())
+        + (f"; counterpart: {data['patterned_non_members']}" if data.get("patterned_non_members") else "")
+        + ". A high 'spurious members flagged' rate means little unless non-members are passed too."
+    )
+    section.add(
+        Table(["n"] + [label for _, label in MEMBERSHIP_COLUMNS], rows, title="attack results", caption=caption)
+    )
+    return section

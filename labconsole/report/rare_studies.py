@@ -1,0 +1,240 @@
+"""Rare-lab report sections of the studies: mitigations (Fig. 8, 12, 13), data deletion
+(App. C, Fig. 18) and the toy-model theory (§5, App. A, Fig. 10-11)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from labconsole.report import rare_plots
+from labconsole.report.doc import Figure, Section, Table, Text
+from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse
+
+
+def mitigations_section(path: Path) -> Section | None:
+    from labconsole.engine.rare.mitigations import MITIGATIONS
+
+    data = artifact(path, "rare_mitigations.json")
+    if data is None:
+        return None
+    section = Section(
+        "Mitigations: spurious score and accuracies per strength (Paper B Fig. 8, 12, 13)", anchor="rare-mitigations"
+    )
+    reference = data.get("reference_n0") or {}
+    rows: list[list[str]] = []
+    breaks: list[int] = []
+    for method, cells in (data.get("methods") or {}).items():
+        strengths = [float(c["strength"]) for c in cells]
+        label = MITIGATIONS[method][2] if method in MITIGATIONS else method
+        panels = [
+            {
+                "title": title,
+                "ylabel": title,
+                "n": data.get("n"),
+                "mean": [(c.get(key) or {}).get("mean") for c in cells],
+                "se": [(c.get(key) or {}).get("se") for c in cells],
+                "reference": reference.get(key),
+            }
+            for key, title in MEASURES
+        ]
+        section.add(
+            _drawn(
+                functools.partial(_strength_figure, strengths, panels, label, data),
+                f"the {method} figure",
+            )
+        )
+        breaks.append(len(rows))
+        for c in cells:
+            rows.append([method, f"{float(c['strength']):g}"] + [mse(c.get(k)) for k, _ in MEASURES])
+    if reference:
+        breaks.append(len(rows))
+        rows.append(["n = 0 reference", "—"] + [mse(reference.get(k)) for k, _ in MEASURES])
+    section.add(
+        Table(
+            ["method", "strength", "spurious score", "clean acc", "spurious acc"],
+            rows,
+            title=f"pattern {data.get('pattern')}, n = {data.get('n')}",
+            caption="mean ± s.e. over seeds; strength 0 = the method off",
+            section_breaks=tuple(breaks[1:]),
+        )
+    )
+    return section
+
+
+def _strength_figure(strengths: list[float], panels: list[dict[str, Any]], label: str, data: dict[str, Any]) -> Figure:
+    return Figure(
+        rare_plots.strength_panels(strengths, panels, label),
+        title=label,
+        caption=f"pattern {data.get('pattern')}, n = {data.get('n')}; mean ± s.e. over {_seeds(data)}; "
+        "dashed: n = 0 without mitigation",
+    )
+
+
+DELETION_STAGES = (
+    ("before", "before deletion"),
+    ("after", "after incremental retraining"),
+    ("retrained_from_scratch", "trained without the deleted rows"),
+)
+
+
+def deletion_section(path: Path) -> Section | None:
+    data = artifact(path, "rare_deletion.json")
+    if data is None:
+        return None
+    table: dict[str, dict[str, Any]] = data.get("per_n") or {}
+    ns = sorted(int(n) for n in table)
+    section = Section("Data deletion by incremental retraining (Paper B App. C, Fig. 18)", anchor="rare-deletion")
+    lr_text = (
+        f"incremental retraining at constant lr {data.get('deletion_lr')} for {data.get('deletion_epochs')} epochs "
+        f"(training: lr {data.get('training_lr', '?')}, {data.get('training_epochs', '?')} epochs)"
+    )
+    panels = [
+        {
+            "title": title,
+            "ylabel": title,
+            "series": [
+                {
+                    "label": label,
+                    "x": ns,
+                    "mean": [(table[str(n)].get(stage) or {}).get(key, {}).get("mean") for n in ns],
+                    "se": [(table[str(n)].get(stage) or {}).get(key, {}).get("se") for n in ns],
+                }
+                for stage, label in DELETION_STAGES
+            ],
+        }
+        for key, title in MEASURES
+    ]
+    section.add(
+        _drawn(
+            lambda: Figure(
+                rare_plots.count_panels(panels, ns),
+                title=f"pattern {data.get('pattern')}: before and after deletion",
+                caption=f"{lr_text}; mean ± s.e. over {_seeds(data)}",
+            ),
+            "the deletion figure",
+        )
+    )
+    rows = [[str(n)] + [mse((table[str(n)].get(stage) or {}).get("score")) for stage, _ in DELETION_STAGES] for n in ns]
+    reference = str(data.get("reference") or "retrained_from_scratch: the n = 0 model (runs before this definition)")
+    section.add(
+        Table(
+            ["n"] + [f"score {label}" for _, label in DELETION_STAGES],
+            rows,
+            title="spurious score before/after deletion",
+            caption=f"{lr_text}. Reference: {reference}.",
+        )
+    )
+    return section
+
+
+def theory_section(path: Path) -> Section | None:
+    from labconsole.report import figures_rare
+
+    data = artifact(path, "rare_theory.json")
+    if data is None:
+        return None
+    section = Section("Theory: ridge regression on Paper B's toy model (§5, App. A, Fig. 10-11)", anchor="rare-theory")
+    try:
+        for figure in figures_rare.theory(data):
+            section.add(figure)
+    except Exception as exc:
+        section.add(Text(f"could not draw the theory figures: {type(exc).__name__}: {exc}", kind="warning"))
+    params = data.get("parameters") or {}
+    section.add(
+        Table(
+            ["parameter", "value"],
+            [[k, fmt(v, 4) if _is_num(v) else str(v)] for k, v in params.items()],
+            title="toy model",
+        )
+    )
+    curve = data.get("gamma_curve") or {}
+    gammas = curve.get("gamma") or []
+    if gammas:
+        picks = sorted({0, 1, 2, min(5, len(gammas) - 1), len(gammas) // 4, len(gammas) // 2, len(gammas) - 1})
+        rows = [
+            [fmt(gammas[i], 4)]
+            + [
+                fmt((curve.get(k) or [None] * len(gammas))[i], 4)
+                for k in (
+                    "prediction_difference",
+                    "clean_acc",
+                    "spurious_acc",
+                    "authors_clean_acc",
+                    "authors_spurious_acc",
+                )
+            ]
+            for i in picks
+            if i < len(gammas)
+        ]
+        section.add(
+            Table(
+                [
+                    "γ",
+                    "prediction difference",
+                    "clean acc",
+                    "spurious acc",
+                    "clean (authors' form)",
+                    "spurious (authors' form)",
+                ],
+                rows,
+                title="phase transition as γ leaves 0 (exact)",
+                caption="exact population optimum; the authors' closed forms evaluated at the same data",
+            )
+        )
+    for key, name in (("noise_curves", "noise variance"), ("lam_curves", "ridge λ")):
+        family = data.get(key) or {}
+        if not family:
+            continue
+        g = float(params.get("gamma", 0.0))
+        rows = []
+        for value, c in family.items():
+            gs = c.get("gamma") or []
+            if not gs:
+                continue
+            i = min(range(len(gs)), key=lambda j: abs(gs[j] - g))
+            rows.append([value] + [fmt(c[k][i], 4) for k in ("prediction_difference", "clean_acc", "spurious_acc")])
+        section.add(
+            Table(
+                [name, "prediction difference", "clean acc", "spurious acc"],
+                rows,
+                title=f"effect of the {name} at γ ≈ {g:g}",
+            )
+        )
+    mc_rows = []
+    for convention, check in (data.get("monte_carlo") or {}).items():
+        for q, v in (check.get("quantities") or {}).items():
+            mc_rows.append(
+                [
+                    convention,
+                    q,
+                    fmt(v.get("exact"), 5),
+                    f"{fmt(v.get('mc_mean'), 5)} ± {fmt(v.get('mc_se'), 5)}",
+                    fmt(v.get("abs_error"), 5),
+                ]
+            )
+    if mc_rows:
+        section.add(
+            Table(
+                ["model", "quantity", "exact", "Monte Carlo (mean ± s.e.)", "|exact − MC|"],
+                mc_rows,
+                title="exact solution vs a Monte-Carlo ridge fit",
+            )
+        )
+    comp_rows = []
+    for case, v in (data.get("authors_comparison") or {}).items():
+        exact, closed = v.get("exact") or {}, v.get("closed_form") or {}
+        for q in ("clean_acc", "spurious_acc"):
+            e, c = exact.get(q), closed.get(q)
+            diff = float(c) - float(e) if _is_num(e) and _is_num(c) else None
+            comp_rows.append([case, q, fmt(e, 5), fmt(c, 5), fmt(diff, 5)])
+    if comp_rows:
+        section.add(
+            Table(
+                ["case", "quantity", "exact", "authors' closed form", "closed − exact"],
+                comp_rows,
+                title="the authors' closed forms vs the exact solution",
+                caption="equal for unit norms ‖x_inv‖ = ‖x_sp‖ = 1; see docs/rare-theory.md for why they differ otherwise",
+            )
+        )
+    return section
