@@ -55,6 +55,11 @@ def error_bar_panels(panels: Sequence[dict[str, Any]], *, symlog_x: bool = False
             ax.errorbar(series["x"], mean, yerr=se, marker="o", ms=3, capsize=2, label=series["label"])
         if symlog_x:
             ax.set_xscale("symlog", linthresh=1.0)
+            # Tick the counts themselves: the default labels n = 1 as "10⁰".
+            ticks = sorted({int(x) for series in panel["series"] for x in series["x"]})
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([str(t) for t in ticks])
+            ax.minorticks_off()
         ax.set_title(panel.get("title", ""))
         ax.set_xlabel(panel.get("xlabel", ""))
         ax.set_ylabel(panel.get("ylabel", ""))

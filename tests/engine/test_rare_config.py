@@ -64,3 +64,13 @@ def test_smoke_keeps_the_extreme_counts_as_given() -> None:
     assert smoke.membership_n == (0, 100)
     assert smoke.mitigation_n == 1000
     assert smoke.deletion_n == (500,)
+
+
+def test_score_presets_offer_both_target_classes_of_paper_b() -> None:
+    from labconsole.presets import expand_sweep
+
+    targets = set()
+    for name in ("score-vs-n.toml", "score-targets.toml", "spurious-accuracy.toml"):
+        preset = load_preset(PRESETS_DIR / "rare" / name)
+        targets |= {p.rare.target_class for _, p in expand_sweep(preset)}
+    assert targets == {0, 1}
