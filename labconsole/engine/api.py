@@ -14,7 +14,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +23,7 @@ from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.device import resolve_device as resolve_device  # callers import it from here too
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
 from labconsole.engine.preflight import check_neuron_settings
+from labconsole.engine.records import DatasetCheck, DatasetInfo, Manifest, RunSummary
 from labconsole.engine.resume import check_resume_config, restore_skipped_stage
 from labconsole.engine.runs import (
     STATUS_CANCELLED,
@@ -33,9 +34,12 @@ from labconsole.engine.runs import (
     RunDir,
 )
 from labconsole.engine.stage1.session import Session  # noqa: F401  (the console's interactive entry point)
-from labconsole.engine.stages import stage_function
+from labconsole.engine.stages import get_stage
 from labconsole.engine.storage import storage_error
 from labconsole.errors import UserError
+
+if TYPE_CHECKING:
+    from labconsole.presets import Preset
 
 METRIC_DEFINITIONS = {
     "groups": "per-group accuracy; group = (class y, spurious attribute a), g = y * n_attrs + a",
@@ -67,34 +71,34 @@ def git_hash() -> str | None:
         return None
 
 
-def base_manifest(preset: Any, device: torch.device) -> dict[str, Any]:
+def base_manifest(preset: Preset, device: torch.device) -> Manifest:
     import torchvision
 
-    return {
-        "preset": preset.name,
-        "reproduces": preset.reproduces,
-        "variant": preset.variant,
-        "stages": list(preset.stages),
-        "seed": preset.seed,
-        "smoke": preset.smoke_profile,
-        "status": STATUS_RUNNING,
-        "stages_done": [],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "versions": {
+    return Manifest(
+        preset=preset.name,
+        reproduces=preset.reproduces,
+        variant=preset.variant,
+        stages=list(preset.stages),
+        seed=preset.seed,
+        smoke=preset.smoke_profile,
+        status=STATUS_RUNNING,
+        stages_done=[],
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        versions={
             "labconsole": __version__,
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
+            "torch": str(torch.__version__),
+            "torchvision": str(torchvision.__version__),
             "python": platform.python_version(),
         },
-        "git": git_hash(),
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "host": platform.node(),
-        "metric_definitions": METRIC_DEFINITIONS,
-        "selection_rule": "best val WGA" if preset.erm.selection == "best-val-wga" else "last epoch",
-    }
+        git=git_hash(),
+        device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        host=platform.node(),
+        metric_definitions=METRIC_DEFINITIONS,
+        selection_rule="best val WGA" if preset.erm.selection == "best-val-wga" else "last epoch",
+    )
 
 
-def preflight(preset: Any) -> None:
+def preflight(preset: Preset) -> None:
     """Fail in a second, before any data is loaded, on inputs that can be checked up front."""
     from labconsole.engine.models.checkpoint import resolve_checkpoint
     from labconsole.engine.models.factory import backbone_info
@@ -107,12 +111,12 @@ def preflight(preset: Any) -> None:
 
         data_root(preset.data)
     for stage in preset.stages:
-        stage_function(stage)
+        get_stage(stage)
     check_neuron_settings(preset)
 
 
 def run_job(
-    preset: Any,
+    preset: Preset,
     *,
     emit: Emit,
     cancel: CancelToken | None = None,
@@ -139,16 +143,17 @@ def run_job(
                 raise UserError(f"--resume {resume}: this run already finished (it has a `done` file)")
             # Every record is read (and the configuration compared) before anything is written,
             # so a corrupt file or a differing preset leaves the run exactly as it was.
-            run.read_manifest(), run.read_summary()  # RunFormatError naming an unreadable file
-            manifest = run.manifest()
+            manifest = run.read_manifest()
+            summary = run.read_summary()
             check_resume_config(run, preset.to_toml())
-            manifest["status"] = STATUS_RUNNING
+            manifest.status = STATUS_RUNNING
         else:
             run = RunDir(Path(run_dir)) if run_dir else RunDir.create(Path(runs_root), preset.name, preset.seed)
             run.path.mkdir(parents=True, exist_ok=True)
             run.checkpoints.mkdir(exist_ok=True)
             run.write_config(preset.to_toml())
             manifest = base_manifest(preset, device)
+            summary = RunSummary()
         run.write_manifest(manifest)
     except OSError as exc:
         raise (storage_error(exc, resume_hint=hint) or exc) from None
@@ -164,35 +169,23 @@ def run_job(
             device=str(device),
         )
     )
-    summary: dict[str, Any] = run.summary() or {"preset": preset.name, "variant": preset.variant}
+    summary.preset, summary.variant = preset.name, preset.variant
     try:
         torch.manual_seed(preset.seed)
-        for stage in preset.stages:
-            if stage in manifest.get("stages_done", []) and stage in summary:
-                ctx.log(f"stage {stage} already done; skipped")
-                restore_skipped_stage(ctx, stage)
+        for name in preset.stages:
+            if name in manifest.stages_done and summary.has_stage(name):
+                ctx.log(f"stage {name} already done; skipped")
+                restore_skipped_stage(ctx, name)
                 continue
-            ctx.stage = stage
-            ctx.log(f"stage {stage} started")
-            result = stage_function(stage)(ctx) or {}
-            if stage == "erm":
-                summary.update({k: v for k, v in result.items()})
-            elif stage == "model" and result.get("splits"):
-                # The model under study fills the documented top level (splits, selection), as ERM does.
-                summary["splits"] = result["splits"]
-                summary["selection"] = result.get("selection") or {
-                    "rule": f"given checkpoint {result.get('checkpoint', '')}",
-                    "epoch": None,
-                }
-            summary[stage] = result if stage != "erm" else {"epochs": result.get("epochs")}
-            if "dataset" in ctx.state and "dataset_check" not in manifest:
-                manifest["dataset_check"] = ctx.state["dataset"].check
-                manifest["dataset"] = {
-                    "name": ctx.state["dataset"].name,
-                    "layout": ctx.state["dataset"].layout,
-                    "root": ctx.state["dataset"].root,
-                }
-            manifest.setdefault("stages_done", []).append(stage)
+            stage = get_stage(name)
+            ctx.stage = name
+            ctx.log(f"stage {name} started")
+            stage.result(ctx).enter(summary, name)
+            if "dataset" in ctx.state and manifest.dataset_check is None:
+                bundle = ctx.state["dataset"]
+                manifest.dataset_check = DatasetCheck.model_validate(bundle.check)
+                manifest.dataset = DatasetInfo(name=bundle.name, layout=bundle.layout, root=bundle.root)
+            manifest.stages_done.append(name)
             run.write_summary(summary)
             run.write_manifest(manifest)
     except (Cancelled, KeyboardInterrupt):
@@ -219,13 +212,13 @@ def run_job(
     return run
 
 
-def did_work(run: RunDir, manifest: dict[str, Any]) -> bool:
+def did_work(run: RunDir, manifest: Manifest) -> bool:
     """Whether a stage finished or left a checkpoint: something a resume would continue."""
-    return bool(manifest.get("stages_done")) or (run.checkpoints.is_dir() and any(run.checkpoints.iterdir()))
+    return bool(manifest.stages_done) or (run.checkpoints.is_dir() and any(run.checkpoints.iterdir()))
 
 
 def _finish_if_possible(
-    run: RunDir, manifest: dict[str, Any], summary: dict[str, Any], status: str, ctx: StageContext, error: str | None
+    run: RunDir, manifest: Manifest, summary: RunSummary, status: str, ctx: StageContext, error: str | None
 ) -> None:
     """``_finish`` on a disk that may refuse the write: what is on disk stays resumable."""
     with contextlib.suppress(OSError):
@@ -233,14 +226,14 @@ def _finish_if_possible(
 
 
 def _finish(
-    run: RunDir, manifest: dict[str, Any], summary: dict[str, Any], status: str, ctx: StageContext, error: str | None
+    run: RunDir, manifest: Manifest, summary: RunSummary, status: str, ctx: StageContext, error: str | None
 ) -> None:
-    manifest["status"] = status
-    manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    manifest.status = status
+    manifest.finished = time.strftime("%Y-%m-%dT%H:%M:%S")
     if error:
-        manifest["error"] = error
+        manifest.error = error
     run.write_manifest(manifest)
     run.write_summary(summary)
     if status == STATUS_DONE:
         run.mark_done()
-    ctx.emit(RunFinished(run_id=ctx.run_id, status=status, summary=summary, error=error), force=True)
+    ctx.emit(RunFinished(run_id=ctx.run_id, status=status, summary=summary.to_json(), error=error), force=True)

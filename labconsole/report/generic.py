@@ -8,6 +8,7 @@ Nested dicts inside a row are flattened to dotted columns; long lists are abbrev
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from labconsole.report.doc import Block, Table, Text, num, short
 
@@ -20,7 +21,7 @@ def is_scalar(value: object) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def flatten_row(row: dict[str, object], prefix: str = "", depth: int = 0) -> dict[str, object]:
+def flatten_row(row: Mapping[str, object], prefix: str = "", depth: int = 0) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in row.items():
         name = f"{prefix}.{key}" if prefix else str(key)
@@ -41,7 +42,7 @@ def cell(value: object) -> str:
 
 
 def rows_table(
-    rows: list[dict[str, object]], title: str, key_column: str | None = None, keys: list[str] | None = None
+    rows: Sequence[Mapping[str, object]], title: str, key_column: str | None = None, keys: list[str] | None = None
 ) -> Table:
     flat = [flatten_row(r) for r in rows[:MAX_ROWS]]
     columns: list[str] = []
