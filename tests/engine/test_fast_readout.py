@@ -165,3 +165,23 @@ def test_early_cuts_never_push_out_a_later_cached_cut() -> None:
     assert fast.cached_bytes == late_bytes  # the early cut is streamed, the late one kept
     assert session.accuracies_after("train", [early]) == first
     assert session.accuracies_after("train", [late])[0] == session.accuracy_after("train", late)
+
+
+def test_run_directory_keeps_the_decoded_dataset(tmp_path: Path) -> None:
+    from labconsole.config.data import DataConfig
+    from labconsole.engine.stage1 import run_data_cache
+
+    config = DataConfig().smoke()
+    bundle = tiny_bundle()
+    assert run_data_cache.read_bundle(tmp_path, config) is None
+    assert run_data_cache.write_bundle(tmp_path, config, bundle)
+    again = run_data_cache.read_bundle(tmp_path, config)
+    assert again is not None and again.groups == bundle.groups and again.image_size == bundle.image_size
+    for name, split in bundle.splits.items():
+        assert split.images is not None and again.splits[name].images is not None
+        assert torch.equal(again.splits[name].images, split.images) and torch.equal(again.splits[name].g, split.g)
+    other = config.model_copy(update={"image_size": config.image_size + 8})
+    assert run_data_cache.read_bundle(tmp_path, other) is None  # another config never reads it
+    tensors, _ = run_data_cache.cache_paths(tmp_path, config)
+    tensors.write_bytes(b"damaged")
+    assert run_data_cache.read_bundle(tmp_path, config) is None
