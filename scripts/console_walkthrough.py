@@ -150,7 +150,10 @@ def main() -> int:
                 keys("C-u")
                 type_text(path)
                 keys("Escape", "o")
-                wait("the session to open", has("session ready"), 240)
+                # the status line still says "session ready" about the previous session: wait
+                # for this one to start opening first
+                wait("the session to start opening", lambda s: "opening" in s or "✗" in s, 30)
+                wait("the session to open", lambda s: "session ready" in s and "opening" not in s, 240)
 
             return act
 
@@ -162,7 +165,8 @@ def main() -> int:
 
         def rank() -> None:
             keys("2")
-            wait("a ranking", lambda s: "neurons by gradient" in s, 240)
+            time.sleep(1.0)
+            wait("a ranking", lambda s: "neurons by gradient" in s and "Esc stops waiting" not in s, 240)
 
         step("rank (gradient, global, k=10)", rank)
 
@@ -175,7 +179,7 @@ def main() -> int:
 
         def readout() -> None:
             keys("Escape", "a")
-            wait("the readout with its control", has("random Δ"), 300)
+            wait("the readout with its control", has("as many random neurons"), 300)  # its note
 
         step("zero + readout with random control", readout)
 
@@ -221,11 +225,13 @@ def main() -> int:
 
         def readout_again() -> None:
             keys("2")
-            wait("a ranking", lambda s: "neurons by gradient" in s, 240)
+            # the new session re-ranks: wait until that ranking is in, not the last session's
+            time.sleep(1.0)
+            wait("a ranking", lambda s: "neurons by gradient" in s and "Esc stops waiting" not in s, 240)
             keys("f", "m", "3")
             wait("a marked neuron", has("Marked: 1 neuron"), 30)
             keys("Escape", "a")
-            wait("the readout", has("random Δ"), 300)
+            wait("the readout", has("as many random neurons"), 300)
 
         step("readout on the fine-tuned model", readout_again)
 
@@ -239,7 +245,12 @@ def main() -> int:
         if record is None or not (record / "report.html").exists():
             raise StepFailed("no session record with a report.html under the runs folder")
         lines = [json.loads(x) for x in (record / "readouts.jsonl").read_text().splitlines() if x.strip()]
-        print(f"  session record {record.name}: {len(lines)} lines, report.html written")
+        kinds = [line["type"] for line in lines]
+        print(f"  session record {record.name}: {', '.join(kinds)}; report.html written")
+        if kinds.count("readout") != 1 or not str(lines[-1].get("checkpoint", "")).endswith(
+            "finetune-best.safetensors"
+        ):
+            raise StepFailed(f"the session record holds {kinds}, expected the fine-tuned model's readout")
     except (StepFailed, subprocess.CalledProcessError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         with contextlib.suppress(subprocess.CalledProcessError):

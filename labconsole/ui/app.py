@@ -91,6 +91,8 @@ class LabConsoleApp(App[int]):
         # The session's record on disk (runs/<stamp>-console-session-s0/): every ranking and
         # readout is appended to it, and reopening the same model brings its history back.
         self.record: SessionRecord | None = None
+        # what was computed before the record was open (the first ranking races its opening)
+        self._unrecorded: list[Callable[[SessionRecord], dict[str, Any]]] = []
         # The latest ranking shown on Neurons ({"criterion", "group", "scope", "k", "neurons"}):
         # a readout of neurons marked from it is recorded with the ranking it came from.
         self.last_ranking: dict[str, Any] | None = None
@@ -139,6 +141,7 @@ class LabConsoleApp(App[int]):
             self.bridge.call("Closing the session", self.session.close, on_result=lambda _: None)
         self.session, self.layers = session, layers
         self.record = None
+        self._unrecorded = []
         self.set_marked([])
         self.session_signal.publish(session)
         if session is not None:
@@ -162,6 +165,9 @@ class LabConsoleApp(App[int]):
                 return
             self.record = record
             earlier = len(record.entries())
+            waiting, self._unrecorded = self._unrecorded, []
+            for write in waiting:
+                self.record_result(write)
             self.write_log(
                 f"[info] session record {record.path}"
                 + (f": {earlier} earlier rankings/readouts of this model reopened" if earlier else " (new)")
@@ -183,6 +189,8 @@ class LabConsoleApp(App[int]):
         """Append a ranking or readout to the session record (``write(record)``: a one-line
         append, done here so lines keep their order); a failure to write is reported, never fatal."""
         if self.record is None:
+            if self.session is not None:  # the record is still opening: written once it is
+                self._unrecorded.append(write)
             return None
         try:
             return write(self.record)

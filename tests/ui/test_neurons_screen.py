@@ -138,3 +138,25 @@ async def test_rankings_are_recorded_in_the_session_record(app_factory) -> None:
         line = app.record.entries("ranking")[0]
         assert line["criterion"] == "gradient" and len(line["neurons"]) == 10
         assert any(entry.startswith("[info] ranking: 10 neurons") for entry in app.log_lines)
+
+
+async def test_a_ranking_done_before_the_record_is_open_is_still_recorded(app_factory, monkeypatch) -> None:
+    import time
+
+    from labconsole.engine.stage1.session_record import SessionRecord
+
+    opened = SessionRecord.open_or_create.__func__
+
+    def slow(cls, *args, **kwargs):
+        time.sleep(3.0)  # the record opens after the first ranking is shown
+        return opened(cls, *args, **kwargs)
+
+    monkeypatch.setattr(SessionRecord, "open_or_create", classmethod(slow))
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_session(pilot)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.screen.query_one("#ranking", DataTable).row_count == 10)
+        assert app.record is None
+        await wait_for(pilot, lambda: app.record is not None)
+        assert [line["type"] for line in app.record.entries()] == ["ranking"]
