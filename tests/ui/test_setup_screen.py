@@ -115,3 +115,26 @@ async def test_escape_leaves_a_text_field_and_function_keys_switch_from_inside_o
         app.screen.query_one("#data-root", Input).focus()
         await pilot.press("escape", "2")
         assert app.current_mode == "neurons"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_opening_shows_what_it_loads_and_escape_stops_waiting(app_factory, size) -> None:
+    import threading
+
+    engine = FakeEngine()
+    engine.call_gate = threading.Event()  # opening blocks until released
+    app = app_factory(engine)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        app.set_focus(None)
+        await pilot.press("o")
+        status = app.screen.query_one("#session-status", Static)
+        await wait_for(pilot, lambda: "step 1/2" in str(status.content))
+        assert "loading the model and data" in str(status.content) and "Esc stops waiting" in str(status.content)
+        await pilot.press("escape")
+        assert "stopped waiting" in str(status.content)
+        engine.call_gate.set()
+        await pilot.pause(0.5)
+        assert app.session is None  # the answer that came late was dropped
+        await pilot.press("o")
+        await wait_for(pilot, lambda: app.session is not None)
