@@ -13,10 +13,12 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import JsonValue
 
 from labconsole.engine.events import Event
 from labconsole.engine.records import Manifest, RunSummary, read_record, validate_record
@@ -61,17 +63,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
+def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> object:
+    """What ``json.dumps`` cannot write itself: sets and tuples as lists, paths as text, numpy
+    and torch scalars as numbers."""
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     if isinstance(value, Path):
         return str(value)
-    if hasattr(value, "item"):
-        return value.item()
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
@@ -119,24 +124,24 @@ class RunDir:
     def write_config(self, toml_text: str) -> None:
         atomic_write_text(self.path / "config.toml", toml_text)
 
-    def write_manifest(self, manifest: Manifest | dict[str, Any]) -> None:
+    def write_manifest(self, manifest: Manifest | Mapping[str, object]) -> None:
         """Write ``manifest.json``; a plain dict is checked against ``Manifest`` first."""
         target = self.path / "manifest.json"
         record = manifest if isinstance(manifest, Manifest) else validate_record(Manifest, manifest, str(target))
         atomic_write_json(target, record.to_json())
 
-    def update_manifest(self, **fields: Any) -> None:
+    def update_manifest(self, **fields: JsonValue) -> None:
         manifest = self.manifest()
         manifest.update(fields)
         self.write_manifest(manifest)
 
-    def write_summary(self, summary: RunSummary | dict[str, Any]) -> None:
+    def write_summary(self, summary: RunSummary | Mapping[str, object]) -> None:
         """Write ``summary.json``; a plain dict is checked against ``RunSummary`` first."""
         target = self.path / "summary.json"
         record = summary if isinstance(summary, RunSummary) else validate_record(RunSummary, summary, str(target))
         atomic_write_json(target, record.to_json())
 
-    def write_json(self, relative: str, obj: Any) -> Path:
+    def write_json(self, relative: str, obj: object) -> Path:
         target = self.path / relative
         atomic_write_json(target, obj)
         return target
@@ -145,8 +150,8 @@ class RunDir:
         atomic_write_text(self.path / DONE, time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
     # -- append-only log ----------------------------------------------------------------------
-    def append_event(self, event: Event | dict[str, Any]) -> None:
-        record = event.to_dict() if isinstance(event, Event) else dict(event)
+    def append_event(self, event: Event | Mapping[str, object]) -> None:
+        record: dict[str, object] = event.to_dict() if isinstance(event, Event) else dict(event)
         record.setdefault("t", time.time())
         line = json.dumps(record, default=_json_default)
         target = self.path / "metrics.jsonl"
@@ -167,11 +172,11 @@ class RunDir:
         """The typed summary (empty when there is none yet); errors as ``read_manifest``."""
         return read_record(RunSummary, self.path / "summary.json")
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> dict[str, JsonValue]:
         """``manifest.json`` as raw JSON ({} when missing or torn); readers use ``read_manifest``."""
         return _read_json(self.path / "manifest.json")
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, JsonValue]:
         """``summary.json`` as raw JSON ({} when missing or torn); readers use ``read_summary``."""
         return _read_json(self.path / "summary.json")
 
@@ -210,7 +215,7 @@ class RunDir:
             return STATUS_UNREADABLE
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> dict[str, JsonValue]:
     if not path.exists():
         return {}
     try:
