@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from labconsole.cli.headless import finetune_line, group_table
+from labconsole.engine.records import RunSummary
 
 
 def test_finetune_line_reports_before_after_and_gain() -> None:
@@ -11,9 +12,9 @@ def test_finetune_line_reports_before_after_and_gain() -> None:
             "selection": {"epoch": 2},
         }
     }
-    line = finetune_line(summary)
+    line = finetune_line(RunSummary.model_validate(summary))
     assert line == "fine-tuning (selected epoch 2): val WGA 50.0 → 60.0 (+10.0 pp), test WGA 70.0 → 55.0 (-15.0 pp)"
-    assert finetune_line({"finetune": {}}) is None and finetune_line({}) is None
+    assert finetune_line(RunSummary.model_validate({"finetune": {}})) is None and finetune_line(RunSummary()) is None
 
 
 def test_group_table_lists_groups_and_named_metrics() -> None:
@@ -26,7 +27,9 @@ def test_group_table_lists_groups_and_named_metrics() -> None:
         "mean_groups": 0.625,
         "wga_quantum": 0.25,
     }
-    table = group_table({"splits": {"test": split}, "selection": {"rule": "best val WGA", "epoch": 3}})
-    assert table is not None and table.row_count == 7
+    summary = RunSummary.model_validate({"splits": {"test": split}, "selection": {"rule": "best val WGA", "epoch": 3}})
+    table = group_table(summary)
+    # The report's table: 2 groups, 4 named means, the worst group and the WGA quantum.
+    assert table is not None and table.row_count == 8
     assert "epoch 3" in str(table.caption)
-    assert group_table({}) is None
+    assert group_table(RunSummary()) is None
