@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labconsole.report import rare_plots
-from labconsole.report.doc import Figure, Section, Table, Text
+from labconsole.report.doc import MISSING, Figure, Section, Table, Text
 from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse, p_text
 
 
@@ -87,7 +87,7 @@ def score_section(path: Path) -> Section | None:
             for name, per_n in table.items()
         }
         rows = [
-            [name, mse(stats), fmt(sum(avg[name]) / len(avg[name])) if avg.get(name) else "—"]
+            [name, mse(stats), fmt(sum(avg[name]) / len(avg[name])) if avg.get(name) else MISSING]
             for name, stats in norms.items()
         ]
         caption = (
@@ -204,7 +204,7 @@ def membership_section(path: Path) -> Section | None:
         {
             "title": "attack on members vs held-out non-members",
             "ylabel": "attack accuracy",
-            "ylim": (0.0, 1.02),
+            "ylim": (-0.03, 1.03),
             "series": [
                 s
                 for s in (
@@ -218,7 +218,7 @@ def membership_section(path: Path) -> Section | None:
         {
             "title": "rates: spurious members vs their counterpart",
             "ylabel": "fraction classified correctly",
-            "ylim": (0.0, 1.02),
+            "ylim": (-0.03, 1.03),
             "series": [
                 s
                 for s in (
