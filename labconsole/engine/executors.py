@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import JsonValue
+
 from labconsole.engine.events import CancelToken, Emit, LogRecord, NeverCancelled
 from labconsole.engine.runs import RunDir, atomic_write_json
 from labconsole.errors import UserError
@@ -32,7 +34,7 @@ from labconsole.errors import UserError
 class PointJob:
     name: str
     run_dir: str
-    preset: dict[str, Any]  # the resolved preset of this point (model_dump, JSON-safe)
+    preset: dict[str, JsonValue]  # the resolved preset of this point (model_dump, JSON-safe)
     resume: bool = False
 
 
@@ -41,11 +43,11 @@ class PointOutcome:
     name: str
     status: str  # done | failed | cancelled | submitted
     error: str | None = None
-    where: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, JsonValue] = field(default_factory=dict)
 
 
-def where_am_i(kind: str, **extra: Any) -> dict[str, Any]:
-    info = {
+def where_am_i(kind: str, **extra: JsonValue) -> dict[str, JsonValue]:
+    info: dict[str, JsonValue] = {
         "kind": kind,
         "host": platform.node(),
         "pid": os.getpid(),
@@ -56,7 +58,7 @@ def where_am_i(kind: str, **extra: Any) -> dict[str, Any]:
 
 
 def execute_point(
-    job: PointJob, *, emit: Emit, cancel: CancelToken | None = None, where: dict[str, Any] | None = None
+    job: PointJob, *, emit: Emit, cancel: CancelToken | None = None, where: dict[str, JsonValue] | None = None
 ) -> PointOutcome:
     """Run one point in this process and record where it ran; failures become outcomes."""
     from labconsole.engine.api import run_job
@@ -182,7 +184,7 @@ class LocalExecutor:
         return outcomes
 
 
-def run_point_job(job: PointJob, kind: str = "slurm", extra: dict[str, Any] | None = None) -> PointOutcome:
+def run_point_job(job: PointJob, kind: str = "slurm", extra: dict[str, JsonValue] | None = None) -> PointOutcome:
     """Entry point of a cluster job (pickled by submitit): run one point, print its epochs."""
     job_id = None
     try:

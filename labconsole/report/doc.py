@@ -92,7 +92,7 @@ def guarded(title: str, build: Callable[[], Section | list[Section] | None]) -> 
 # -- number formats ------------------------------------------------------------------------------
 
 
-def num(value: Any, digits: int = 4) -> str:
+def num(value: object, digits: int = 4) -> str:
     if isinstance(value, bool) or value is None:
         return MISSING if value is None else str(value)
     if isinstance(value, int):
@@ -106,12 +106,12 @@ def num(value: Any, digits: int = 4) -> str:
     return short(value)
 
 
-def short(value: Any, limit: int = 120) -> str:
+def short(value: object, limit: int = 120) -> str:
     text = value if isinstance(value, str) else repr(value) if not isinstance(value, (list, dict)) else _compact(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _compact(value: Any) -> str:
+def _compact(value: object) -> str:
     import json
 
     try:
