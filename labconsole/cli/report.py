@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from labconsole.formatting import MISSING
+
 if TYPE_CHECKING:  # pydantic records; imported when a command runs, so --help stays fast
     from labconsole.engine.records import MeanSE
 
@@ -92,7 +94,7 @@ def compare_cmd(
     for label in labels:
         a, b = numbers_a.get(label), numbers_b.get(label)
         diff = b.mean - a.mean if a and b and a.mean is not None and b.mean is not None else None
-        table.add_row(_pretty(label), _text(a), _text(b), "—" if diff is None else f"{diff:+.2f}")
+        table.add_row(_pretty(label), _text(a), _text(b), MISSING if diff is None else f"{diff:+.2f}")
     console.print(table)
 
 
@@ -141,7 +143,7 @@ def _percent(name: str, value: float) -> float:
 
 def _text(stats: MeanSE | None) -> str:
     if stats is None or stats.mean is None:
-        return "—"
+        return MISSING
     text = f"{stats.mean:.2f}"
     if stats.se is not None:
         text += f" ± {stats.se:.2f}"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from labconsole.report.doc import Figure, Text
+from labconsole.report.doc import MISSING, Figure, Text
 
 
 def _read_json(path: Path) -> Any:
@@ -50,7 +50,7 @@ def _is_num(v: Any) -> TypeGuard[int | float]:
 
 def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, bool) or v is None:
-        return "—"
+        return MISSING
     if isinstance(v, int):
         return f"{v:,}"
     if _is_num(v):
@@ -61,7 +61,7 @@ def fmt(v: Any, digits: int = 3) -> str:
 def mse(stats: Any, digits: int = 3) -> str:
     """'0.412 ± 0.031' (mean ± s.e.); one value has no s.e. and says so."""
     if not isinstance(stats, dict) or not _is_num(stats.get("mean")):
-        return "—"
+        return MISSING
     n = stats.get("n")
     if n == 1:
         return f"{stats['mean']:.{digits}f} (1 run, no s.e.)"
@@ -70,7 +70,7 @@ def mse(stats: Any, digits: int = 3) -> str:
 
 def p_text(p: Any) -> str:
     if not _is_num(p):
-        return "—"
+        return MISSING
     return f"{p:.2g}" + (" *" if p < 0.05 else "")
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labconsole.report.doc import Section, Table, Text, guarded
+from labconsole.report.doc import MISSING, Section, Table, Text, guarded
 from labconsole.report.rare_experiments import membership_section, score_section, sensitivity_section, weights_section
 from labconsole.report.rare_format import _is_num, _read_json, artifact, fmt, is_rare_run, run_config, run_stages
 from labconsole.report.rare_studies import deletion_section, mitigations_section, theory_section
@@ -177,7 +177,7 @@ def resolve(path: Path, template: str, row: str, col: str) -> tuple[Any, str]:
 def _ref_value(paper: Any, ours: Any, value: Any) -> str:
     """Counts stay integers (the TOML says 335114, not 335114.0); measurements get 3 decimals."""
     if not _is_num(value):
-        return "—"
+        return MISSING
     if isinstance(paper, int) and (ours is None or float(ours).is_integer()):
         return fmt(int(value))
     return fmt(float(value), 3)

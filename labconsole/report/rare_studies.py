@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from labconsole.report import rare_plots
-from labconsole.report.doc import Figure, Section, Table, Text
+from labconsole.report.doc import MISSING, Figure, Section, Table, Text
 from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse
 
 
@@ -49,7 +49,7 @@ def mitigations_section(path: Path) -> Section | None:
             rows.append([method, f"{float(c['strength']):g}"] + [mse(c.get(k)) for k, _ in MEASURES])
     if reference:
         breaks.append(len(rows))
-        rows.append(["n = 0 reference", "—"] + [mse(reference.get(k)) for k, _ in MEASURES])
+        rows.append(["n = 0 reference", MISSING] + [mse(reference.get(k)) for k, _ in MEASURES])
     section.add(
         Table(
             ["method", "strength", "spurious score", "clean acc", "spurious acc"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from labconsole.engine.records import DatasetInfo, EpochRecord, ExecutorInfo, Manifest, Selection, Splits
 from labconsole.report import plots, reference
-from labconsole.report.doc import Figure, Section, Table, Text, is_number, num, pct, pp
+from labconsole.report.doc import MISSING, Figure, Section, Table, Text, is_number, num, pct, pp
 from labconsole.report.source import RunSource
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -35,10 +35,10 @@ def header(src: RunSource) -> Section:
     rows = [
         ["preset", src.preset_name],
         ["description", cfg.description if cfg else ""],
-        ["reproduces", m.reproduces or (cfg.reproduces if cfg else "") or "—"],
+        ["reproduces", m.reproduces or (cfg.reproduces if cfg else "") or MISSING],
         ["variant", m.variant or (cfg.variant if cfg else "?")],
         ["stages", ", ".join(m.stages or (list(cfg.stages) if cfg else []))],
-        ["stages done", ", ".join(m.stages_done) or "—"],
+        ["stages done", ", ".join(m.stages_done) or MISSING],
         ["status", status],
         ["seed", str(m.seed)],
         ["smoke profile", str(m.smoke)],
@@ -47,7 +47,7 @@ def header(src: RunSource) -> Section:
         ["executor", _executor_text(executed)],
         ["started / finished", f"{m.created or '?'} / {m.finished or '—'}"],
         ["versions", ", ".join(f"{k} {v}" for k, v in m.versions.items())],
-        ["git", m.git or "—"],
+        ["git", m.git or MISSING],
         ["directory", str(src.path)],
     ]
     section.add(Table(columns=["", ""], rows=[r for r in rows if r[1]], title="run"))
@@ -88,7 +88,7 @@ def group_table(splits: Splits, title: str, selection: Selection | None = None) 
     breaks = (len(rows),)
     for metric in SPLIT_METRICS:
         rows.append([metric] + [pct(getattr(splits[s], metric)) for s in names])
-    rows.append(["worst group"] + [splits[s].worst_group or "—" for s in names])
+    rows.append(["worst group"] + [splits[s].worst_group or MISSING for s in names])
     rows.append(["WGA quantum (pp)"] + [pct(splits[s].wga_quantum, 2) for s in names])
     caption = ""
     if selection is not None:
@@ -256,7 +256,7 @@ def _dataset_check(m: Manifest) -> Table | Text | None:
     for split, found in check.counts.items():
         expected = known.get(split)
         verdict = (
-            "—"
+            MISSING
             if expected is None
             else ("matches SPEC §1" if isinstance(found, list) and found == expected else f"expected {expected}")
         )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labconsole.report import plots
-from labconsole.report.doc import Figure, Section, Table, Text, is_number, pct, pp
+from labconsole.report.doc import MISSING, Figure, Section, Table, Text, is_number, pct, pp
 from labconsole.report.source import RunSource
 
 KIND = "console-session"  # labconsole.engine.stage1.session_record.KIND (not imported: no engine here)
@@ -67,7 +67,7 @@ def readout_label(line: dict[str, Any]) -> str:
 
 def _pm(value: Any, spread: Any) -> str:
     if not is_number(value):
-        return "—"
+        return MISSING
     return pp(value) + (f" ± {spread:.2f}" if is_number(spread) and spread > 0 else "")
 
 
@@ -94,7 +94,7 @@ def readouts_section(readouts: list[dict[str, Any]], groups: list[str], minority
                 if line.get("ranked_group") == g:
                     emphasis[(len(body), 2 + i)] = "ranked"
             deltas, spreads = control.get("delta_pp") or {}, control.get("spread_pp") or {}
-            cells.append(" / ".join(_pm(deltas.get(g), spreads.get(g)) for g in groups) if deltas else "—")
+            cells.append(" / ".join(_pm(deltas.get(g), spreads.get(g)) for g in groups) if deltas else MISSING)
             body.append(cells)
         base = " · ".join(f"{g} {pct(baseline.get(g))}" for g in groups)
         section.add(
@@ -152,7 +152,7 @@ def sections(src: RunSource, shown: set[str]) -> list[Section]:
                 ],
                 ["device", str(model.get("device") or manifest.get("device") or "auto")],
                 ["groups", ", ".join(manifest.get("group_names") or [])],
-                ["minority groups", ", ".join(manifest.get("minority_groups") or []) or "—"],
+                ["minority groups", ", ".join(manifest.get("minority_groups") or []) or MISSING],
                 ["opened", str(manifest.get("created", "?"))],
                 [
                     "rankings / readouts",

@@ -25,7 +25,7 @@ from labconsole.engine.records import (
     TracingSection,
 )
 from labconsole.report import figures_gradcam, figures_rare, figures_tracing, generic, plots
-from labconsole.report.doc import Figure, Section, Table, Text, is_number, num, pct, pp
+from labconsole.report.doc import MISSING, Figure, Section, Table, Text, is_number, num, pct, pp
 from labconsole.report.source import RunSource
 
 R = TypeVar("R", bound=Record)
@@ -102,7 +102,7 @@ def neurons(src: RunSource, shown: set[str]) -> Section | None:
                 cells.append(_pm(delta.get(g), spread.get(g)))
                 if row.ranked_group == g:
                     emphasis[(len(body), 2 + i)] = "ranked"
-            cells.append(" / ".join(_pm(cdelta.get(g), cspread.get(g)) for g in groups) if cdelta else "—")
+            cells.append(" / ".join(_pm(cdelta.get(g), cspread.get(g)) for g in groups) if cdelta else MISSING)
             body.append(cells)
         base = " · ".join(f"{g} {pct(baseline.get(split, {}).get(g))}" for g in groups)
         caption = (
@@ -139,7 +139,7 @@ def neurons(src: RunSource, shown: set[str]) -> Section | None:
 
 def _pm(value: float | None, spread: float | None) -> str:
     if value is None or not is_number(value):
-        return "—"
+        return MISSING
     return pp(value) + (f" ± {spread:.2f}" if spread is not None and is_number(spread) and spread > 0 else "")
 
 
@@ -229,7 +229,7 @@ def finetune(src: RunSource, shown: set[str]) -> Section | None:
     before, after, gain = data.wga_before, data.wga_after, data.wga_gain
     if before or after:
         rows = [
-            [sp, pct(before.get(sp)), pct(after.get(sp)), pp(100 * g) if (g := gain.get(sp)) is not None else "—"]
+            [sp, pct(before.get(sp)), pct(after.get(sp)), pp(100 * g) if (g := gain.get(sp)) is not None else MISSING]
             for sp in ("val", "test")
         ]
         selection = data.selection
@@ -311,7 +311,7 @@ def rare_score(src: RunSource, shown: set[str]) -> Section | None:
 
 def _mse(stats: MeanSE) -> str:
     if stats.mean is None or not is_number(stats.mean):
-        return "—"
+        return MISSING
     se = f" ± {stats.se:.3f}" if stats.se is not None and is_number(stats.se) else ""
     return f"{stats.mean:.3f}{se} (n={stats.n})"
 

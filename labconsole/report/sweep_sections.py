@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from labconsole.engine.records import Combination, JsonScalar, MeanSE, Point
 from labconsole.report import plots, reference
-from labconsole.report.doc import Figure, Section, Table, Text, mean_se_text, num, pct, pp
+from labconsole.report.doc import MISSING, Figure, Section, Table, Text, mean_se_text, num, pct, pp
 from labconsole.report.source import SweepSource
 
 # (label, metric) in order of preference; the first one present is the sweep's main measure.
@@ -129,7 +129,7 @@ def _erm_row(src: SweepSource, axes: list[str], metrics: list[tuple[str, str]]) 
     row = ["ERM (before fine-tuning)"] + [""] * (len(axes) - 1) if axes else ["ERM (before fine-tuning)"]
     ours = mean_se_text(MeanSE(mean=mean, se=se, n=n), 100.0)
     row += [ours, pp(paper, 1, signed=False), pp(100 * mean - paper if paper is not None else None, 1)]
-    row += ["—"] * (len(metrics) - 1) + [f"{n} seed(s)"]
+    row += [MISSING] * (len(metrics) - 1) + [f"{n} seed(s)"]
     return row
 
 
@@ -175,10 +175,10 @@ def overview(src: SweepSource) -> Section:
         )
     rows = [
         ["preset", src.preset_name],
-        ["reproduces", index.reproduces or "—"],
+        ["reproduces", index.reproduces or MISSING],
         ["variant", index.variant or "?"],
-        ["axes", "; ".join(f"{k} ∈ {v}" for k, v in index.axes.items()) or "—"],
-        ["seeds", ", ".join(str(s) for s in index.seeds) or "—"],
+        ["axes", "; ".join(f"{k} ∈ {v}" for k, v in index.axes.items()) or MISSING],
+        ["seeds", ", ".join(str(s) for s in index.seeds) or MISSING],
         ["runs", f"{done} done of {len(runs)}"],
         ["executor", index.executor.kind if index.executor else "local"],
         ["directory", str(src.path)],
@@ -231,7 +231,7 @@ def published(src: SweepSource) -> Section:
                         row,
                         col,
                         pp(paper * table.scale, 2, signed=False),
-                        mean_se_text(stats, 1.0, 2) if stats else "—",
+                        mean_se_text(stats, 1.0, 2) if stats else MISSING,
                         pp(diff, 2),
                         where,
                     ]

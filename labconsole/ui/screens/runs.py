@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from labconsole.formatting import MISSING, pct, pp
 from labconsole.ui.bridge import JobEnded
 from labconsole.ui.dialogs.text_view import TextDialog
 from labconsole.ui.engine_port import RunEntry
@@ -37,7 +38,7 @@ def summary_table(info: dict[str, Any]) -> Table:
         if any(key in s for s in splits.values()):
             table.add_row(
                 Text(label, style="bold" if key == "wga" else ""),
-                *(f"{100 * s[key]:.1f}" if key in s else "–" for s in splits.values()),
+                *(pct(s.get(key)) for s in splits.values()),
             )
     return table
 
@@ -56,8 +57,8 @@ def comparison_table(first: dict[str, Any], second: dict[str, Any], split: str =
     ]
     rows += [("WGA", a.get("wga"), b.get("wga")), ("mean", a.get("mean"), b.get("mean"))]
     for name, x, y in rows:
-        delta = "–" if x is None or y is None else f"{100 * (y - x):+.2f}"
-        table.add_row(name, "–" if x is None else f"{100 * x:.1f}", "–" if y is None else f"{100 * y:.1f}", delta)
+        delta = MISSING if x is None or y is None else pp(100 * (y - x))
+        table.add_row(name, pct(x), pct(y), delta)
     return table
 
 
@@ -82,13 +83,13 @@ STAGE_SHORT = {"erm": "ERM", "finetune": "FT", "dfr": "DFR", "model": "model"}
 
 
 def preset_label(run: RunEntry) -> str:
-    return (run.preset or "–") + (" ·smoke" if run.smoke else "")
+    return (run.preset or MISSING) + (" ·smoke" if run.smoke else "")
 
 
 def wga_label(run: RunEntry) -> str:
     """The final model's test WGA with its stage, ``74.1 FT``: a fine-tuned run is not its ERM."""
     if run.test_wga is None:
-        return "–"
+        return MISSING
     stage = STAGE_SHORT.get(run.final_stage, run.final_stage)
     return f"{100 * run.test_wga:.1f}" + (f" {stage}" if stage else "")
 

@@ -19,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Static, TabbedContent, TabPane
 
 from labconsole.engine.events import EpochResult, Event, Progress
+from labconsole.formatting import pct
 from labconsole.ui.engine_port import PresetEntry
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.choice import Choice
@@ -312,8 +313,8 @@ class TrainScreen(LabScreen):
                     table.add_row(
                         label if i == 0 else "",
                         split,
-                        *(f"{100 * accs[g]:.1f}" if isinstance(accs.get(g), (int, float)) else "–" for g in groups),
-                        f"{100 * data['wga']:.1f}" if isinstance(data.get("wga"), (int, float)) else "–",
+                        *(pct(accs.get(g)) for g in groups),
+                        pct(data.get("wga")),
                         "★" if e.epoch == best.get(stage) and split == "val" else "",
                     )
         legend = " · ".join(f"{short[g]} {g}" for g in groups)
