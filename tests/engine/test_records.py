@@ -105,3 +105,40 @@ def test_readout_rows_are_named_by_key():
         "magnitude/top1/noise σ=0.01",
         "gradient/top0.1%/reinit σ=0.005/post-bn",
     ]
+
+
+def test_metric_paths_read_summary_keys_and_named_readouts() -> None:
+    summary = RunSummary.model_validate(
+        {
+            **V0_SUMMARY,
+            "neurons": {
+                "rows": [
+                    {
+                        "criterion": "gradient",
+                        "ranked_group": "landbird-water",
+                        "k": 3,
+                        "mode": "zero",
+                        "delta_pp": {"train": {"landbird-water": -12.5}},
+                        "control_delta_pp": {"train": {"landbird-water": -0.5}},
+                    }
+                ]
+            },
+        }
+    )
+    assert summary.metric('splits.test.groups["landbird-water"]') == 0.25
+    readout = 'stage1.readouts["gradient@landbird-water/top3/zero"].train["landbird-water"]'
+    assert summary.metric(readout + ".delta_pp") == -12.5
+    assert summary.metric(readout + ".control_delta_pp") == -0.5
+    assert summary.metric('stage1.readouts["gradient@landbird-water/top1/zero"].train["x"].delta_pp') is None
+    assert summary.metric("splits.val.wga") is None
+    with pytest.raises(ValueError, match="cannot read"):
+        summary.metric("splits..test")
+
+
+def test_unknown_stage_names_the_known_ones() -> None:
+    from labconsole.engine.stages import STAGES, get_stage
+    from labconsole.errors import PresetError
+
+    with pytest.raises(PresetError, match=r"unknown stage 'nope' in `stages` \(known: .*erm.*\)"):
+        get_stage("nope")
+    assert {"erm", "model", "neurons", "tracing", "overlap", "finetune", "dfr", "gradcam"} <= set(STAGES)
