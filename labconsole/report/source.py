@@ -160,10 +160,44 @@ def _read_config(source: RunSource) -> None:
     reference = raw.get("reference")
     if isinstance(reference, dict):
         source.reference = json.loads(json.dumps(reference, default=str))
+        name = raw.get("name")
+        if isinstance(name, str) and _add_metric_paths(source.reference, name):
+            source.problems.append(
+                f"this run's config.toml predates metric paths in [reference]; the published numbers are "
+                f"matched with the paths of today's presets/{name}.toml"
+            )
     try:
         source.config = preset_from_dict(raw, source="config.toml")
     except UserError as exc:  # a preset key renamed since: the manifest still names the run
         source.problems.append(f"config.toml no longer validates as a preset ({exc})")
+
+
+METRIC_PATH_KEYS = ("_ours", "_points", "_backbone")
+
+
+def _add_metric_paths(reference: dict[str, JsonValue], preset_name: str) -> bool:
+    """A run written before reference tables named their metric paths gets the paths of the
+    same-labelled table of the shipped preset (the published values stay the run's own)."""
+    if any(isinstance(t, dict) and "_ours" in t for t in reference.values()):
+        return False
+    from labconsole.presets import PRESETS_DIR
+
+    path = PRESETS_DIR / f"{preset_name}.toml"
+    if not path.is_file():
+        return False
+    try:
+        shipped = tomllib.loads(path.read_text(encoding="utf-8")).get("reference")
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    added = False
+    for label, table in reference.items():
+        today = shipped.get(label) if isinstance(shipped, dict) else None
+        if isinstance(table, dict) and isinstance(today, dict):
+            for key in METRIC_PATH_KEYS:
+                if key in today:
+                    table[key] = json.loads(json.dumps(today[key]))
+                    added = True
+    return added
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -178,6 +212,11 @@ def load_sweep(path: Path) -> SweepSource:
     index = read_file_record(SweepIndex, path / "sweep.json", problems, required=True)
     if not index.points:
         problems.append("sweep.json lists no points")
+    if index.reference and _add_metric_paths(index.reference, index.preset):
+        problems.append(
+            "this sweep's sweep.json predates metric paths in [reference]; the published numbers are "
+            f"matched with the paths of today's presets/{index.preset}.toml"
+        )
     try:
         # Recomputed from the run folders: runs may have finished (e.g. on a cluster) after the
         # sweep command returned.

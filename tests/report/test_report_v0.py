@@ -63,3 +63,30 @@ def test_a_newer_version_is_refused_by_name(v0_run: RunDir) -> None:
 
     write_report(v0_run.path, ["html"])  # the report still renders, and says why it has no numbers
     assert f"schema version {SCHEMA_VERSION + 1} is newer" in (v0_run.path / "report.html").read_text()
+
+
+def test_reference_tables_without_metric_paths_take_the_shipped_presets(v0_run: RunDir) -> None:
+    """A config.toml written before [reference] named metric paths (same label as a shipped
+    preset's table) is compared through that preset's paths, and the report says so."""
+    from labconsole.report import write_report
+
+    config = v0_run.path / "config.toml"
+    text = config.read_text().replace('name = "quickstart"', 'name = "erm-waterbirds"')
+    text = text.replace(
+        "reference = {}",
+        'reference = { "Paper A ERM (ResNet-50, Waterbirds)" = { test = { "landbird-water" = 0.3568, wga = 0.64 } } }',
+    )
+    config.write_text(text)
+    write_report(v0_run.path, ["json"])
+    data = json.loads((v0_run.path / "report.json").read_text())
+    assert any("predates metric paths" in p and "presets/erm-waterbirds.toml" in p for p in data["problems"])
+    table = next(
+        b
+        for s in data["sections"]
+        for b in s["blocks"]
+        if b["type"] == "table" and b["title"].startswith("Paper A ERM")
+    )
+    rows = {r[1]: r for r in table["rows"]}
+    test = v0_run.summary()["splits"]["test"]
+    assert rows["wga"][3] == f"{100 * test['wga']:.2f}" and rows["wga"][5] == "splits.test.wga"
+    assert rows["landbird-water"][3] == f"{100 * test['groups']['landbird-water']:.2f}"
