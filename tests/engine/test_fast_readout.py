@@ -185,3 +185,13 @@ def test_run_directory_keeps_the_decoded_dataset(tmp_path: Path) -> None:
     tensors, _ = run_data_cache.cache_paths(tmp_path, config)
     tensors.write_bytes(b"damaged")
     assert run_data_cache.read_bundle(tmp_path, config) is None
+
+
+def test_predictions_after_are_in_split_order_and_match_the_plain_path() -> None:
+    session = tiny_session()
+    ivs = [Intervention(NEURONS[:2], "noise", 0.3, s) for s in range(2)] + [Intervention(NEURONS[1:], "zero")]
+    fast = session.predictions_after("train", ivs)
+    for iv, pred in zip(ivs, fast):
+        with apply_intervention(session.model, session._by_name, iv):
+            plain = session.evaluator("train").predictions([n for n, _ in iv.neurons][:1])
+        assert torch.equal(pred, plain)

@@ -475,6 +475,31 @@ class Session:
         correct = torch.cat([self._fast_correct(split, list(interventions), part) for part in PARTS], dim=1)
         return [self._group_accuracy(row, fast.g_ordered) for row in correct]
 
+    def predictions_after(self, split: str, interventions: Sequence[Intervention]) -> list[torch.Tensor]:
+        """Predicted class per example of ``split`` (split order) after each intervention; the
+        interventions are walked together on the fast path where it applies (flips, matched
+        controls with many draws)."""
+        fast = self.fast_evaluator(split)
+        if fast is None or not all(supports(iv) for iv in interventions):
+            out = []
+            for iv in interventions:
+                norms = self.norms_after() if iv.where == "post-bn" else {}
+                with apply_intervention(self.model, self._by_name, iv, norms):
+                    out.append(
+                        self.evaluator(split).predictions(touched_modules(iv, self._by_name, norms), self.cancel)
+                    )
+            return out
+        norms = self.norms_after() if any(iv.where == "post-bn" for iv in interventions) else {}
+        parts = [fast.predictions(interventions, part, self._by_name, norms, self.cancel) for part in PARTS]
+        order = fast.order.to(self.cache(split).y.device)
+        result = []
+        for i in range(len(interventions)):
+            ordered = torch.cat([parts[0][i], parts[1][i]])
+            pred = torch.empty_like(ordered)
+            pred[order] = ordered
+            result.append(pred)
+        return result
+
     # -- progressive internals -------------------------------------------------------------------
     def _fast_correct(self, split: str, ivs: Sequence[Intervention], part: str) -> torch.Tensor:
         """bool [len(ivs), n_part]: is each example of ``part`` right under each intervention."""
