@@ -31,6 +31,45 @@ STATUS_NEVER_STARTED = "never-started"
 STATUS_UNREADABLE = "unreadable"
 
 
+def _proc_umask() -> int | None:
+    """The umask as Linux reports it in /proc/self/status, read without changing it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_at_import() -> int:
+    # Without /proc the umask can only be read by setting it, and os.umask is process-wide: a
+    # thread writing a file meanwhile would get the temporary mask. So it is read once, while
+    # this module is imported (before any worker thread writes a run).
+    found = _proc_umask()
+    if found is not None:
+        return found
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+_IMPORT_UMASK = _umask_at_import()
+
+
+def current_umask() -> int:
+    """The process's umask now where the system says it (Linux), else its value at import."""
+    found = _proc_umask()
+    return _IMPORT_UMASK if found is None else found
+
+
+def new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file: 0o666 less the umask. ``mkstemp`` makes its
+    files owner-only (0o600), which would hide a run from the group on a shared cluster."""
+    return 0o666 & ~current_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
@@ -40,6 +79,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.chmod(tmp, new_file_mode())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
