@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from labconsole.engine.events import CancelToken, Emit, LogRecord, NeverCancelled
+from labconsole.engine.events import CancelToken, Emit, Event, LogRecord, NeverCancelled
 from labconsole.engine.runs import RunDir, atomic_write_json
 from labconsole.errors import UserError
 
@@ -89,8 +89,9 @@ class LocalExecutor:
         self.devices = devices
         self.python = python
 
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "devices": self.devices}
+    def describe(self) -> dict[str, JsonValue]:
+        devices: list[JsonValue] | None = list(self.devices) if self.devices is not None else None
+        return {"kind": self.kind, "devices": devices}
 
     def plan_devices(self, preset_device: str) -> list[str]:
         if self.devices is not None:
@@ -197,9 +198,11 @@ def run_point_job(job: PointJob, kind: str = "slurm", extra: dict[str, JsonValue
     return execute_point(job, emit=_print_event, where=where)
 
 
-def _print_event(event: Any) -> None:
+def _print_event(event: Event) -> None:
     kind = type(event).__name__
-    if kind in ("EpochResult", "RunFinished", "RunStarted") or (kind == "LogRecord" and event.level != "debug"):
+    if kind in ("EpochResult", "RunFinished", "RunStarted") or (
+        isinstance(event, LogRecord) and event.level != "debug"
+    ):
         text = {
             k: v
             for k, v in event.to_dict().items()
@@ -228,7 +231,7 @@ class SlurmExecutor:
         self.cpus_per_run, self.mem_gb, self.max_parallel = cpus_per_run, mem_gb, max_parallel
         self.cluster, self.wait, self.function = cluster, wait, function
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, JsonValue]:
         return {
             "kind": self.kind,
             "cluster": self.cluster,
@@ -317,7 +320,9 @@ if __name__ == "__main__":
     sys.exit(_worker_main(sys.argv[1]))
 
 
-def make_executor(kind: str, *, partition: str | None = None, time_min: int = 240, gpus: int = 1) -> Any:
+def make_executor(
+    kind: str, *, partition: str | None = None, time_min: int = 240, gpus: int = 1
+) -> LocalExecutor | SlurmExecutor:
     """The executor named on the command line (``--executor local|slurm``)."""
     if kind == "local":
         return LocalExecutor()
