@@ -47,11 +47,27 @@ def _leave_a_core_to_the_console() -> None:
         _threads_configured = True
 
 
+class CallCancelled:
+    """A cancel token for interactive calls: set once the console stops waiting for the call
+    (Esc), i.e. once the thread worker running it is cancelled. The session checks it between
+    evaluation batches, so a stopped readout stops computing too (its caches stay whole: a cut
+    is stored only when complete)."""
+
+    def is_set(self) -> bool:
+        from textual.worker import NoActiveWorker, get_current_worker
+
+        try:
+            return get_current_worker().is_cancelled
+        except NoActiveWorker:  # called outside a worker (tests, scripts): never cancelled
+            return False
+
+
 class RealSession:
     """Adapts ``labconsole.engine.stage1.session.Session`` to ``SessionPort``."""
 
     def __init__(self, session: Session):
         self._session = session
+        session.cancel = CallCancelled()  # Esc on a screen stops the engine's work as well
         self.group_names: tuple[str, ...] = tuple(session.group_names)
         self.train_group_counts: dict[str, int] = dict(session.train_group_counts)
 

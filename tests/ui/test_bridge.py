@@ -47,3 +47,29 @@ def test_drain_empties_and_the_next_push_asks_for_a_flush_again() -> None:
 def test_errors_for_people_keep_user_messages_and_name_other_exceptions() -> None:
     assert describe_error("Ranking", UserError("unknown group 'x'")) == "Ranking: unknown group 'x'"
     assert describe_error("Ranking", RuntimeError("boom")) == "Ranking failed: RuntimeError: boom"
+
+
+async def test_an_interactive_call_that_is_stopped_sees_its_cancel_token_set() -> None:
+    import threading
+
+    from textual.app import App
+
+    from labconsole.ui.bridge import Bridge
+    from labconsole.ui.real_engine import CallCancelled
+
+    token, stopped = CallCancelled(), threading.Event()
+    assert not token.is_set()  # outside any worker
+
+    def computing() -> str:
+        while not token.is_set():  # what the session does between evaluation batches
+            threading.Event().wait(0.01)
+        stopped.set()
+        return "stopped"
+
+    app = App()
+    async with app.run_test() as pilot:
+        worker = Bridge(app).call("Readout", computing, on_result=lambda _: None, group="readout")
+        await pilot.pause(0.1)
+        assert not stopped.is_set()
+        worker.cancel()
+        assert stopped.wait(5)  # the computation itself stopped, not only the waiting

@@ -221,7 +221,7 @@ async def test_fine_tuning_alone_needs_a_checkpoint_chosen_on_setup(app_factory)
         app.set_focus(None)
         await pilot.press("g")
         await pilot.pause()
-        assert not app.bridge.job_running and any("Setup" in n.message for n in notifications(app))
+        assert not app.bridge.job_running and "Setup" in str(screen.query_one("#form-error", Static).content)
         app.spec = app.spec.__class__(checkpoint="runs/20250101-120000-quickstart-s0")
         await pilot.press("g")
         await wait_for(pilot, lambda: app.job.status == "done")
@@ -310,3 +310,19 @@ async def test_a_resumed_run_shows_its_whole_history_and_runs_says_it_is_running
         epochs = app.screen.query_one("#epochs-table", DataTable)
         assert [str(epochs.get_row_at(i)[0]) for i in range(0, epochs.row_count, 3)] == ["1", "2", "3", "4"]
         assert app.job.best_epoch in {1, 2, 3, 4}  # the marker is on a plotted epoch
+
+
+async def test_a_wrong_field_is_named_on_the_form_until_it_is_fixed(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.presets != [])
+        screen.query_one("#epochs", Input).value = "two"
+        app.set_focus(None)
+        await pilot.press("g")
+        error = screen.query_one("#form-error", Static)
+        assert "erm.epochs" in str(error.content) and not app.bridge.job_running
+        screen.query_one("#epochs", Input).value = "2"
+        await pilot.pause()
+        assert str(error.content) == ""

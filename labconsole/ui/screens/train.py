@@ -130,6 +130,9 @@ class TrainScreen(LabScreen):
                 with Horizontal(classes="buttons"):
                     yield Button("Start (g)", id="start", variant="primary", compact=True)
                     yield Button("Cancel (c)", id="cancel", variant="error", compact=True)
+                error = Static("", id="form-error", classes="status-line error-text")
+                error.display = False
+                yield error
                 yield Static("", id="preset-info", classes="detail")
             with Vertical(id="train-live"):
                 yield JobProgress(show_times=not self.lab.deterministic, id="job-progress")
@@ -168,6 +171,31 @@ class TrainScreen(LabScreen):
     @on(Choice.Changed, "#stages")
     def _stages_changed(self) -> None:
         self._describe()
+        self._recheck()
+
+    @on(Input.Changed, "#epochs, #lr, #batch, #seed")
+    def _recheck(self) -> None:
+        """A shown error goes as soon as the fields are valid again."""
+        error = self.query_one("#form-error", Static)
+        if not str(error.content):
+            return
+        epochs, lr, batch, seed = (
+            self.query_one(f"#{name}", Input).value for name in ("epochs", "lr", "batch", "seed")
+        )
+        try:
+            overrides_from_form(
+                epochs, lr, batch, seed, str(self.query_one("#stages", Choice).value), self.lab.spec.checkpoint
+            )
+        except ValueError as exc:
+            self.show_form_error(str(exc))
+            return
+        self.show_form_error("")
+
+    def show_form_error(self, text: str) -> None:
+        """The line under the buttons: there only while a field is wrong."""
+        error = self.query_one("#form-error", Static)
+        error.update(text)
+        error.display = bool(text)
 
     def form_description(self) -> str:
         """What Start would run now: the preset, its stages as chosen, where fine-tuning starts."""
@@ -219,8 +247,10 @@ class TrainScreen(LabScreen):
                 self.lab.spec.checkpoint,
             )
         except ValueError as exc:
-            self.notify(str(exc), severity="warning")
+            # on the form, until the value is fixed (a toast would outlive the fix)
+            self.show_form_error(str(exc))
             return
+        self.show_form_error("")
         smoke = bool(self.query_one("#profile", Choice).value)
         engine = self.lab.engine
         path = entry.path
