@@ -17,7 +17,14 @@ from typing import Any
 
 from labconsole.engine.runs import atomic_write_json, atomic_write_text
 from labconsole.errors import UserError
-from labconsole.report import rare_sections, run_sections, session_sections, stage_sections, sweep_sections
+from labconsole.report import (
+    evidence_sections,
+    rare_sections,
+    run_sections,
+    session_sections,
+    stage_sections,
+    sweep_sections,
+)
 from labconsole.report.doc import Figure, Report, Section, Table, Text, guarded
 from labconsole.report.source import RunSource, SweepSource, classify, load_run, load_sweep
 
@@ -33,6 +40,7 @@ def build_run_report(src: RunSource) -> Report:
         "tracing": stage_sections.tracing,
         "overlap": stage_sections.overlap,
         "finetune": stage_sections.finetune,
+        "evidence": evidence_sections.evidence,  # Stage I controls and p, Stage II against its start
         "rare-score": stage_sections.rare_score,
     }
     sections: list[Section] = []

@@ -374,3 +374,35 @@ def _cell(value: float | None, mean: float | None, sd: float | None, p: float | 
         return "—"
     control = "" if mean is None else f" [{mean:+.1f}±{(sd or 0):.1f}]"
     return f"{value:+.1f}{control} p={p:.2f}" if p is not None else f"{value:+.1f}{control}"
+
+
+def flip_thumbnails(
+    session: Session, found: Mapping[str, Any], groups: Sequence[str], per_group: int = 12
+) -> bytes | None:
+    """A PNG grid of the training images that went right → wrong, one row per group in
+    ``groups`` (up to ``per_group`` each, ×2 nearest-neighbour); None when nothing flipped."""
+    import io
+
+    from PIL import Image
+
+    flips = (found.get("flips") or {}).get("train") or {}
+    rows = [[int(i) for i in (flips.get(g) or {}).get("to_wrong", [])[:per_group]] for g in groups]
+    if not any(rows):
+        return None
+    images = session.cache("train").images
+    _, height, width = images.shape[1:]
+    scale, pad = 2, 2
+    cell_w, cell_h = width * scale + pad, height * scale + pad
+    canvas = Image.new("RGB", (per_group * cell_w + pad, len(rows) * cell_h + pad), (255, 255, 255))
+    for r, positions in enumerate(rows):
+        for c, position in enumerate(positions):
+            pixels = images[position].cpu()
+            if pixels.shape[0] == 1:
+                pixels = pixels.expand(3, -1, -1)
+            tile = Image.fromarray(pixels[:3].permute(1, 2, 0).contiguous().numpy()).resize(
+                (width * scale, height * scale), Image.Resampling.NEAREST
+            )
+            canvas.paste(tile, (pad + c * cell_w, pad + r * cell_h))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -22,7 +22,7 @@ from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
 from labconsole.engine.stage1 import run_data_cache
-from labconsole.engine.stage1.evidence import evidence_readout, format_evidence
+from labconsole.engine.stage1.evidence import evidence_readout, flip_thumbnails, format_evidence
 from labconsole.engine.stage1.session import Session
 from labconsole.errors import PresetError, UserError
 from labconsole.formatting import pct, pp
@@ -165,6 +165,7 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
         "rows": rows,
     }
     path = ctx.run.write_json(READOUTS_ARTIFACT, artifact)
+    _write_flip_thumbnails(ctx, session, rows)
     ctx.emit(
         ArtifactWritten(
             run_id=ctx.run_id,
@@ -187,6 +188,18 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
             f"Stage I evidence ({cfg.control} control, {cfg.control_draws} draws)\n" + format_evidence(rows, groups)
         )
     return summary
+
+
+def _write_flip_thumbnails(ctx: StageContext, session: Session, rows: list[dict[str, Any]]) -> None:
+    """``artifacts/flips/readout-NNN.png``: the minority training images each readout flipped."""
+    from labconsole.engine.runs import atomic_write_bytes
+
+    for n, row in enumerate(rows):
+        if not row.get("evidence"):
+            continue
+        png = flip_thumbnails(session, row["evidence"], minority_groups(session))
+        if png is not None:
+            atomic_write_bytes(ctx.run.path / "artifacts" / "flips" / f"readout-{n:03d}.png", png)
 
 
 def _plan(cfg: Any, groups: list[str]) -> list[tuple[dict[str, Any], str, float | None, str]]:

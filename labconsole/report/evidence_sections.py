@@ -1,0 +1,222 @@
+"""Evidence sections: Stage I's control with significance, the memorization signature and the
+flipped examples; Stage II's start (epoch 0), whether fine-tuning ever beat it, and the mask's
+realised size. Everything is read from the run record (summary.json, artifacts), never recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from labconsole.report.doc import Figure, Section, Table, Text, pct
+from labconsole.report.source import RunSource
+
+READOUTS = "stage1_readouts.json"
+FLIPS_LISTED = 12  # flipped examples listed per readout and group in the report
+
+
+def evidence(src: RunSource, shown: set[str]) -> list[Section] | None:
+    sections = [s for s in (stage1_evidence(src, shown), stage2_evidence(src)) if s is not None]
+    return sections or None
+
+
+# -- Stage I ---------------------------------------------------------------------------------------
+
+
+def _readouts(src: RunSource) -> dict[str, Any] | None:
+    path = src.path / "artifacts" / READOUTS
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return data if isinstance(data, dict) else None
+
+
+def _cell(value: float | None, mean: float | None, sd: float | None, p: float | None) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:+.1f}"
+    if mean is not None:
+        text += f" [{mean:+.1f} ± {(sd or 0.0):.1f}]"
+    if p is not None:
+        text += f" p = {p:.3f}"
+    return text
+
+
+def stage1_evidence(src: RunSource, shown: set[str]) -> Section | None:
+    data = _readouts(src)
+    rows = [r for r in (data or {}).get("rows", []) if isinstance(r, dict) and r.get("evidence")]
+    if not data or not rows:
+        return None
+    from labconsole.engine.stage1.evidence import verdict_line
+
+    groups = list(data.get("group_names") or [])
+    minority = list(data.get("minority_groups") or [])
+    section = Section("Stage I evidence: controls, significance, signature, flipped examples", anchor="evidence")
+    first = rows[0]["evidence"]
+    section.add(
+        Text(
+            f"Each cell: the critical set's Δ (pp) [its {rows[0].get('control_kind', 'layer-matched')} control's "
+            f"mean ± sd over {first.get('draws')} draws] and the empirical one-sided p = (1 + number of draws "
+            "at least as low) / (draws + 1). A layer-matched draw takes as many neurons from each layer as the "
+            "critical set. The signature row is Δtrain − Δtest: negative when train accuracy drops more than test "
+            "(Paper A's memorization claim); its control and p come from the same draws.",
+            kind="p",
+        )
+    )
+    table_rows: list[list[Any]] = []
+    breaks: list[int] = []
+    verdicts: list[str] = []
+    for row in rows:
+        found = row["evidence"]
+        control = row.get("control") or {}
+        label = f"{row.get('label', '')} {row.get('mode', '')}".strip()
+        if table_rows:
+            breaks.append(len(table_rows))
+        for i, (split, crit) in enumerate(found["critical"].items()):
+            per = control.get(split) or {}
+            cells = [
+                _cell(
+                    crit.get(g),
+                    (per.get("delta_pp") or {}).get(g),
+                    (per.get("spread_pp") or {}).get(g),
+                    found["p"][split].get(g),
+                )
+                for g in groups
+            ]
+            table_rows.append([label if i == 0 else "", split, *cells])
+        sig = found.get("signature")
+        if sig:
+            table_rows.append(
+                [
+                    "",
+                    "train − test",
+                    *(
+                        _cell(
+                            sig["critical_pp"].get(g),
+                            sig["control_mean_pp"].get(g),
+                            sig["control_sd_pp"].get(g),
+                            sig["p"].get(g),
+                        )
+                        for g in groups
+                    ),
+                ]
+            )
+            line = verdict_line(sig, groups, label)
+            if line:
+                verdicts.append(line)
+    section.add(
+        Table(
+            columns=["readout", "split", *groups],
+            rows=table_rows,
+            title="critical Δ vs control, p per group",
+            section_breaks=tuple(breaks),
+        )
+    )
+    for line in verdicts:
+        section.add(Text(line, kind="note"))
+    section.blocks.extend(_flip_blocks(src, rows, groups, minority, shown))
+    return section
+
+
+def _flip_blocks(
+    src: RunSource, rows: list[dict[str, Any]], groups: list[str], minority: list[str], shown: set[str]
+) -> list[Table | Figure | Text]:
+    blocks: list[Table | Figure | Text] = []
+    counts = []
+    for row in rows:
+        flips = row["evidence"].get("flips") or {}
+        for split, per in flips.items():
+            counts.append(
+                [
+                    row.get("label", ""),
+                    split,
+                    *(f"{per[g]['n_to_wrong']} / {per[g]['n_to_right']}" if g in per else "—" for g in groups),
+                ]
+            )
+    if counts:
+        blocks.append(
+            Table(
+                columns=["readout", "split", *groups],
+                rows=counts,
+                title="flipped examples: right → wrong / wrong → right",
+            )
+        )
+    for n, row in enumerate(rows):
+        train = (row["evidence"].get("flips") or {}).get("train") or {}
+        listed = []
+        for g in minority:
+            flip = train.get(g) or {}
+            for position, loss, margin in list(
+                zip(flip.get("to_wrong", []), flip.get("to_wrong_loss", []), flip.get("to_wrong_margin", []))
+            )[:FLIPS_LISTED]:
+                listed.append(
+                    [g, position, "right → wrong", f"{loss:.3f}", f"{margin:+.3f}", _num(flip.get("group_mean_loss"))]
+                )
+        if listed:
+            blocks.append(
+                Table(
+                    columns=["group", "train position", "flip", "ERM loss", "ERM margin", "group mean loss"],
+                    rows=listed,
+                    title=f"flipped minority training examples — {row.get('label', '')}",
+                    caption="loss and margin of the unmodified model: low loss with a flip means an example "
+                    "the model had fit, now lost (a memorized one if test accuracy holds)",
+                )
+            )
+        thumbs = src.path / "artifacts" / "flips" / f"readout-{n:03d}.png"
+        if thumbs.exists():
+            shown.add(thumbs.name)
+            blocks.append(
+                Figure(
+                    thumbs.read_bytes(),
+                    f"flipped minority training images — {row.get('label', '')}",
+                    "right → wrong after the intervention; one row per minority group",
+                    source=str(thumbs.relative_to(src.path)),
+                )
+            )
+    return blocks
+
+
+def _num(value: Any) -> str:
+    return "—" if not isinstance(value, (int, float)) else f"{value:.3f}"
+
+
+# -- Stage II --------------------------------------------------------------------------------------
+
+
+def stage2_evidence(src: RunSource) -> Section | None:
+    record = src.summary.finetune
+    if record is None:
+        return None
+    data: dict[str, Any] = dict(record.to_json())
+    history = [h for h in data.get("history") or [] if isinstance(h, dict)]
+    if not history and not data.get("warning"):
+        return None
+    section = Section("Fine-tuning against its start (epoch 0)", anchor="finetune-start")
+    warning = data.get("warning")
+    if isinstance(warning, str) and warning:
+        section.add(Text(warning, kind="warning"))
+    elif data.get("beat_start_on_val") is True:
+        section.add(Text("fine-tuning beat its start on val at some epoch", kind="note"))
+    realised = data.get("mask_realised")
+    if isinstance(realised, str) and realised:
+        section.add(Text(f"auxiliary mask: {realised}", kind="p"))
+    if any("val_wga" in h for h in history):
+        selected = (data.get("selection") or {}).get("epoch") if isinstance(data.get("selection"), dict) else None
+        section.add(
+            Table(
+                columns=["epoch", "train loss", "val WGA (%)", "test WGA (%)", ""],
+                rows=[
+                    [
+                        h.get("epoch"),
+                        "—" if h.get("train_loss") is None else f"{h['train_loss']:.4f}",
+                        pct(h.get("val_wga")),
+                        pct(h.get("test_wga")),
+                        ("start" if h.get("epoch") == 0 else "")
+                        + (" ★ selected" if h.get("epoch") == selected else ""),
+                    ]
+                    for h in history
+                ],
+                title="fine-tuning curve, the starting model as epoch 0",
+            )
+        )
+    return section
