@@ -11,6 +11,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+# Distinct markers and dashes, so series that coincide (a score of 1.0 before and after) stay visible.
+SERIES_STYLES = ("o-", "s--", "^:", "D-.", "v-")
+
 
 def _axes(ncols: int, size: tuple[float, float] = (4.6, 3.4)) -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -46,14 +49,14 @@ def count_panels(panels: Sequence[dict[str, Any]], ns: Sequence[int]) -> bytes:
     """Panels {"title", "ylabel", "series": [{"label", "x", "mean", "se", "style"?}]} over n."""
     fig, axes = _axes(len(panels))
     for ax, panel in zip(axes, panels):
-        for series in panel["series"]:
+        for k, series in enumerate(panel["series"]):
             mean = [_value(v) for v in series["mean"]]
             se = [0.0 if not isinstance(v, (int, float)) else float(v) for v in series["se"]]
             ax.errorbar(
                 series["x"],
                 mean,
                 yerr=se,
-                fmt=series.get("style", "o-"),
+                fmt=series.get("style", SERIES_STYLES[k % len(SERIES_STYLES)]),
                 ms=3.5,
                 capsize=2.5,
                 lw=1.3,
