@@ -217,10 +217,26 @@ def expand_sweep(preset: Preset) -> list[tuple[dict[str, Any], Preset]]:
             raw = _deep_copy(base)
             point = dict(zip(keys, combo))
             for key, value in point.items():
+                if key == RECIPE_AXIS:
+                    for dotted, setting in _recipe(preset, value).items():
+                        set_dotted(raw, dotted, setting, source=f"[sweep.recipes] {value}.{dotted}")
+                    continue
                 set_dotted(raw, key, value, source=f"[sweep] axes.{key}")
             raw["seed"] = seed
             out.append(({**point, "seed": seed}, preset_from_dict(raw, source=f"sweep point {point}")))
     return out
+
+
+RECIPE_AXIS = "recipe"
+
+
+def _recipe(preset: Preset, name: Any) -> dict[str, Any]:
+    recipes = preset.sweep.recipes
+    if name not in recipes:
+        raise PresetError(
+            f"[sweep] axes.recipe: {name!r} is not in [sweep.recipes] (defined: {', '.join(recipes) or 'none'})"
+        )
+    return recipes[name]
 
 
 def _deep_copy(obj: Any) -> Any:

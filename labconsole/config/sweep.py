@@ -13,6 +13,10 @@ class SweepConfig(Section):
     seeds: tuple[int, ...] = Field((), description="one run per seed; empty = the preset's seed")
     # {"finetune.criterion": ["gradient", "magnitude"], ...}: the product of all axes.
     axes: dict[str, list[Any]] = Field(default_factory=dict)
+    # Named bundles of dotted keys for comparisons that are not a product of axes (a method and
+    # its controls): the axis "recipe" lists the names, each point applies its recipe's keys.
+    # {"continued-erm": {"finetune.contrastive_weight": 0}, "paper": {}}
+    recipes: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def is_sweep(self) -> bool:
