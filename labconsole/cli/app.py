@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import typer.core
@@ -13,6 +14,9 @@ from typer._click import Context as ClickContext  # the type TyperGroup.parse_ar
 from labconsole.cli import bench, data, neurons, report, ui
 from labconsole.config.vocab import Device, ExecutorName
 from labconsole.errors import UserError
+
+if TYPE_CHECKING:
+    from labconsole.presets import Preset
 
 app = typer.Typer(
     add_completion=False,
@@ -38,12 +42,21 @@ def _root(
 
 @app.command()
 def run(
-    preset: str = typer.Argument(..., help="preset file, e.g. presets/quickstart.toml"),
+    preset: str | None = typer.Argument(
+        None,
+        help="preset file, e.g. presets/quickstart.toml; leave it out with --resume RUN to continue "
+        "the run with its own config.toml",
+    ),
     smoke: bool = typer.Option(False, "--smoke", help="tiny model, tiny data, 1-2 epochs: runs in seconds"),
     set_: list[str] = typer.Option([], "--set", help="override a preset key: --set erm.epochs=3"),
     out: Path = typer.Option(Path("runs"), "--out", help="folder for run directories"),
     device: Device | None = typer.Option(None, "--device", help="where to compute (default: the preset's)"),
-    resume: Path | None = typer.Option(None, "--resume", help="continue an interrupted run or sweep directory"),
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        help="continue an interrupted run (its own config.toml; a preset given must match it key by key) "
+        "or sweep directory (give its preset)",
+    ),
     data_root: str | None = typer.Option(None, "--data-root", help="dataset folder (else $LABCONSOLE_DATA)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="only the final table"),
     no_report: bool = typer.Option(False, "--no-report", help="skip writing report files"),
@@ -54,14 +67,20 @@ def run(
     time_min: int = typer.Option(240, "--time", help="SLURM time limit per run, minutes (--executor slurm)"),
     gpus: int = typer.Option(1, "--gpus", help="GPUs per run (--executor slurm)"),
 ) -> None:
-    """Run a preset headless and write a run directory (or a sweep of them)."""
+    """Run a preset headless and write a run directory (or a sweep of them).
+
+    `labconsole run --resume RUN` continues an interrupted run with its own config.toml; with a
+    preset too, the preset and options must match that file (differing keys are named)."""
     from labconsole.engine.executors import make_executor
     from labconsole.presets import expand_sweep, load_preset
 
     runner = make_executor(executor, partition=partition, time_min=time_min, gpus=gpus)
 
     overrides = list(set_) + ([f"device={device}"] if device else [])
-    loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
+    if preset is None:
+        loaded = _resumed_run_preset(resume, overrides, smoke=smoke, data_root=data_root)
+    else:
+        loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
     from labconsole.cli.headless import HeadlessPrinter, finetune_line, group_table
     from labconsole.cli.headless import out as console
     from labconsole.engine.api import configure_threads, run_job
@@ -89,8 +108,24 @@ def run(
     _write_report(result.path, no_report)
     typer.echo(f"run: {result.path}  ({status})")
     if status == "cancelled":
-        typer.echo(f"resume with: labconsole run {preset} --resume {result.path}")
+        typer.echo(f"resume with: labconsole run --resume {result.path}")
         raise typer.Exit(130)
+
+
+def _resumed_run_preset(resume: Path | None, overrides: list[str], *, smoke: bool, data_root: str | None) -> Preset:
+    """The preset of ``labconsole run --resume RUN`` given without one: the run's config.toml."""
+    if resume is None:
+        raise UserError(
+            "labconsole run: give a preset (e.g. presets/quickstart.toml), or --resume RUN to continue a run"
+        )
+    if (resume / "sweep.json").exists():
+        raise UserError(
+            f"--resume {resume}: a sweep is continued with the preset it was started from: "
+            f"labconsole run PRESET --resume {resume}"
+        )
+    from labconsole.engine.resume import preset_from_run
+
+    return preset_from_run(resume, overrides, smoke=smoke, data_root=data_root)
 
 
 def _write_report(path: Path, skip: bool) -> None:

@@ -10,13 +10,16 @@ an uninterrupted run would.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labconsole.engine.context import StageContext
 from labconsole.engine.runs import RunDir
 from labconsole.errors import UserError
+
+if TYPE_CHECKING:
+    from labconsole.presets import Preset
 
 # -- the run's own configuration -----------------------------------------------------------------
 
@@ -43,6 +46,39 @@ def config_differences(run_config: str, preset_config: str) -> list[tuple[str, A
     return sorted(differing, key=lambda item: ("." in item[0], item[0]))
 
 
+def preset_from_run(
+    run_dir: Path | str, overrides: Iterable[str] = (), *, smoke: bool = False, data_root: str | None = None
+) -> Preset:
+    """The preset ``run_dir`` was started with, read from its own resolved ``config.toml``
+    (``labconsole run --resume RUN`` without a preset). Values typed on the command line are put
+    on top rather than dropped, so ``check_resume_config`` names any that differ from the run's."""
+    from labconsole.presets import parse_override, preset_from_dict, set_dotted
+
+    run = RunDir(Path(run_dir))
+    path = run.path / "config.toml"
+    if not (run.path / "manifest.json").exists():
+        raise UserError(f"--resume {run.path}: not a run directory (no manifest.json)")
+    if not path.is_file():
+        raise UserError(f"--resume {run.path}: no config.toml in this run directory, so it cannot be continued")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"{path}: unreadable ({exc}); this run cannot be continued") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); this run cannot be continued") from None
+    if smoke and not raw.get("smoke_profile"):
+        raise UserError(
+            f"--resume {run.path}: --smoke given, but the run was started without it; "
+            "resume it without --smoke, or start a new smoke run"
+        )
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value, source=f"--set {item}")
+    if data_root:
+        set_dotted(raw, "data.root", data_root, source="--data-root")
+    return preset_from_dict(raw, source=str(path))
+
+
 def check_resume_config(run: RunDir, preset_toml: str) -> None:
     """Refuse to continue ``run`` with a configuration other than the one it was started with.
 
@@ -65,7 +101,8 @@ def check_resume_config(run: RunDir, preset_toml: str) -> None:
         raise UserError(
             f"--resume {run.path}: the preset and options given differ from the run's own config.toml "
             f"in {len(differences)} key(s): {shown}{more}. Resume with the same preset and options the run "
-            "was started with (its config.toml), or start a new run"
+            f"was started with, or with none (`labconsole run --resume {run.path}` reads its config.toml), "
+            "or start a new run"
         )
 
 
