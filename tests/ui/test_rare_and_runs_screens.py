@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input, Select, Static
 
 from labconsole.ui.dialogs.text_view import LogDialog, TextDialog
 from labconsole.ui.fake_engine import FakeEngine, patched_digit
@@ -53,7 +53,7 @@ async def test_bad_rare_inputs_are_refused_with_a_hint(app_factory) -> None:
         await pilot.press("g")
         await pilot.pause()
         assert not app.bridge.job_running
-        assert any("n examples" in n.message for n in notifications(app))
+        assert "n examples" in str(app.screen.query_one("#rare-status", Static).content)  # named on the screen
 
 
 async def test_runs_are_listed_opened_compared_and_exported(app_factory) -> None:
@@ -141,3 +141,20 @@ async def test_a_rare_run_shows_its_summary_in_runs(app_factory) -> None:
     lines = [str(line) for line in summary_lines(info)]
     assert lines == ["rare-score S3: spurious score n=0 0.010±0.002, n=5 0.400"]
     assert "no summary.json" in str(summary_lines({"summary": {}})[0])
+
+
+async def test_a_wrong_rare_field_is_named_until_it_is_fixed(app_factory) -> None:
+    from textual.widgets import Input, Static
+
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5")
+        app.screen.query_one("#rare-seeds", Input).value = "0"
+        app.set_focus(None)
+        await pilot.press("g")
+        status = app.screen.query_one("#rare-status", Static)
+        assert "seeds: a whole number ≥ 1" in str(status.content) and status.has_class("error-text")
+        assert not app.bridge.job_running
+        app.screen.query_one("#rare-seeds", Input).value = "2"
+        await pilot.pause()
+        assert "seeds" not in str(status.content) and not status.has_class("error-text")

@@ -166,13 +166,35 @@ class RareScreen(LabScreen):
         plot.refresh()
 
     # -- the experiment ------------------------------------------------------------------------------
+    def form_problems(self) -> list[str]:
+        """What is wrong with the experiment's fields now, one phrase per field."""
+        problems = []
+        if parse_int_list(self.query_one("#counts", Input).value) is None:
+            problems.append("n examples: whole numbers ≥ 0 separated by commas")
+        if parse_number(self.query_one("#target", Input).value, kind=int, minimum=0) is None:
+            problems.append("target: a class number ≥ 0")
+        if parse_number(self.query_one("#rare-seeds", Input).value, kind=int, minimum=1) is None:
+            problems.append("seeds: a whole number ≥ 1")
+        return problems
+
+    @on(Input.Changed, "#counts, #target, #rare-seeds")
+    def _fields_changed(self) -> None:
+        """A shown problem goes as soon as the fields are valid again."""
+        status = self.query_one("#rare-status", Static)
+        if status.has_class("error-text"):
+            problems = self.form_problems()
+            status.update(" · ".join(problems) if problems else "fields valid: g runs the experiment")
+            status.set_class(bool(problems), "error-text")
+
     def action_run(self) -> None:
         pattern = str(self.query_one("#pattern", Select).value)
         counts = parse_int_list(self.query_one("#counts", Input).value)
         target = parse_number(self.query_one("#target", Input).value, kind=int, minimum=0)
         seeds = parse_number(self.query_one("#rare-seeds", Input).value, kind=int, minimum=1)
         if counts is None or target is None or seeds is None:
-            self.notify("n examples: whole numbers separated by commas; target ≥ 0; seeds ≥ 1", severity="warning")
+            status = self.query_one("#rare-status", Static)
+            status.update(" · ".join(self.form_problems()))  # on the screen until fixed
+            status.set_class(True, "error-text")
             return
         engine = self.lab.engine
 
