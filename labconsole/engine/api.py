@@ -24,7 +24,7 @@ from labconsole.engine.device import resolve_device as resolve_device  # callers
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
 from labconsole.engine.preflight import check_neuron_settings
 from labconsole.engine.records import DatasetCheck, DatasetInfo, Manifest, RunSummary
-from labconsole.engine.resume import check_resume_config, restore_skipped_stage
+from labconsole.engine.resume import check_resume_config, restore_skipped_stage, thread_count_warning
 from labconsole.engine.runs import (
     STATUS_CANCELLED,
     STATUS_DONE,
@@ -93,6 +93,7 @@ def base_manifest(preset: Preset, device: torch.device) -> Manifest:
         git=git_hash(),
         device=str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         host=platform.node(),
+        torch_threads=torch.get_num_threads(),
         metric_definitions=METRIC_DEFINITIONS,
         selection_rule="best val WGA" if preset.erm.selection == "best-val-wga" else "last epoch",
     )
@@ -133,7 +134,7 @@ def run_job(
     cancel = cancel or NeverCancelled()
     device = resolve_device(preset.device)
     preflight(preset)
-    hint = f"resume with `labconsole run {preset.name} --resume RUN_DIR`"
+    hint = "resume with `labconsole run --resume RUN_DIR`"
     try:
         if resume is not None:
             run = RunDir(Path(resume))
@@ -169,6 +170,10 @@ def run_job(
             device=str(device),
         )
     )
+    if resume is not None:
+        threads = thread_count_warning(manifest.torch_threads, torch.get_num_threads())
+        if threads:
+            ctx.log(threads, level="warning")  # shown by both front ends, kept in metrics.jsonl
     summary.preset, summary.variant = preset.name, preset.variant
     try:
         torch.manual_seed(preset.seed)

@@ -614,6 +614,9 @@ class Manifest(VersionedRecord):
     git: str | None = None
     device: str = ""
     host: str = ""
+    # torch.get_num_threads() when the run started: float sums depend on it, so a resume with
+    # another count is warned about. None in runs made before it was recorded.
+    torch_threads: int | None = None
     metric_definitions: dict[str, str] = Field(default_factory=dict)
     selection_rule: str = ""
     dataset_check: DatasetCheck | None = None

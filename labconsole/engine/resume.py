@@ -110,6 +110,19 @@ def _show(value: Any) -> str:
     return "(unset)" if value is None else repr(value)
 
 
+def thread_count_warning(started_with: int | None, now: int) -> str | None:
+    """What to tell a user who resumes a run with another torch thread count than it started
+    with: reductions split across threads add floats in another order, so the numbers differ
+    in the last bits. None when the counts agree or the run did not record its count."""
+    if started_with is None or started_with == now:
+        return None
+    return (
+        f"this run was started with {started_with} torch thread(s) and is resumed with {now}: float sums "
+        "are added in another order, so the resumed numbers (losses, accuracies, checkpoints) will differ "
+        "in the last bits from those of an uninterrupted run"
+    )
+
+
 # -- what skipped stages leave behind ------------------------------------------------------------
 
 
