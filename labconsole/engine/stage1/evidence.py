@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from labconsole.engine.stage1.interventions import Intervention, apply_intervention, touched_modules
+from labconsole.engine.stage1.interventions import Intervention
 from labconsole.engine.stage1.neurons import NeuronRef, group_by_layer
 from labconsole.engine.stage1.readout import summarise
 from labconsole.errors import UserError
@@ -131,46 +131,59 @@ def paired_over_seeds(critical: Sequence[float], control: Sequence[float]) -> di
 
 # -- readouts on one evaluation path ---------------------------------------------------------------
 
-_baselines: weakref.WeakKeyDictionary[Any, dict[str, dict[str, torch.Tensor]]] = weakref.WeakKeyDictionary()
+_baselines: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], dict[str, torch.Tensor]]] = weakref.WeakKeyDictionary()
 
 
-def _predictions(session: Session, split: str, intervention: Intervention | None) -> torch.Tensor:
-    if intervention is None:
-        return session.evaluator(split).predictions(None, session.cancel)
-    layers = session._by_name
-    norms = session.norms_after() if intervention.where == "post-bn" else {}
-    start = touched_modules(intervention, layers, norms)
-    with apply_intervention(session.model, layers, intervention, norms):
-        return session.evaluator(split).predictions(start, session.cancel)
+def _fast_path(session: Session, split: str, interventions: Sequence[Intervention]) -> Any:
+    """The session's folded evaluator of ``split`` when it computes every one of these
+    interventions (then the baseline must come from it too, so both share one path)."""
+    from labconsole.engine.stage1.folding import supports
+
+    fast = session.fast_evaluator(split)
+    return fast if fast is not None and all(supports(iv) for iv in interventions) else None
 
 
-def baseline_record(session: Session, split: str) -> dict[str, torch.Tensor]:
+def predictions_after(session: Session, split: str, interventions: Sequence[Intervention]) -> list[torch.Tensor]:
+    """Predictions (split order) after each intervention, walked together by the session."""
+    return session.predictions_after(split, list(interventions))
+
+
+def _baseline_logits(session: Session, split: str, fast: Any) -> torch.Tensor:
+    """Logits of the unmodified model (split order) on the same path as the interventions."""
+    from labconsole.engine.stage1.fast_eval import PARTS
+
+    if fast is not None:
+        ordered = torch.cat([fast.logits(part, session.cancel) for part in PARTS])
+        logits = torch.empty_like(ordered)
+        logits[fast.order.to(ordered.device)] = ordered
+        return logits
+    cache = session.cache(split)
+    model = session.model
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([model(x).float() for x, _, _ in cache.batches(session.config.batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def baseline_record(session: Session, split: str, fast: Any = None) -> dict[str, torch.Tensor]:
     """The unmodified model on ``split``: predictions, per-example CE and margin (true-class
-    logit minus the best other logit); computed once per session and split."""
+    logit minus the best other logit); computed once per session, split and evaluation path."""
     per_session = _baselines.setdefault(session, {})
-    if split not in per_session:
-        cache = session.cache(split)
-        model = session.model
-        was_training = model.training
-        model.eval()
-        losses, margins, preds = [], [], []
-        try:
-            with torch.no_grad():
-                for x, y, _ in cache.batches(session.config.batch_size):
-                    logits = model(x).float()
-                    losses.append(F.cross_entropy(logits, y, reduction="none"))
-                    true = logits.gather(1, y[:, None]).squeeze(1)
-                    other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
-                    margins.append(true - other)
-                    preds.append(logits.argmax(dim=1))
-        finally:
-            model.train(was_training)
-        per_session[split] = {
-            "pred": _predictions(session, split, None),
-            "loss": torch.cat(losses).cpu(),
-            "margin": torch.cat(margins).cpu(),
+    key = (split, "fast" if fast is not None else "plain")
+    if key not in per_session:
+        y = session.cache(split).y
+        logits = _baseline_logits(session, split, fast).to(y.device)
+        true = logits.gather(1, y[:, None]).squeeze(1)
+        other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
+        per_session[key] = {
+            "pred": logits.argmax(dim=1),
+            "loss": F.cross_entropy(logits, y, reduction="none").cpu(),
+            "margin": (true - other).cpu(),
         }
-    return per_session[split]
+    return per_session[key]
 
 
 def _accuracy(session: Session, split: str, pred: torch.Tensor) -> list[float | None]:
@@ -184,10 +197,12 @@ def _deltas_pp(base: Sequence[float | None], after: Sequence[float | None]) -> l
     return [None if b is None or a is None else (a - b) * 100.0 for b, a in zip(base, after)]
 
 
-def flips(session: Session, split: str, pred_after: torch.Tensor) -> dict[str, dict[str, Any]]:
+def flips(
+    session: Session, split: str, pred_after: torch.Tensor, record: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, dict[str, Any]]:
     """Per group: split positions that went right → wrong and wrong → right, with the
     unmodified model's CE loss and margin for each (lists capped, counts exact)."""
-    record = baseline_record(session, split)
+    record = record if record is not None else baseline_record(session, split)
     cache = session.cache(split)
     y, g = cache.y.cpu(), cache.g.cpu()
     before_ok = record["pred"].cpu() == y
@@ -247,21 +262,17 @@ def evidence_readout(
     p_values: dict[str, dict[str, float | None]] = {}
     flipped: dict[str, Any] = {}
     for split in splits:
-        base = _accuracy(session, split, baseline_record(session, split)["pred"])
-        afters = []
-        first_pred: torch.Tensor | None = None
-        for s in range(repeats):
-            pred = _predictions(session, split, Intervention(tuple(neurons), mode, std, seed + s, where))
-            first_pred = pred if first_pred is None else first_pred
-            afters.append(_accuracy(session, split, pred))
-        assert first_pred is not None
-        flipped[split] = flips(session, split, first_pred)
+        # The critical set's repeats and every control draw in one walk over the split.
+        ivs = [Intervention(tuple(neurons), mode, std, seed + s, where) for s in range(repeats)]
+        ivs += [Intervention(tuple(p), mode, std, d, where) for d, p in enumerate(picks)]
+        record = baseline_record(session, split, _fast_path(session, split, ivs))
+        base = _accuracy(session, split, record["pred"])
+        preds = predictions_after(session, split, ivs)
+        afters = [_accuracy(session, split, pred) for pred in preds[:repeats]]
+        flipped[split] = flips(session, split, preds[0], record)
         crit = summarise(groups, base, afters)["delta_pp"]
         critical[split] = crit
-        ctrl_afters = [
-            _accuracy(session, split, _predictions(session, split, Intervention(tuple(p), mode, std, d, where)))
-            for d, p in enumerate(picks)
-        ]
+        ctrl_afters = [_accuracy(session, split, pred) for pred in preds[repeats:]]
         control[split] = summarise(groups, base, ctrl_afters)
         per_draw = [_deltas_pp(base, a) for a in ctrl_afters]
         draws_pp[split] = {g: [v for v in (row[j] for row in per_draw) if v is not None] for j, g in enumerate(groups)}
