@@ -73,6 +73,9 @@ class FinetuneConfig(Section):
     # re-estimates the running ones; "frozen" keeps every BatchNorm in eval mode (running
     # statistics used and left unchanged), which isolates what BN re-estimation alone does.
     batchnorm: Literal["train", "frozen"] = "train"
+    # continued-erm: after fine-tuning, also train the control from the same start (the
+    # supervised term alone, all else equal) and report method − control; doubles the cost.
+    control: Literal["none", "continued-erm"] = "none"
 
     # -- the auxiliary model's mask --------------------------------------------------------------
     # critical-neurons (paper): top p % of neurons by `criterion`;

@@ -139,3 +139,35 @@ def test_mask_off_and_supervised_only_run(trained_smoke_run: RunDir, tmp_path: P
     summary = run_job(preset, emit=lambda e: None, runs_root=tmp_path).summary()["finetune"]
     assert summary["contrastive_weight"] == 0
     assert summary["mask_realised"] == "no auxiliary branch (contrastive_weight = 0)"
+
+
+def test_continued_erm_control_is_the_supervised_only_run_from_the_same_start(
+    trained_smoke_run: RunDir, tmp_path: Path
+) -> None:
+    preset = _smoke(trained_smoke_run.path, 'finetune.control="continued-erm"', "finetune.epochs=1")
+    summary = run_job(preset, emit=lambda e: None, runs_root=tmp_path).summary()["finetune"]
+    alone = _smoke(trained_smoke_run.path, "finetune.contrastive_weight=0", "finetune.epochs=1")
+    reference = run_job(alone, emit=lambda e: None, runs_root=tmp_path).summary()["finetune"]
+    assert summary["control"]["wga_after"] == reference["wga_after"]  # same start, data order, views
+    for split in ("val", "test"):
+        assert summary["method_minus_control"][split] == pytest.approx(
+            summary["wga_after"][split] - reference["wga_after"][split]
+        )
+    assert summary["control"]["history"][0]["epoch"] == 0
+
+
+def test_control_table_prints_erm_method_control_and_the_difference() -> None:
+    from labconsole.engine.train.finetune import format_control_table
+
+    text = format_control_table(
+        {
+            "wga_before": {"val": 0.667, "test": 0.6},
+            "wga_after": {"val": 0.1, "test": 0.147},
+            "control": {"wga_after": {"val": 0.593, "test": 0.627}},
+            "method_minus_control": {"val": 0.1 - 0.593, "test": 0.147 - 0.627},
+        }
+    )
+    lines = text.splitlines()
+    assert lines[1].split()[-2:] == ["66.7", "60.0"] and lines[1].startswith("ERM (start)")
+    assert lines[3].startswith("continued ERM (control)") and lines[3].split()[-2:] == ["59.3", "62.7"]
+    assert lines[4].startswith("method − control (pp)") and lines[4].split()[-2:] == ["-49.3", "-48.0"]

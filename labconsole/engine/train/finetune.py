@@ -239,7 +239,83 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
         ctx.log(f"auxiliary mask: {summary['mask_realised']}")
     if summary["warning"]:  # every console and log shows it, not only the report
         ctx.log(summary["warning"], level="warning")
+    if cfg.control == "continued-erm":
+        summary.update(_continued_erm_control(ctx, cfg, start_path, summary))
+        ctx.log("Stage II against its control\n" + format_control_table(summary))
     return summary
+
+
+def _continued_erm_control(ctx: StageContext, cfg: Any, start_path: Path, method: dict[str, Any]) -> dict[str, Any]:
+    """The control of a fine-tuning run: continued ERM from the same start with the same epochs,
+    views, BatchNorm mode, optimiser, schedule, seed and selection rule, the supervised term
+    alone (contrastive_weight = 0). Not resumable on its own: a resumed run computes it again."""
+    control_cfg = cfg.model_copy(update={"contrastive_weight": 0.0, "control": "none"})
+    bundle = ensure_dataset(ctx)
+    model = load_model_from(ctx, start_path)
+    torch.manual_seed(ctx.preset.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+    )
+    batches = ViewBatches(
+        bundle,
+        bundle.split("train"),
+        batch_size=cfg.batch_size,
+        device=ctx.device,
+        views=cfg.views,
+        seed=ctx.preset.seed,
+        num_workers=ctx.preset.data.num_workers,
+    )
+    step = FinetuneStep(model, control_cfg, ctx.device)
+    step.set_mask(WeightMask(keep={}, kind="none", description="nothing (continued ERM)"))
+    state = TrainState(start_splits=method["start"]["splits"])
+    start_val = (state.start_splits.get("val") or {}).get("wga")
+    if cfg.selection == "best-val-wga-or-start":
+        state.best_wga, state.best_epoch, state.best_splits = start_val, 0, state.start_splits
+    started = time.monotonic()
+    curve = [{"epoch": 0, **_curve_point(state.start_splits)}]
+    for epoch in range(1, cfg.epochs + 1):
+        ctx.log(f"control (continued ERM) epoch {epoch}/{cfg.epochs}")
+        train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
+        splits = evaluate_splits(ctx, model, ("val", "test"))
+        scheduler.step(validation_loss(ctx, model))
+        wga = splits.get("val", {}).get("wga")
+        if cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga)):
+            state.best_wga, state.best_epoch, state.best_splits = wga, epoch, splits
+        curve.append({"epoch": epoch, "train_loss": train_loss, **_curve_point(splits)})
+    after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
+    return {
+        "control": {
+            "method": "continued ERM: " + _method_text(control_cfg),
+            "selection": {"rule": SELECTION_TEXT[cfg.selection], "epoch": state.best_epoch, "val_wga": state.best_wga},
+            "wga_after": after,
+            "history": curve,
+        },
+        "method_minus_control": {s: _difference(method["wga_after"].get(s), after[s]) for s in ("val", "test")},
+    }
+
+
+def format_control_table(summary: dict[str, Any]) -> str:
+    """ERM (the start), the method, continued ERM and method − control: val and test WGA (%)."""
+    control = summary.get("control") or {}
+    rows = [
+        ("ERM (start)", summary.get("wga_before") or {}),
+        ("Stage II recipe", summary.get("wga_after") or {}),
+        ("continued ERM (control)", control.get("wga_after") or {}),
+    ]
+    lines = [f"{'':<26} {'val WGA':>9} {'test WGA':>9}"]
+    for name, values in rows:
+        lines.append(f"{name:<26}" + "".join(f" {_pct_text(values.get(s)):>9}" for s in ("val", "test")))
+    diff = summary.get("method_minus_control") or {}
+    lines.append(
+        f"{'method − control (pp)':<26}"
+        + "".join(f" {('—' if diff.get(s) is None else f'{100 * diff[s]:+.1f}'):>9}" for s in ("val", "test"))
+    )
+    return "\n".join(lines)
+
+
+def _pct_text(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
 
 
 def _curve_point(splits: dict[str, Any]) -> dict[str, Any]:
