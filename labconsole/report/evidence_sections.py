@@ -200,6 +200,26 @@ def stage2_evidence(src: RunSource) -> Section | None:
     realised = data.get("mask_realised")
     if isinstance(realised, str) and realised:
         section.add(Text(f"auxiliary mask: {realised}", kind="p"))
+    control = data.get("control")
+    if isinstance(control, dict):
+        diff = data.get("method_minus_control") or {}
+        rows = [
+            ["ERM (start)", *(pct((data.get("wga_before") or {}).get(s)) for s in ("val", "test"))],
+            ["Stage II recipe", *(pct((data.get("wga_after") or {}).get(s)) for s in ("val", "test"))],
+            ["continued ERM (control)", *(pct((control.get("wga_after") or {}).get(s)) for s in ("val", "test"))],
+            [
+                "method − control (pp)",
+                *("—" if diff.get(s) is None else f"{100 * diff[s]:+.1f}" for s in ("val", "test")),
+            ],
+        ]
+        section.add(
+            Table(
+                columns=["", "val WGA (%)", "test WGA (%)"],
+                rows=rows,
+                title="the recipe against continued ERM from the same start",
+                caption=str(control.get("method") or ""),
+            )
+        )
     if any("val_wga" in h for h in history):
         selected = (data.get("selection") or {}).get("epoch") if isinstance(data.get("selection"), dict) else None
         section.add(

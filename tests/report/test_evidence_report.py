@@ -72,6 +72,8 @@ def _run(tmp_path: Path) -> Path:
         "wga_after": {"val": 0.3, "test": 0.2},
         "warning": "fine-tuning never beat its start on val: best val WGA over epochs 1–2 30.0 % ≤ start 60.0 %",
         "beat_start_on_val": False,
+        "control": {"method": "continued ERM: 0·NT-Xent + 0.2·MSE", "wga_after": {"val": 0.593, "test": 0.627}},
+        "method_minus_control": {"val": 0.3 - 0.593, "test": 0.2 - 0.627},
         "mask_realised": "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)",
         "history": [
             {"epoch": 0, "train_loss": None, "val_wga": 0.6, "test_wga": 0.55},
@@ -98,3 +100,4 @@ def test_evidence_sections_render_control_p_signature_flips_and_the_start(tmp_pa
     assert "never beat its start on val" in md
     assert "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)" in md
     assert "start" in md and "★ selected" in md
+    assert "continued ERM (control)" in md and "62.7" in md and "-42.7" in md  # method − control, pp
