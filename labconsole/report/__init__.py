@@ -103,6 +103,7 @@ def build_sweep_report(src: SweepSource) -> Report:
     sections: list[Section] = []
     sections += guarded("sweep overview", lambda: sweep_sections.overview(src))
     sections += guarded("aggregated results", lambda: sweep_sections.aggregated(src))
+    sections += guarded("recipes against their control", lambda: evidence_sections.recipes_vs_control(src))
     sections += guarded("published numbers", lambda: sweep_sections.published(src))
     sections += guarded("runs", lambda: sweep_sections.runs_table(src))
     sections += guarded("all aggregated numbers", lambda: sweep_sections.all_numbers(src))

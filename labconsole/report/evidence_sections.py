@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from labconsole.report.doc import Figure, Section, Table, Text, pct
-from labconsole.report.source import RunSource
+from labconsole.report.source import RunSource, SweepSource
 
 READOUTS = "stage1_readouts.json"
 FLIPS_LISTED = 12  # flipped examples listed per readout and group in the report
@@ -239,4 +239,68 @@ def stage2_evidence(src: RunSource) -> Section | None:
                 title="fine-tuning curve, the starting model as epoch 0",
             )
         )
+    return section
+
+
+# -- sweeps: each recipe against its continued-ERM control, paired by seed -------------------------
+
+CONTROL_RECIPE = "continued-erm"
+
+
+def control_for(recipe: str, recipes: set[str]) -> str | None:
+    """``bn-frozen`` → ``continued-erm-bn-frozen`` when that recipe exists, else ``continued-erm``."""
+    if recipe.startswith(CONTROL_RECIPE):
+        return None
+    own = f"{CONTROL_RECIPE}-{recipe}"
+    if own in recipes:
+        return own
+    return CONTROL_RECIPE if CONTROL_RECIPE in recipes else None
+
+
+def recipes_vs_control(src: SweepSource) -> Section | None:
+    """Test WGA of every recipe minus its control's, paired by seed: mean ± s.e. and a one-sided
+    paired t-test over seeds (H1: the recipe is worse), read from each run's summary."""
+    from labconsole.engine.stage1.evidence import paired_over_seeds
+
+    wga: dict[str, dict[int, float]] = {}
+    for point, _, run in src.runs:
+        recipe = point.get("recipe")
+        finetune = run.summary.finetune if run is not None and run.is_done else None
+        value = (finetune.wga_after or {}).get("test") if finetune is not None else None
+        if isinstance(recipe, str) and isinstance(value, (int, float)):
+            wga.setdefault(recipe, {})[int(point.get("seed") or 0)] = float(value)
+    recipes = set(wga)
+    rows = []
+    for recipe in [r for r in src.index.axes.get("recipe", []) if isinstance(r, str) and r in recipes]:
+        control = control_for(recipe, recipes)
+        if control is None:
+            continue
+        seeds = sorted(set(wga[recipe]) & set(wga[control]))
+        if not seeds:
+            continue
+        test = paired_over_seeds([100 * wga[recipe][s] for s in seeds], [100 * wga[control][s] for s in seeds])
+        mean, se, p = test["mean_pp"], test["se_pp"], test["p_one_sided"]
+        rows.append(
+            [
+                recipe,
+                control,
+                pct(sum(wga[recipe][s] for s in seeds) / len(seeds)),
+                pct(sum(wga[control][s] for s in seeds) / len(seeds)),
+                "—" if mean is None else f"{mean:+.1f}" + ("" if se is None else f" ± {se:.1f}"),
+                "—" if p is None else f"{p:.3f}",
+                len(seeds),
+            ]
+        )
+    if not rows:
+        return None
+    section = Section("Each recipe against continued ERM (paired by seed)", anchor="recipes-vs-control")
+    section.add(
+        Table(
+            columns=["recipe", "control", "test WGA (%)", "control (%)", "recipe − control (pp)", "p (worse)", "n"],
+            rows=rows,
+            title="test WGA: recipe − control, mean ± s.e. over seeds",
+            caption="one-sided paired t-test over seeds; p (worse) small = the recipe lowers test WGA "
+            "against continued ERM from the same start",
+        )
+    )
     return section

@@ -101,3 +101,30 @@ def test_evidence_sections_render_control_p_signature_flips_and_the_start(tmp_pa
     assert "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)" in md
     assert "start" in md and "★ selected" in md
     assert "continued ERM (control)" in md and "62.7" in md and "-42.7" in md  # method − control, pp
+
+
+def test_sweep_recipes_are_read_against_their_own_control() -> None:
+    from types import SimpleNamespace
+
+    from labconsole.report.evidence_sections import control_for, recipes_vs_control
+
+    recipes = {"paper", "continued-erm", "bn-frozen", "continued-erm-bn-frozen"}
+    assert control_for("paper", recipes) == "continued-erm"
+    assert control_for("bn-frozen", recipes) == "continued-erm-bn-frozen"
+    assert control_for("continued-erm", recipes) is None
+
+    def run(test_wga: float) -> SimpleNamespace:
+        finetune = SimpleNamespace(wga_after={"test": test_wga})
+        return SimpleNamespace(is_done=True, summary=SimpleNamespace(finetune=finetune))
+
+    values = {"paper": [0.147, 0.263, 0.263], "continued-erm": [0.847, 0.753, 0.723]}
+    runs = [({"recipe": r, "seed": s}, f"{r}-s{s}", run(v[s])) for r, v in values.items() for s in range(3)]
+    src = SimpleNamespace(runs=runs, index=SimpleNamespace(axes={"recipe": ["paper", "continued-erm"]}))
+    section = recipes_vs_control(src)  # type: ignore[arg-type]
+    assert section is not None
+    row = section.blocks[0].rows[0]  # type: ignore[union-attr]
+    assert row[:2] == ["paper", "continued-erm"]
+    diffs = [100 * (a - b) for a, b in zip(values["paper"], values["continued-erm"])]
+    mean = sum(diffs) / 3
+    assert row[4].startswith(f"{mean:+.1f} ± ") and row[6] == 3
+    assert float(row[5]) < 0.05  # three seeds, all much worse than the control
