@@ -1,0 +1,35 @@
+"""The console's session record: its setup, rankings and readouts."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from labconsole.engine.records.base import Record, VersionedRecord
+from labconsole.engine.records.manifest import SessionSetup
+from labconsole.engine.records.sections import Ranking, Readout
+
+# -- the console's session record ---------------------------------------------------------------
+
+
+class ConsoleReadout(Record):
+    """One intervention the user read out in the console, with the ranking it came from."""
+
+    created: str = ""
+    criterion: str | None = None
+    ranked_group: str | None = None
+    scope: str | None = None
+    k: float | None = None
+    std: float | None = None
+    seeds: int = 1
+    readout: Readout
+
+
+class ConsoleSession(VersionedRecord):
+    """A console session saved to a file: its setup, rankings and readouts."""
+
+    created: str = ""
+    setup: SessionSetup = Field(default_factory=SessionSetup)
+    group_names: list[str] = Field(default_factory=list)
+    train_group_counts: dict[str, int] = Field(default_factory=dict)
+    rankings: list[Ranking] = Field(default_factory=list)
+    readouts: list[ConsoleReadout] = Field(default_factory=list)
