@@ -18,9 +18,13 @@ from labconsole.engine.evaluate import evaluate_cache
 def ensure_dataset(ctx: StageContext) -> DatasetBundle:
     if "dataset" not in ctx.state:
         from labconsole.engine.data.registry import load_dataset
+        from labconsole.engine.stage1 import run_data_cache
 
         ctx.log(f"loading dataset {ctx.preset.data.dataset}")
         ctx.state["dataset"] = load_dataset(ctx.preset.data)
+        # Every run keeps its decoded data, so the console reopens any run (ERM-only included)
+        # without rebuilding the dataset.
+        run_data_cache.write_bundle(ctx.run.path, ctx.preset.data, ctx.state["dataset"])
     bundle = ctx.state["dataset"]
     assert isinstance(bundle, DatasetBundle)
     return bundle

@@ -129,3 +129,12 @@ def test_model_stage_fills_the_top_level_summary(trained_smoke_run: RunDir, tmp_
     assert summary["splits"]["test"] == summary["model"]["splits"]["test"]
     assert summary["splits"]["test"]["groups"] == trained_smoke_run.summary()["splits"]["test"]["groups"]
     assert summary["selection"]["rule"].startswith("given checkpoint")
+
+
+def test_an_erm_only_run_keeps_its_decoded_data_for_the_console(trained_smoke_run: RunDir) -> None:
+    from labconsole.engine.stage1 import run_data_cache
+
+    config = load_preset(str(trained_smoke_run.path / "config.toml")).data
+    cached = run_data_cache.read_bundle(trained_smoke_run.path, config)
+    assert cached is not None, "the ERM stage wrote no dataset cache into the run directory"
+    assert {name: len(split.y) for name, split in cached.splits.items()}["train"] == 184

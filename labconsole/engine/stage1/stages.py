@@ -21,7 +21,6 @@ from typing import Any
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
-from labconsole.engine.stage1 import run_data_cache
 from labconsole.engine.stage1.evidence import evidence_readout, flip_thumbnails, format_evidence
 from labconsole.engine.stage1.session import Session
 from labconsole.errors import PresetError, UserError
@@ -42,9 +41,7 @@ def session_for(ctx: StageContext) -> Session:
                 f'stage `{ctx.stage}` needs a trained model: list "model" (or "erm") before it in '
                 "`stages`, or give one with --set model.checkpoint=RUN_DIR_OR_FILE"
             )
-        bundle = ensure_dataset(ctx)
-        # The console reopens this run from its decoded data instead of rebuilding it.
-        run_data_cache.write_bundle(ctx.run.path, ctx.preset.data, bundle)
+        bundle = ensure_dataset(ctx)  # also keeps the decoded data in the run directory
         model = ensure_model(ctx)
         session = Session(model, bundle, ctx.device, config=ctx.preset.neurons, cancel=ctx.cancel, seed=ctx.preset.seed)
         session._caches.update(ctx.state.get("caches", {}))  # reuse the ERM stage's tensor caches
