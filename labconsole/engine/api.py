@@ -170,10 +170,9 @@ def run_job(
             device=str(device),
         )
     )
+    threads_before = torch.get_num_threads()
     if resume is not None:
-        threads = thread_count_warning(manifest.torch_threads, torch.get_num_threads())
-        if threads:
-            ctx.log(threads, level="warning")  # shown by both front ends, kept in metrics.jsonl
+        adopt_recorded_threads(ctx, manifest.torch_threads)
     summary.preset, summary.variant = preset.name, preset.variant
     try:
         torch.manual_seed(preset.seed)
@@ -213,8 +212,28 @@ def run_job(
             f"{type(exc).__name__}: {exc}",
         )
         raise
+    finally:
+        torch.set_num_threads(threads_before)
     _finish(run, manifest, summary, STATUS_DONE, ctx, None)
     return run
+
+
+def adopt_recorded_threads(ctx: StageContext, started_with: int | None) -> None:
+    """Resume with the torch thread count the run started with, so its float sums add in the same
+    order as an uninterrupted run's; when this machine has fewer cores, say the numbers will
+    differ in the last bits (shown by both front ends, kept in metrics.jsonl)."""
+    now = torch.get_num_threads()
+    if started_with is None or started_with == now:
+        return
+    if started_with <= (os.cpu_count() or 1):
+        torch.set_num_threads(started_with)
+        ctx.log(
+            f"resumed with the {started_with} torch thread(s) this run started with (not {now}), so its numbers match"
+        )
+        return
+    warning = thread_count_warning(started_with, now)
+    if warning:
+        ctx.log(warning, level="warning")
 
 
 def did_work(run: RunDir, manifest: Manifest) -> bool:

@@ -1,10 +1,12 @@
 """Float sums depend on torch's thread count, so a run records the count it started with and a
-resume with another count says, in the console and in metrics.jsonl, that its numbers will
-differ in the last bits."""
+resume runs with that count again (so its numbers match an uninterrupted run), or, on a machine
+with fewer cores, says in the console and in metrics.jsonl that its numbers will differ in the
+last bits."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ def _warnings(events: list[Any]) -> list[str]:
     return [e.message for e in events if isinstance(e, ev.LogRecord) and e.level == "warning"]
 
 
-def test_a_resume_with_another_thread_count_is_warned_about(tmp_path: Path) -> None:
+def test_a_resume_runs_with_the_thread_count_the_run_started_with(tmp_path: Path) -> None:
     torch.set_num_threads(1)  # the engine tests' fixture puts the count back afterwards
     run = run_job(_preset(), emit=_stop_after_first_epoch, runs_root=tmp_path / "runs")
     assert run.read_manifest().torch_threads == 1
@@ -43,13 +45,37 @@ def test_a_resume_with_another_thread_count_is_warned_about(tmp_path: Path) -> N
     assert _warnings(same) == []
 
     torch.set_num_threads(2)
+    during: list[int] = []
     seen: list[Any] = []
-    assert run_job(_preset(), emit=seen.append, resume=other.path).status() == "done"
-    (warning,) = [w for w in _warnings(seen) if "thread" in w]
-    assert "started with 1 torch thread" in warning and "resumed with 2" in warning and "last bits" in warning
-    logged = [json.loads(line) for line in (other.path / "metrics.jsonl").read_text().splitlines()]
-    assert any(rec.get("level") == "warning" and rec.get("message") == warning for rec in logged)
+
+    def record(event: Any) -> None:
+        seen.append(event)
+        if isinstance(event, ev.EpochResult):
+            during.append(torch.get_num_threads())
+
+    assert run_job(_preset(), emit=record, resume=other.path).status() == "done"
+    assert during and set(during) == {1}, "the resumed epochs ran with another thread count"
+    assert torch.get_num_threads() == 2, "the caller's thread count was not put back"
+    assert _warnings(seen) == []
     assert other.read_manifest().torch_threads == 1  # still what the run started with
+    assert (other.path / "summary.json").read_bytes() == (run.path / "summary.json").read_bytes()
+
+
+def test_a_resume_on_fewer_cores_than_the_run_used_is_warned_about(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    run = run_job(_preset(), emit=_stop_after_first_epoch, runs_root=tmp_path / "runs")
+    manifest_file = run.path / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["torch_threads"] = (os.cpu_count() or 1) + 1  # as if started on a bigger machine
+    manifest_file.write_text(json.dumps(manifest))
+
+    seen: list[Any] = []
+    assert run_job(_preset(), emit=seen.append, resume=run.path).status() == "done"
+    (warning,) = [w for w in _warnings(seen) if "thread" in w]
+    assert f"started with {manifest['torch_threads']} torch thread" in warning and "resumed with 1" in warning
+    assert "last bits" in warning
+    logged = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    assert any(rec.get("level") == "warning" and rec.get("message") == warning for rec in logged)
 
 
 def test_a_manifest_from_before_the_thread_count_still_loads(tmp_path: Path) -> None:
