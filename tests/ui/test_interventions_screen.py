@@ -167,5 +167,54 @@ async def test_the_tracing_heat_map_has_a_cell_per_layer_and_group_and_counts_it
         neurons = [(layer, i) for layer, i, _ in top if layer == "layer2.0.conv1"]
         expected = session.readout(neurons, "zero", 0.0, 1, ("test",), False)["splits"]["test"]["delta_pp"]
         assert heat["delta_pp"]["layer2.0.conv1"]["waterbird-land"] == expected["waterbird-land"]
+        await wait_for(pilot, lambda: bool(app.screen.query("#heat-map-table")), timeout=10)  # composed
         table = app.screen.query_one("#heat-map-table", Static)
         assert table.size.width <= size[0]
+
+
+def worst_case_estimate(groups) -> dict:
+    """An estimate as wide as the engine's get: 100 % baselines, two-digit changes with wide
+    intervals, a control whose spread over few draws on a subsample is large."""
+    split = {
+        "baseline": dict.fromkeys(groups, 1.0),
+        "after": dict.fromkeys(groups, 0.995),
+        "delta_pp": dict.fromkeys(groups, -12.5),
+        "spread_pp": dict.fromkeys(groups, 0.0),
+        "ci_pp": {group: [-25.04, -10.12] for group in groups},
+    }
+    control = {**split, "delta_pp": dict.fromkeys(groups, -12.5), "spread_pp": dict.fromkeys(groups, 25.0)}
+    return {"splits": {"train": split, "test": split}, "control": {"train": control, "test": control}, "estimate": True}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_progressive_estimate_fits_the_table_with_every_number_whole(app_factory, size) -> None:
+    import threading
+
+    engine = FakeEngine()
+    engine.exact_gate = threading.Event()  # the readout holds after sending its estimate
+    app = app_factory(engine)
+    async with app.run_test(size=size) as pilot:
+        await open_session(pilot)
+        app.set_marked([("layer3.0.conv2", 4), ("layer2.0.conv1", 7), ("layer1.0.conv1", 2)])
+        await pilot.press("3")
+        screen = app.screen
+        await pilot.press("escape", "a")
+        table = screen.query_one("#readout", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 8 and "≈" in str(table.get_row_at(1)[4]))
+        await pilot.pause(0.1)
+        assert table.virtual_size.width <= table.size.width <= size[0]
+        # the widest estimate the engine sends: still whole, every number on screen
+        screen._show_estimate(tuple(app.marked), "zero", worst_case_estimate(app.session.group_names))
+        await pilot.pause(0.2)
+        assert table.virtual_size.width <= table.size.width, [
+            (c.content_width, str(table.get_row_at(0)[i])) for i, c in enumerate(table.columns.values())
+        ]
+        wrapped = ["\n" in str(table.get_row_at(i)[4]) for i in range(table.row_count)]
+        assert all(wrapped) if size[0] < 100 else not any(wrapped)  # the interval on a 2nd line only if needed
+        for i in range(table.row_count):
+            cells = " ".join(str(cell) for cell in table.get_row_at(i))
+            for number in ("100.0", "≈99.5", "≈-12.50", "-25.0", "-10.1", "-12.50±25.00"):
+                assert number in cells, (number, cells)
+        engine.exact_gate.set()
+        await wait_for(pilot, lambda: screen.history and "≈" not in str(table.get_row_at(1)[4]))
+        assert table.virtual_size.width <= table.size.width

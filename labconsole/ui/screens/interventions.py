@@ -11,7 +11,6 @@ same model is opened again, and ``e`` writes the session's report.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -21,97 +20,25 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from labconsole.formatting import pct as percent
 from labconsole.ui.engine_port import INTERVENTION_MODES, SIGMAS, NeuronRef
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.busy_line import BusyLine
 from labconsole.ui.widgets.form import parse_number
+from labconsole.ui.widgets.readout_table import (
+    SPLITS,
+    ReadoutEntry,
+    exact_rows,
+    minority_groups,
+    neuron_count,
+    neuron_list,
+    show_estimate,
+    show_rows,
+    signed,
+)
 
-SPLITS = ("train", "test")
+__all__ = ["InterventionsScreen", "ReadoutEntry", "minority_groups"]
+
 IDLE_HINT = "Press a to apply the intervention and read out per-group accuracy."
-
-
-@dataclass(frozen=True)
-class ReadoutEntry:
-    neurons: tuple[NeuronRef, ...]
-    mode: str
-    sigma: float
-    seeds: int
-    result: dict[str, Any]
-    seq: int | None = None  # its line in the session record, once written
-
-    def worst_delta(self, split: str, part: str = "splits") -> float | None:
-        deltas = (self.result.get(part) or {}).get(split, {}).get("delta_pp", {})
-        present = [d for d in deltas.values() if d is not None]  # a group absent from a split has None
-        return min(present) if present else None
-
-    @property
-    def edit(self) -> str:
-        return self.mode if self.mode == "zero" else f"{self.mode} σ{self.sigma:g} ×{self.seeds}"
-
-    @classmethod
-    def from_record(cls, line: dict[str, Any]) -> ReadoutEntry | None:
-        """A readout line of the session record (``records.ConsoleReadout``) → an entry."""
-        readout = line.get("readout")
-        if not isinstance(readout, dict) or not readout.get("splits"):
-            return None
-        neurons = tuple((str(n[0]), int(n[1])) for n in readout.get("neurons") or [])
-        std = line.get("std", readout.get("std"))
-        return cls(
-            neurons,
-            str(readout.get("mode", "zero")),
-            float(std) if isinstance(std, (int, float)) else 0.0,
-            int(line.get("seeds") or readout.get("seeds") or 1),
-            readout,
-            int(line["seq"]) if isinstance(line.get("seq"), int) else None,
-        )
-
-
-def minority_groups(train_counts: dict[str, int]) -> set[str]:
-    """Groups with fewer than half the mean training group size (Waterbirds: landbird-water and
-    waterbird-land; CelebA: blond-male)."""
-    if not train_counts:
-        return set()
-    mean = sum(train_counts.values()) / len(train_counts)
-    return {g for g, n in train_counts.items() if n < 0.5 * mean}
-
-
-def neuron_list(neurons: Iterable[NeuronRef], limit: int = 4) -> str:
-    items = [f"{layer}#{index}" for layer, index in neurons]
-    return ", ".join(items[:limit]) + (f" +{len(items) - limit} more" if len(items) > limit else "")
-
-
-def neuron_count(neurons: tuple[NeuronRef, ...]) -> str:
-    """``"3: layer3.0.conv2#4…"``: how many, and the first one."""
-    if not neurons:
-        return "0"
-    layer, index = neurons[0]
-    return f"{len(neurons)}: {layer}#{index}" + ("…" if len(neurons) > 1 else "")
-
-
-def signed(value: float | None, spread: float | None = None) -> Text:
-    if value is None:
-        return Text("–")
-    text = f"{value:+.2f}" + (f"±{spread:.2f}" if spread else "")
-    return Text(text, style="red" if value < -0.005 else ("green" if value > 0.005 else ""))
-
-
-def estimated(value: float | None, interval: list[float] | None) -> Text:
-    """An estimate's Δ: ``≈-3.10 [-6.0, -0.4]`` (its 95 % interval), dimmed until exact."""
-    if value is None:
-        return Text("–")
-    lo, hi = interval if interval else (value, value)
-    return Text(f"≈{value:+.2f} [{lo:+.1f}, {hi:+.1f}]", style="dim")
-
-
-def control_cell(control: dict[str, Any] | None, split: str, group: str) -> Text:
-    """The random control's change for one group: mean ± sd over its draws."""
-    data = (control or {}).get(split) or {}
-    delta = (data.get("delta_pp") or {}).get(group)
-    if delta is None:
-        return Text("–")
-    spread = (data.get("spread_pp") or {}).get(group)
-    return Text(f"{delta:+.2f}±{spread or 0:.2f}", style="dim")
 
 
 def seeds_problem(text: str) -> str | None:
@@ -168,7 +95,6 @@ class InterventionsScreen(LabScreen):
             yield DataTable(id="history", cursor_type="row")
 
     def on_mount(self) -> None:
-        self.query_one("#readout", DataTable).add_columns("split", "group", "role", "acc. %", "Δ pp", "random Δ pp")
         self.query_one("#history", DataTable).add_columns("#", "neurons", "edit", "min Δ train", "min Δ test")
         self.lab.marks_signal.subscribe(self, lambda _marks: self._show_marked())
         self.lab.session_signal.subscribe(self, lambda _session: self.action_reset())
@@ -312,33 +238,19 @@ class InterventionsScreen(LabScreen):
 
     def _show_readout(self, entry: ReadoutEntry | None) -> None:
         table = self.query_one("#readout", DataTable)
-        table.clear()
+        show_rows(table, [])
         status = self.query_one("#readout-status", BusyLine)
         note = self.query_one("#readout-note", Static)
         if entry is None:
             status.finish(IDLE_HINT)
             note.update("")
             return
-        splits = entry.result.get("splits", {})
-        control = entry.result.get("control")
         session = self.lab.session
+        splits = entry.result.get("splits", {})
         groups = list(session.group_names) if session else list(splits.get("train", {}).get("baseline", {}))
-        minority = minority_groups(session.train_group_counts if session else {})
-        for split in SPLITS:
-            data = splits.get(split)
-            for i, group in enumerate(groups):
-                role = Text("min", style="bold yellow") if group in minority else Text("maj")
-                if not data:
-                    table.add_row(split if i == 0 else "", group, role, "–", Text("–"), Text("–"))
-                    continue
-                table.add_row(
-                    split if i == 0 else "",
-                    group,
-                    role,
-                    f"{percent(data['baseline'].get(group))}→{percent(data['after'].get(group))}",
-                    signed(data["delta_pp"].get(group), data.get("spread_pp", {}).get(group)),
-                    control_cell(control, split, group),
-                )
+        show_rows(
+            table, exact_rows(entry.result, groups, minority_groups(session.train_group_counts if session else {}))
+        )
         mode = entry.mode if entry.mode == "zero" else f"{entry.mode} σ={entry.sigma}, {entry.seeds} seeds (± = sd)"
         count = f"{len(entry.neurons)} neuron{'s' if len(entry.neurons) != 1 else ''}"
         # its number in this list (the record's own line number counts rankings too)
@@ -350,24 +262,11 @@ class InterventionsScreen(LabScreen):
         """The readout's first numbers (a stratified subsample, ≈ with its interval), shown while
         the exact ones are computed; they are replaced in place when the readout finishes."""
         table = self.query_one("#readout", DataTable)
-        table.clear()
         session = self.lab.session
         splits = result.get("splits", {})
         groups = list(session.group_names) if session else list(splits.get("train", {}).get("baseline", {}))
         minority = minority_groups(session.train_group_counts if session else {})
-        for split in SPLITS:
-            data = splits.get(split) or {}
-            for i, group in enumerate(groups):
-                role = Text("min", style="bold yellow") if group in minority else Text("maj")
-                after = (data.get("after") or {}).get(group)
-                table.add_row(
-                    split if i == 0 else "",
-                    group,
-                    role,
-                    f"{percent((data.get('baseline') or {}).get(group))}→≈{percent(after)}",
-                    estimated((data.get("delta_pp") or {}).get(group), (data.get("ci_pp") or {}).get(group)),
-                    control_cell(result.get("control"), split, group),
-                )
+        show_estimate(table, result, groups, minority, width=table.size.width or self.size.width)
         self.query_one("#readout-status", BusyLine).advance(
             1, f"≈ {mode} on {len(neurons)} neurons from a subsample (95 % interval); exact numbers follow"
         )

@@ -1,0 +1,123 @@
+"""The demo engine's interactive session: rankings and readouts with made-up, deterministic
+numbers. A readout first sends a progressive estimate (≈, with a 95 % interval per group), as
+the real session does, then answers with the exact numbers."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from labconsole.ui.engine_port import LayerInfo, NeuronRef, RankedNeuron
+from labconsole.ui.fake_data import BASELINE, GROUPS, LAYERS, TRAIN_COUNTS
+
+if TYPE_CHECKING:
+    from labconsole.ui.fake_engine import FakeEngine
+
+
+@dataclass
+class FakeSession:
+    engine: FakeEngine
+    group_names: tuple[str, ...] = GROUPS
+    train_group_counts: dict[str, int] = field(default_factory=lambda: dict(TRAIN_COUNTS))
+
+    def layers(self) -> list[LayerInfo]:
+        return list(LAYERS)
+
+    def rank(self, criterion: str, group: str | None, scope: str, k: float) -> list[RankedNeuron]:
+        self.engine.calls.append(("rank", criterion, group, scope, k))
+        self.engine.wait_call()
+        rng = random.Random(f"{criterion}|{group if criterion != 'magnitude' else ''}")
+        scored = [
+            (layer.name, i, round(rng.random() * (1 + depth), 4))
+            for depth, layer in enumerate(LAYERS)
+            for i in range(layer.neurons)
+        ]
+        scored.sort(key=lambda item: -item[2])
+        if scope == "per-layer":
+            kept = []
+            for layer in LAYERS:
+                kept.extend([s for s in scored if s[0] == layer.name][: int(k)])
+            return sorted(kept, key=lambda item: -item[2])
+        if scope == "top-percent":
+            return scored[: max(1, math.ceil(len(scored) * float(k) / 100))]
+        return scored[: int(k)]
+
+    def readout(
+        self,
+        neurons: Sequence[NeuronRef],
+        mode: str,
+        std: float,
+        seeds: int,
+        splits: Sequence[str] = ("train", "test"),
+        control: bool = False,
+        on_estimate: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Like the real session: ``on_estimate`` gets the first numbers (≈, ``ci_pp`` per group),
+        then the exact ones are returned (held back while ``engine.exact_gate`` is unset)."""
+        self.engine.calls.append(("readout", tuple(neurons), mode, std, seeds))
+        self.engine.wait_call()
+        strength = {"zero": 1.0, "reinit": 0.8, "noise": 0.3}[mode] * (1 + std * 20)
+        exact: dict[str, Any] = {
+            "splits": {s: self._split(s, neurons, strength, seeds, mode) for s in splits},
+            # the control's spread is over its draws of random neurons, whatever the mode
+            "control": {s: self._split(s, neurons, strength * 0.1, 3, "noise") for s in splits} if control else None,
+            "wga_quantum_pp": {"train": 100 / 56, "test": 100 / 642},
+        }
+        if on_estimate is not None:
+            control_estimate = exact["control"]
+            on_estimate(
+                {
+                    **exact,
+                    "splits": {s: estimate_of(d) for s, d in exact["splits"].items()},
+                    "control": {s: estimate_of(d, 19.5) for s, d in control_estimate.items()}
+                    if control_estimate
+                    else None,
+                    "estimate": True,
+                }
+            )
+            if self.engine.exact_gate is not None:
+                self.engine.exact_gate.wait(timeout=10)
+        return exact
+
+    def _split(
+        self, split: str, neurons: Sequence[NeuronRef], strength: float, seeds: int, mode: str
+    ) -> dict[str, Any]:
+        base = BASELINE[split]
+        hurt = sum(1 + index % 3 for _, index in neurons) * strength
+        minority_weight = (0.2, 1.6, 1.2, 0.1)  # minority groups are the fragile ones
+        after = [max(0.0, b - hurt * w / 100) for b, w in zip(base, minority_weight)]
+        spread = 0.0 if mode == "zero" or seeds <= 1 else 0.4 * strength
+        return {
+            "baseline": dict(zip(GROUPS, base)),
+            "after": dict(zip(GROUPS, after)),
+            "delta_pp": {g: round((a - b) * 100, 2) for g, a, b in zip(GROUPS, after, base)},
+            "spread_pp": {g: round(spread * w, 2) for g, w in zip(GROUPS, minority_weight)},
+        }
+
+    def random_neurons(self, count: int, seed: int) -> list[NeuronRef]:
+        self.engine.calls.append(("random_neurons", count, seed))
+        everything = [(layer.name, i) for layer in LAYERS for i in range(layer.neurons)]
+        return random.Random(seed).sample(everything, min(count, len(everything)))
+
+    def close(self) -> None:
+        self.engine.calls.append(("close",))
+
+
+def estimate_of(exact: dict[str, Any], extra_spread: float = 0.0, sampled: int = 64) -> dict[str, Any]:
+    """A subsample's estimate of an exact split readout: a little off, with a wide, lopsided
+    95 % interval (as the engine's Wilson intervals are), ``sampled`` images per group; a
+    control's spread over its few draws is wider on a subsample (``extra_spread`` pp)."""
+    delta = {g: None if d is None else round(d * 1.1 - 0.37, 2) for g, d in exact["delta_pp"].items()}
+    after = {g: None if d is None else b + d / 100 for (g, b), d in zip(exact["baseline"].items(), delta.values())}
+    return {
+        **exact,
+        "after": after,
+        "delta_pp": delta,
+        "spread_pp": {g: None if v is None else round(v + extra_spread, 2) for g, v in exact["spread_pp"].items()},
+        "ci_pp": {g: None if d is None else [round(d - 6.05, 2), round(d + 4.45, 2)] for g, d in delta.items()},
+        "sampled": dict.fromkeys(delta, sampled),
+        "of": {g: sampled * 10 for g in delta},
+    }

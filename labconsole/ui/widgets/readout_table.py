@@ -1,0 +1,183 @@
+"""The Interventions readout: one entry per readout, and its table rows per split × group
+(accuracy before → after, the change, the random control's mean ± sd).
+
+A progressive estimate (≈ with its 95 % interval) is wider than the exact numbers; where it
+would not fit the pane, its interval goes on a second line of the cell: every number stays
+whole at 80×24."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from labconsole.formatting import pct as percent
+from labconsole.ui.engine_port import NeuronRef
+
+SPLITS = ("train", "test")
+COLUMNS = ("split", "group", "role", "acc. %", "Δ pp", "random Δ pp")
+Row = tuple[str | Text, ...]
+
+
+@dataclass(frozen=True)
+class ReadoutEntry:
+    neurons: tuple[NeuronRef, ...]
+    mode: str
+    sigma: float
+    seeds: int
+    result: dict[str, Any]
+    seq: int | None = None  # its line in the session record, once written
+
+    def worst_delta(self, split: str, part: str = "splits") -> float | None:
+        deltas = (self.result.get(part) or {}).get(split, {}).get("delta_pp", {})
+        present = [d for d in deltas.values() if d is not None]  # a group absent from a split has None
+        return min(present) if present else None
+
+    @property
+    def edit(self) -> str:
+        return self.mode if self.mode == "zero" else f"{self.mode} σ{self.sigma:g} ×{self.seeds}"
+
+    @classmethod
+    def from_record(cls, line: dict[str, Any]) -> ReadoutEntry | None:
+        """A readout line of the session record (``records.ConsoleReadout``) → an entry."""
+        readout = line.get("readout")
+        if not isinstance(readout, dict) or not readout.get("splits"):
+            return None
+        neurons = tuple((str(n[0]), int(n[1])) for n in readout.get("neurons") or [])
+        std = line.get("std", readout.get("std"))
+        return cls(
+            neurons,
+            str(readout.get("mode", "zero")),
+            float(std) if isinstance(std, (int, float)) else 0.0,
+            int(line.get("seeds") or readout.get("seeds") or 1),
+            readout,
+            int(line["seq"]) if isinstance(line.get("seq"), int) else None,
+        )
+
+
+def minority_groups(train_counts: dict[str, int]) -> set[str]:
+    """Groups with fewer than half the mean training group size (Waterbirds: landbird-water and
+    waterbird-land; CelebA: blond-male)."""
+    if not train_counts:
+        return set()
+    mean = sum(train_counts.values()) / len(train_counts)
+    return {g for g, n in train_counts.items() if n < 0.5 * mean}
+
+
+def neuron_list(neurons: Iterable[NeuronRef], limit: int = 4) -> str:
+    items = [f"{layer}#{index}" for layer, index in neurons]
+    return ", ".join(items[:limit]) + (f" +{len(items) - limit} more" if len(items) > limit else "")
+
+
+def neuron_count(neurons: tuple[NeuronRef, ...]) -> str:
+    """``"3: layer3.0.conv2#4…"``: how many, and the first one."""
+    if not neurons:
+        return "0"
+    layer, index = neurons[0]
+    return f"{len(neurons)}: {layer}#{index}" + ("…" if len(neurons) > 1 else "")
+
+
+def signed(value: float | None, spread: float | None = None) -> Text:
+    if value is None:
+        return Text("–")
+    text = f"{value:+.2f}" + (f"±{spread:.2f}" if spread else "")
+    return Text(text, style="red" if value < -0.005 else ("green" if value > 0.005 else ""))
+
+
+def estimated(value: float | None, interval: Sequence[float] | None, wrap: bool = False) -> Text:
+    """An estimate's Δ: ``≈-3.10 [-6.0, -0.4]`` (its 95 % interval), dimmed until exact; with
+    ``wrap`` the interval is on a second line."""
+    if value is None:
+        return Text("–")
+    lo, hi = interval if interval else (value, value)
+    return Text(f"≈{value:+.2f}" + ("\n" if wrap else " ") + f"[{lo:+.1f}, {hi:+.1f}]", style="dim")
+
+
+def control_cell(control: dict[str, Any] | None, split: str, group: str) -> Text:
+    """The random control's change for one group: mean ± sd over its draws."""
+    data = (control or {}).get(split) or {}
+    delta = (data.get("delta_pp") or {}).get(group)
+    if delta is None:
+        return Text("–")
+    spread = (data.get("spread_pp") or {}).get(group)
+    return Text(f"{delta:+.2f}±{spread or 0:.2f}", style="dim")
+
+
+def role(group: str, minority: set[str]) -> Text:
+    return Text("min", style="bold yellow") if group in minority else Text("maj")
+
+
+def exact_rows(result: dict[str, Any], groups: Sequence[str], minority: set[str]) -> list[Row]:
+    splits, control = result.get("splits", {}), result.get("control")
+    rows: list[Row] = []
+    for split in SPLITS:
+        data = splits.get(split)
+        for i, group in enumerate(groups):
+            head = (split if i == 0 else "", group, role(group, minority))
+            if not data:
+                rows.append((*head, "–", Text("–"), Text("–")))
+                continue
+            rows.append(
+                (
+                    *head,
+                    f"{percent(data['baseline'].get(group))}→{percent(data['after'].get(group))}",
+                    signed(data["delta_pp"].get(group), data.get("spread_pp", {}).get(group)),
+                    control_cell(control, split, group),
+                )
+            )
+    return rows
+
+
+def estimate_rows(result: dict[str, Any], groups: Sequence[str], minority: set[str], wrap: bool) -> list[Row]:
+    splits = result.get("splits", {})
+    rows: list[Row] = []
+    for split in SPLITS:
+        data = splits.get(split) or {}
+        for i, group in enumerate(groups):
+            after = (data.get("after") or {}).get(group)
+            rows.append(
+                (
+                    split if i == 0 else "",
+                    group,
+                    role(group, minority),
+                    f"{percent((data.get('baseline') or {}).get(group))}→≈{percent(after)}",
+                    estimated((data.get("delta_pp") or {}).get(group), (data.get("ci_pp") or {}).get(group), wrap),
+                    control_cell(result.get("control"), split, group),
+                )
+            )
+    return rows
+
+
+def width_needed(rows: Sequence[Row], padding: int = 1) -> int:
+    """Columns the rows take in a DataTable: each column's widest line (header included) plus
+    its padding either side."""
+    widths = [len(name) for name in COLUMNS]
+    for row in rows:
+        for i, cell in enumerate(row):
+            lines = cell.plain.split("\n") if isinstance(cell, Text) else str(cell).split("\n")
+            widths[i] = max(widths[i], *(Text(line).cell_len for line in lines))
+    return sum(widths) + 2 * padding * len(widths)
+
+
+def show_rows(table: DataTable[str | Text], rows: Sequence[Row], height: int = 1) -> None:
+    """The rows, in columns sized to them: a DataTable's columns only ever widen, so they are
+    made again (an exact readout after a wider estimate fits again)."""
+    table.clear(columns=True)
+    table.add_columns(*COLUMNS)
+    for row in rows:
+        table.add_row(*row, height=height)
+
+
+def show_estimate(
+    table: DataTable[str | Text], result: dict[str, Any], groups: Sequence[str], minority: set[str], width: int
+) -> None:
+    """One line per group where it fits ``width`` columns, else the interval on a second line
+    (the table then scrolls, so its scroll bar's 2 columns are kept free)."""
+    rows = estimate_rows(result, groups, minority, wrap=False)
+    if width and width_needed(rows, table.cell_padding) > width:
+        show_rows(table, estimate_rows(result, groups, minority, wrap=True), height=2)
+    else:
+        show_rows(table, rows)
