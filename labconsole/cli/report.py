@@ -38,6 +38,9 @@ def report_cmd(
 # Keys every manifest.json written by labconsole has: a folder whose manifest lacks them
 # belongs to something else (a web app, another tool) and gets no report files.
 MANIFEST_KEYS = ("preset", "stages", "status")
+# A console session record trains nothing, so its manifest has no stages: its kind and the
+# model it used identify it instead.
+SESSION_MANIFEST_KEYS = ("preset", "status", "kind", "model")
 
 
 def refuse_foreign_folder(path: Path) -> None:
@@ -61,11 +64,19 @@ def refuse_foreign_folder(path: Path) -> None:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (ValueError, OSError) as exc:
         raise UserError(f"report: {manifest} cannot be read ({exc}); nothing written") from None
+    if isinstance(data, dict) and is_session_manifest(data):
+        return
     if not isinstance(data, dict) or any(key not in data for key in MANIFEST_KEYS):
         raise UserError(
             f"report: {manifest} is not a labconsole run manifest (it has no {', '.join(MANIFEST_KEYS)} keys): "
             f"{path} is not a run directory (nothing written)"
         )
+
+
+def is_session_manifest(data: Mapping[str, object]) -> bool:
+    from labconsole.report.session_sections import KIND
+
+    return data.get("kind") == KIND and all(key in data for key in SESSION_MANIFEST_KEYS)
 
 
 def compare_cmd(

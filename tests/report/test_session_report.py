@@ -56,3 +56,35 @@ def test_a_session_record_has_its_model_rankings_and_readouts_with_control(tmp_p
     assert row[-1] == " / ".join(["-0.40 ± 0.30"] * 4)  # the control per group, mean ± sd
     assert any(isinstance(b, Figure) for b in readouts.blocks)
     assert "config.toml is missing" not in repr(report.sections[0].blocks)  # a session trains nothing
+
+
+def test_labconsole_report_renders_a_console_session_record_and_still_refuses_a_foreign_folder(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import sys
+
+    import pytest
+
+    from labconsole.cli.app import main
+
+    def cli(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["labconsole", *args])
+        monkeypatch.setenv("COLUMNS", "200")
+        with pytest.raises(SystemExit) as exited:
+            main()
+        captured = capsys.readouterr()
+        code = exited.value.code
+        return (code if isinstance(code, int) else 0), captured.out + captured.err
+
+    model = SessionSetup(dataset="synthetic-waterbirds", backbone="cifar_resnet8", checkpoint="runs/a/best.safetensors")
+    record = SessionRecord.create(tmp_path / "runs", model, GROUPS, COUNTS)
+    code, output = cli("report", "--format", "md", str(record.path))
+    assert code == 0, output
+    assert "Console session" in (record.path / "report.md").read_text(encoding="utf-8")
+    # a folder with someone else's manifest.json is still refused, nothing written
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text('{"name": "a web app", "kind": "console-session"}')
+    code, output = cli("report", str(other))
+    assert code == 2 and "not a labconsole run" in output, output
+    assert sorted(p.name for p in other.iterdir()) == ["manifest.json"]
