@@ -149,16 +149,11 @@ class RealEngine:
         return str(run_job(preset, emit=emit, cancel=cancel, runs_root=self.runs_root).path)
 
     def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
-        from labconsole.presets import preset_from_dict
+        """Continues with the run's own config.toml, read as ``labconsole run --resume`` reads it
+        (a missing or unreadable file is named)."""
+        from labconsole.engine.resume import preset_from_run
 
-        config = Path(run_dir) / "config.toml"
-        if not config.is_file():
-            raise UserError(f"{config} not found: only a run directory with its config.toml can be resumed")
-        try:
-            raw = tomllib.loads(config.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{config}: not valid TOML ({exc})") from None
-        preset = preset_from_dict(raw, source=str(config))
+        preset = preset_from_run(run_dir)
         from labconsole.engine.api import run_job
 
         _leave_a_core_to_the_console()
@@ -188,10 +183,12 @@ class RealEngine:
 
     def list_runs(self, root: str) -> list[RunEntry]:
         from labconsole.engine.records import RunFormatError
-        from labconsole.engine.runs import list_runs
+        from labconsole.engine.runs import STATUS_NEVER_STARTED, list_runs
 
         entries = []
         for run in list_runs(Path(root)):
+            if run.status() == STATUS_NEVER_STARTED:  # refused before any work: hidden, as in `labconsole runs`
+                continue
             try:
                 summary, manifest = run.read_summary(), run.read_manifest()
             except RunFormatError:  # listed by name and status; opening it says what is wrong
