@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-fast setup bench clean-runs
+.PHONY: demo test test-fast lint typecheck setup bench clean-runs
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,16 @@ demo: $(STAMP)
 	$(BIN)/labconsole run presets/quickstart.toml
 	@echo "quickstart report: $$(ls -td runs/*-quickstart-s*/ | head -1)report.html"
 
-test: $(STAMP)
+test: lint typecheck $(STAMP)
 	$(BIN)/python -m pytest -q -x --durations=15
+
+# The guardrails run before the tests, so a red lint or type check fails fast.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/labconsole bench readout
