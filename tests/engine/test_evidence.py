@@ -150,3 +150,37 @@ def test_evidence_table_renders_control_p_and_the_verdict(readout) -> None:  # t
     text = format_evidence([row], list(session.group_names))
     assert "gradient top-3" in text and "tr − te" in text and "memorization signature" in text
     assert "p=" in text
+
+
+# -- group-specific ranking and the BN mode of gradients --------------------------------------------
+
+
+def test_specificity_removes_layer_scale_and_finds_the_group_specific_neuron() -> None:
+    from labconsole.engine.stage1.ranking import specificity_scores, top_neurons
+
+    group = {"early": torch.tensor([100.0, 100.0, 100.0, 300.0]), "late": torch.tensor([1.0, 1.0, 5.0, 1.0])}
+    other = {"early": torch.tensor([100.0, 100.0, 100.0, 300.0]), "late": torch.tensor([1.0, 1.0, 1.0, 1.0])}
+    assert top_neurons(group, "global", 1)[0][:2] == ("early", 3)  # the paper score: layer scale wins
+    specific = specificity_scores(group, [other])
+    assert top_neurons(specific, "global", 1)[0][:2] == ("late", 2)
+    assert float(specific["early"][3]) == pytest.approx(1.0, rel=1e-2)  # as high for every group ≈ 1
+
+
+def test_session_records_the_score_it_ranked_with() -> None:
+    session = tiny_session()
+    paper = session.ranking("gradient", 0, "global", 5)
+    specific = session.ranking("gradient", 0, "global", 5, score="specific")
+    assert paper.score == "paper" and specific.score == "specific"
+    assert specific.to_dict()["score"] == "specific"
+    assert [n[:2] for n in paper.neurons] != [n[:2] for n in specific.neurons]
+    with pytest.raises(UserError, match="specificity"):
+        session.ranking("magnitude", None, "global", 5, score="specific")
+
+
+def test_gradient_bn_train_uses_batch_statistics_and_restores_the_running_ones() -> None:
+    eval_session, train_session = tiny_session(), tiny_session(gradient_bn="train")
+    saved = state_copy(train_session.model)
+    a, b = eval_session.scores("gradient", 0), train_session.scores("gradient", 0)
+    assert same_state(train_session.model, saved)
+    assert not train_session.model.training
+    assert any(not torch.allclose(a[name], b[name]) for name in a)
