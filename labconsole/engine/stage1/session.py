@@ -27,14 +27,17 @@ from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.device import resolve_device
 from labconsole.engine.events import CancelToken, NeverCancelled
-from labconsole.engine.stage1 import progressive, run_data_cache
+from labconsole.engine.stage1 import progressive
 from labconsole.engine.stage1 import ranking as rk
+from labconsole.engine.stage1 import session_controls as controls
+from labconsole.engine.stage1 import session_walk as walk
 from labconsole.engine.stage1.fast_eval import PARTS, FastSplitEvaluator
 from labconsole.engine.stage1.folding import FoldedModel, fold_batchnorm, supports
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention, check_mode, touched_modules
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, check_neurons, eligible_layers, following_norms
 from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise
-from labconsole.errors import CheckpointError, UserError
+from labconsole.engine.stage1.session_open import auto_cut_budget, fresh_model_and_data, load_checkpoint_and_data
+from labconsole.errors import UserError
 
 
 class Session:
@@ -103,28 +106,9 @@ class Session:
         ``dataset`` and ``image_size`` plus ``data_root``. With ``run_cache`` the decoded data
         kept in the run directory is read instead of rebuilt (and written there on a first
         open). ``progress`` receives one line per step ("loading the dataset", …)."""
-        from labconsole.engine.data.registry import load_dataset
-        from labconsole.engine.models.checkpoint import load_checkpoint, read_sidecar, resolve_checkpoint
-
-        path = resolve_checkpoint(path_or_run_dir)
-        meta = read_sidecar(path)
-        data_cfg, preset_neurons, seed = _data_config_for(path, meta, data_root)
-        say = progress or (lambda _line: None)
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        bundle = run_data_cache.read_bundle(run_dir, data_cfg) if run_cache else None
-        if bundle is None:
-            say(f"building the {data_cfg.dataset} dataset")
-            bundle = load_dataset(data_cfg)
-            if run_cache and run_data_cache.write_bundle(run_dir, data_cfg, bundle):
-                say(f"dataset kept in {run_dir / 'cache'} for the next open")
-        else:
-            say(f"dataset read from {run_dir / 'cache'}")
-        if meta.get("group_names") and tuple(meta["group_names"]) != tuple(bundle.groups.group_names):
-            raise CheckpointError(
-                f"{path} was trained on groups {meta['group_names']}, the dataset has {list(bundle.groups.group_names)}"
-            )
-        say(f"loading {path.name}")
-        model, _ = load_checkpoint(path, device)
+        model, bundle, preset_neurons, seed = load_checkpoint_and_data(
+            path_or_run_dir, device, data_root=data_root, run_cache=run_cache, progress=progress
+        )
         return cls(model, bundle, device, config=config or preset_neurons, cancel=cancel, seed=seed)
 
     @classmethod
@@ -138,19 +122,10 @@ class Session:
         device: str = "auto",
     ) -> Session:
         """What the console's Setup screen asks for: a checkpoint, or fresh weights on a dataset."""
-        from labconsole.config.data import DataConfig
-        from labconsole.engine.data.registry import load_dataset
-        from labconsole.engine.models.factory import backbone_info, create_model
-
         resolved = resolve_device(device)
         if checkpoint:
             return cls.from_checkpoint(checkpoint, resolved, data_root=data_root or None)
-        info = backbone_info(backbone)
-        size = 32 if info.family == "small" and dataset == "synthetic-waterbirds" else info.default_image_size
-        bundle = load_dataset(DataConfig(dataset=dataset, root=data_root, image_size=size))
-        model = create_model(
-            backbone, bundle.groups.num_classes, in_channels=bundle.channels, image_size=bundle.image_size
-        )
+        model, bundle = fresh_model_and_data(dataset, data_root, backbone)
         return cls(model, bundle, resolved)
 
     # -- what there is ---------------------------------------------------------------------------
@@ -188,14 +163,14 @@ class Session:
                 order,
                 n_sample,
                 batch_size=self.config.batch_size,
-                budget_bytes=int(self.config.cut_cache_mb) * (1 << 20) or _auto_budget(self.device),
+                budget_bytes=int(self.config.cut_cache_mb) * (1 << 20) or auto_cut_budget(self.device),
                 channels_last=self.device.type == "cuda",
             )
         return self._fast_evals[split]
 
     def evaluator(self, split: str) -> SplitEvaluator:
         if split not in self._evaluators:
-            budget = int(self.config.cut_cache_mb) * (1 << 20) or _auto_budget(self.device)
+            budget = int(self.config.cut_cache_mb) * (1 << 20) or auto_cut_budget(self.device)
             self._evaluators[split] = SplitEvaluator(
                 self.model,
                 self.cache(split),
@@ -405,22 +380,9 @@ class Session:
         }
         want_control = bool(control) and control_draws > 0
         if supports(ivs[0]) and all(self.fast_evaluator(s) is not None for s in splits):
-            key = self._control_key(len(neurons), mode, std, where, splits, control_draws)
-            picks = self._control_picks(len(neurons), control_draws) if want_control else []
-            ctrl_ivs = [] if not want_control or key in self._controls else self._control_interventions(ivs[0], picks)
-            est, exact = self._progressive(splits, [ivs, ctrl_ivs], result, started, on_estimate)
-            result["splits"] = exact[0]
-            result["estimate"] = {"splits": est[0], "control": None}
-            if want_control:
-                if key not in self._controls:
-                    self._controls[key] = {
-                        "splits": exact[1],
-                        "neurons": [[list(n) for n in p] for p in picks],
-                        "estimate": est[1],
-                    }
-                ctrl = self._controls[key]
-                result["control"], result["control_neurons"] = ctrl["splits"], ctrl["neurons"]
-                result["estimate"]["control"] = ctrl.get("estimate")
+            controls.progressive_readout(
+                self, ivs, splits, result, control_draws if want_control else 0, started, on_estimate
+            )
             result["seconds"] = time.monotonic() - started
             return result
         for split in splits:
@@ -436,136 +398,17 @@ class Session:
         self, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
     ) -> dict[str, Any]:
         """The random-neuron control for ``count`` neurons (memoised)."""
-        key = self._control_key(count, mode, std, where, splits, draws)
-        if int(draws) < 1:
-            raise UserError(f"control draws = {draws}: expected at least 1")
-        if key not in self._controls:
-            picks = self._control_picks(count, draws)
-            ivs = self._control_interventions(Intervention(tuple(picks[0]), mode, std, 0, where), picks)
-            if supports(ivs[0]) and all(self.fast_evaluator(s) is not None for s in splits):
-                est, exact = self._progressive(splits, [ivs], {}, time.monotonic(), None)
-                entry = {"splits": exact[0], "estimate": est[0]}
-            else:
-                entry = {"splits": {}}
-                for split in splits:
-                    afters = [self.accuracy_after(split, iv) for iv in ivs]
-                    entry["splits"][split] = summarise(self.group_names, self._baseline(split), afters)
-            self._controls[key] = {**entry, "neurons": [[list(n) for n in p] for p in picks]}
-        return self._controls[key]
-
-    def _control_key(
-        self, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
-    ) -> tuple[Any, ...]:
-        return (count, mode, None if mode == "zero" else float(std), where, tuple(splits), int(draws))
-
-    def _control_picks(self, count: int, draws: int) -> list[list[NeuronRef]]:
-        return [self.random_neurons(count, seed=self.seed * 7919 + 1000 * count + d) for d in range(draws)]
-
-    @staticmethod
-    def _control_interventions(like: Intervention, picks: Sequence[Sequence[NeuronRef]]) -> list[Intervention]:
-        """Draw d applies ``like``'s mode, σ and target to its neurons, with seed d."""
-        return [Intervention(tuple(p), like.mode, like.std, d, like.where) for d, p in enumerate(picks)]
+        return controls.random_control(self, count, mode, std, where, splits, draws)
 
     def accuracies_after(self, split: str, interventions: Sequence[Intervention]) -> list[list[float | None]]:
         """Per-group accuracy after each intervention (batched on the fast path where it applies)."""
-        fast = self.fast_evaluator(split)
-        if fast is None or not all(supports(iv) for iv in interventions):
-            return [self.accuracy_after(split, iv) for iv in interventions]
-        self._baseline(split)
-        correct = torch.cat([self._fast_correct(split, list(interventions), part) for part in PARTS], dim=1)
-        return [self._group_accuracy(row, fast.g_ordered) for row in correct]
+        return walk.accuracies_after(self, split, interventions)
 
     def predictions_after(self, split: str, interventions: Sequence[Intervention]) -> list[torch.Tensor]:
         """Predicted class per example of ``split`` (split order) after each intervention; the
         interventions are walked together on the fast path where it applies (flips, matched
         controls with many draws)."""
-        fast = self.fast_evaluator(split)
-        if fast is None or not all(supports(iv) for iv in interventions):
-            out = []
-            for iv in interventions:
-                norms = self.norms_after() if iv.where == "post-bn" else {}
-                with apply_intervention(self.model, self._by_name, iv, norms):
-                    out.append(
-                        self.evaluator(split).predictions(touched_modules(iv, self._by_name, norms), self.cancel)
-                    )
-            return out
-        norms = self.norms_after() if any(iv.where == "post-bn" for iv in interventions) else {}
-        parts = [fast.predictions(interventions, part, self._by_name, norms, self.cancel) for part in PARTS]
-        order = fast.order.to(self.cache(split).y.device)
-        result = []
-        for i in range(len(interventions)):
-            ordered = torch.cat([parts[0][i], parts[1][i]])
-            pred = torch.empty_like(ordered)
-            pred[order] = ordered
-            result.append(pred)
-        return result
-
-    # -- progressive internals -------------------------------------------------------------------
-    def _fast_correct(self, split: str, ivs: Sequence[Intervention], part: str) -> torch.Tensor:
-        """bool [len(ivs), n_part]: is each example of ``part`` right under each intervention."""
-        fast = self.fast_evaluator(split)
-        assert fast is not None
-        if not ivs:
-            return torch.zeros((0, fast.positions(part).stop - fast.positions(part).start), dtype=torch.bool)
-        norms = self.norms_after() if any(iv.where == "post-bn" for iv in ivs) else {}
-        preds = fast.predictions(ivs, part, self._by_name, norms, self.cancel)
-        y = fast.y_ordered[fast.positions(part)]
-        return torch.stack([p == y for p in preds])
-
-    def _group_accuracy(self, correct: torch.Tensor, g: torch.Tensor) -> list[float | None]:
-        return group_accuracy(correct.long(), torch.ones_like(correct, dtype=torch.long), g, len(self.group_names))
-
-    def _progressive(
-        self,
-        splits: Sequence[str],
-        sets: Sequence[Sequence[Intervention]],
-        shell: dict[str, Any],
-        started: float,
-        on_estimate: Callable[[dict[str, Any]], None] | None,
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Estimate then exact readouts of several intervention sets (e.g. the critical set's
-        seeds and the control draws), all evaluated in the same walk over each split's parts.
-        Returns ``(estimates, exacts)``: per set, {split: summary}."""
-        flat = [iv for group in sets for iv in group]
-        bounds = [0]
-        for group in sets:
-            bounds.append(bounds[-1] + len(group))
-        estimates: list[dict[str, Any]] = [{} for _ in sets]
-        sample: dict[str, torch.Tensor] = {}
-        for split in splits:
-            baseline = self._baseline(split)
-            fast = self.fast_evaluator(split)
-            assert fast is not None
-            sample[split] = correct = self._fast_correct(split, flat, "sample")
-            part = fast.positions("sample")
-            totals = self.bundle.split(split).group_counts(len(self.group_names))
-            for i, group in enumerate(sets):
-                if group:
-                    estimates[i][split] = progressive.estimate(
-                        self.group_names,
-                        baseline,
-                        totals,
-                        fast.g_ordered[part],
-                        self._base_correct[split][part],
-                        correct[bounds[i] : bounds[i + 1]],
-                    )
-        if on_estimate is not None:
-            shown = {**shell, "splits": estimates[0], "estimate": True}
-            if len(sets) > 1 and sets[1]:
-                shown["control"] = estimates[1]
-            shown["seconds"] = time.monotonic() - started
-            on_estimate(shown)
-        shell["seconds_to_estimate"] = time.monotonic() - started
-        exacts: list[dict[str, Any]] = [{} for _ in sets]
-        for split in splits:
-            fast = self.fast_evaluator(split)
-            assert fast is not None
-            full = torch.cat([sample[split], self._fast_correct(split, flat, "rest")], dim=1)
-            for i, group in enumerate(sets):
-                if group:
-                    afters = [self._group_accuracy(row, fast.g_ordered) for row in full[bounds[i] : bounds[i + 1]]]
-                    exacts[i][split] = summarise(self.group_names, self._baseline(split), afters)
-        return estimates, exacts
+        return walk.predictions_after(self, split, interventions)
 
     def norms_after(self) -> dict[str, str]:
         """Layer → the BatchNorm that directly follows it (found once, on one example)."""
@@ -594,43 +437,9 @@ class Session:
                 losses = torch.empty(len(logits), device=logits.device)
                 losses[fast.order.to(logits.device)] = fast.losses(logits)
                 self._train_losses = losses
-            self._baselines[split] = self._group_accuracy(correct, fast.g_ordered)
+            self._baselines[split] = walk.group_accuracy_of(self, correct, fast.g_ordered)
         if split not in self._baselines:
             cache = self.cache(split)
             pred = self.evaluator(split).predictions(None, self.cancel)
             self._baselines[split] = group_accuracy(pred, cache.y, cache.g, self.bundle.groups.num_groups)
         return self._baselines[split]
-
-
-def _auto_budget(device: torch.device) -> int:
-    """Memory for cached activations per split: 1 GiB on a CPU, a quarter of free GPU memory."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free) // 4
-    return 1 << 30
-
-
-def _data_config_for(path: Path, meta: dict[str, Any], data_root: str | None) -> tuple[Any, NeuronsConfig | None, int]:
-    """The dataset a checkpoint was made on: its run's config.toml, else its sidecar."""
-    from labconsole.config.data import DataConfig
-
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    config_file = run_dir / "config.toml"
-    if config_file.exists():
-        from labconsole.presets import load_preset
-
-        preset = load_preset(config_file)
-        data = preset.data if not data_root else preset.data.model_copy(update={"root": data_root})
-        if meta.get("dataset") and meta["dataset"] != data.dataset and not data.is_embedded:
-            data = DataConfig(dataset=meta["dataset"], root=data_root or data.root, image_size=data.image_size)
-        return data, preset.neurons, preset.seed
-    if not meta.get("dataset"):
-        raise CheckpointError(
-            f"{path}: no run config.toml next to it and no `dataset` in its JSON sidecar, "
-            "so the dataset it was trained on is unknown"
-        )
-    try:
-        data = DataConfig(dataset=meta["dataset"], root=data_root or "", image_size=int(meta.get("image_size", 32)))
-    except Exception as exc:
-        raise CheckpointError(f"{path}: sidecar dataset {meta['dataset']!r} is not usable ({exc})") from None
-    return data, None, 0

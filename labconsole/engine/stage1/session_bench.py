@@ -83,10 +83,10 @@ def ensure_run_cache(run_dir: Path) -> str:
     from labconsole.engine.data.registry import load_dataset
     from labconsole.engine.models.checkpoint import read_sidecar, resolve_checkpoint
     from labconsole.engine.stage1 import run_data_cache
-    from labconsole.engine.stage1.session import _data_config_for
+    from labconsole.engine.stage1.session_open import data_config_for
 
     path = resolve_checkpoint(run_dir)
-    data_cfg, _, _ = _data_config_for(path, read_sidecar(path), None)
+    data_cfg, _, _ = data_config_for(path, read_sidecar(path), None)
     bundle = load_dataset(data_cfg)
     if run_data_cache.read_bundle(Path(run_dir), data_cfg) is not None:
         return "read from the run directory (already there)"

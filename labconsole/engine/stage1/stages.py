@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
@@ -74,7 +75,7 @@ def minority_groups(session: Session) -> list[str]:
     return ordered[: len(ordered) // 2]
 
 
-def interventions(cfg: Any) -> Iterator[tuple[str, float | None, str]]:
+def interventions(cfg: NeuronsConfig) -> Iterator[tuple[str, float | None, str]]:
     """(mode, σ, where) combinations of the config; σ is None for zero."""
     for mode in cfg.modes:
         for std in (None,) if mode == "zero" else cfg.stds:
@@ -199,7 +200,7 @@ def _write_flip_thumbnails(ctx: StageContext, session: Session, rows: list[dict[
             atomic_write_bytes(ctx.run.path / "artifacts" / "flips" / f"readout-{n:03d}.png", png)
 
 
-def _plan(cfg: Any, groups: list[str]) -> list[tuple[dict[str, Any], str, float | None, str]]:
+def _plan(cfg: NeuronsConfig, groups: list[str]) -> list[tuple[dict[str, Any], str, float | None, str]]:
     selections: list[dict[str, Any]] = []
     for criterion in cfg.criteria:
         for group in [None] if criterion == "magnitude" else groups:
@@ -215,7 +216,7 @@ def _plan(cfg: Any, groups: list[str]) -> list[tuple[dict[str, Any], str, float 
 
 
 def _select(
-    ctx: StageContext, session: Session, cfg: Any, sel: dict[str, Any]
+    ctx: StageContext, session: Session, cfg: NeuronsConfig, sel: dict[str, Any]
 ) -> tuple[list[tuple[str, int]], list[float | None], str]:
     """The neurons of one selection (rankings are computed once and emitted once)."""
     if sel["criterion"] == "random":

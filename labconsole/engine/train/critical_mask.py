@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labconsole.config.finetune import FinetuneConfig
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.stage1.neurons import Layer
@@ -70,7 +71,9 @@ def worst_then_sampled(
     return torch.sort(worst_idx[pick.to(worst_idx.device)]).values
 
 
-def gradient_batch(model: nn.Module, cache: TensorCache, bundle: DatasetBundle, cfg: Any, seed: int) -> GradientBatch:
+def gradient_batch(
+    model: nn.Module, cache: TensorCache, bundle: DatasetBundle, cfg: FinetuneConfig, seed: int
+) -> GradientBatch:
     if cfg.gradient_source == "minority-groups":
         minority = torch.tensor(minority_group_indices(bundle), device=cache.g.device)
         members = torch.nonzero(torch.isin(cache.g, minority)).flatten()
@@ -83,7 +86,7 @@ def gradient_batch(model: nn.Module, cache: TensorCache, bundle: DatasetBundle, 
 def critical_neurons(
     model: nn.Module,
     layers: Sequence[Layer],
-    cfg: Any,
+    cfg: FinetuneConfig,
     *,
     cache: TensorCache | None = None,
     bundle: DatasetBundle | None = None,
@@ -124,7 +127,7 @@ def critical_neurons(
 def build_epoch_mask(
     model: nn.Module,
     layers: Sequence[Layer],
-    cfg: Any,
+    cfg: FinetuneConfig,
     *,
     cache: TensorCache | None = None,
     bundle: DatasetBundle | None = None,

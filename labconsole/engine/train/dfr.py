@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labconsole.config.finetune import DfrConfig
 from labconsole.engine.context import StageContext
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.evaluate import split_metrics
@@ -73,7 +74,7 @@ def balanced_draw(g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([rng.choice(np.flatnonzero(g == k), smallest, replace=False) for k in groups])
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float, cfg: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit(x: np.ndarray, y: np.ndarray, c: float, cfg: DfrConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
     l1 = 1.0 if cfg.penalty == "l1" else 0.0

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labconsole.config.erm import ErmConfig
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
@@ -122,7 +123,7 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def _selection_text(cfg: Any) -> str:
+def _selection_text(cfg: ErmConfig) -> str:
     return "best val WGA" if cfg.selection == "best-val-wga" else "last epoch"
 
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labconsole.config.finetune import FinetuneConfig
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
@@ -28,6 +29,14 @@ from labconsole.engine.models.factory import get_head
 from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
 from labconsole.engine.stage1.neurons import Layer, eligible_layers
 from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
+from labconsole.engine.train.finetune_summary import (
+    SELECTION_TEXT,
+    curve_point,
+    difference,
+    finetune_summary,
+    format_control_table,
+    method_text,
+)
 from labconsole.engine.train.losses import contrastive_loss, supervised_loss
 from labconsole.engine.train.masking import AuxiliaryModel, WeightMask
 from labconsole.engine.train.start import evaluate_before, load_model_from, resolve_start_checkpoint
@@ -35,11 +44,6 @@ from labconsole.engine.train.state import TrainState, load_train_state, save_tra
 from labconsole.engine.train.views import ViewBatches
 
 STAGE = "finetune"
-SELECTION_TEXT = {
-    "best-val-wga": "best val WGA",
-    "best-val-wga-or-start": "best val WGA, start included",
-    "last": "last epoch",
-}
 
 
 class ProjectionHead(nn.Module):
@@ -78,7 +82,9 @@ def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
 class FinetuneStep:
     """One optimisation step of Stage II on a batch; shared by the stage and the benchmark."""
 
-    def __init__(self, model: nn.Module, cfg: Any, device: torch.device, projection: nn.Module | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, cfg: FinetuneConfig, device: torch.device, projection: nn.Module | None = None
+    ) -> None:
         self.model, self.cfg, self.device = model, cfg, device
         self.projection = projection
         self.aux: AuxiliaryModel | None = None
@@ -209,7 +215,7 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "mask": {**mask.summary(), **mask_info},
-                **_curve_point(splits),
+                **curve_point(splits),
             }
         )
         save_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator, state)
@@ -234,7 +240,7 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
         model.load_state_dict(load_file(str(best), device=str(device)))
     ctx.state["model"] = model
     ctx.state["finetuned_checkpoint"] = best
-    summary = _summary(ctx, cfg, state, before, start_path, start_note, selection)
+    summary = finetune_summary(ctx, cfg, state, before, start_path, start_note, selection)
     if summary["mask_realised"]:
         ctx.log(f"auxiliary mask: {summary['mask_realised']}")
     if summary["warning"]:  # every console and log shows it, not only the report
@@ -245,7 +251,9 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
     return summary
 
 
-def _continued_erm_control(ctx: StageContext, cfg: Any, start_path: Path, method: dict[str, Any]) -> dict[str, Any]:
+def _continued_erm_control(
+    ctx: StageContext, cfg: FinetuneConfig, start_path: Path, method: dict[str, Any]
+) -> dict[str, Any]:
     """The control of a fine-tuning run: continued ERM from the same start with the same epochs,
     views, BatchNorm mode, optimiser, schedule, seed and selection rule, the supervised term
     alone (contrastive_weight = 0). Not resumable on its own: a resumed run computes it again."""
@@ -273,7 +281,7 @@ def _continued_erm_control(ctx: StageContext, cfg: Any, start_path: Path, method
     if cfg.selection == "best-val-wga-or-start":
         state.best_wga, state.best_epoch, state.best_splits = start_val, 0, state.start_splits
     started = time.monotonic()
-    curve = [{"epoch": 0, **_curve_point(state.start_splits)}]
+    curve = [{"epoch": 0, **curve_point(state.start_splits)}]
     for epoch in range(1, cfg.epochs + 1):
         ctx.log(f"control (continued ERM) epoch {epoch}/{cfg.epochs}")
         train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
@@ -282,49 +290,22 @@ def _continued_erm_control(ctx: StageContext, cfg: Any, start_path: Path, method
         wga = splits.get("val", {}).get("wga")
         if cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga)):
             state.best_wga, state.best_epoch, state.best_splits = wga, epoch, splits
-        curve.append({"epoch": epoch, "train_loss": train_loss, **_curve_point(splits)})
+        curve.append({"epoch": epoch, "train_loss": train_loss, **curve_point(splits)})
     after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
     return {
         "control": {
-            "method": "continued ERM: " + _method_text(control_cfg),
+            "method": "continued ERM: " + method_text(control_cfg),
             "selection": {"rule": SELECTION_TEXT[cfg.selection], "epoch": state.best_epoch, "val_wga": state.best_wga},
             "wga_after": after,
             "history": curve,
         },
-        "method_minus_control": {s: _difference(method["wga_after"].get(s), after[s]) for s in ("val", "test")},
+        "method_minus_control": {s: difference(method["wga_after"].get(s), after[s]) for s in ("val", "test")},
     }
-
-
-def format_control_table(summary: dict[str, Any]) -> str:
-    """ERM (the start), the method, continued ERM and method − control: val and test WGA (%)."""
-    control = summary.get("control") or {}
-    rows = [
-        ("ERM (start)", summary.get("wga_before") or {}),
-        ("Stage II recipe", summary.get("wga_after") or {}),
-        ("continued ERM (control)", control.get("wga_after") or {}),
-    ]
-    lines = [f"{'':<26} {'val WGA':>9} {'test WGA':>9}"]
-    for name, values in rows:
-        lines.append(f"{name:<26}" + "".join(f" {_pct_text(values.get(s)):>9}" for s in ("val", "test")))
-    diff = summary.get("method_minus_control") or {}
-    lines.append(
-        f"{'method − control (pp)':<26}"
-        + "".join(f" {('—' if diff.get(s) is None else f'{100 * diff[s]:+.1f}'):>9}" for s in ("val", "test"))
-    )
-    return "\n".join(lines)
-
-
-def _pct_text(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}"
-
-
-def _curve_point(splits: dict[str, Any]) -> dict[str, Any]:
-    return {f"{split}_wga": (splits.get(split) or {}).get("wga") for split in ("train", "val", "test")}
 
 
 def _record_start(
     ctx: StageContext,
-    cfg: Any,
+    cfg: FinetuneConfig,
     model: nn.Module,
     state: TrainState,
     eval_splits: tuple[str, ...],
@@ -445,99 +426,3 @@ def validation_loss(ctx: StageContext, model: nn.Module) -> float:
             total += F.cross_entropy(model(x).float(), y, reduction="sum")
     model.train(was_training)
     return float(total) / max(1, len(cache))
-
-
-def _summary(
-    ctx: StageContext,
-    cfg: Any,
-    state: TrainState,
-    before: dict[str, Any],
-    start_path: Path,
-    start_note: str,
-    selection: str,
-) -> dict[str, Any]:
-    after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
-    before_wga = {split: (before["splits"].get(split) or {}).get("wga") for split in ("val", "test")}
-    gain = {s: _difference(after[s], before_wga[s]) for s in ("val", "test")}
-    last_mask = state.history[-1]["mask"] if state.history else {}
-    start_val = (state.start_splits.get("val") or {}).get("wga")
-    epoch_vals = [float(h["val_wga"]) for h in state.history if h.get("val_wga") is not None]
-    beat_start = None if start_val is None or not epoch_vals else max(epoch_vals) > start_val
-    return {
-        "variant": ctx.preset.variant,
-        "variant_options": cfg.variant_options(),
-        "method": _method_text(cfg),
-        "selection": {"rule": selection, "epoch": state.best_epoch, "val_wga": state.best_wga},
-        "splits": state.best_splits,
-        "wga_before": before_wga,
-        "wga_after": after,
-        "wga_gain": gain,
-        "before": {"source": before["source"], "splits": before["splits"]},
-        "start": {
-            "checkpoint": str(start_path),
-            "note": start_note,
-            "kick_in_epoch": cfg.kick_in_epoch,
-            "splits": state.start_splits,
-        },
-        "beat_start_on_val": beat_start,
-        "warning": never_beat_start_text(start_val, epoch_vals)
-        if beat_start is False and start_val is not None
-        else None,
-        "epochs": state.epoch,
-        "contrastive_weight": cfg.contrastive_weight,
-        "batchnorm": cfg.batchnorm,
-        "mask_last_epoch": last_mask,
-        "mask_realised": mask_realised_text(cfg, last_mask),
-        "history": [
-            {"epoch": 0, "train_loss": None, "masked": None, **_curve_point(state.start_splits)},
-            *(
-                {
-                    "epoch": h["epoch"],
-                    "train_loss": h["train_loss"],
-                    "masked": h["mask"].get("description"),
-                    **{k: h.get(k) for k in ("train_wga", "val_wga", "test_wga")},
-                }
-                for h in state.history
-            ),
-        ],
-    }
-
-
-def _difference(after: float | None, before: float | None) -> float | None:
-    return after - before if after is not None and before is not None else None
-
-
-def never_beat_start_text(start_val: float, epoch_vals: list[float]) -> str:
-    return (
-        f"fine-tuning never beat its start on val: best val WGA over epochs 1–{len(epoch_vals)} "
-        f"{100 * max(epoch_vals):.1f} % ≤ start {100 * start_val:.1f} %"
-    )
-
-
-def mask_realised_text(cfg: Any, mask: dict[str, Any]) -> str | None:
-    """ "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)": what the requested p really masked."""
-    if cfg.contrastive_weight == 0:
-        return "no auxiliary branch (contrastive_weight = 0)"
-    if "realised_count" not in mask:
-        return None
-    unit = mask["realised_unit"]
-    count = mask["realised_count"]
-    noun = unit if count != 1 else unit.rstrip("s")
-    return (
-        f"p = {cfg.prune_percent:g} % of {mask['eligible_count']} {unit} → {count} {noun} "
-        f"({mask['realised_percent']:.2f} %)"
-    )
-
-
-def _method_text(cfg: Any) -> str:
-    if cfg.mask == "smallest-weights":
-        mask = f"{cfg.prune_percent:g} % smallest weights (unstructured)"
-    else:
-        mask = f"top {cfg.prune_percent:g} % neurons by {cfg.criterion}"
-        if cfg.criterion != "magnitude":
-            mask += f" (gradient source: {cfg.gradient_source})"
-    supervised = "MSE" if cfg.supervised == "mse" else "CE"
-    return (
-        f"NT-Xent(τ={cfg.temperature:g}, {cfg.contrastive}, on {cfg.contrast_on}) + "
-        f"{cfg.supervised_weight:g}·{supervised}; auxiliary = target with {mask} masked"
-    )

@@ -1,0 +1,127 @@
+"""How a ``Session`` walks a split under many interventions at once: the batched fast path
+(BN folded, the interventions of one call evaluated together over the cached cut) and the
+progressive readout (a stratified subsample first, for the estimate, then the rest, for the
+exact numbers), falling back to one plain pass per intervention where the fast path does not
+apply."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from labconsole.engine.stage1 import progressive as sampling
+from labconsole.engine.stage1.fast_eval import PARTS
+from labconsole.engine.stage1.folding import supports
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention, touched_modules
+from labconsole.engine.stage1.readout import group_accuracy, summarise
+
+if TYPE_CHECKING:
+    from labconsole.engine.stage1.session import Session
+
+
+def accuracies_after(session: Session, split: str, interventions: Sequence[Intervention]) -> list[list[float | None]]:
+    """Per-group accuracy after each intervention (batched on the fast path where it applies)."""
+    fast = session.fast_evaluator(split)
+    if fast is None or not all(supports(iv) for iv in interventions):
+        return [session.accuracy_after(split, iv) for iv in interventions]
+    session._baseline(split)
+    correct = torch.cat([fast_correct(session, split, list(interventions), part) for part in PARTS], dim=1)
+    return [group_accuracy_of(session, row, fast.g_ordered) for row in correct]
+
+
+def predictions_after(session: Session, split: str, interventions: Sequence[Intervention]) -> list[torch.Tensor]:
+    """Predicted class per example of ``split`` (split order) after each intervention; the
+    interventions are walked together on the fast path where it applies (flips, matched
+    controls with many draws)."""
+    fast = session.fast_evaluator(split)
+    if fast is None or not all(supports(iv) for iv in interventions):
+        out = []
+        for iv in interventions:
+            norms = session.norms_after() if iv.where == "post-bn" else {}
+            with apply_intervention(session.model, session._by_name, iv, norms):
+                out.append(
+                    session.evaluator(split).predictions(touched_modules(iv, session._by_name, norms), session.cancel)
+                )
+        return out
+    norms = session.norms_after() if any(iv.where == "post-bn" for iv in interventions) else {}
+    parts = [fast.predictions(interventions, part, session._by_name, norms, session.cancel) for part in PARTS]
+    order = fast.order.to(session.cache(split).y.device)
+    result = []
+    for i in range(len(interventions)):
+        ordered = torch.cat([parts[0][i], parts[1][i]])
+        pred = torch.empty_like(ordered)
+        pred[order] = ordered
+        result.append(pred)
+    return result
+
+
+def fast_correct(session: Session, split: str, ivs: Sequence[Intervention], part: str) -> torch.Tensor:
+    """bool [len(ivs), n_part]: is each example of ``part`` right under each intervention."""
+    fast = session.fast_evaluator(split)
+    assert fast is not None
+    if not ivs:
+        return torch.zeros((0, fast.positions(part).stop - fast.positions(part).start), dtype=torch.bool)
+    norms = session.norms_after() if any(iv.where == "post-bn" for iv in ivs) else {}
+    preds = fast.predictions(ivs, part, session._by_name, norms, session.cancel)
+    y = fast.y_ordered[fast.positions(part)]
+    return torch.stack([p == y for p in preds])
+
+
+def group_accuracy_of(session: Session, correct: torch.Tensor, g: torch.Tensor) -> list[float | None]:
+    return group_accuracy(correct.long(), torch.ones_like(correct, dtype=torch.long), g, len(session.group_names))
+
+
+def progressive(
+    session: Session,
+    splits: Sequence[str],
+    sets: Sequence[Sequence[Intervention]],
+    shell: dict[str, Any],
+    started: float,
+    on_estimate: Callable[[dict[str, Any]], None] | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Estimate then exact readouts of several intervention sets (e.g. the critical set's
+    seeds and the control draws), all evaluated in the same walk over each split's parts.
+    Returns ``(estimates, exacts)``: per set, {split: summary}."""
+    flat = [iv for group in sets for iv in group]
+    bounds = [0]
+    for group in sets:
+        bounds.append(bounds[-1] + len(group))
+    estimates: list[dict[str, Any]] = [{} for _ in sets]
+    sample: dict[str, torch.Tensor] = {}
+    for split in splits:
+        baseline = session._baseline(split)
+        fast = session.fast_evaluator(split)
+        assert fast is not None
+        sample[split] = correct = fast_correct(session, split, flat, "sample")
+        part = fast.positions("sample")
+        totals = session.bundle.split(split).group_counts(len(session.group_names))
+        for i, group in enumerate(sets):
+            if group:
+                estimates[i][split] = sampling.estimate(
+                    session.group_names,
+                    baseline,
+                    totals,
+                    fast.g_ordered[part],
+                    session._base_correct[split][part],
+                    correct[bounds[i] : bounds[i + 1]],
+                )
+    if on_estimate is not None:
+        shown = {**shell, "splits": estimates[0], "estimate": True}
+        if len(sets) > 1 and sets[1]:
+            shown["control"] = estimates[1]
+        shown["seconds"] = time.monotonic() - started
+        on_estimate(shown)
+    shell["seconds_to_estimate"] = time.monotonic() - started
+    exacts: list[dict[str, Any]] = [{} for _ in sets]
+    for split in splits:
+        fast = session.fast_evaluator(split)
+        assert fast is not None
+        full = torch.cat([sample[split], fast_correct(session, split, flat, "rest")], dim=1)
+        for i, group in enumerate(sets):
+            if group:
+                afters = [group_accuracy_of(session, row, fast.g_ordered) for row in full[bounds[i] : bounds[i + 1]]]
+                exacts[i][split] = summarise(session.group_names, session._baseline(split), afters)
+    return estimates, exacts
