@@ -81,7 +81,7 @@ def run(
         loaded = _resumed_run_preset(resume, overrides, smoke=smoke, data_root=data_root)
     else:
         loaded = load_preset(preset, overrides, smoke=smoke, data_root=data_root)
-    from labconsole.cli.headless import HeadlessPrinter, finetune_line, group_table
+    from labconsole.cli.headless import HeadlessPrinter, finetune_control_table, finetune_line, group_table
     from labconsole.cli.headless import out as console
     from labconsole.engine.api import configure_threads, run_job
 
@@ -104,6 +104,11 @@ def run(
     story = finetune_line(summary)
     if story:
         console.print(story)
+    control = finetune_control_table(summary)
+    if control:
+        console.print(control, highlight=False)
+    if summary.finetune is not None and summary.finetune.warning:
+        console.print(f"[yellow]{summary.finetune.warning}[/]")
     status = result.status()
     _write_report(result.path, no_report)
     typer.echo(f"run: {result.path}  ({status})")

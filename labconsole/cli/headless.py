@@ -114,3 +114,14 @@ def finetune_line(summary: RunSummary) -> str | None:
         return None
     epoch = ft.selection.epoch if ft.selection is not None else None
     return f"fine-tuning (selected epoch {epoch}): " + ", ".join(parts)
+
+
+def finetune_control_table(summary: RunSummary) -> str | None:
+    """ERM, the Stage II recipe, continued ERM (its control) and method − control, when the run
+    trained the control (``finetune.control = "continued-erm"``)."""
+    from labconsole.engine.train.finetune_summary import format_control_table
+
+    ft = summary.finetune
+    if ft is None or ft.control is None:
+        return None
+    return "Stage II against its control (WGA, %)\n" + format_control_table(ft.model_dump(mode="json"))

@@ -254,6 +254,15 @@ class FinetuneEpoch(Record):
     masked: str | None = None
 
 
+class FinetuneControl(Record):
+    """Continued ERM from the same start (the supervised term alone): Stage II's control."""
+
+    method: str = ""
+    selection: Selection | None = None
+    wga_after: dict[str, float | None] = Field(default_factory=dict)
+    history: list[dict[str, JsonValue]] = Field(default_factory=list)
+
+
 class FinetuneSection(StageSection):
     """Stage II pruned-contrastive fine-tuning: WGA before and after, per-epoch masks."""
 
@@ -269,7 +278,14 @@ class FinetuneSection(StageSection):
     start: FinetuneStart | None = None
     epochs: int | None = None
     mask_last_epoch: dict[str, JsonValue] = Field(default_factory=dict)
-    history: list[FinetuneEpoch] = Field(default_factory=list)
+    mask_realised: str | None = None  # "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)"
+    history: list[FinetuneEpoch] = Field(default_factory=list)  # epoch 0 = the starting model
+    beat_start_on_val: bool | None = None
+    warning: str | None = None  # "fine-tuning never beat its start on val: …"
+    contrastive_weight: float | None = None
+    batchnorm: str | None = None
+    control: FinetuneControl | None = None
+    method_minus_control: dict[str, float | None] = Field(default_factory=dict)
 
 
 class DfrSection(StageSection):
@@ -285,7 +301,9 @@ class DfrSection(StageSection):
 
 
 class GradcamSection(StageSection):
-    figure: str | None = None
+    figure: str | None = None  # runs before the report drew GradCAM panels from the arrays
+    artifacts: list[str] = Field(default_factory=list)
+    arrays: str | None = None  # the NPZ of images and maps the report draws
     layer: str = ""
     output_index: int | None = None
     split: str = ""
