@@ -10,11 +10,10 @@ random colour (a CIFAR-sized colour variant). Splits are stratified and fixed by
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
+from labconsole.config.data import DataConfig
 from labconsole.engine.data.groups import DatasetBundle, GroupInfo, SplitData
 
 DIGIT_GROUPS = GroupInfo(class_names=tuple(str(d) for d in range(10)), attr_names=("clean",))
@@ -49,7 +48,7 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x * 255.0).round().clamp(0, 255).to(torch.uint8)
 
 
-def load_digits_dataset(cfg: Any) -> DatasetBundle:
+def load_digits_dataset(cfg: DataConfig) -> DatasetBundle:
     """``cfg`` is a DataConfig with dataset "digits" or "digits-color"."""
     from sklearn.datasets import load_digits
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from labconsole.config.data import DataConfig
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.errors import DataError
 
 
-def data_root(cfg: Any) -> Path:
+def data_root(cfg: DataConfig) -> Path:
     root = cfg.root or os.environ.get("LABCONSOLE_DATA", "")
     if not root:
         raise DataError(
@@ -23,7 +23,7 @@ def data_root(cfg: Any) -> Path:
     return path
 
 
-def load_dataset(cfg: Any) -> DatasetBundle:
+def load_dataset(cfg: DataConfig) -> DatasetBundle:
     """``cfg`` is a ``labconsole.config.data.DataConfig``."""
     name = cfg.dataset
     if name == "synthetic-waterbirds":

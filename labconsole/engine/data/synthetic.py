@@ -15,12 +15,12 @@ image used nowhere else, so fitting a minority example means memorizing that one
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labconsole.config.data import DataConfig
 from labconsole.engine.data.groups import DatasetBundle, GroupInfo, SplitData
 from labconsole.errors import DataError
 
@@ -114,7 +114,7 @@ def _compose(
     return (out * 255).round().to(torch.uint8)
 
 
-def build_synthetic_waterbirds(cfg: Any) -> DatasetBundle:
+def build_synthetic_waterbirds(cfg: DataConfig) -> DatasetBundle:
     """``cfg`` is a DataConfig; ``cfg.synthetic`` holds the knobs (see config/data.py)."""
     syn = cfg.synthetic
     size = cfg.image_size

@@ -15,11 +15,11 @@ import gzip
 import pickle
 import struct
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from labconsole.config.data import DataConfig
 from labconsole.engine.data.groups import DatasetBundle, GroupInfo, SplitData
 from labconsole.errors import DataError
 
@@ -119,7 +119,7 @@ def _load_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
-def load_torchvision_folder(name: str, root: Path, cfg: Any) -> DatasetBundle:
+def load_torchvision_folder(name: str, root: Path, cfg: DataConfig) -> DatasetBundle:
     root = Path(root)
     arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if name in _IDX_FOLDERS:

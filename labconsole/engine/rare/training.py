@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from labconsole.config.rare import RareConfig
+
+if TYPE_CHECKING:
+    from labconsole.presets import Preset
 
 EpochHook = Callable[[int, float], None]  # (epoch, mean train loss); may raise Cancelled
 
@@ -35,7 +40,7 @@ class Recipe:
     augment: str = "none"
 
     @classmethod
-    def from_config(cls, rare: Any, augment: bool = False) -> Recipe:
+    def from_config(cls, rare: RareConfig, augment: bool = False) -> Recipe:
         """The [rare] recipe; ``augment`` = the preset's ``data.augment`` (Paper B augments CIFAR-10)."""
         return cls(
             optimizer=rare.optimizer,
@@ -136,7 +141,7 @@ def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> 
 
 
 def build_model(
-    preset: Any,
+    preset: Preset,
     num_classes: int,
     channels: int,
     image_size: int,

@@ -7,6 +7,7 @@ scheduler, RNG, history), so an interrupted run continues from its last finished
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -22,7 +23,7 @@ from labconsole.engine.train.batches import TrainBatches
 from labconsole.engine.train.state import TrainState, load_train_state, save_train_state
 
 
-def make_optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[nn.Parameter], cfg: ErmConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
