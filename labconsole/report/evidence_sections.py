@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from labconsole.engine.records import Evidence, ReadoutRow, ReadoutsArtifact, validate_record
 from labconsole.report.doc import Figure, Section, Table, Text, pct
 from labconsole.report.source import RunSource, SweepSource
 
@@ -23,12 +24,12 @@ def evidence(src: RunSource, shown: set[str]) -> list[Section] | None:
 # -- Stage I ---------------------------------------------------------------------------------------
 
 
-def _readouts(src: RunSource) -> dict[str, Any] | None:
+def _readouts(src: RunSource) -> ReadoutsArtifact | None:
     path = src.path / "artifacts" / READOUTS
     if not path.exists():
         return None
     data = json.loads(path.read_text())
-    return data if isinstance(data, dict) else None
+    return validate_record(ReadoutsArtifact, data, str(path)) if isinstance(data, dict) else None
 
 
 def _cell(value: float | None, mean: float | None, sd: float | None, p: float | None) -> str:
@@ -44,19 +45,19 @@ def _cell(value: float | None, mean: float | None, sd: float | None, p: float | 
 
 def stage1_evidence(src: RunSource, shown: set[str]) -> Section | None:
     data = _readouts(src)
-    rows = [r for r in (data or {}).get("rows", []) if isinstance(r, dict) and r.get("evidence")]
-    if not data or not rows:
+    rows = [(r, r.evidence) for r in (data.rows if data is not None else []) if r.evidence is not None]
+    if data is None or not rows:
         return None
     from labconsole.engine.stage1.evidence import verdict_line
 
-    groups = list(data.get("group_names") or [])
-    minority = list(data.get("minority_groups") or [])
+    groups = list(data.group_names)
+    minority = list(data.minority_groups)
     section = Section("Stage I evidence: controls, significance, signature, flipped examples", anchor="evidence")
-    first = rows[0]["evidence"]
+    first_row, first = rows[0]
     section.add(
         Text(
-            f"Each cell: the critical set's Δ (pp) [its {rows[0].get('control_kind', 'layer-matched')} control's "
-            f"mean ± sd over {first.get('draws')} draws] and the empirical one-sided p = (1 + number of draws "
+            f"Each cell: the critical set's Δ (pp) [its {first_row.control_kind} control's "
+            f"mean ± sd over {first.draws} draws] and the empirical one-sided p = (1 + number of draws "
             "at least as low) / (draws + 1). A layer-matched draw takes as many neurons from each layer as the "
             "critical set. The signature row is Δtrain − Δtest: negative when train accuracy drops more than test "
             "(Paper A's memorization claim); its control and p come from the same draws.",
@@ -66,42 +67,41 @@ def stage1_evidence(src: RunSource, shown: set[str]) -> Section | None:
     table_rows: list[list[Any]] = []
     breaks: list[int] = []
     verdicts: list[str] = []
-    for row in rows:
-        found = row["evidence"]
-        control = row.get("control") or {}
-        label = f"{row.get('label', '')} {row.get('mode', '')}".strip()
+    for row, found in rows:
+        control = row.control or {}
+        label = f"{row.label} {row.mode}".strip()
         if table_rows:
             breaks.append(len(table_rows))
-        for i, (split, crit) in enumerate(found["critical"].items()):
-            per = control.get(split) or {}
+        for i, (split, crit) in enumerate(found.critical.items()):
+            per = control.get(split)
             cells = [
                 _cell(
                     crit.get(g),
-                    (per.get("delta_pp") or {}).get(g),
-                    (per.get("spread_pp") or {}).get(g),
-                    found["p"][split].get(g),
+                    per.delta_pp.get(g) if per is not None else None,
+                    per.spread_pp.get(g) if per is not None else None,
+                    found.p[split].get(g),
                 )
                 for g in groups
             ]
             table_rows.append([label if i == 0 else "", split, *cells])
-        sig = found.get("signature")
-        if sig:
+        sig = found.signature
+        if sig is not None:
             table_rows.append(
                 [
                     "",
                     "train − test",
                     *(
                         _cell(
-                            sig["critical_pp"].get(g),
-                            sig["control_mean_pp"].get(g),
-                            sig["control_sd_pp"].get(g),
-                            sig["p"].get(g),
+                            sig.critical_pp.get(g),
+                            sig.control_mean_pp.get(g),
+                            sig.control_sd_pp.get(g),
+                            sig.p.get(g),
                         )
                         for g in groups
                     ),
                 ]
             )
-            line = verdict_line(sig, groups, label)
+            line = verdict_line(sig.to_json(), groups, label)
             if line:
                 verdicts.append(line)
     section.add(
@@ -119,18 +119,21 @@ def stage1_evidence(src: RunSource, shown: set[str]) -> Section | None:
 
 
 def _flip_blocks(
-    src: RunSource, rows: list[dict[str, Any]], groups: list[str], minority: list[str], shown: set[str]
+    src: RunSource,
+    rows: list[tuple[ReadoutRow, Evidence]],
+    groups: list[str],
+    minority: list[str],
+    shown: set[str],
 ) -> list[Table | Figure | Text]:
     blocks: list[Table | Figure | Text] = []
     counts = []
-    for row in rows:
-        flips = row["evidence"].get("flips") or {}
-        for split, per in flips.items():
+    for row, found in rows:
+        for split, per in found.flips.items():
             counts.append(
                 [
-                    row.get("label", ""),
+                    row.label,
                     split,
-                    *(f"{per[g]['n_to_wrong']} / {per[g]['n_to_right']}" if g in per else "—" for g in groups),
+                    *(f"{per[g].n_to_wrong} / {per[g].n_to_right}" if g in per else "—" for g in groups),
                 ]
             )
     if counts:
@@ -141,23 +144,25 @@ def _flip_blocks(
                 title="flipped examples: right → wrong / wrong → right",
             )
         )
-    for n, row in enumerate(rows):
-        train = (row["evidence"].get("flips") or {}).get("train") or {}
+    for n, (row, found) in enumerate(rows):
+        train = found.flips.get("train", {})
         listed = []
         for g in minority:
-            flip = train.get(g) or {}
-            for position, loss, margin in list(
-                zip(flip.get("to_wrong", []), flip.get("to_wrong_loss", []), flip.get("to_wrong_margin", []))
-            )[:FLIPS_LISTED]:
+            flip = train.get(g)
+            if flip is None:
+                continue
+            for position, loss, margin in list(zip(flip.to_wrong, flip.to_wrong_loss, flip.to_wrong_margin))[
+                :FLIPS_LISTED
+            ]:
                 listed.append(
-                    [g, position, "right → wrong", f"{loss:.3f}", f"{margin:+.3f}", _num(flip.get("group_mean_loss"))]
+                    [g, position, "right → wrong", f"{loss:.3f}", f"{margin:+.3f}", _num(flip.group_mean_loss)]
                 )
         if listed:
             blocks.append(
                 Table(
                     columns=["group", "train position", "flip", "ERM loss", "ERM margin", "group mean loss"],
                     rows=listed,
-                    title=f"flipped minority training examples — {row.get('label', '')}",
+                    title=f"flipped minority training examples — {row.label}",
                     caption="loss and margin of the unmodified model: low loss with a flip means an example "
                     "the model had fit, now lost (a memorized one if test accuracy holds)",
                 )
@@ -168,7 +173,7 @@ def _flip_blocks(
             blocks.append(
                 Figure(
                     thumbs.read_bytes(),
-                    f"flipped minority training images — {row.get('label', '')}",
+                    f"flipped minority training images — {row.label}",
                     "right → wrong after the intervention; one row per minority group",
                     source=str(thumbs.relative_to(src.path)),
                 )
@@ -187,29 +192,26 @@ def stage2_evidence(src: RunSource) -> Section | None:
     record = src.summary.finetune
     if record is None:
         return None
-    data: dict[str, Any] = dict(record.to_json())
-    history = [h for h in data.get("history") or [] if isinstance(h, dict)]
-    if not history and not data.get("warning"):
+    history = record.history
+    if not history and not record.warning:
         return None
     section = Section("Fine-tuning against its start (epoch 0)", anchor="finetune-start")
-    warning = data.get("warning")
-    if isinstance(warning, str) and warning:
-        section.add(Text(warning, kind="warning"))
-    elif data.get("beat_start_on_val") is True:
+    if record.warning:
+        section.add(Text(record.warning, kind="warning"))
+    elif record.beat_start_on_val is True:
         section.add(Text("fine-tuning beat its start on val at some epoch", kind="note"))
-    realised = data.get("mask_realised")
-    if isinstance(realised, str) and realised:
-        section.add(Text(f"auxiliary mask: {realised}", kind="p"))
-    control = data.get("control")
-    if isinstance(control, dict):
-        diff = data.get("method_minus_control") or {}
+    if record.mask_realised:
+        section.add(Text(f"auxiliary mask: {record.mask_realised}", kind="p"))
+    control = record.control
+    if control is not None:
+        diff = record.method_minus_control
         rows = [
-            ["ERM (start)", *(pct((data.get("wga_before") or {}).get(s)) for s in ("val", "test"))],
-            ["Stage II recipe", *(pct((data.get("wga_after") or {}).get(s)) for s in ("val", "test"))],
-            ["continued ERM (control)", *(pct((control.get("wga_after") or {}).get(s)) for s in ("val", "test"))],
+            ["ERM (start)", *(pct(record.wga_before.get(s)) for s in ("val", "test"))],
+            ["Stage II recipe", *(pct(record.wga_after.get(s)) for s in ("val", "test"))],
+            ["continued ERM (control)", *(pct(control.wga_after.get(s)) for s in ("val", "test"))],
             [
                 "method − control (pp)",
-                *("—" if diff.get(s) is None else f"{100 * diff[s]:+.1f}" for s in ("val", "test")),
+                *("—" if (d := diff.get(s)) is None else f"{100 * d:+.1f}" for s in ("val", "test")),
             ],
         ]
         section.add(
@@ -217,22 +219,21 @@ def stage2_evidence(src: RunSource) -> Section | None:
                 columns=["", "val WGA (%)", "test WGA (%)"],
                 rows=rows,
                 title="the recipe against continued ERM from the same start",
-                caption=str(control.get("method") or ""),
+                caption=control.method,
             )
         )
-    if any("val_wga" in h for h in history):
-        selected = (data.get("selection") or {}).get("epoch") if isinstance(data.get("selection"), dict) else None
+    if any("val_wga" in h.model_fields_set for h in history):
+        selected = record.selection.epoch if record.selection is not None else None
         section.add(
             Table(
                 columns=["epoch", "train loss", "val WGA (%)", "test WGA (%)", ""],
                 rows=[
                     [
-                        h.get("epoch"),
-                        "—" if h.get("train_loss") is None else f"{h['train_loss']:.4f}",
-                        pct(h.get("val_wga")),
-                        pct(h.get("test_wga")),
-                        ("start" if h.get("epoch") == 0 else "")
-                        + (" ★ selected" if h.get("epoch") == selected else ""),
+                        h.epoch,
+                        "—" if h.train_loss is None else f"{h.train_loss:.4f}",
+                        pct(h.val_wga),
+                        pct(h.test_wga),
+                        ("start" if h.epoch == 0 else "") + (" ★ selected" if h.epoch == selected else ""),
                     ]
                     for h in history
                 ],

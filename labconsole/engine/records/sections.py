@@ -17,6 +17,7 @@ from labconsole.engine.records.base import (
     Splits,
     VersionedRecord,
 )
+from labconsole.engine.records.evidence import Evidence
 
 if TYPE_CHECKING:
     from labconsole.engine.records.summary import RunSummary
@@ -145,6 +146,8 @@ class ReadoutRow(Readout):
     ranked_group: str | None = None
     k: int | None = None
     percent: float | None = None
+    control_kind: str = "layer-matched"
+    evidence: Evidence | None = None
 
     def compact(self) -> NeuronsRow:
         control = self.control or {}
@@ -252,6 +255,8 @@ class FinetuneEpoch(Record):
     epoch: int
     train_loss: float | None = None
     masked: str | None = None
+    val_wga: float | None = None
+    test_wga: float | None = None
 
 
 class FinetuneControl(Record):
