@@ -7,17 +7,35 @@ import math
 from pathlib import Path
 from typing import Any
 
+from labconsole.engine.records import (
+    NormCorrelation,
+    RareMembershipArtifact,
+    RareScoreArtifact,
+    RareScoreArtifactCell,
+    RareSensitivityArtifact,
+    RareWeightsArtifact,
+)
 from labconsole.report import rare_plots
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text
-from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse, p_text
+from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, fmt, mse, p_text, read_artifact
+
+
+def _measure_mean(cell: RareScoreArtifactCell | None, key: str) -> float | None:
+    stats = cell.measure(key) if cell is not None else None
+    return stats.mean if stats is not None else None
+
+
+def _measure_se(cell: RareScoreArtifactCell | None, key: str) -> float | None:
+    stats = cell.measure(key) if cell is not None else None
+    return stats.se if stats is not None else None
 
 
 def score_section(path: Path) -> Section | None:
-    data = artifact(path, "rare_score.json")
+    data = read_artifact(path, "rare_score.json", RareScoreArtifact)
     if data is None:
         return None
-    table: dict[str, dict[str, Any]] = data.get("per_pattern") or {}
-    ns = [int(n) for n in data.get("n_values") or []]
+    table = data.per_pattern
+    ns = list(data.n_values)
     section = Section("Spurious score vs number of spurious examples (Paper B Fig. 2, 6)", anchor="rare-score")
 
     def panel(key: str, title: str) -> dict[str, Any]:
@@ -28,14 +46,14 @@ def score_section(path: Path) -> Section | None:
                 {
                     "label": name,
                     "x": ns,
-                    "mean": [(per_n.get(str(n)) or {}).get(key, {}).get("mean") for n in ns],
-                    "se": [(per_n.get(str(n)) or {}).get(key, {}).get("se") for n in ns],
+                    "mean": [_measure_mean(per_n.get(str(n)), key) for n in ns],
+                    "se": [_measure_se(per_n.get(str(n)), key) for n in ns],
                 }
                 for name, per_n in table.items()
             ],
         }
 
-    eps = data.get("epsilon")
+    eps = data.epsilon
     section.add(
         _drawn(
             lambda: Figure(
@@ -43,7 +61,7 @@ def score_section(path: Path) -> Section | None:
                     [panel(k, f"{eps}-spurious score" if k == "score" else t) for k, t in MEASURES], ns
                 ),
                 title="spurious score, clean and spurious accuracy vs n",
-                caption=f"target class {data.get('target_class')}; mean ± s.e. over {_seeds(data)}",
+                caption=f"target class {data.target_class}; mean ± s.e. over {_seeds(data.seeds)}",
             ),
             "the score figure",
         )
@@ -53,18 +71,18 @@ def score_section(path: Path) -> Section | None:
     for name, per_n in table.items():
         breaks.append(len(rows))
         for n in ns:
-            cell = per_n.get(str(n)) or {}
-            rows.append([name, str(n)] + [mse(cell.get(k)) for k, _ in MEASURES] + [p_text(cell.get("p_value"))])
+            cell = per_n.get(str(n)) or RareScoreArtifactCell()
+            rows.append([name, str(n)] + [mse(cell.measure(k)) for k, _ in MEASURES] + [p_text(cell.p_value)])
     section.add(
         Table(
             ["pattern", "n", "spurious score", "clean acc", "spurious acc", "p (Welch, > n = 0)"],
             rows,
-            title=f"ε = {eps}, target class {data.get('target_class')}, {_seeds(data)}",
+            title=f"ε = {eps}, target class {data.target_class}, {_seeds(data.seeds)}",
             caption="mean ± s.e. over seeds; * p < 0.05",
             section_breaks=tuple(breaks[1:]),
         )
     )
-    accs = [r.get("clean_acc") for r in data.get("runs") or [] if _is_num(r.get("clean_acc"))]
+    accs = [r.clean_acc for r in data.runs if _is_num(r.clean_acc)]
     if accs:
         mean = sum(accs) / len(accs)
         sd = math.sqrt(sum((a - mean) ** 2 for a in accs) / len(accs))
@@ -75,15 +93,11 @@ def score_section(path: Path) -> Section | None:
                 kind="p",
             )
         )
-    norms = data.get("pattern_norm") or {}
+    norms = data.pattern_norm
     if norms:
-        corr = data.get("norm_score_correlation") or {}
-        avg = {
-            name: [
-                (per_n.get(str(n)) or {}).get("score", {}).get("mean")
-                for n in ns
-                if n > 0 and _is_num((per_n.get(str(n)) or {}).get("score", {}).get("mean"))
-            ]
+        corr = data.norm_score_correlation or NormCorrelation()
+        avg: dict[str, list[float]] = {
+            name: [m for m in (_measure_mean(per_n.get(str(n)), "score") for n in ns if n > 0) if _is_num(m)]
             for name, per_n in table.items()
         }
         rows = [
@@ -91,8 +105,8 @@ def score_section(path: Path) -> Section | None:
             for name, stats in norms.items()
         ]
         caption = (
-            f"Pearson r = {fmt(corr.get('r'))}, p = {p_text(corr.get('p_value'))} between norm and mean score"
-            if _is_num(corr.get("r"))
+            f"Pearson r = {fmt(corr.r)}, p = {p_text(corr.p_value)} between norm and mean score"
+            if _is_num(corr.r)
             else "correlation needs at least three patterns with different norms and scores"
         )
         section.add(
@@ -107,55 +121,54 @@ def score_section(path: Path) -> Section | None:
 
 
 def weights_section(path: Path) -> Section | None:
-    data = artifact(path, "rare_weights.json")
+    data = read_artifact(path, "rare_weights.json", RareWeightsArtifact)
     if data is None:
         return None
-    rows_in = [r for r in data.get("rows") or [] if isinstance(r, dict)]
+    rows_in = data.rows
     section = Section("What the MLP looks at: pixel importance (Paper B Fig. 3)", anchor="rare-weights")
-    definition = str(data.get("definition") or "max over hidden units of |first-layer weight| (older runs)")
-    if rows_in and all(isinstance(r.get("map"), list) for r in rows_in):
+    definition = data.definition or "max over hidden units of |first-layer weight| (older runs)"
+    maps = [r.map for r in rows_in if r.map is not None]
+    if rows_in and len(maps) == len(rows_in):
         section.add(
             _drawn(
                 lambda: Figure(
-                    rare_plots.signed_heatmaps(
-                        [r["map"] for r in rows_in], [f"n = {r['n']}" for r in rows_in], "importance"
-                    ),
-                    title=f"pixel importance, pattern {data.get('pattern')}",
-                    caption=f"{definition}; darker = larger; one colour scale; seed {data.get('seed')}",
+                    rare_plots.signed_heatmaps(maps, [f"n = {r.n}" for r in rows_in], "importance"),
+                    title=f"pixel importance, pattern {data.pattern}",
+                    caption=f"{definition}; darker = larger; one colour scale; seed {data.seed}",
                 ),
                 "the heat maps",
             )
         )
     rows = []
     for r in rows_in:
-        inside, outside = r.get("pattern_region_mean"), r.get("elsewhere_mean")
+        inside, outside = r.pattern_region_mean, r.elsewhere_mean
         ratio = inside / outside if _is_num(inside) and _is_num(outside) and outside else None
-        rows.append([str(r.get("n")), fmt(inside), fmt(outside), fmt(ratio, 2)])
+        rows.append([str(r.n), fmt(inside), fmt(outside), fmt(ratio, 2)])
     section.add(
         Table(
             ["n", "mean importance in the pattern's pixels", "elsewhere", "ratio"],
             rows,
-            title=f"pattern {data.get('pattern')}: importance inside vs outside the pattern",
-            caption=f"one model per n (seed {data.get('seed')}), so no s.e.; {definition}",
+            title=f"pattern {data.pattern}: importance inside vs outside the pattern",
+            caption=f"one model per n (seed {data.seed}), so no s.e.; {definition}",
         )
     )
     return section
 
 
 def sensitivity_section(path: Path) -> Section | None:
-    data = artifact(path, "rare_sensitivity.json")
+    data = read_artifact(path, "rare_sensitivity.json", RareSensitivityArtifact)
     if data is None:
         return None
-    fractions = data.get("fractions") or []
-    curves = data.get("true_class_probability") or {}
-    params = data.get("model_parameters") or {}
+    fractions = data.fractions
+    curves = data.true_class_probability
+    params = data.model_parameters
     section = Section("Sensitivity to zeroed pixels, per architecture (Paper B Fig. 15)", anchor="rare-sensitivity")
     section.add(
         _drawn(
             lambda: Figure(
                 rare_plots.count_panels_linear(fractions, curves),
                 title="mean true-class probability vs fraction of non-zero pixels zeroed",
-                caption=f"clean models, {data.get('split', 'train')} split, one model per architecture",
+                caption=f"clean models, {data.split} split, one model per architecture",
             ),
             "the sensitivity curves",
         )
@@ -183,20 +196,21 @@ MEMBERSHIP_COLUMNS = (
 
 
 def membership_section(path: Path) -> Section | None:
-    data = artifact(path, "rare_membership.json")
+    data = read_artifact(path, "rare_membership.json", RareMembershipArtifact)
     if data is None:
         return None
-    table: dict[str, dict[str, Any]] = data.get("per_n") or {}
+    table = data.per_n
     ns = sorted(int(n) for n in table)
     section = Section("Membership inference (Paper B Fig. 5)", anchor="rare-membership")
 
     def series(key: str, label: str, style: str = "o-") -> dict[str, Any]:
-        xs = [n for n in ns if _is_num((table[str(n)].get(key) or {}).get("mean"))]
+        stats = {n: table[str(n)][key] for n in ns if key in table[str(n)]}
+        xs = [n for n, s in stats.items() if _is_num(s.mean)]
         return {
             "label": label,
             "x": xs,
-            "mean": [table[str(n)][key]["mean"] for n in xs],
-            "se": [table[str(n)][key].get("se") for n in xs],
+            "mean": [stats[n].mean for n in xs],
+            "se": [stats[n].se for n in xs],
             "style": style,
         }
 
@@ -235,18 +249,18 @@ def membership_section(path: Path) -> Section | None:
         _drawn(
             lambda: Figure(
                 rare_plots.count_panels(panels, ns),
-                title=f"membership inference, pattern {data.get('pattern')}",
-                caption=f"mean ± s.e. over {_seeds(data)}; attack: {data.get('attack', '?')}",
+                title=f"membership inference, pattern {data.pattern}",
+                caption=f"mean ± s.e. over {_seeds(data.seeds)}; attack: {data.attack}",
             ),
             "the membership figure",
         )
     )
     rows = [[str(n)] + [mse(table[str(n)].get(k)) for k, _ in MEMBERSHIP_COLUMNS] for n in ns]
-    sizes = data.get("split_sizes") or {}
+    sizes = data.split_sizes
     caption = (
         "mean ± s.e. over seeds. Split sizes: "
         + ", ".join(f"{k} {v}" for k, v in sizes.items())
-        + (f"; counterpart: {data['patterned_non_members']}" if data.get("patterned_non_members") else "")
+        + (f"; counterpart: {data.patterned_non_members}" if data.patterned_non_members else "")
         + ". A high 'spurious members flagged' rate means little unless non-members are passed too."
     )
     section.add(

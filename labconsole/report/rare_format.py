@@ -7,9 +7,12 @@ import math
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
+from labconsole.engine.records import MeanSE, VersionedRecord, validate_leniently
 from labconsole.report.doc import MISSING, Figure, Text
+
+A = TypeVar("A", bound=VersionedRecord)
 
 
 def _read_json(path: Path) -> Any:
@@ -44,6 +47,16 @@ def artifact(path: Path, name: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def read_artifact(path: Path, name: str, model: type[A]) -> A | None:
+    """``artifacts/<name>`` as ``model``; ``None`` when it is missing or not a JSON object. A
+    part that does not fit its record is left out, so the rest of the section still shows."""
+    data = artifact(path, name)
+    if data is None:
+        return None
+    record, _problems = validate_leniently(model, data, f"artifacts/{name}")
+    return record
+
+
 def _is_num(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -60,6 +73,8 @@ def fmt(v: Any, digits: int = 3) -> str:
 
 def mse(stats: Any, digits: int = 3) -> str:
     """'0.412 ± 0.031' (mean ± s.e.); one value has no s.e. and says so."""
+    if isinstance(stats, MeanSE):
+        stats = stats.model_dump()
     if not isinstance(stats, dict) or not _is_num(stats.get("mean")):
         return MISSING
     n = stats.get("n")
@@ -74,8 +89,8 @@ def p_text(p: Any) -> str:
     return f"{p:.2g}" + (" *" if p < 0.05 else "")
 
 
-def _seeds(data: dict[str, Any]) -> str:
-    seeds = data.get("seeds") or []
+def _seeds(data: dict[str, Any] | list[int]) -> str:
+    seeds = data if isinstance(data, list) else data.get("seeds") or []
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if seeds else "seeds not recorded"
 
 

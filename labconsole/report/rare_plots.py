@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Distinct markers and dashes, so series that coincide (a score of 1.0 before and after) stay visible.
@@ -121,7 +121,7 @@ def signed_heatmaps(maps: Sequence[Sequence[Sequence[float]]], titles: Sequence[
     return buffer.getvalue()
 
 
-def count_panels_linear(fractions: Sequence[float], curves: dict[str, Sequence[float]]) -> bytes:
+def count_panels_linear(fractions: Sequence[float], curves: Mapping[str, Sequence[float]]) -> bytes:
     """One panel of curves over a linear x (the sensitivity study: fraction of pixels zeroed)."""
     fig, axes = _axes(1, size=(5.2, 3.6))
     ax = axes[0]

@@ -76,15 +76,6 @@ from labconsole.engine.records.console import (
 from labconsole.engine.records.console import (
     ConsoleSession as ConsoleSession,
 )
-from labconsole.engine.records.evidence import (
-    Evidence as Evidence,
-)
-from labconsole.engine.records.evidence import (
-    GroupFlips as GroupFlips,
-)
-from labconsole.engine.records.evidence import (
-    Signature as Signature,
-)
 from labconsole.engine.records.manifest import (
     CheckGroup as CheckGroup,
 )
@@ -108,6 +99,30 @@ from labconsole.engine.records.manifest import (
 )
 from labconsole.engine.records.manifest import (
     SessionSetup as SessionSetup,
+)
+from labconsole.engine.records.rare import (
+    NormCorrelation as NormCorrelation,
+)
+from labconsole.engine.records.rare import (
+    RareMembershipArtifact as RareMembershipArtifact,
+)
+from labconsole.engine.records.rare import (
+    RareScoreArtifact as RareScoreArtifact,
+)
+from labconsole.engine.records.rare import (
+    RareScoreArtifactCell as RareScoreArtifactCell,
+)
+from labconsole.engine.records.rare import (
+    RareScoreRun as RareScoreRun,
+)
+from labconsole.engine.records.rare import (
+    RareSensitivityArtifact as RareSensitivityArtifact,
+)
+from labconsole.engine.records.rare import (
+    RareWeightsArtifact as RareWeightsArtifact,
+)
+from labconsole.engine.records.rare import (
+    RareWeightsRow as RareWeightsRow,
 )
 from labconsole.engine.records.sections import (
     DfrSection as DfrSection,

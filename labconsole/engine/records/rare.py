@@ -1,0 +1,94 @@
+"""The rare-lab stages' artifacts (``artifacts/rare_*.json``): Paper B's network experiments.
+
+Older files have no ``schema_version`` (version 0, the same keys). Statistics over seeds are
+``MeanSE``; a missing statistic is ``None`` (never a bare ``{}``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from labconsole.engine.records.base import MeanSE, Record, VersionedRecord
+
+
+class RareScoreArtifactCell(Record):
+    """One pattern at one n: each measure's mean ± s.e. over seeds, and Welch's p against n = 0."""
+
+    score: MeanSE | None = None
+    clean_acc: MeanSE | None = None
+    spurious_acc: MeanSE | None = None
+    p_value: float | None = None
+
+    def measure(self, key: str) -> MeanSE | None:
+        value = getattr(self, key, None)
+        return value if isinstance(value, MeanSE) else None
+
+
+class RareScoreRun(Record):
+    """One trained model of the score study."""
+
+    pattern: str = ""
+    n: int = 0
+    seed: int | None = None
+    score: float | None = None
+    clean_acc: float | None = None
+    spurious_acc: float | None = None
+
+
+class NormCorrelation(Record):
+    r: float | None = None
+    p_value: float | None = None
+    patterns: list[str] = Field(default_factory=list)
+
+
+class RareScoreArtifact(VersionedRecord):
+    """``artifacts/rare_score.json``."""
+
+    dataset: str | None = None
+    target_class: int | None = None
+    epsilon: float | None = None
+    seeds: list[int] = Field(default_factory=list)
+    n_values: list[int] = Field(default_factory=list)
+    per_pattern: dict[str, dict[str, RareScoreArtifactCell]] = Field(default_factory=dict)
+    pattern_norm: dict[str, MeanSE] = Field(default_factory=dict)
+    norm_score_correlation: NormCorrelation | None = None
+    runs: list[RareScoreRun] = Field(default_factory=list)
+
+
+class RareWeightsRow(Record):
+    """One model's pixel importance: means inside and outside the pattern, and the map."""
+
+    n: int | None = None
+    pattern_region_mean: float | None = None
+    elsewhere_mean: float | None = None
+    map: list[list[float]] | None = None
+
+
+class RareWeightsArtifact(VersionedRecord):
+    """``artifacts/rare_weights.json``."""
+
+    pattern: str | None = None
+    seed: int | None = None
+    importance: str | None = None
+    definition: str | None = None
+    rows: list[RareWeightsRow] = Field(default_factory=list)
+
+
+class RareSensitivityArtifact(VersionedRecord):
+    """``artifacts/rare_sensitivity.json``: per backbone, the mean true-class probability at
+    each fraction of zeroed pixels."""
+
+    fractions: list[float] = Field(default_factory=list)
+    true_class_probability: dict[str, list[float]] = Field(default_factory=dict)
+    split: str = "train"
+    model_parameters: dict[str, int] = Field(default_factory=dict)
+
+
+class RareMembershipArtifact(VersionedRecord):
+    """``artifacts/rare_membership.json``: the attack's measures per n (mean ± s.e. over seeds)."""
+
+    pattern: str | None = None
+    seeds: list[int] = Field(default_factory=list)
+    split_sizes: dict[str, int] = Field(default_factory=dict)
+    attack: str = "?"
+    patterned_non_members: str | None = None
+    per_n: dict[str, dict[str, MeanSE]] = Field(default_factory=dict)
