@@ -76,6 +76,15 @@ from labconsole.engine.records.console import (
 from labconsole.engine.records.console import (
     ConsoleSession as ConsoleSession,
 )
+from labconsole.engine.records.evidence import (
+    Evidence as Evidence,
+)
+from labconsole.engine.records.evidence import (
+    GroupFlips as GroupFlips,
+)
+from labconsole.engine.records.evidence import (
+    Signature as Signature,
+)
 from labconsole.engine.records.manifest import (
     CheckGroup as CheckGroup,
 )
