@@ -12,6 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from labconsole.engine.records import ConsoleReadout, ReadoutSplit
 from labconsole.report import plots
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text, is_number, pct, pp
 from labconsole.report.source import RunSource
@@ -49,19 +52,23 @@ def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
     return lines, torn
 
 
-def readout_of(line: dict[str, Any]) -> dict[str, Any]:
-    """The readout of a line (``records.ConsoleReadout.readout``; an older flat line is its own)."""
-    readout = line.get("readout")
-    return readout if isinstance(readout, dict) else line
+def readout_line(line: dict[str, Any]) -> ConsoleReadout | None:
+    """A readout line as its record (an older flat line is its own readout); None when it does
+    not fit."""
+    payload = line if isinstance(line.get("readout"), dict) else {**line, "readout": line}
+    try:
+        return ConsoleReadout.model_validate(payload)
+    except ValidationError:
+        return None
 
 
-def readout_label(line: dict[str, Any]) -> str:
+def readout_label(line: ConsoleReadout) -> str:
     """``#2 gradient@waterbird-land conv1#3, …``: its place in the session, ranking, neurons."""
-    readout = readout_of(line)
-    neurons = [f"{n[0]}#{n[1]}" for n in readout.get("neurons") or []]
+    readout = line.readout
+    neurons = [f"{n[0]}#{n[1]}" for n in readout.neurons]
     shown = ", ".join(neurons[:3]) + (f" +{len(neurons) - 3}" if len(neurons) > 3 else "")
-    ranked = str(line.get("criterion") or "") + (f"@{line['ranked_group']}" if line.get("ranked_group") else "")
-    parts = [f"#{line.get('seq', '?')}", ranked or str(readout.get("label") or ""), shown]
+    ranked = (line.criterion or "") + (f"@{line.ranked_group}" if line.ranked_group else "")
+    parts = [f"#{'?' if line.seq is None else line.seq}", ranked or readout.label, shown]
     return " ".join(p for p in parts if p)
 
 
@@ -71,29 +78,29 @@ def _pm(value: Any, spread: Any) -> str:
     return pp(value) + (f" ± {spread:.2f}" if is_number(spread) and spread > 0 else "")
 
 
-def readouts_section(readouts: list[dict[str, Any]], groups: list[str], minority: list[str]) -> Section:
+def readouts_section(readouts: list[ConsoleReadout], groups: list[str], minority: list[str]) -> Section:
     """A table per split (Δ per group ± spread, the random control per group as mean ± sd over
     its draws) and the per-group bar chart: the layout of the headless Stage I readouts."""
     section = Section("Console session: readouts", anchor="console-readouts")
-    splits = [s for s in ("train", "val", "test") if any(s in (readout_of(x).get("splits") or {}) for x in readouts)]
+    splits = [s for s in ("train", "val", "test") if any(s in x.readout.splits for x in readouts)]
     for split in splits:
         body: list[list[str]] = []
         emphasis: dict[tuple[int, int], str] = {}
-        baseline: dict[str, Any] = {}
-        quantum: Any = None
+        baseline: dict[str, float | None] = {}
+        quantum: float | None = None
         for line in readouts:
-            readout = readout_of(line)
-            data = (readout.get("splits") or {}).get(split) or {}
-            control = (readout.get("control") or {}).get(split) or {}
-            baseline = baseline or data.get("baseline") or {}
-            quantum = quantum if quantum is not None else (readout.get("wga_quantum_pp") or {}).get(split)
-            std = f" σ={readout['std']:g}" if is_number(readout.get("std")) and readout.get("mode") != "zero" else ""
-            cells = [readout_label(line), f"{readout.get('mode', '?')}{std}"]
+            readout = line.readout
+            data = readout.splits.get(split) or ReadoutSplit()
+            control = (readout.control or {}).get(split) or ReadoutSplit()
+            baseline = baseline or data.baseline
+            quantum = quantum if quantum is not None else readout.wga_quantum_pp.get(split)
+            std = f" σ={readout.std:g}" if is_number(readout.std) and readout.mode != "zero" else ""
+            cells = [readout_label(line), f"{readout.mode}{std}"]
             for i, g in enumerate(groups):
-                cells.append(_pm((data.get("delta_pp") or {}).get(g), (data.get("spread_pp") or {}).get(g)))
-                if line.get("ranked_group") == g:
+                cells.append(_pm(data.delta_pp.get(g), data.spread_pp.get(g)))
+                if line.ranked_group == g:
                     emphasis[(len(body), 2 + i)] = "ranked"
-            deltas, spreads = control.get("delta_pp") or {}, control.get("spread_pp") or {}
+            deltas, spreads = control.delta_pp, control.spread_pp
             cells.append(" / ".join(_pm(deltas.get(g), spreads.get(g)) for g in groups) if deltas else MISSING)
             body.append(cells)
         base = " · ".join(f"{g} {pct(baseline.get(g))}" for g in groups)
@@ -114,9 +121,7 @@ def readouts_section(readouts: list[dict[str, Any]], groups: list[str], minority
     if groups and splits:
         split = splits[-1]
         series = {
-            readout_label(x)[:40]: [
-                ((readout_of(x).get("splits") or {}).get(split) or {}).get("delta_pp", {}).get(g) for g in groups
-            ]
+            readout_label(x)[:40]: [(x.readout.splits.get(split) or ReadoutSplit()).delta_pp.get(g) for g in groups]
             for x in readouts[-12:]
         }
         section.add(
@@ -190,7 +195,7 @@ def sections(src: RunSource, shown: set[str]) -> list[Section]:
             )
         )
     out = [head]
-    readouts = [x for x in lines if x.get("type") == "readout"]
+    readouts = [r for r in (readout_line(x) for x in lines if x.get("type") == "readout") if r is not None]
     if readouts:
         groups = list(manifest.get("group_names") or [])
         out.append(readouts_section(readouts, groups, list(manifest.get("minority_groups") or [])))

@@ -15,6 +15,7 @@ class ConsoleReadout(Record):
     """One intervention the user read out in the console, with the ranking it came from."""
 
     created: str = ""
+    seq: int | None = None  # its place in the session record (written with the line)
     criterion: str | None = None
     ranked_group: str | None = None
     scope: str | None = None
