@@ -7,34 +7,45 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from labconsole.engine.records import MeanSE, MeasureStats, RareDeletionArtifact, RareMitigationsArtifact
 from labconsole.report import rare_plots
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text
-from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse
+from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse, read_artifact
+
+
+def _stat(stats: MeasureStats | None, key: str, part: str) -> float | None:
+    """One measure's mean or s.e., ``None`` where the measure is missing."""
+    measure = stats.measure(key) if stats is not None else None
+    return None if measure is None else (measure.mean if part == "mean" else measure.se)
+
+
+def _reference_line(stats: MeanSE | None) -> dict[str, float | None] | None:
+    return None if stats is None else {"mean": stats.mean, "se": stats.se}
 
 
 def mitigations_section(path: Path) -> Section | None:
     from labconsole.engine.rare.mitigations import MITIGATIONS
 
-    data = artifact(path, "rare_mitigations.json")
+    data = read_artifact(path, "rare_mitigations.json", RareMitigationsArtifact)
     if data is None:
         return None
     section = Section(
         "Mitigations: spurious score and accuracies per strength (Paper B Fig. 8, 12, 13)", anchor="rare-mitigations"
     )
-    reference = data.get("reference_n0") or {}
+    reference = data.reference_n0
     rows: list[list[str]] = []
     breaks: list[int] = []
-    for method, cells in (data.get("methods") or {}).items():
-        strengths = [float(c["strength"]) for c in cells]
+    for method, cells in data.methods.items():
+        strengths = [c.strength for c in cells]
         label = MITIGATIONS[method][2] if method in MITIGATIONS else method
         panels = [
             {
                 "title": title,
                 "ylabel": title,
-                "n": data.get("n"),
-                "mean": [(c.get(key) or {}).get("mean") for c in cells],
-                "se": [(c.get(key) or {}).get("se") for c in cells],
-                "reference": reference.get(key),
+                "n": data.n,
+                "mean": [_stat(c, key, "mean") for c in cells],
+                "se": [_stat(c, key, "se") for c in cells],
+                "reference": _reference_line(reference.measure(key)) if reference is not None else None,
             }
             for key, title in MEASURES
         ]
@@ -46,15 +57,15 @@ def mitigations_section(path: Path) -> Section | None:
         )
         breaks.append(len(rows))
         for c in cells:
-            rows.append([method, f"{float(c['strength']):g}"] + [mse(c.get(k)) for k, _ in MEASURES])
-    if reference:
+            rows.append([method, f"{c.strength:g}"] + [mse(c.measure(k)) for k, _ in MEASURES])
+    if reference is not None and reference.to_json():
         breaks.append(len(rows))
-        rows.append(["n = 0 reference", MISSING] + [mse(reference.get(k)) for k, _ in MEASURES])
+        rows.append(["n = 0 reference", MISSING] + [mse(reference.measure(k)) for k, _ in MEASURES])
     section.add(
         Table(
             ["method", "strength", "spurious score", "clean acc", "spurious acc"],
             rows,
-            title=f"pattern {data.get('pattern')}, n = {data.get('n')}",
+            title=f"pattern {data.pattern}, n = {data.n}",
             caption="mean ± s.e. over seeds; strength 0 = the method off",
             section_breaks=tuple(breaks[1:]),
         )
@@ -62,11 +73,13 @@ def mitigations_section(path: Path) -> Section | None:
     return section
 
 
-def _strength_figure(strengths: list[float], panels: list[dict[str, Any]], label: str, data: dict[str, Any]) -> Figure:
+def _strength_figure(
+    strengths: list[float], panels: list[dict[str, Any]], label: str, data: RareMitigationsArtifact
+) -> Figure:
     return Figure(
         rare_plots.strength_panels(strengths, panels, label),
         title=label,
-        caption=f"pattern {data.get('pattern')}, n = {data.get('n')}; mean ± s.e. over {_seeds(data)}; "
+        caption=f"pattern {data.pattern}, n = {data.n}; mean ± s.e. over {_seeds(data.seeds)}; "
         "dashed: n = 0 without mitigation",
     )
 
@@ -79,15 +92,15 @@ DELETION_STAGES = (
 
 
 def deletion_section(path: Path) -> Section | None:
-    data = artifact(path, "rare_deletion.json")
+    data = read_artifact(path, "rare_deletion.json", RareDeletionArtifact)
     if data is None:
         return None
-    table: dict[str, dict[str, Any]] = data.get("per_n") or {}
+    table = data.per_n
     ns = sorted(int(n) for n in table)
     section = Section("Data deletion by incremental retraining (Paper B App. C, Fig. 18)", anchor="rare-deletion")
     lr_text = (
-        f"incremental retraining at constant lr {data.get('deletion_lr')} for {data.get('deletion_epochs')} epochs "
-        f"(training: lr {data.get('training_lr', '?')}, {data.get('training_epochs', '?')} epochs)"
+        f"incremental retraining at constant lr {data.deletion_lr} for {data.deletion_epochs} epochs "
+        f"(training: lr {data.training_lr}, {data.training_epochs} epochs)"
     )
     panels = [
         {
@@ -97,8 +110,8 @@ def deletion_section(path: Path) -> Section | None:
                 {
                     "label": label,
                     "x": ns,
-                    "mean": [(table[str(n)].get(stage) or {}).get(key, {}).get("mean") for n in ns],
-                    "se": [(table[str(n)].get(stage) or {}).get(key, {}).get("se") for n in ns],
+                    "mean": [_stat(table[str(n)].get(stage), key, "mean") for n in ns],
+                    "se": [_stat(table[str(n)].get(stage), key, "se") for n in ns],
                 }
                 for stage, label in DELETION_STAGES
             ],
@@ -109,14 +122,14 @@ def deletion_section(path: Path) -> Section | None:
         _drawn(
             lambda: Figure(
                 rare_plots.count_panels(panels, ns),
-                title=f"pattern {data.get('pattern')}: before and after deletion",
-                caption=f"{lr_text}; mean ± s.e. over {_seeds(data)}",
+                title=f"pattern {data.pattern}: before and after deletion",
+                caption=f"{lr_text}; mean ± s.e. over {_seeds(data.seeds)}",
             ),
             "the deletion figure",
         )
     )
-    rows = [[str(n)] + [mse((table[str(n)].get(stage) or {}).get("score")) for stage, _ in DELETION_STAGES] for n in ns]
-    reference = str(data.get("reference") or "retrained_from_scratch: the n = 0 model (runs before this definition)")
+    rows = [[str(n)] + [mse(_measure(table[str(n)].get(stage), "score")) for stage, _ in DELETION_STAGES] for n in ns]
+    reference = data.reference or "retrained_from_scratch: the n = 0 model (runs before this definition)"
     section.add(
         Table(
             ["n"] + [f"score {label}" for _, label in DELETION_STAGES],
@@ -126,6 +139,10 @@ def deletion_section(path: Path) -> Section | None:
         )
     )
     return section
+
+
+def _measure(stats: MeasureStats | None, key: str) -> MeanSE | None:
+    return stats.measure(key) if stats is not None else None
 
 
 def theory_section(path: Path) -> Section | None:

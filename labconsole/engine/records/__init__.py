@@ -110,10 +110,22 @@ from labconsole.engine.records.manifest import (
     SessionSetup as SessionSetup,
 )
 from labconsole.engine.records.rare import (
+    MeasureStats as MeasureStats,
+)
+from labconsole.engine.records.rare import (
+    MitigationCell as MitigationCell,
+)
+from labconsole.engine.records.rare import (
     NormCorrelation as NormCorrelation,
 )
 from labconsole.engine.records.rare import (
+    RareDeletionArtifact as RareDeletionArtifact,
+)
+from labconsole.engine.records.rare import (
     RareMembershipArtifact as RareMembershipArtifact,
+)
+from labconsole.engine.records.rare import (
+    RareMitigationsArtifact as RareMitigationsArtifact,
 )
 from labconsole.engine.records.rare import (
     RareScoreArtifact as RareScoreArtifact,

@@ -92,3 +92,47 @@ class RareMembershipArtifact(VersionedRecord):
     attack: str = "?"
     patterned_non_members: str | None = None
     per_n: dict[str, dict[str, MeanSE]] = Field(default_factory=dict)
+
+
+class MeasureStats(Record):
+    """The three spurious-score measures, each mean ± s.e. over seeds (absent: ``None``)."""
+
+    score: MeanSE | None = None
+    clean_acc: MeanSE | None = None
+    spurious_acc: MeanSE | None = None
+
+    def measure(self, key: str) -> MeanSE | None:
+        value = getattr(self, key, None)
+        return value if isinstance(value, MeanSE) else None
+
+
+class MitigationCell(MeasureStats):
+    """One mitigation at one strength (0 = the method off)."""
+
+    strength: float
+
+
+class RareMitigationsArtifact(VersionedRecord):
+    """``artifacts/rare_mitigations.json``: per method, the measures at each strength, and the
+    n = 0 model without mitigation as the reference line."""
+
+    pattern: str | None = None
+    n: int | None = None
+    seeds: list[int] = Field(default_factory=list)
+    reference_n0: MeasureStats | None = None
+    methods: dict[str, list[MitigationCell]] = Field(default_factory=dict)
+
+
+class RareDeletionArtifact(VersionedRecord):
+    """``artifacts/rare_deletion.json``: per n, the measures before deletion, after incremental
+    retraining and for a model trained without the deleted rows."""
+
+    pattern: str | None = None
+    seeds: list[int] = Field(default_factory=list)
+    # int | float keeps the number as written (a learning rate of 1 prints as 1, not 1.0)
+    deletion_lr: int | float | None = None
+    deletion_epochs: int | None = None
+    training_lr: int | float | str = "?"
+    training_epochs: int | str = "?"
+    reference: str | None = None
+    per_n: dict[str, dict[str, MeasureStats]] = Field(default_factory=dict)
