@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from typing import Any
+
+from labconsole.engine.records import OverlapDirection, OverlapKind, OverlapSection, TracingSection
 
 DPI = 110
 OVERLAP_PANELS = (
@@ -33,26 +36,31 @@ def _png(fig: Any, **savefig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def tracing_split(data: dict[str, Any]) -> str:
+def _tracing(data: TracingSection | Mapping[str, Any]) -> TracingSection:
+    return data if isinstance(data, TracingSection) else TracingSection.model_validate(dict(data))
+
+
+def tracing_split(data: TracingSection | Mapping[str, Any]) -> str:
     """The split the heat map shows: the first traced one (the summary copy lists none: the
     first split of the first matrix)."""
-    splits = data.get("splits")
-    if splits:
-        return str(splits[0])
-    for per_split in (data.get("matrices") or {}).values():
+    record = _tracing(data)
+    if record.splits:
+        return str(record.splits[0])
+    for per_split in record.matrices.values():
         if per_split:
             return str(next(iter(per_split)))
     return "train"
 
 
-def tracing_heatmap(data: dict[str, Any]) -> bytes:
+def tracing_heatmap(data: TracingSection | Mapping[str, Any]) -> bytes:
     """One diverging heat map (layers × groups, Δpp) per criterion, for the first split, on one
     colour scale centred on 0 so criteria and the random control compare at a glance."""
-    split = tracing_split(data)
-    layers, groups = list(data["layers"]), list(data["groups"])
-    criteria = list(data["matrices"])
+    record = _tracing(data)
+    split = tracing_split(record)
+    layers, groups = list(record.layers), list(record.groups)
+    criteria = list(record.matrices)
     values = [
-        [[float("nan") if v is None else float(v) for v in row] for row in data["matrices"][c].get(split) or []]
+        [[float("nan") if v is None else float(v) for v in row] for row in record.matrices[c].get(split) or []]
         for c in criteria
     ]
     limit = max([abs(v) for m in values for row in m for v in row if not math.isnan(v)] + [1.0])
@@ -69,30 +77,41 @@ def tracing_heatmap(data: dict[str, Any]) -> bytes:
         ax.set_yticks(range(len(layers)), layers if ax is axes[0][0] else [""] * len(layers), fontsize=7)
     fig.colorbar(image, ax=axes[0].tolist(), label=f"Δ {split} accuracy (pp)")
     # Above the panel titles (the tight bounding box keeps it in the image).
-    fig.suptitle(f"Zeroing the top-{data.get('k', '?')} neurons of each layer ({split})", fontsize=10, y=1.02)
+    fig.suptitle(
+        f"Zeroing the top-{'?' if record.k is None else record.k} neurons of each layer ({split})", fontsize=10, y=1.02
+    )
     return _png(fig, bbox_inches="tight")
 
 
-def overlap_histogram(info: dict[str, Any], key: str) -> list[int] | None:
+def _directions(info: OverlapKind) -> dict[str, tuple[OverlapDirection | None, list[int]]]:
+    """Each direction of ``OVERLAP_PANELS``: the artifact's full entry and the summary's copy."""
+    return {
+        "top_gradient_by_magnitude_rank": (info.top_gradient_by_magnitude_rank, info.top_gradient_by_magnitude_hist),
+        "top_magnitude_by_gradient_rank": (info.top_magnitude_by_gradient_rank, info.top_magnitude_by_gradient_hist),
+    }
+
+
+def overlap_histogram(info: OverlapKind | Mapping[str, Any], key: str) -> list[int] | None:
     """A histogram of one overlap direction, from the artifact (``{key: {"histogram"}}``) or the
     summary copy (``{key without _rank + _hist: [...]}``)."""
-    full = info.get(key)
-    if isinstance(full, dict) and full.get("histogram"):
-        return list(full["histogram"])
-    compact = info.get(key.replace("_rank", "_hist"))
+    kind = info if isinstance(info, OverlapKind) else OverlapKind.model_validate(dict(info))
+    full, compact = _directions(kind)[key]
+    if full is not None and full.histogram:
+        return list(full.histogram)
     return list(compact) if compact else None
 
 
-def overlap_histograms(data: dict[str, Any]) -> bytes:
+def overlap_histograms(data: OverlapSection | Mapping[str, Any]) -> bytes:
     """Per layer type, the percentile ranks of one criterion's top neurons under the other."""
-    kinds = list(data["kinds"])
-    edges = [float(e) for e in data["bins"]]
+    record = data if isinstance(data, OverlapSection) else OverlapSection.model_validate(dict(data))
+    kinds = list(record.kinds)
+    edges = [float(e) for e in record.bins]
     width = edges[1] - edges[0]
-    percent = data.get("top_percent")
+    percent = record.top_percent
     fig, axes = _figure(9.0, 2.8 * len(kinds), nrows=len(kinds), ncols=2)
     for row, kind in zip(axes, kinds):
         for ax, (key, title) in zip(row, OVERLAP_PANELS):
-            hist = overlap_histogram(data["kinds"][kind], key) or [0] * (len(edges) - 1)
+            hist = overlap_histogram(record.kinds[kind], key) or [0] * (len(edges) - 1)
             ax.bar(edges[:-1], hist, width=width, align="edge", edgecolor="black")
             ax.set_xlim(0, 100)
             label = f"{percent:g}" if isinstance(percent, (int, float)) else "?"
