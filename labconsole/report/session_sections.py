@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from labconsole.engine.records import ConsoleReadout, ReadoutSplit
+from labconsole.engine.records import ConsoleReadout, ReadoutSplit, SessionManifest
 from labconsole.report import plots
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text, is_number, pct, pp
 from labconsole.report.source import RunSource
@@ -141,24 +141,28 @@ def readouts_section(readouts: list[ConsoleReadout], groups: list[str], minority
 def sections(src: RunSource, shown: set[str]) -> list[Section]:
     if not is_session(src):
         return []
-    manifest = manifest_of(src)
+    manifest = SessionManifest.model_validate(manifest_of(src))
     lines, torn = read_lines(src.path / "readouts.jsonl")
-    model = manifest.get("model") or {}
+    model = manifest.model
+    # The session's own device when it recorded one, else the run's.
+    given = model.model_fields_set  # a field the file left out reads "?", not its default
+    device = (model.device if "device" in given else "") or manifest.device or "auto"
     head = Section("Console session", anchor="console-session")
     head.add(
         Table(
             columns=["", ""],
             rows=[
-                ["checkpoint", str(model.get("checkpoint") or "fresh weights")],
-                ["backbone", str(model.get("backbone", "?"))],
+                ["checkpoint", model.checkpoint or "fresh weights"],
+                ["backbone", model.backbone if "backbone" in given else "?"],
                 [
                     "dataset",
-                    str(model.get("dataset", "?")) + (f" ({model['data_root']})" if model.get("data_root") else ""),
+                    (model.dataset if "dataset" in given else "?")
+                    + (f" ({model.data_root})" if model.data_root else ""),
                 ],
-                ["device", str(model.get("device") or manifest.get("device") or "auto")],
-                ["groups", ", ".join(manifest.get("group_names") or [])],
-                ["minority groups", ", ".join(manifest.get("minority_groups") or []) or MISSING],
-                ["opened", str(manifest.get("created", "?"))],
+                ["device", device],
+                ["groups", ", ".join(manifest.group_names)],
+                ["minority groups", ", ".join(manifest.minority_groups) or MISSING],
+                ["opened", manifest.created or "?"],
                 [
                     "rankings / readouts",
                     f"{sum(1 for x in lines if x.get('type') == 'ranking')} / "
@@ -197,8 +201,7 @@ def sections(src: RunSource, shown: set[str]) -> list[Section]:
     out = [head]
     readouts = [r for r in (readout_line(x) for x in lines if x.get("type") == "readout") if r is not None]
     if readouts:
-        groups = list(manifest.get("group_names") or [])
-        out.append(readouts_section(readouts, groups, list(manifest.get("minority_groups") or [])))
+        out.append(readouts_section(readouts, list(manifest.group_names), list(manifest.minority_groups)))
     else:
         head.add(Text("no readouts in this session yet", kind="note"))
     shown.add("readouts.jsonl")

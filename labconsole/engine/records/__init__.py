@@ -76,6 +76,9 @@ from labconsole.engine.records.console import (
 from labconsole.engine.records.console import (
     ConsoleSession as ConsoleSession,
 )
+from labconsole.engine.records.console import (
+    SessionManifest as SessionManifest,
+)
 from labconsole.engine.records.evidence import (
     Evidence as Evidence,
 )

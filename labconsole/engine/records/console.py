@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from labconsole.engine.records.base import Record, VersionedRecord
-from labconsole.engine.records.manifest import SessionSetup
+from labconsole.engine.records.manifest import Manifest, SessionSetup
 from labconsole.engine.records.sections import Ranking, Readout
 
 # -- the console's session record ---------------------------------------------------------------
@@ -34,3 +34,14 @@ class ConsoleSession(VersionedRecord):
     train_group_counts: dict[str, int] = Field(default_factory=dict)
     rankings: list[Ranking] = Field(default_factory=list)
     readouts: list[ConsoleReadout] = Field(default_factory=list)
+
+
+class SessionManifest(Manifest):
+    """A console session's ``manifest.json``: the run manifest plus what identifies the
+    session's model and groups."""
+
+    kind: str = ""
+    model: SessionSetup = Field(default_factory=SessionSetup)
+    group_names: list[str] = Field(default_factory=list)
+    minority_groups: list[str] = Field(default_factory=list)
+    train_group_counts: dict[str, int] = Field(default_factory=dict)
