@@ -7,7 +7,15 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from labconsole.engine.records import MeanSE, MeasureStats, RareDeletionArtifact, RareMitigationsArtifact
+from labconsole.engine.records import (
+    MeanSE,
+    MeasureStats,
+    RareDeletionArtifact,
+    RareMitigationsArtifact,
+    RareTheoryArtifact,
+    TheoryCurve,
+    validate_leniently,
+)
 from labconsole.report import rare_plots
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text
 from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse, read_artifact
@@ -145,19 +153,27 @@ def _measure(stats: MeasureStats | None, key: str) -> MeanSE | None:
     return stats.measure(key) if stats is not None else None
 
 
+def _curve_values(curve: TheoryCurve, key: str) -> list[int | float | None]:
+    values = curve.values(key)
+    if values is None:  # as a missing key did before the record: the table cannot be built
+        raise KeyError(key)
+    return values
+
+
 def theory_section(path: Path) -> Section | None:
     from labconsole.report import figures_rare
 
-    data = artifact(path, "rare_theory.json")
-    if data is None:
+    raw = artifact(path, "rare_theory.json")
+    if raw is None:
         return None
+    data, _problems = validate_leniently(RareTheoryArtifact, raw, "artifacts/rare_theory.json")
     section = Section("Theory: ridge regression on Paper B's toy model (§5, App. A, Fig. 10-11)", anchor="rare-theory")
     try:
-        for figure in figures_rare.theory(data):
+        for figure in figures_rare.theory(raw):
             section.add(figure)
     except Exception as exc:
         section.add(Text(f"could not draw the theory figures: {type(exc).__name__}: {exc}", kind="warning"))
-    params = data.get("parameters") or {}
+    params = data.parameters
     section.add(
         Table(
             ["parameter", "value"],
@@ -165,14 +181,14 @@ def theory_section(path: Path) -> Section | None:
             title="toy model",
         )
     )
-    curve = data.get("gamma_curve") or {}
-    gammas = curve.get("gamma") or []
+    curve = data.gamma_curve or TheoryCurve()
+    gammas = curve.gamma
     if gammas:
         picks = sorted({0, 1, 2, min(5, len(gammas) - 1), len(gammas) // 4, len(gammas) // 2, len(gammas) - 1})
         rows = [
             [fmt(gammas[i], 4)]
             + [
-                fmt((curve.get(k) or [None] * len(gammas))[i], 4)
+                fmt((curve.values(k) or [None] * len(gammas))[i], 4)
                 for k in (
                     "prediction_difference",
                     "clean_acc",
@@ -200,17 +216,20 @@ def theory_section(path: Path) -> Section | None:
             )
         )
     for key, name in (("noise_curves", "noise variance"), ("lam_curves", "ridge λ")):
-        family = data.get(key) or {}
+        family = data.curves(key)
         if not family:
             continue
-        g = float(params.get("gamma", 0.0))
+        g = float(params.get("gamma", 0.0) or 0.0)
         rows = []
         for value, c in family.items():
-            gs = c.get("gamma") or []
+            gs = c.gamma
             if not gs:
                 continue
             i = min(range(len(gs)), key=lambda j: abs(gs[j] - g))
-            rows.append([value] + [fmt(c[k][i], 4) for k in ("prediction_difference", "clean_acc", "spurious_acc")])
+            rows.append(
+                [value]
+                + [fmt(_curve_values(c, k)[i], 4) for k in ("prediction_difference", "clean_acc", "spurious_acc")]
+            )
         section.add(
             Table(
                 [name, "prediction difference", "clean acc", "spurious acc"],
@@ -219,15 +238,15 @@ def theory_section(path: Path) -> Section | None:
             )
         )
     mc_rows = []
-    for convention, check in (data.get("monte_carlo") or {}).items():
-        for q, v in (check.get("quantities") or {}).items():
+    for convention, check in data.monte_carlo.items():
+        for q, v in check.quantities.items():
             mc_rows.append(
                 [
                     convention,
                     q,
-                    fmt(v.get("exact"), 5),
-                    f"{fmt(v.get('mc_mean'), 5)} ± {fmt(v.get('mc_se'), 5)}",
-                    fmt(v.get("abs_error"), 5),
+                    fmt(v.exact, 5),
+                    f"{fmt(v.mc_mean, 5)} ± {fmt(v.mc_se, 5)}",
+                    fmt(v.abs_error, 5),
                 ]
             )
     if mc_rows:
@@ -239,12 +258,12 @@ def theory_section(path: Path) -> Section | None:
             )
         )
     comp_rows = []
-    for case, v in (data.get("authors_comparison") or {}).items():
-        exact, closed = v.get("exact") or {}, v.get("closed_form") or {}
+    for case, forms in data.authors_comparison.items():
+        exact, closed = forms.exact, forms.closed_form
         for q in ("clean_acc", "spurious_acc"):
-            e, c = exact.get(q), closed.get(q)
-            diff = float(c) - float(e) if _is_num(e) and _is_num(c) else None
-            comp_rows.append([case, q, fmt(e, 5), fmt(c, 5), fmt(diff, 5)])
+            e, cf = exact.get(q), closed.get(q)
+            diff = float(cf) - float(e) if _is_num(e) and _is_num(cf) else None
+            comp_rows.append([case, q, fmt(e, 5), fmt(cf, 5), fmt(diff, 5)])
     if comp_rows:
         section.add(
             Table(

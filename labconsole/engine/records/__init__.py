@@ -113,10 +113,19 @@ from labconsole.engine.records.manifest import (
     SessionSetup as SessionSetup,
 )
 from labconsole.engine.records.rare import (
+    AuthorsCase as AuthorsCase,
+)
+from labconsole.engine.records.rare import (
     MeasureStats as MeasureStats,
 )
 from labconsole.engine.records.rare import (
     MitigationCell as MitigationCell,
+)
+from labconsole.engine.records.rare import (
+    MonteCarloCheck as MonteCarloCheck,
+)
+from labconsole.engine.records.rare import (
+    MonteCarloQuantity as MonteCarloQuantity,
 )
 from labconsole.engine.records.rare import (
     NormCorrelation as NormCorrelation,
@@ -143,10 +152,16 @@ from labconsole.engine.records.rare import (
     RareSensitivityArtifact as RareSensitivityArtifact,
 )
 from labconsole.engine.records.rare import (
+    RareTheoryArtifact as RareTheoryArtifact,
+)
+from labconsole.engine.records.rare import (
     RareWeightsArtifact as RareWeightsArtifact,
 )
 from labconsole.engine.records.rare import (
     RareWeightsRow as RareWeightsRow,
+)
+from labconsole.engine.records.rare import (
+    TheoryCurve as TheoryCurve,
 )
 from labconsole.engine.records.sections import (
     DfrSection as DfrSection,

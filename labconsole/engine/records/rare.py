@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from labconsole.engine.records.base import MeanSE, Record, VersionedRecord
+from labconsole.engine.records.base import JsonScalar, MeanSE, Record, VersionedRecord
 
 
 class RareScoreArtifactCell(Record):
@@ -136,3 +136,57 @@ class RareDeletionArtifact(VersionedRecord):
     training_epochs: int | str = "?"
     reference: str | None = None
     per_n: dict[str, dict[str, MeasureStats]] = Field(default_factory=dict)
+
+
+# Numbers of the theory artifact keep their JSON type (int | float), as the report prints them.
+Number = int | float | None
+
+
+class TheoryCurve(Record):
+    """Exact toy-model quantities along a γ grid (one list per quantity, aligned with ``gamma``)."""
+
+    gamma: list[float] = Field(default_factory=list)
+    prediction_difference: list[Number] | None = None
+    clean_acc: list[Number] | None = None
+    spurious_acc: list[Number] | None = None
+    authors_clean_acc: list[Number] | None = None
+    authors_spurious_acc: list[Number] | None = None
+
+    def values(self, key: str) -> list[Number] | None:
+        value = getattr(self, key, None)
+        return value if isinstance(value, list) else None
+
+
+class MonteCarloQuantity(Record):
+    exact: Number = None
+    mc_mean: Number = None
+    mc_se: Number = None
+    abs_error: Number = None
+
+
+class MonteCarloCheck(Record):
+    """A Monte-Carlo ridge fit checked against the exact solution, for one model convention."""
+
+    quantities: dict[str, MonteCarloQuantity] = Field(default_factory=dict)
+
+
+class AuthorsCase(Record):
+    """The authors' closed forms next to the exact solution, for one case."""
+
+    exact: dict[str, Number] = Field(default_factory=dict)
+    closed_form: dict[str, Number] = Field(default_factory=dict)
+
+
+class RareTheoryArtifact(VersionedRecord):
+    """``artifacts/rare_theory.json``: ridge regression on Paper B's toy model (§5, App. A)."""
+
+    parameters: dict[str, JsonScalar] = Field(default_factory=dict)
+    gamma_curve: TheoryCurve | None = None
+    noise_curves: dict[str, TheoryCurve] = Field(default_factory=dict)
+    lam_curves: dict[str, TheoryCurve] = Field(default_factory=dict)
+    monte_carlo: dict[str, MonteCarloCheck] = Field(default_factory=dict)
+    authors_comparison: dict[str, AuthorsCase] = Field(default_factory=dict)
+
+    def curves(self, key: str) -> dict[str, TheoryCurve]:
+        """``noise_curves`` or ``lam_curves``."""
+        return self.noise_curves if key == "noise_curves" else self.lam_curves if key == "lam_curves" else {}
