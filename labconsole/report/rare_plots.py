@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from labconsole.engine.records import MeanSE
+
 # Distinct markers and dashes, so series that coincide (a score of 1.0 before and after) stay visible.
 SERIES_STYLES = ("o-", "s--", "^:", "D-.", "v-")
 
@@ -78,7 +80,7 @@ def strength_panels(
     panels: Sequence[dict[str, Any]],
     xlabel: str,
 ) -> bytes:
-    """Panels {"title", "ylabel", "mean", "se", "reference": {"mean", "se"} | None} over strengths.
+    """Panels {"title", "ylabel", "mean", "se", "reference": MeanSE | None} over strengths.
 
     Strengths are not evenly spaced (0, 1e-5 … 1e-1): points sit at equal steps, labelled with the
     strength; the dashed line and band are the n = 0 model without mitigation (mean ± s.e.)."""
@@ -88,9 +90,9 @@ def strength_panels(
         mean = [_value(v) for v in panel["mean"]]
         se = [0.0 if not isinstance(v, (int, float)) else float(v) for v in panel["se"]]
         ax.errorbar(xs, mean, yerr=se, fmt="o-", ms=3.5, capsize=2.5, lw=1.3, label=f"n = {panel.get('n', '?')}")
-        ref = panel.get("reference") or {}
-        if isinstance(ref.get("mean"), (int, float)):
-            r, rse = float(ref["mean"]), float(ref.get("se") or 0.0)
+        ref = panel.get("reference")
+        if isinstance(ref, MeanSE) and isinstance(ref.mean, (int, float)):
+            r, rse = float(ref.mean), float(ref.se or 0.0)
             ax.axhline(r, color="grey", ls="--", lw=1.0, label="n = 0, no mitigation")
             ax.axhspan(r - rse, r + rse, color="grey", alpha=0.15, lw=0)
         ax.set_xticks(xs)

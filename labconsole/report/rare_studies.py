@@ -27,10 +27,6 @@ def _stat(stats: MeasureStats | None, key: str, part: str) -> float | None:
     return None if measure is None else (measure.mean if part == "mean" else measure.se)
 
 
-def _reference_line(stats: MeanSE | None) -> dict[str, float | None] | None:
-    return None if stats is None else {"mean": stats.mean, "se": stats.se}
-
-
 def mitigations_section(path: Path) -> Section | None:
     from labconsole.engine.rare.mitigations import MITIGATIONS
 
@@ -53,7 +49,7 @@ def mitigations_section(path: Path) -> Section | None:
                 "n": data.n,
                 "mean": [_stat(c, key, "mean") for c in cells],
                 "se": [_stat(c, key, "se") for c in cells],
-                "reference": _reference_line(reference.measure(key)) if reference is not None else None,
+                "reference": reference.measure(key) if reference is not None else None,
             }
             for key, title in MEASURES
         ]
