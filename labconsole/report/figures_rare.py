@@ -14,6 +14,7 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from labconsole.engine.records import RareTheoryArtifact, TheoryCurve, validate_leniently
 from labconsole.report.doc import Figure
 
 MEASURES = ("score", "clean_acc", "spurious_acc")
@@ -246,6 +247,13 @@ def membership(data: dict[str, Any]) -> list[Figure]:
     return [Figure(png, title="membership inference", caption="mean ± s.e. over seeds")]
 
 
+def _measure(curve: TheoryCurve, key: str) -> list[int | float | None]:
+    values = curve.values(key)
+    if values is None:  # a curve without the quantity cannot be drawn
+        raise KeyError(key)
+    return values
+
+
 def theory(data: dict[str, Any]) -> list[Figure]:
     """``rare_theory.json``: the phase transition in γ and the effect of noise and λ (§5, Fig. 10/11)."""
     along = data["gamma_curve"]
@@ -277,13 +285,14 @@ def theory(data: dict[str, Any]) -> list[Figure]:
         ]
     )
     out = [Figure(exact, title="phase transition in γ (spurious fraction)")]
+    record, _problems = validate_leniently(RareTheoryArtifact, data, "artifacts/rare_theory.json")
     for key, name, what in (("noise_curves", "noise", "noise"), ("lam_curves", "λ", "ridge λ")):
-        family: dict[str, dict[str, list[float]]] = data.get(key) or {}
+        family = record.curves(key)
         if not family:
             continue
 
-        def series(measure: str, family: dict[str, dict[str, list[float]]] = family, name: str = name) -> list[Any]:
-            return [{"label": f"{name}={v}", "x": c["gamma"], "y": c[measure]} for v, c in family.items()]
+        def series(measure: str, family: dict[str, TheoryCurve] = family, name: str = name) -> list[Any]:
+            return [{"label": f"{name}={v}", "x": c.gamma, "y": _measure(c, measure)} for v, c in family.items()]
 
         png = curves(
             [
