@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labconsole.engine.records import Manifest, validate_leniently
 from labconsole.report.doc import MISSING, Section, Table, Text, guarded
 from labconsole.report.rare_experiments import membership_section, score_section, sensitivity_section, weights_section
 from labconsole.report.rare_format import _is_num, _read_json, artifact, fmt, is_rare_run, run_config, run_stages
@@ -48,10 +49,17 @@ PAPER_RECIPE: dict[str, Any] = {
 }
 
 
+def _manifest(path: Path) -> Manifest:
+    """The run's manifest (an empty one when it is missing or unreadable); a part that does not
+    fit its record is left out."""
+    raw = _read_json(path / "manifest.json")
+    return validate_leniently(Manifest, raw, "manifest.json")[0] if isinstance(raw, dict) else Manifest()
+
+
 def recipe_section(path: Path) -> Section:
     cfg = run_config(path)
     rare, data = cfg.get("rare") or {}, cfg.get("data") or {}
-    manifest = _read_json(path / "manifest.json") or {}
+    manifest = _manifest(path)
     section = Section("What this run did (Paper B recipe beside ours)", anchor="rare-recipe")
     stages = run_stages(path)
     if stages == ["rare-theory"]:
@@ -105,7 +113,7 @@ def recipe_section(path: Path) -> Section:
             "",
         ]
     )
-    if manifest.get("smoke"):
+    if manifest.smoke:
         rows.append(["profile", "full", "--smoke (tiny sizes)", "numbers are a functional check, not a result"])
         emphasis[(len(rows) - 1, 3)] = "large"
     section.add(Table(["setting", "Paper B", "this run", "note"], rows, title="training recipe", emphasis=emphasis))
