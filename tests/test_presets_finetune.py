@@ -87,7 +87,7 @@ def test_bad_finetune_value_exits_with_code_2(tmp_path: Path) -> None:
             "presets/quickstart.toml",
             "--smoke",
             "--set",
-            "finetune.prune_percent=0",
+            "finetune.prune_percent=100",
             "--out",
             str(tmp_path),
         ],
