@@ -110,6 +110,7 @@ class Tracker:
                 loss=loss,
                 recent=tuple(self.losses[-200:]),
                 message=label,
+                force=epoch == 1,  # each model's start gets through the rate limit
             )
 
         return on_epoch

@@ -67,6 +67,9 @@ def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
                     total_steps=total,
                     started=started,
                     message=f"{criterion} {layer}",
+                    # The first and last steps always get through the rate limit, so a short
+                    # tracing stage still shows its n/N and its end.
+                    force=step in (1, total),
                 )
             for split in splits:
                 if None in by_ranked:
