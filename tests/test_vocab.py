@@ -104,14 +104,15 @@ def test_k_and_sigma() -> None:
 def test_one_number_format_and_missing_mark() -> None:
     from labconsole.cli import headless
     from labconsole.report import doc
-    from labconsole.ui.screens import interventions, rare
+    from labconsole.ui.screens import rare
+    from labconsole.ui.widgets import readout_table
 
     for missing in (None, math.nan, math.inf, "n/a", True):
         assert pct(missing) == pp(missing) == MISSING
     assert pct(0.6403) == "64.0" and pp(-3.2) == "-3.20" and pp(1, signed=False) == "1.00"
     assert pm(-3.2, 0.41) == "-3.20 ± 0.41" and pm(-3.2, None) == "-3.20" and pm(None, 1) == MISSING
     # every surface that shows accuracies uses it
-    for formatter in (doc.pct, headless.pct, interventions.percent, rare.percent):
+    for formatter in (doc.pct, headless.pct, readout_table.percent, rare.percent):
         assert formatter(None) == MISSING and formatter(0.5) == "50.0"
     assert doc.num(None) == MISSING
 
