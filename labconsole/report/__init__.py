@@ -63,7 +63,13 @@ def build_run_report(src: RunSource) -> Report:
         report.main_table = run_sections.main_table(src)
     except Exception:  # the SVG is optional; the HTML already says what went wrong
         report.main_table = None
-    report.data = {
+    report.data = _run_data(src)
+    return report
+
+
+def _run_data(src: RunSource) -> dict[str, Any]:
+    """``report.json``'s body for a run: where it is, its state and its records as written."""
+    return {
         "kind": "run",
         "path": str(src.path),
         "status": src.status,
@@ -72,7 +78,6 @@ def build_run_report(src: RunSource) -> Report:
         "summary": src.summary.to_json(),
         "reference": src.reference,
     }
-    return report
 
 
 def _rare_run_report(report: Report, src: RunSource, sections: list[Section]) -> Report:
@@ -85,15 +90,7 @@ def _rare_run_report(report: Report, src: RunSource, sections: list[Section]) ->
         report.main_table = rare_sections.main_table(src.path)
     except Exception:  # the SVG is optional
         report.main_table = None
-    report.data = {
-        "kind": "run",
-        "path": str(src.path),
-        "status": src.status,
-        "problems": src.problems,
-        "manifest": src.manifest.to_json(),
-        "summary": src.summary.to_json(),
-        "reference": src.reference,
-    }
+    report.data = _run_data(src)
     return report
 
 
