@@ -22,7 +22,16 @@ from textual.worker import Worker, WorkerState
 
 from labconsole.engine.events import CancelToken, Emit, EpochResult, Event, LogRecord, RunFinished
 from labconsole.errors import UserError
-from labconsole.ui.bridge import BackgroundError, Bridge, CallFinished, EngineMessage, JobEnded, describe_error
+from labconsole.ui.bridge import (
+    BackgroundError,
+    Bridge,
+    CallFinished,
+    CallGivenUp,
+    CallProgress,
+    EngineMessage,
+    JobEnded,
+    describe_error,
+)
 from labconsole.ui.engine_port import EnginePort, LayerInfo, NeuronRef, SessionPort, SessionSpec, create_real_engine
 from labconsole.ui.job_state import CANCELLING, JobState, log_line
 from labconsole.ui.screens.setup import SetupScreen
@@ -297,6 +306,12 @@ class LabConsoleApp(App[int]):
     def on_call_finished(self, message: CallFinished) -> None:
         if not message.worker.is_cancelled:
             message.callback(message.result)
+
+    def on_call_progress(self, message: CallProgress) -> None:
+        message.relay.deliver()
+
+    def on_call_given_up(self, message: CallGivenUp) -> None:
+        message.callback(message.error)
 
     def on_background_error(self, message: BackgroundError) -> None:
         self.report_error(message.what, message.error)

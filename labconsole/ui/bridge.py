@@ -4,7 +4,9 @@
   ``emit`` (thread-safe: pushes into a coalescing buffer) and ``cancel`` (the worker's
   ``cancelled_event``, a ``threading.Event``).
 * Interactive calls (rank, readout, dataset check, list runs) run in their own thread workers;
-  a newer call in the same group supersedes an older one, whose result is then dropped.
+  a newer call in the same group supersedes an older one, whose result is then dropped. A call
+  that counts its work gets a ``progress(done, total)`` (``ProgressRelay``): the latest count
+  reaches the UI thread, one message at a time, and none once the console stopped waiting.
 * Every failure in either kind of worker ends up in one place, ``App.report_error``: a
   notification plus a log line, never a crash.
 
@@ -82,6 +84,57 @@ class CallFinished(Message):
         self.worker = worker
         self.callback = callback
         self.result = result
+
+
+class ProgressRelay:
+    """``progress(done, total)`` for one interactive call, called on its worker thread.
+
+    Only the latest count matters: at most one ``CallProgress`` message waits for the UI thread
+    at a time (an engine counting fast never floods the queue), and counts of a call the console
+    stopped waiting for (Esc, or superseded by a newer call) are dropped on both sides."""
+
+    def __init__(self, app: App[Any], show: Callable[[int, int], None]) -> None:
+        self.app = app
+        self.show = show
+        self.worker: Worker[Any] | None = None  # set once the call's worker runs
+        self._lock = threading.Lock()
+        self._latest: tuple[int, int] | None = None
+        self._waiting = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.worker is not None and self.worker.is_cancelled:
+            return
+        with self._lock:
+            self._latest = (int(done), int(total))
+            if self._waiting:
+                return
+            self._waiting = True
+        self.app.post_message(CallProgress(self))
+
+    def deliver(self) -> None:
+        """On the UI thread: show the latest count, unless the call was given up meanwhile."""
+        with self._lock:
+            latest, self._latest, self._waiting = self._latest, None, False
+        if latest is not None and not (self.worker is not None and self.worker.is_cancelled):
+            self.show(*latest)
+
+
+class CallProgress(Message):
+    """An interactive call counted more of its work; ``relay.deliver()`` shows the latest count."""
+
+    def __init__(self, relay: ProgressRelay) -> None:
+        super().__init__()
+        self.relay = relay
+
+
+class CallGivenUp(Message):
+    """A call the console stopped waiting for has returned; ``callback(error)`` runs on the UI
+    thread (``error``: what it raised, e.g. the engine's ``Cancelled``; None if it finished)."""
+
+    def __init__(self, callback: Callable[[BaseException | None], None], error: BaseException | None) -> None:
+        super().__init__()
+        self.callback = callback
+        self.error = error
 
 
 class BackgroundError(Message):
@@ -171,6 +224,8 @@ class Bridge:
         on_result: Callable[[Any], None],
         group: str | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        on_given_up: Callable[[BaseException | None], None] | None = None,
         **kwargs: Any,
     ) -> Worker[Any]:
         """Run ``fn(*args, **kwargs)`` off the UI thread, then ``on_result(result)`` on it.
@@ -180,18 +235,33 @@ class Bridge:
 
         With a ``group``, a newer call supersedes an older one still running (its result is
         dropped), so a burst of keypresses only ever shows the latest answer.
+
+        With ``on_progress``, ``fn`` also gets ``progress=`` (a ``ProgressRelay``): its
+        ``(done, total)`` counts reach ``on_progress`` on the UI thread while the call runs.
+        ``on_given_up(error)`` runs on the UI thread once ``fn`` has really returned (or raised:
+        ``error``) after the console stopped waiting for it: the work is over, not just ignored.
         """
+        relay = None
+        if on_progress is not None:
+            relay = ProgressRelay(self.app, on_progress)
+            kwargs["progress"] = relay
 
         def body() -> Any:
             worker = get_current_worker()
+            if relay is not None:
+                relay.worker = worker
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 if not worker.is_cancelled:
                     self.app.post_message(BackgroundError(what, exc, on_error))
+                elif on_given_up is not None:
+                    self.app.post_message(CallGivenUp(on_given_up, exc))
                 return None
             if not worker.is_cancelled:
                 self.app.post_message(CallFinished(worker, on_result, result))
+            elif on_given_up is not None:
+                self.app.post_message(CallGivenUp(on_given_up, None))
             return result
 
         return self.app.run_worker(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from labconsole.config.data import DataConfig
@@ -23,13 +24,15 @@ def data_root(cfg: DataConfig) -> Path:
     return path
 
 
-def load_dataset(cfg: DataConfig) -> DatasetBundle:
-    """``cfg`` is a ``labconsole.config.data.DataConfig``."""
+def load_dataset(cfg: DataConfig, *, between_chunks: Callable[[], None] | None = None) -> DatasetBundle:
+    """``cfg`` is a ``labconsole.config.data.DataConfig``. ``between_chunks`` is called between
+    chunks of a build that takes seconds (the embedded Waterbirds), so a cancel can stop it there
+    by raising; the file-backed datasets decode later, when their images are first read."""
     name = cfg.dataset
     if name == "synthetic-waterbirds":
         from labconsole.engine.data.synthetic import build_synthetic_waterbirds
 
-        return build_synthetic_waterbirds(cfg)
+        return build_synthetic_waterbirds(cfg, between_chunks=between_chunks)
     if name == "waterbirds":
         from labconsole.engine.data.waterbirds import load_waterbirds
 

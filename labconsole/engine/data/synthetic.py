@@ -14,6 +14,7 @@ image used nowhere else, so fitting a minority example means memorizing that one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -114,8 +115,10 @@ def _compose(
     return (out * 255).round().to(torch.uint8)
 
 
-def build_synthetic_waterbirds(cfg: DataConfig) -> DatasetBundle:
-    """``cfg`` is a DataConfig; ``cfg.synthetic`` holds the knobs (see config/data.py)."""
+def build_synthetic_waterbirds(cfg: DataConfig, between_chunks: Callable[[], None] | None = None) -> DatasetBundle:
+    """``cfg`` is a DataConfig; ``cfg.synthetic`` holds the knobs (see config/data.py).
+    ``between_chunks`` runs after each background bank and each split (a cancel raises there)."""
+    step = between_chunks or (lambda: None)
     syn = cfg.synthetic
     size = cfg.image_size
     tile = max(6, round(syn.tile_fraction * size))
@@ -130,7 +133,10 @@ def build_synthetic_waterbirds(cfg: DataConfig) -> DatasetBundle:
             return _photo_bank(place, size, BACKGROUND_BANK, rng)
         return _pattern_bank(place, size, BACKGROUND_BANK, rng, syn.background)
 
-    banks = (bank(0), bank(1))
+    land = bank(0)
+    step()
+    banks = (land, bank(1))
+    step()
     splits = {}
     for split_index, (split_name, counts) in enumerate(
         (("train", syn.train_counts), ("val", syn.val_per_group), ("test", syn.test_per_group))
@@ -163,6 +169,7 @@ def build_synthetic_waterbirds(cfg: DataConfig) -> DatasetBundle:
         backgrounds = (
             torch.stack([banks[a][b] for a, b in zip(a_arr, bg_index)]) if len(y_arr) else torch.zeros(0, 3, size, size)
         )
+        step()
         images = _compose(d_arr, backgrounds, size, tile, syn.jitter, rng)
         y_t = torch.from_numpy(y_arr).long()
         a_t = torch.from_numpy(a_arr).long()

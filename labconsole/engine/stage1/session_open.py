@@ -1,5 +1,11 @@
 """How a ``Session`` gets its model and data: from a checkpoint (its run's own dataset, read from
-the run's decoded cache when it has one) or fresh weights on a dataset (the Setup screen)."""
+the run's decoded cache when it has one) or fresh weights on a dataset (the Setup screen).
+
+Opening takes seconds (building the embedded dataset, reading a cache, loading weights), so it
+checks a cancel token between chunks of that work (``OpenSteps``) and raises ``Cancelled`` at
+the first check after the token is set. Nothing is left half-written: the run's dataset cache is
+written only after the last check before it, with atomic writes, metadata last.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,23 @@ from torch import nn
 
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.data.groups import DatasetBundle
+from labconsole.engine.events import CancelToken, NeverCancelled
 from labconsole.engine.stage1 import run_data_cache
 from labconsole.errors import CheckpointError
+
+
+class OpenSteps:
+    """The check between two chunks of an open: calling it raises ``Cancelled`` once the token
+    is set, so at most one chunk of work runs after a cancel."""
+
+    def __init__(self, cancel: CancelToken | None = None) -> None:
+        self.cancel: CancelToken = cancel or NeverCancelled()
+
+    def __call__(self) -> None:
+        if self.cancel.is_set():
+            from labconsole.engine.context import Cancelled
+
+            raise Cancelled("the session was not opened: cancelled")
 
 
 def load_checkpoint_and_data(
@@ -23,24 +44,30 @@ def load_checkpoint_and_data(
     data_root: str | None,
     run_cache: bool,
     progress: Callable[[str], None] | None,
+    cancel: CancelToken | None = None,
 ) -> tuple[nn.Module, DatasetBundle, NeuronsConfig | None, int]:
     """(model, dataset, the run's [neurons] section, the run's seed) for a checkpoint."""
     from labconsole.engine.data.registry import load_dataset
     from labconsole.engine.models.checkpoint import load_checkpoint, read_sidecar, resolve_checkpoint
 
+    step = OpenSteps(cancel)
+    step()
     path = resolve_checkpoint(path_or_run_dir)
     meta = read_sidecar(path)
     data_cfg, preset_neurons, seed = data_config_for(path, meta, data_root)
     say = progress or (lambda _line: None)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    step()
     bundle = run_data_cache.read_bundle(run_dir, data_cfg) if run_cache else None
     if bundle is None:
         say(f"building the {data_cfg.dataset} dataset")
-        bundle = load_dataset(data_cfg)
+        bundle = load_dataset(data_cfg, between_chunks=step)
+        step()  # the last check before the cache: a cancelled open writes nothing
         if run_cache and run_data_cache.write_bundle(run_dir, data_cfg, bundle):
             say(f"dataset kept in {run_dir / 'cache'} for the next open")
     else:
         say(f"dataset read from {run_dir / 'cache'}")
+    step()
     if meta.get("group_names") and tuple(meta["group_names"]) != tuple(bundle.groups.group_names):
         raise CheckpointError(
             f"{path} was trained on groups {meta['group_names']}, the dataset has {list(bundle.groups.group_names)}"
@@ -50,16 +77,21 @@ def load_checkpoint_and_data(
     return model, bundle, preset_neurons, seed
 
 
-def fresh_model_and_data(dataset: str, data_root: str, backbone: str) -> tuple[nn.Module, DatasetBundle]:
+def fresh_model_and_data(
+    dataset: str, data_root: str, backbone: str, cancel: CancelToken | None = None
+) -> tuple[nn.Module, DatasetBundle]:
     """Fresh weights of ``backbone`` on ``dataset`` at the backbone's image size (32 px for the
     small models on the embedded data)."""
     from labconsole.config.data import DataConfig
     from labconsole.engine.data.registry import load_dataset
     from labconsole.engine.models.factory import backbone_info, create_model
 
+    step = OpenSteps(cancel)
+    step()
     info = backbone_info(backbone)
     size = 32 if info.family == "small" and dataset == "synthetic-waterbirds" else info.default_image_size
-    bundle = load_dataset(DataConfig(dataset=dataset, root=data_root, image_size=size))
+    bundle = load_dataset(DataConfig(dataset=dataset, root=data_root, image_size=size), between_chunks=step)
+    step()
     model = create_model(backbone, bundle.groups.num_classes, in_channels=bundle.channels, image_size=bundle.image_size)
     return model, bundle
 

@@ -18,12 +18,14 @@ from labconsole.ui.widgets.job_progress import format_seconds
 CANCEL_HINT = "Esc stops waiting"
 
 
-def busy_text(what: str, elapsed_s: float | None, step: int | None = None, total: int | None = None) -> str:
-    """``"ranking by gradient · step 1/2 · 0:03 · Esc stops waiting"``; no clock when
+def busy_text(
+    what: str, elapsed_s: float | None, step: int | None = None, total: int | None = None, unit: str = "step"
+) -> str:
+    """``"ranking by gradient · group 1/4 · 0:03 · Esc stops waiting"``; no clock when
     ``elapsed_s`` is None (screenshots)."""
     parts = [f"{what}…"]
     if step is not None and total:
-        parts.append(f"step {min(step, total)}/{total}")
+        parts.append(f"{unit} {min(step, total)}/{total}")
     if elapsed_s is not None:
         parts.append(format_seconds(elapsed_s))
     parts.append(CANCEL_HINT)
@@ -31,7 +33,11 @@ def busy_text(what: str, elapsed_s: float | None, step: int | None = None, total
 
 
 class BusyLine(Static):
-    """``begin(what, worker)`` … ``finish(text)``; ``cancel()`` stops waiting for the worker."""
+    """``begin(what, worker)`` … ``finish(text)``; ``cancel()`` stops waiting for the worker.
+
+    ``advance(step)`` counts the steps of a sequence of calls (open, then list the layers);
+    ``report(done, total, unit)`` counts the work inside one call, as the engine reports it
+    (``group 2/4`` of a ranking, ``chunk 5/12`` of a readout)."""
 
     def __init__(self, content: str = "", *, show_clock: bool = True, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
@@ -40,6 +46,8 @@ class BusyLine(Static):
         self.worker: Any = None
         self.step: int | None = None
         self.total: int | None = None
+        self.unit = "step"
+        self.stop_text = ""  # what cancel() says instead of "stopped waiting for …"
         self._started = 0.0
         self._timer: Timer | None = None
 
@@ -47,8 +55,8 @@ class BusyLine(Static):
     def busy(self) -> bool:
         return self.worker is not None
 
-    def begin(self, what: str, worker: Any = None, *, total: int | None = None) -> None:
-        self.what, self.worker, self.total = what, worker, total
+    def begin(self, what: str, worker: Any = None, *, total: int | None = None, stop_text: str = "") -> None:
+        self.what, self.worker, self.total, self.unit, self.stop_text = what, worker, total, "step", stop_text
         self.step = 1 if total else None
         self._started = time.monotonic()
         self.set_class(False, "error-text")
@@ -57,9 +65,17 @@ class BusyLine(Static):
         self._tick()
 
     def advance(self, step: int, what: str | None = None) -> None:
-        self.step = step
+        if self.unit == "step":  # the engine's own count, once it reports one, is not overwritten
+            self.step = step
         if what:
             self.what = what
+        self._tick()
+
+    def report(self, done: int, total: int, unit: str) -> None:
+        """The engine's own count inside the running call (UI thread; ignored once finished)."""
+        if self.worker is None:
+            return
+        self.step, self.total, self.unit = done, total, unit
         self._tick()
 
     def finish(self, text: str, *, error: bool = False) -> None:
@@ -77,11 +93,11 @@ class BusyLine(Static):
         worker = self.worker
         if hasattr(worker, "cancel"):
             worker.cancel()
-        self.finish(f"stopped waiting for {self.what}; nothing changed")
+        self.finish(self.stop_text or f"stopped waiting for {self.what}; nothing changed")
         return True
 
     def _tick(self) -> None:
         if self.worker is None:
             return
         elapsed = time.monotonic() - self._started if self.show_clock else None
-        self.update(busy_text(self.what, elapsed, self.step, self.total))
+        self.update(busy_text(self.what, elapsed, self.step, self.total, self.unit))
