@@ -20,7 +20,8 @@ from labconsole.engine.stage1 import tracing
 from labconsole.engine.train import dfr, erm, finetune, gradcam
 from labconsole.errors import PresetError
 
-StageFunction = Callable[[StageContext], Mapping[str, object]]
+# A stage returns its record, or JSON-ready data that is validated as the record.
+StageFunction = Callable[[StageContext], Mapping[str, object] | records.StageSection]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,14 @@ class Stage:
     def result(self, ctx: StageContext) -> records.StageSection:
         """Run the stage and check its result against its record (a misfit fails here, where
         it is produced, not later in a report)."""
-        return records.validate_section(self.record, self.run(ctx), f"stage {self.name}")
+        produced = self.run(ctx)
+        if isinstance(produced, records.StageSection):
+            if not isinstance(produced, self.record):
+                raise records.StageResultError(
+                    f"stage {self.name}: returned a {type(produced).__name__}, expected {self.record.__name__}"
+                )
+            return produced
+        return records.validate_section(self.record, produced, f"stage {self.name}")
 
 
 STAGES: dict[str, Stage] = {
@@ -40,12 +48,12 @@ STAGES: dict[str, Stage] = {
     for stage in (
         Stage("erm", erm.run_erm_stage, records.ErmResult),
         Stage("rare-score", rare.run_score_stage, records.RareScoreSection),
-        Stage("rare-weights", rare.run_weights_stage, records.GenericSection),
-        Stage("rare-sensitivity", rare.run_sensitivity_stage, records.GenericSection),
-        Stage("rare-membership", rare.run_membership_stage, records.GenericSection),
-        Stage("rare-mitigations", rare.run_mitigations_stage, records.GenericSection),
-        Stage("rare-deletion", rare.run_deletion_stage, records.GenericSection),
-        Stage("rare-theory", rare.run_theory_stage, records.GenericSection),
+        Stage("rare-weights", rare.run_weights_stage, records.RareWeightsSection),
+        Stage("rare-sensitivity", rare.run_sensitivity_stage, records.RareSensitivitySection),
+        Stage("rare-membership", rare.run_membership_stage, records.RareMembershipSection),
+        Stage("rare-mitigations", rare.run_mitigations_stage, records.RareMitigationsSection),
+        Stage("rare-deletion", rare.run_deletion_stage, records.RareDeletionSection),
+        Stage("rare-theory", rare.run_theory_stage, records.RareTheorySection),
         Stage("model", stage1.run_model_stage, records.ModelSection),
         Stage("neurons", stage1.run_neurons_stage, records.NeuronsSection),
         Stage("tracing", tracing.run_tracing_stage, records.TracingSection),

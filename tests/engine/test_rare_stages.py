@@ -9,7 +9,8 @@ import pytest
 from stage_context import recording_context
 
 from labconsole.engine.context import StageContext
-from labconsole.engine.stages import stage_function
+from labconsole.engine.records import StageSection
+from labconsole.engine.stages import get_stage, stage_function
 from labconsole.errors import UserError
 from labconsole.presets import PRESETS_DIR, load_preset
 from labconsole.report.figures_rare import figures_for
@@ -31,7 +32,8 @@ def run_stages(ctx: StageContext) -> dict:
     for name in ctx.preset.stages:
         ctx.stage = name
         out[name] = stage_function(name)(ctx)
-        json.dumps(out[name])  # summaries must be plain JSON
+        assert isinstance(out[name], get_stage(name).record)  # the section summary.json stores
+        json.dumps(out[name].to_json())  # and it writes as plain JSON
     return out
 
 
@@ -55,18 +57,19 @@ def test_preset_runs_in_smoke_profile(tmp_path: Path, path: Path) -> None:
     assert figures and all(f.png.startswith(b"\x89PNG") for f in figures)
     kinds = {type(e).__name__ for e in ctx.state["events"]}
     assert "ArtifactWritten" in kinds
-    assert all(isinstance(v, dict) for v in summary.values())
+    assert all(isinstance(v, StageSection) for v in summary.values())
 
 
 def test_score_table_has_mean_se_and_p_values(tmp_path: Path) -> None:
     preset = smoke_preset(PRESETS_DIR / "rare" / "score-vs-n.toml", 'rare.patterns=["R3"]', "rare.n_spurious=[0,3]")
     ctx = make_context(tmp_path, preset)
     summary = run_stages(ctx)["rare-score"]
-    cell = summary["per_pattern"]["R3"]["3"]
-    assert cell["score"]["n"] == preset.rare.num_seeds == 2
-    assert 0.0 <= cell["score"]["mean"] <= 1.0 and cell["score"]["se"] >= 0.0
-    assert cell["p_value"] is None or 0.0 <= cell["p_value"] <= 1.0
-    assert summary["per_pattern"]["R3"]["0"]["p_value"] is None
+    cell = summary.per_pattern["R3"]["3"]
+    assert cell.score.n == preset.rare.num_seeds == 2
+    assert cell.score.mean is not None and 0.0 <= cell.score.mean <= 1.0
+    assert cell.score.se is not None and cell.score.se >= 0.0
+    assert cell.p_value is None or 0.0 <= cell.p_value <= 1.0
+    assert summary.per_pattern["R3"]["0"].p_value is None
     table = json.loads((ctx.run.artifacts / "rare_score.json").read_text())
     assert len(table["runs"]) == 2 * 2
     assert any(type(e).__name__ == "Progress" for e in ctx.state["events"])
@@ -95,7 +98,8 @@ def test_weights_stage_skips_models_without_an_input_linear(tmp_path: Path) -> N
     preset = load_preset(PRESETS_DIR / "rare" / "weights.toml", ["rare.weights_n=[0]", "rare.epochs=1"], smoke=True)
     preset = preset.model_copy(update={"model": preset.model.model_copy(update={"backbone": "small_cnn"})})
     summary = run_stages(make_context(tmp_path, preset))["rare-weights"]
-    assert "skipped" in summary
+    assert summary.skipped is not None and "small_cnn" in summary.skipped
+    assert summary.to_json() == {"skipped": summary.skipped}  # nothing else is written
 
 
 def test_too_many_spurious_examples_is_a_user_error(tmp_path: Path) -> None:

@@ -49,7 +49,8 @@ def test_theory_with_noise_free_spurious_direction_runs(tmp_path: Path) -> None:
     preset = smoke_preset("theory.toml", "rare.theory.sigma_sp=0")
     out, ctx = run_stages(tmp_path, preset)
     summary = out["rare-theory"]
-    assert summary["exact_at_gamma"]["prediction_difference"] > 0
+    difference = summary.exact_at_gamma["prediction_difference"]
+    assert difference is not None and difference > 0
     curve = json.loads((ctx.run.artifacts / "rare_theory.json").read_text())["lam_curves"]["0.0"]
     assert curve["prediction_difference"][0] == 0.0  # γ = 0, λ = 0: no spurious example, no weight
 
@@ -83,4 +84,4 @@ def test_membership_reports_both_rates_auc_and_patterned_non_members(tmp_path: P
         assert row["balanced_accuracy"] == pytest.approx((row["member_accuracy"] + row["non_member_accuracy"]) / 2)
         assert 0.0 <= row["auc"] <= 1.0
         assert (row["patterned_non_member_accuracy"] is None) == (row["n"] == 0)
-    assert out["rare-membership"]["patterned_non_member_accuracy"]["3"]["n"] == 1
+    assert out["rare-membership"].patterned_non_member_accuracy["3"].n == 1

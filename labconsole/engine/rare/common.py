@@ -6,17 +6,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import torch
 from torch import nn
 
+from labconsole.engine.context import StageContext
+from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.data.patterns import Pattern, inject_pattern
 from labconsole.engine.events import ArtifactWritten
 from labconsole.engine.rare.training import Recipe, build_model, train_classifier
+from labconsole.engine.records.sections import StageSection
+
+S = TypeVar("S", bound=StageSection)
 
 
 @dataclass
@@ -41,12 +46,12 @@ def as_unit_float(images_u8: torch.Tensor, device: torch.device) -> torch.Tensor
     return images_u8.to(device).float().div_(255.0)
 
 
-def rare_data(ctx: Any) -> RareData:
+def rare_data(ctx: StageContext) -> RareData:
     """Train and test splits of the preset's dataset, loaded once per run and kept in ``ctx.state``."""
     cached = ctx.state.get("rare_data")
     if isinstance(cached, RareData):
         return cached
-    bundle = ctx.state.get("dataset")
+    bundle: DatasetBundle | None = ctx.state.get("dataset")
     if bundle is None:
         from labconsole.engine.data.registry import load_dataset
 
@@ -88,7 +93,7 @@ def rare_data(ctx: Any) -> RareData:
 class Tracker:
     """Progress over the models a stage trains: Progress.epoch = model number, step = epoch."""
 
-    ctx: Any
+    ctx: StageContext
     total_models: int
     epochs: int
     started: float = field(default_factory=time.monotonic)
@@ -120,7 +125,7 @@ class Tracker:
 
 
 def train_model(
-    ctx: Any,
+    ctx: StageContext,
     data: RareData,
     tracker: Tracker,
     *,
@@ -160,8 +165,9 @@ def spurious_training_set(
     return images, y, chosen
 
 
-def write_artifact(ctx: Any, name: str, obj: Any, description: str = "") -> Path:
-    path: Path = ctx.run.write_json(f"artifacts/{name}", obj)
+def write_artifact(ctx: StageContext, name: str, table: Mapping[str, object], description: str = "") -> Path:
+    """Write one JSON table to ``artifacts/<name>`` and announce it."""
+    path = ctx.run.write_json(f"artifacts/{name}", table)
     ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path), description=description))
     return path
 
@@ -171,7 +177,7 @@ def seeds_from(base: int, count: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def small_model_threads(ctx: Any) -> Iterator[None]:
+def small_model_threads(ctx: StageContext) -> Iterator[None]:
     """One intra-op thread while MLPs train on the CPU, restored afterwards.
 
     A 784-256-256-256 MLP on a batch of 128 does too little work per op for thread hand-offs to
@@ -188,9 +194,11 @@ def small_model_threads(ctx: Any) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def small_model_stage(stage: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+def small_model_stage(stage: Callable[[StageContext], S]) -> Callable[[StageContext], S]:
+    """``stage`` run under ``small_model_threads``."""
+
     @functools.wraps(stage)
-    def wrapped(ctx: Any) -> dict[str, Any]:
+    def wrapped(ctx: StageContext) -> S:
         with small_model_threads(ctx):
             return stage(ctx)
 

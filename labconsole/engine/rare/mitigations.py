@@ -3,8 +3,7 @@ at one strength — weight decay, Gaussian input noise, gradient clipping by val
 
 from __future__ import annotations
 
-from typing import Any
-
+from labconsole.config.rare import RareConfig
 from labconsole.engine.rare.training import Recipe
 
 # method name → (Recipe field, RareConfig field holding the strengths, axis label)
@@ -22,6 +21,6 @@ def mitigated_recipe(base: Recipe, method: str, strength: float) -> Recipe:
     return base.with_(**{field: float(strength)})
 
 
-def mitigation_grid(rare: Any) -> dict[str, tuple[float, ...]]:
+def mitigation_grid(rare: RareConfig) -> dict[str, tuple[float, ...]]:
     """method → strengths to sweep, from the [rare] section."""
     return {method: tuple(getattr(rare, cfg_field)) for method, (_, cfg_field, _) in MITIGATIONS.items()}

@@ -3,12 +3,15 @@ with, and the facts they record beside their tables (pattern norms, parameter co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from labconsole.engine.data.patterns import choose_spurious_indices
-from labconsole.engine.rare.common import rare_data
+from labconsole.config.rare import RareConfig
+from labconsole.engine.context import StageContext
+from labconsole.engine.data.patterns import Pattern, choose_spurious_indices
+from labconsole.engine.rare.common import RareData, rare_data
 from labconsole.engine.rare.spurious_score import check_epsilon, mean_se
 from labconsole.engine.rare.training import Recipe
 
@@ -32,7 +35,7 @@ IMPORTANCE_DEFINITIONS = {
 }
 
 
-def empirical_norm(pattern: Any, x: torch.Tensor) -> float:
+def empirical_norm(pattern: Pattern, x: torch.Tensor) -> float:
     """Paper B App. B.2: mean over images of ‖x − (x + pattern)‖₂ (the pattern as actually applied)."""
     diff = (pattern.apply(x) - x).flatten(1)
     return float(diff.norm(dim=1).mean())
@@ -56,7 +59,7 @@ def norm_score_correlation(
     return {"r": float(result.statistic), "p_value": float(result.pvalue), "patterns": names}
 
 
-def model_parameters(ctx: Any, data: Any, backbone: str | None = None) -> dict[str, int]:
+def model_parameters(ctx: StageContext, data: RareData, backbone: str | None = None) -> dict[str, int]:
     """{backbone: number of parameters} of the model the stage trains (Paper B Table 2)."""
     from labconsole.engine.rare.training import build_model
 
@@ -69,14 +72,14 @@ def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {m: mean_se([r[m] for r in rows]) for m in MEASURES}
 
 
-def _check_counts(data: Any, target: int, counts: Any, where: str) -> None:
+def _check_counts(data: RareData, target: int, counts: Sequence[int], where: str) -> None:
     try:
         choose_spurious_indices(data.y_train.cpu(), target, max(counts), seed=0)
     except Exception as exc:
         raise type(exc)(f"{where}: {exc}") from None
 
 
-def _prepare(ctx: Any, counts: Any, where: str) -> tuple[Any, Any, int, Recipe]:
+def _prepare(ctx: StageContext, counts: Sequence[int], where: str) -> tuple[RareConfig, RareData, int, Recipe]:
     """Validate ε and the requested spurious counts, load the data: (rare, data, target, recipe)."""
     rare = ctx.preset.rare
     check_epsilon(rare.epsilon)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from labconsole.engine.context import StageContext
 from labconsole.engine.data.patterns import choose_spurious_indices, make_pattern
 from labconsole.engine.rare.common import (
     Tracker,
@@ -22,15 +23,22 @@ from labconsole.engine.rare.deletion import incremental_retrain, without_rows
 from labconsole.engine.rare.spurious_score import mean_se, spurious_measures
 from labconsole.engine.rare.stage_common import MEMBERSHIP_MEASURES, _aggregate, _prepare, model_parameters
 from labconsole.engine.rare.training import Recipe
+from labconsole.engine.records.base import MeanSE
+from labconsole.engine.records.rare import (
+    AuthorsVersusExact,
+    RareDeletionSection,
+    RareMembershipSection,
+    RareTheorySection,
+)
 
 
 @small_model_stage
-def run_deletion_stage(ctx: Any) -> dict[str, Any]:
+def run_deletion_stage(ctx: StageContext) -> RareDeletionSection:
     rare, data, target, recipe = _prepare(ctx, ctx.preset.rare.deletion_n, "rare.deletion_n")
     seeds = seeds_from(ctx.preset.seed, rare.deletion_seeds)
     ns = sorted(set(rare.deletion_n))  # every count ≥ 1 (validated with the preset)
     tracker = Tracker(ctx, len(seeds) * 3 * len(ns), max(recipe.epochs, rare.deletion_epochs))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seed in seeds:
         pattern = make_pattern(rare.deletion_pattern, data.shape, seed)
         for n in ns:
@@ -83,16 +91,16 @@ def run_deletion_stage(ctx: Any) -> dict[str, Any]:
         "runs": rows,
     }
     write_artifact(ctx, "rare_deletion.json", result, "spurious scores before/after incremental retraining")
-    return {
-        "pattern": rare.deletion_pattern,
-        "deletion_lr": rare.deletion_lr,
-        "deletion_epochs": rare.deletion_epochs,
-        "score": {n: {k: v["score"]["mean"] for k, v in cell.items()} for n, cell in table.items()},
-    }
+    return RareDeletionSection(
+        pattern=rare.deletion_pattern,
+        deletion_lr=rare.deletion_lr,
+        deletion_epochs=rare.deletion_epochs,
+        score={n: {k: v["score"]["mean"] for k, v in cell.items()} for n, cell in table.items()},
+    )
 
 
 @small_model_stage
-def run_membership_stage(ctx: Any) -> dict[str, Any]:
+def run_membership_stage(ctx: StageContext) -> RareMembershipSection:
     from labconsole.engine.rare.membership import attack_features, evaluate_attack, fit_attack, four_way_split
     from labconsole.engine.rare.training import predict_proba
 
@@ -168,18 +176,19 @@ def run_membership_stage(ctx: Any) -> dict[str, Any]:
         "runs": rows,
     }
     write_artifact(ctx, "rare_membership.json", result_json, "membership-inference attack accuracy per n")
-    return {
-        "pattern": rare.membership_pattern,
-        "split_sizes": sizes,
-        "accuracy": {n: c["accuracy"] for n, c in table.items()},
-        "spurious_member_accuracy": {n: c["spurious_member_accuracy"] for n, c in table.items()},
-        "patterned_non_member_accuracy": {n: c["patterned_non_member_accuracy"] for n, c in table.items()},
-        "balanced_accuracy": {n: c["balanced_accuracy"] for n, c in table.items()},
-        "auc": {n: c["auc"] for n, c in table.items()},
-    }
+    by_n = {key: {n: MeanSE.model_validate(cell[key]) for n, cell in table.items()} for key in MEMBERSHIP_MEASURES}
+    return RareMembershipSection(
+        pattern=rare.membership_pattern,
+        split_sizes=sizes,
+        accuracy=by_n["accuracy"],
+        spurious_member_accuracy=by_n["spurious_member_accuracy"],
+        patterned_non_member_accuracy=by_n["patterned_non_member_accuracy"],
+        balanced_accuracy=by_n["balanced_accuracy"],
+        auc=by_n["auc"],
+    )
 
 
-def run_theory_stage(ctx: Any) -> dict[str, Any]:
+def run_theory_stage(ctx: StageContext) -> RareTheorySection:
     import numpy as np
 
     from labconsole.engine.rare.theory import (
@@ -239,17 +248,17 @@ def run_theory_stage(ctx: Any) -> dict[str, Any]:
     }
     write_artifact(ctx, "rare_theory.json", result, "exact ridge solution, Monte-Carlo check, γ/noise/λ curves")
 
-    return {
-        "monte_carlo_max_abs_error": worst,
-        "monte_carlo": {k: {q: v["abs_error"] for q, v in c["quantities"].items()} for k, c in checks.items()},
-        "exact_at_gamma": solve_population(base).to_dict(),
-        "authors_vs_exact": {
-            k: {
-                "exact_clean": v["exact"]["clean_acc"],
-                "closed_clean": v["closed_form"]["clean_acc"],
-                "exact_spurious": v["exact"]["spurious_acc"],
-                "closed_spurious": v["closed_form"]["spurious_acc"],
-            }
+    return RareTheorySection(
+        monte_carlo_max_abs_error=worst,
+        monte_carlo={k: {q: v["abs_error"] for q, v in c["quantities"].items()} for k, c in checks.items()},
+        exact_at_gamma=dict(solve_population(base).to_dict()),
+        authors_vs_exact={
+            k: AuthorsVersusExact(
+                exact_clean=v["exact"]["clean_acc"],
+                closed_clean=v["closed_form"]["clean_acc"],
+                exact_spurious=v["exact"]["spurious_acc"],
+                closed_spurious=v["closed_form"]["spurious_acc"],
+            )
             for k, v in comparison.items()
         },
-    }
+    )

@@ -1,5 +1,6 @@
-"""Pipeline stages of the rare-correlation lab (Paper B). Each takes a StageContext and returns a
-summary dict; tables go to ``artifacts/rare_*.json`` (the report draws the figures from them).
+"""Pipeline stages of the rare-correlation lab (Paper B). Each takes a StageContext and returns
+its ``summary.json`` section (a record of ``labconsole.engine.records``); tables go to
+``artifacts/rare_*.json`` (the report draws the figures from them).
 
 All models of a stage are small and trained on whole-split tensors on ``ctx.device``.
 """
@@ -10,6 +11,7 @@ from typing import Any
 
 import torch
 
+from labconsole.engine.context import StageContext
 from labconsole.engine.data.patterns import make_pattern
 from labconsole.engine.rare.common import (
     Tracker,
@@ -35,6 +37,13 @@ from labconsole.engine.rare.stage_common import (
 from labconsole.engine.rare.stage_studies import run_deletion_stage, run_membership_stage, run_theory_stage
 from labconsole.engine.rare.training import Recipe
 from labconsole.engine.rare.visualise import pixel_importance, zero_fraction_of_pixels
+from labconsole.engine.records.rare import (
+    MitigationMeans,
+    RareMitigationsSection,
+    RareSensitivitySection,
+    RareWeightsSection,
+)
+from labconsole.engine.records.sections import RareScoreCell, RareScoreSection
 
 __all__ = [
     "run_deletion_stage",
@@ -48,7 +57,7 @@ __all__ = [
 
 
 @small_model_stage
-def run_score_stage(ctx: Any) -> dict[str, Any]:
+def run_score_stage(ctx: StageContext) -> RareScoreSection:
     ns = sorted(set(ctx.preset.rare.n_spurious) | {0})  # n = 0 is the baseline of the Welch test
     rare, data, target, recipe = _prepare(ctx, ns, "rare.n_spurious")
     seeds = seeds_from(ctx.preset.seed, rare.num_seeds)
@@ -83,7 +92,7 @@ def run_score_stage(ctx: Any) -> dict[str, Any]:
                         **spurious_measures(model, data.x_test, data.y_test, pattern, target, rare.epsilon),
                     }
                 )
-    norms = {
+    norms: dict[str, dict[str, Any]] = {
         name: mean_se([empirical_norm(make_pattern(name, data.shape, seed), data.x_test) for seed in seeds])
         for name in rare.patterns
     }
@@ -111,11 +120,17 @@ def run_score_stage(ctx: Any) -> dict[str, Any]:
         "runs": rows,
     }
     write_artifact(ctx, "rare_score.json", result, "spurious score, clean and spurious accuracy per pattern and n")
-    return {"per_pattern": table, "seeds": len(seeds), "models_trained": tracker.done}
+    return RareScoreSection(
+        per_pattern={
+            name: {n: RareScoreCell.model_validate(cell) for n, cell in cells.items()} for name, cells in table.items()
+        },
+        seeds=len(seeds),
+        models_trained=tracker.done,
+    )
 
 
 @small_model_stage
-def run_weights_stage(ctx: Any) -> dict[str, Any]:
+def run_weights_stage(ctx: StageContext) -> RareWeightsSection:
     rare = ctx.preset.rare
     data = rare_data(ctx)
     target, recipe, seed = rare.target_class, Recipe.from_config(rare, ctx.preset.data.augment), ctx.preset.seed
@@ -136,7 +151,7 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
                 f"{ctx.preset.model.backbone!r} has none, so rare-weights is skipped",
                 level="warning",
             )
-            return {"skipped": f"backbone {ctx.preset.model.backbone} has no input Linear layer"}
+            return RareWeightsSection(skipped=f"backbone {ctx.preset.model.backbone} has no input Linear layer")
         rows.append(
             {
                 "n": n,
@@ -159,15 +174,15 @@ def run_weights_stage(ctx: Any) -> dict[str, Any]:
         },
         f"MLP pixel importance ({IMPORTANCE_DEFINITIONS[rare.weights_importance]}) per n",
     )
-    return {
-        "pattern": rare.weights_pattern,
-        "pattern_region_mean": {str(r["n"]): r["pattern_region_mean"] for r in rows},
-        "elsewhere_mean": {str(r["n"]): r["elsewhere_mean"] for r in rows},
-    }
+    return RareWeightsSection(
+        pattern=rare.weights_pattern,
+        pattern_region_mean={str(r["n"]): r["pattern_region_mean"] for r in rows},
+        elsewhere_mean={str(r["n"]): r["elsewhere_mean"] for r in rows},
+    )
 
 
 @small_model_stage
-def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
+def run_sensitivity_stage(ctx: StageContext) -> RareSensitivitySection:
     from labconsole.engine.rare.training import predict_proba
 
     rare = ctx.preset.rare
@@ -197,11 +212,11 @@ def run_sensitivity_stage(ctx: Any) -> dict[str, Any]:
         },
         "mean true-class probability when a fraction of non-zero pixels is zeroed",
     )
-    return {"fractions": fractions, "true_class_probability": curves_out}
+    return RareSensitivitySection(fractions=fractions, true_class_probability=curves_out)
 
 
 @small_model_stage
-def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
+def run_mitigations_stage(ctx: StageContext) -> RareMitigationsSection:
     rare, data, target, base = _prepare(ctx, [ctx.preset.rare.mitigation_n], "rare.mitigation_n")
     seeds = seeds_from(ctx.preset.seed, rare.mitigation_seeds)
     grid = mitigation_grid(rare)
@@ -244,11 +259,11 @@ def run_mitigations_stage(ctx: Any) -> dict[str, Any]:
         "methods": table,
     }
     write_artifact(ctx, "rare_mitigations.json", result, "spurious score and accuracies per mitigation strength")
-    return {
-        "pattern": rare.mitigation_pattern,
-        "n": rare.mitigation_n,
-        "methods": {
-            m: [{"strength": c["strength"], **{k: c[k]["mean"] for k in MEASURES}} for c in cells]
+    return RareMitigationsSection(
+        pattern=rare.mitigation_pattern,
+        n=rare.mitigation_n,
+        methods={
+            m: [MitigationMeans(strength=c["strength"], **{k: c[k]["mean"] for k in MEASURES}) for c in cells]
             for m, cells in table.items()
         },
-    }
+    )

@@ -116,10 +116,16 @@ from labconsole.engine.records.rare import (
     AuthorsCase as AuthorsCase,
 )
 from labconsole.engine.records.rare import (
+    AuthorsVersusExact as AuthorsVersusExact,
+)
+from labconsole.engine.records.rare import (
     MeasureStats as MeasureStats,
 )
 from labconsole.engine.records.rare import (
     MitigationCell as MitigationCell,
+)
+from labconsole.engine.records.rare import (
+    MitigationMeans as MitigationMeans,
 )
 from labconsole.engine.records.rare import (
     MonteCarloCheck as MonteCarloCheck,
@@ -134,10 +140,19 @@ from labconsole.engine.records.rare import (
     RareDeletionArtifact as RareDeletionArtifact,
 )
 from labconsole.engine.records.rare import (
+    RareDeletionSection as RareDeletionSection,
+)
+from labconsole.engine.records.rare import (
     RareMembershipArtifact as RareMembershipArtifact,
 )
 from labconsole.engine.records.rare import (
+    RareMembershipSection as RareMembershipSection,
+)
+from labconsole.engine.records.rare import (
     RareMitigationsArtifact as RareMitigationsArtifact,
+)
+from labconsole.engine.records.rare import (
+    RareMitigationsSection as RareMitigationsSection,
 )
 from labconsole.engine.records.rare import (
     RareScoreArtifact as RareScoreArtifact,
@@ -152,13 +167,22 @@ from labconsole.engine.records.rare import (
     RareSensitivityArtifact as RareSensitivityArtifact,
 )
 from labconsole.engine.records.rare import (
+    RareSensitivitySection as RareSensitivitySection,
+)
+from labconsole.engine.records.rare import (
     RareTheoryArtifact as RareTheoryArtifact,
+)
+from labconsole.engine.records.rare import (
+    RareTheorySection as RareTheorySection,
 )
 from labconsole.engine.records.rare import (
     RareWeightsArtifact as RareWeightsArtifact,
 )
 from labconsole.engine.records.rare import (
     RareWeightsRow as RareWeightsRow,
+)
+from labconsole.engine.records.rare import (
+    RareWeightsSection as RareWeightsSection,
 )
 from labconsole.engine.records.rare import (
     TheoryCurve as TheoryCurve,

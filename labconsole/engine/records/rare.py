@@ -1,4 +1,6 @@
-"""The rare-lab stages' artifacts (``artifacts/rare_*.json``): Paper B's network experiments.
+"""The rare-lab stages' artifacts (``artifacts/rare_*.json``): Paper B's network experiments,
+and the sections those stages add to ``summary.json`` (``rare-weights`` … ``rare-theory``; the
+``rare-score`` section is ``sections.RareScoreSection``).
 
 Older files have no ``schema_version`` (version 0, the same keys). Statistics over seeds are
 ``MeanSE``; a missing statistic is ``None`` (never a bare ``{}``)."""
@@ -8,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from labconsole.engine.records.base import JsonScalar, MeanSE, Record, VersionedRecord
+from labconsole.engine.records.sections import StageSection
 
 
 class RareScoreArtifactCell(Record):
@@ -190,3 +193,83 @@ class RareTheoryArtifact(VersionedRecord):
     def curves(self, key: str) -> dict[str, TheoryCurve]:
         """``noise_curves`` or ``lam_curves``."""
         return self.noise_curves if key == "noise_curves" else self.lam_curves if key == "lam_curves" else {}
+
+
+# -- summary.json sections of the rare-lab stages -----------------------------------------------
+# Keys are n (or a model convention) as text, as JSON objects need; only the fields a stage sets
+# are written, so each section keeps the keys the stage has always written.
+
+
+class RareWeightsSection(StageSection):
+    """``rare-weights``: mean pixel importance inside the pattern and elsewhere, per n; or only
+    ``skipped`` (why) when the backbone has no input Linear layer."""
+
+    pattern: str | None = None
+    pattern_region_mean: dict[str, float | None] = Field(default_factory=dict)
+    elsewhere_mean: dict[str, float | None] = Field(default_factory=dict)
+    skipped: str | None = None
+
+
+class RareSensitivitySection(StageSection):
+    """``rare-sensitivity``: per backbone, the mean true-class probability at each fraction."""
+
+    fractions: list[float] = Field(default_factory=list)
+    true_class_probability: dict[str, list[float]] = Field(default_factory=dict)
+
+
+class RareMembershipSection(StageSection):
+    """``rare-membership``: per n, the attack's measures (mean ± s.e. over seeds)."""
+
+    pattern: str | None = None
+    split_sizes: dict[str, int] = Field(default_factory=dict)
+    accuracy: dict[str, MeanSE] = Field(default_factory=dict)
+    spurious_member_accuracy: dict[str, MeanSE] = Field(default_factory=dict)
+    patterned_non_member_accuracy: dict[str, MeanSE] = Field(default_factory=dict)
+    balanced_accuracy: dict[str, MeanSE] = Field(default_factory=dict)
+    auc: dict[str, MeanSE] = Field(default_factory=dict)
+
+
+class MitigationMeans(Record):
+    """One mitigation at one strength: each measure's mean over seeds."""
+
+    strength: float
+    score: float | None = None
+    clean_acc: float | None = None
+    spurious_acc: float | None = None
+
+
+class RareMitigationsSection(StageSection):
+    """``rare-mitigations``: per method, the measures' means at each strength."""
+
+    pattern: str | None = None
+    n: int | None = None
+    methods: dict[str, list[MitigationMeans]] = Field(default_factory=dict)
+
+
+class RareDeletionSection(StageSection):
+    """``rare-deletion``: per n, the mean spurious score before deletion, after incremental
+    retraining and retrained from scratch without the deleted rows."""
+
+    pattern: str | None = None
+    deletion_lr: float | None = None
+    deletion_epochs: int | None = None
+    score: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+
+
+class AuthorsVersusExact(Record):
+    """The authors' closed-form accuracies next to the exact ones, for one case."""
+
+    exact_clean: Number = None
+    closed_clean: Number = None
+    exact_spurious: Number = None
+    closed_spurious: Number = None
+
+
+class RareTheorySection(StageSection):
+    """``rare-theory``: the Monte-Carlo check's errors, the exact solution at the preset's γ and
+    the authors' closed forms against it."""
+
+    monte_carlo_max_abs_error: Number = None
+    monte_carlo: dict[str, dict[str, Number]] = Field(default_factory=dict)
+    exact_at_gamma: dict[str, Number] = Field(default_factory=dict)
+    authors_vs_exact: dict[str, AuthorsVersusExact] = Field(default_factory=dict)

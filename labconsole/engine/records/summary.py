@@ -14,6 +14,14 @@ from labconsole.engine.records.base import (
     flatten_numbers,
     parse_metric_path,
 )
+from labconsole.engine.records.rare import (
+    RareDeletionSection,
+    RareMembershipSection,
+    RareMitigationsSection,
+    RareSensitivitySection,
+    RareTheorySection,
+    RareWeightsSection,
+)
 from labconsole.engine.records.sections import (
     DfrSection,
     ErmSection,
@@ -58,12 +66,12 @@ class RunSummary(VersionedRecord):
     dfr: DfrSection | None = None
     gradcam: GradcamSection | None = None
     rare_score: RareScoreSection | None = Field(default=None, alias="rare-score")
-    rare_weights: GenericSection | None = Field(default=None, alias="rare-weights")
-    rare_sensitivity: GenericSection | None = Field(default=None, alias="rare-sensitivity")
-    rare_membership: GenericSection | None = Field(default=None, alias="rare-membership")
-    rare_mitigations: GenericSection | None = Field(default=None, alias="rare-mitigations")
-    rare_deletion: GenericSection | None = Field(default=None, alias="rare-deletion")
-    rare_theory: GenericSection | None = Field(default=None, alias="rare-theory")
+    rare_weights: RareWeightsSection | None = Field(default=None, alias="rare-weights")
+    rare_sensitivity: RareSensitivitySection | None = Field(default=None, alias="rare-sensitivity")
+    rare_membership: RareMembershipSection | None = Field(default=None, alias="rare-membership")
+    rare_mitigations: RareMitigationsSection | None = Field(default=None, alias="rare-mitigations")
+    rare_deletion: RareDeletionSection | None = Field(default=None, alias="rare-deletion")
+    rare_theory: RareTheorySection | None = Field(default=None, alias="rare-theory")
 
     def set_section(self, stage: str, section: Record) -> None:
         name = RARE_FIELDS.get(stage, stage)

@@ -14,25 +14,24 @@ import io
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from labconsole.config.data import DataConfig
 from labconsole.engine.data.groups import DatasetBundle, GroupInfo, SplitData
 
 _FORMAT = 1
 
 
-def cache_paths(run_dir: Path, data_config: Any) -> tuple[Path, Path]:
-    """(tensor file, metadata file) for ``data_config`` (a DataConfig) in ``run_dir``."""
-    dumped = data_config.model_dump(mode="json") if hasattr(data_config, "model_dump") else dict(data_config)
-    text = json.dumps({"format": _FORMAT, "data": dumped}, sort_keys=True, default=str)
+def cache_paths(run_dir: Path, data_config: DataConfig) -> tuple[Path, Path]:
+    """(tensor file, metadata file) for ``data_config`` in ``run_dir``."""
+    text = json.dumps({"format": _FORMAT, "data": data_config.model_dump(mode="json")}, sort_keys=True, default=str)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
     folder = Path(run_dir) / "cache"
     return folder / f"dataset-{key}.pt", folder / f"dataset-{key}.json"
 
 
-def read_bundle(run_dir: Path, data_config: Any) -> DatasetBundle | None:
+def read_bundle(run_dir: Path, data_config: DataConfig) -> DatasetBundle | None:
     """The cached bundle, or None when there is none (or it cannot be read)."""
     tensors_file, meta_file = cache_paths(run_dir, data_config)
     if not tensors_file.is_file() or not meta_file.is_file():
@@ -66,7 +65,7 @@ def read_bundle(run_dir: Path, data_config: Any) -> DatasetBundle | None:
         return None
 
 
-def write_bundle(run_dir: Path, data_config: Any, bundle: DatasetBundle) -> bool:
+def write_bundle(run_dir: Path, data_config: DataConfig, bundle: DatasetBundle) -> bool:
     """Store ``bundle`` in ``run_dir`` (atomic). False when it is not cacheable or not writable."""
     from labconsole.engine.runs import atomic_write_bytes
 
