@@ -15,7 +15,7 @@ from labconsole.engine.api import run_job
 from labconsole.engine.models.factory import create_model
 from labconsole.engine.runs import RunDir
 from labconsole.engine.stage1.neurons import eligible_layers
-from labconsole.engine.train.finetune import FinetuneStep
+from labconsole.engine.train.finetune_step import FinetuneStep
 from labconsole.engine.train.masking import neuron_mask
 from labconsole.errors import CheckpointError, PresetError, UserError
 from labconsole.presets import load_preset
@@ -179,7 +179,7 @@ def _step(**options):
     cfg = FinetuneConfig(**options)
     projection = None
     if cfg.contrast_on == "features":
-        from labconsole.engine.train.finetune import ProjectionHead
+        from labconsole.engine.train.finetune_step import ProjectionHead
 
         projection = ProjectionHead(model.fc.in_features, cfg.projection_dim)
     step = FinetuneStep(model, cfg, torch.device("cpu"), projection)

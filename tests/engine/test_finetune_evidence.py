@@ -15,7 +15,8 @@ from labconsole.engine.api import run_job
 from labconsole.engine.models.factory import create_model
 from labconsole.engine.runs import RunDir
 from labconsole.engine.stage1.neurons import eligible_layers
-from labconsole.engine.train.finetune import FinetuneStep, set_batchnorm_mode
+from labconsole.engine.train.finetune import set_batchnorm_mode
+from labconsole.engine.train.finetune_step import FinetuneStep
 from labconsole.engine.train.losses import nt_xent
 from labconsole.engine.train.masking import AuxiliaryModel, neuron_mask
 from labconsole.presets import load_preset

@@ -4,16 +4,15 @@ variant (SPEC §7).
 Starts from the ERM checkpoint at the kick-in epoch. At each epoch start the auxiliary model is
 rebuilt from the target's current weights: the same parameters with the top p % critical
 neurons masked (``critical_mask``), never a copy. Each step feeds two augmented views,
-``target(x1)`` and ``aux(x2)``, and minimises NT-Xent + λ·MSE (or λ·CE). Every epoch emits
-val/test group accuracies, keeps ``finetune-last`` (and ``finetune-best`` by validation WGA)
-plus ``finetune-resume.pt``, so a cancelled run resumes after its last finished epoch.
+``target(x1)`` and ``aux(x2)``, and minimises NT-Xent + λ·MSE (or λ·CE); the step and the
+projection head are in ``finetune_step``. Every epoch emits val/test group accuracies, keeps
+``finetune-last`` (and ``finetune-best`` by validation WGA) plus ``finetune-resume.pt``, so a
+cancelled run resumes after its last finished epoch.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from labconsole.engine.models.factory import get_head
 from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
 from labconsole.engine.stage1.neurons import Layer, eligible_layers
 from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
+from labconsole.engine.train.finetune_step import FinetuneModules, FinetuneStep, ProjectionHead
 from labconsole.engine.train.finetune_summary import (
     SELECTION_TEXT,
     curve_point,
@@ -37,107 +37,12 @@ from labconsole.engine.train.finetune_summary import (
     format_control_table,
     method_text,
 )
-from labconsole.engine.train.losses import contrastive_loss, supervised_loss
-from labconsole.engine.train.masking import AuxiliaryModel, WeightMask
+from labconsole.engine.train.masking import WeightMask
 from labconsole.engine.train.start import evaluate_before, load_model_from, resolve_start_checkpoint
 from labconsole.engine.train.state import TrainState, load_train_state, save_train_state
 from labconsole.engine.train.views import ViewBatches
 
 STAGE = "finetune"
-
-
-class ProjectionHead(nn.Module):
-    """SimCLR's non-linear projection: Linear → ReLU → Linear(d, projection_dim)."""
-
-    def __init__(self, dim: int, out_dim: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.net(x)
-        return out
-
-
-class FinetuneModules(nn.Module):
-    """What the optimizer trains and a resume file stores: the model and the projection head."""
-
-    def __init__(self, model: nn.Module, projection: nn.Module | None) -> None:
-        super().__init__()
-        self.model = model
-        self.projection = projection
-
-
-@contextmanager
-def head_inputs(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collects the penultimate features (the head's input) of every forward inside the block;
-    works for the auxiliary branch too, since ``functional_call`` runs the same modules."""
-    seen: list[torch.Tensor] = []
-    handle = get_head(model).register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
-    try:
-        yield seen
-    finally:
-        handle.remove()
-
-
-class FinetuneStep:
-    """One optimisation step of Stage II on a batch; shared by the stage and the benchmark."""
-
-    def __init__(
-        self, model: nn.Module, cfg: FinetuneConfig, device: torch.device, projection: nn.Module | None = None
-    ) -> None:
-        self.model, self.cfg, self.device = model, cfg, device
-        self.projection = projection
-        self.aux: AuxiliaryModel | None = None
-
-    def set_mask(self, mask: WeightMask) -> None:
-        self.aux = AuxiliaryModel(self.model, mask)
-
-    def _branch(self, fn: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(outputs, vector to contrast) of one branch."""
-        cfg = self.cfg
-        if cfg.contrast_on == "features":
-            with head_inputs(self.model) as feats:
-                logits = fn(x)
-            outputs = logits.float().softmax(1) if cfg.head_softmax else logits.float()
-            assert self.projection is not None
-            return outputs, self.projection(feats[-1].float())
-        logits = fn(x).float()
-        outputs = logits.softmax(1) if cfg.head_softmax else logits
-        vector = outputs.softmax(1) if cfg.contrast_on == "probabilities" and not cfg.head_softmax else outputs
-        return outputs, vector
-
-    def loss(self, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        cfg = self.cfg
-        weight = float(getattr(cfg, "contrastive_weight", 1.0))
-        if weight == 0:
-            # The supervised term alone: no auxiliary forward at all, so nothing of the
-            # contrastive branch (not even BatchNorm batch statistics) touches the model.
-            with autocast_for(self.device):
-                outputs, _ = self._branch(self.model, x1)
-            alone: torch.Tensor = cfg.supervised_weight * supervised_loss(
-                outputs, y, cfg.supervised, probabilities=cfg.head_softmax
-            )
-            return alone
-        if self.aux is None:
-            raise RuntimeError("set_mask() before the first step")
-        # The authors' code contrasts both branches on the same view.
-        aux_input = x2 if cfg.contrastive == "two-views" else x1
-        with autocast_for(self.device):
-            outputs, z = self._branch(self.model, x1)
-            _, z_aux = self._branch(self.aux, aux_input)
-        contrast = contrastive_loss(z, z_aux, cfg.temperature, cfg.contrastive)
-        supervised = supervised_loss(outputs, y, cfg.supervised, probabilities=cfg.head_softmax)
-        total: torch.Tensor = weight * contrast + cfg.supervised_weight * supervised
-        return total
-
-    def step(
-        self, optimizer: torch.optim.Optimizer, x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor
-    ) -> torch.Tensor:
-        loss = self.loss(x1, x2, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch's stubs leave Tensor.backward untyped
-        optimizer.step()
-        return loss.detach()
 
 
 def check_finetune_inputs(ctx: StageContext) -> None:

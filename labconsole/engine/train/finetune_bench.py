@@ -54,7 +54,7 @@ def measure_finetune_step(
     from labconsole.engine.stage1.neurons import eligible_layers
     from labconsole.engine.train.batches import translate_batch
     from labconsole.engine.train.critical_mask import build_epoch_mask
-    from labconsole.engine.train.finetune import FinetuneStep
+    from labconsole.engine.train.finetune_step import FinetuneStep
     from labconsole.engine.train.views import two_views
 
     dev = resolve_device(device)
