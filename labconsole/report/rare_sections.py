@@ -9,7 +9,9 @@ Everything is read from the run directory itself (``config.toml``, ``manifest.js
 Reference tables: a preset's ``[reference."<label>"]`` holds ``row = paper value`` (or
 ``row = {column = value}``) and ``_ours = "<artifact>:<dotted.path>"`` naming our number, with
 ``{row}`` / ``{col}`` filled in, e.g. ``_ours = "rare_score.json:pattern_norm.{row}.mean"``;
-``_note`` says what differs (dataset, model). Values are shown as they are (no % scaling).
+``_note`` says what differs (dataset, model); ``_unit`` the unit of each cell (``count``,
+``value``, ``pp``, ``fraction``). The cells are read and laid out by ``reference.py`` and
+``reference_tables.py``, as a sweep's are.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from labconsole.engine.records import Manifest, validate_leniently
-from labconsole.report.doc import MISSING, Section, Table, Text, guarded
+from labconsole.report import reference_tables
+from labconsole.report.doc import Section, Table, Text, guarded
 from labconsole.report.rare_experiments import membership_section, score_section, sensitivity_section, weights_section
-from labconsole.report.rare_format import _is_num, _read_json, artifact, fmt, is_rare_run, run_config, run_stages
+from labconsole.report.rare_format import _is_num, _read_json, fmt, is_rare_run, run_config, run_stages
 from labconsole.report.rare_studies import deletion_section, mitigations_section, theory_section
 
 __all__ = ["definitions", "is_rare_run", "main_table", "sections"]
@@ -160,78 +163,10 @@ def definitions(path: Path) -> Section:
     return section
 
 
-def _walk(value: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
-
-
-def resolve(path: Path, template: str, row: str, col: str) -> tuple[Any, str]:
-    """(our value, where it came from) for ``"<artifact>:<dotted.path>"``."""
-    where = template.replace("{row}", row).replace("{col}", col)
-    name, _, dotted = where.partition(":")
-    data = artifact(path, name)
-    if data is None:
-        return None, f"{name} not in this run"
-    value = _walk(data, dotted)
-    return (value, where) if _is_num(value) else (None, f"{where}: not found")
-
-
-def _ref_value(paper: Any, ours: Any, value: Any) -> str:
-    """Counts stay integers (the TOML says 335114, not 335114.0); measurements get 3 decimals."""
-    if not _is_num(value):
-        return MISSING
-    if isinstance(paper, int) and (ours is None or float(ours).is_integer()):
-        return fmt(int(value))
-    return fmt(float(value), 3)
-
-
-def reference_section(path: Path) -> Section | None:
+def reference_section(path: Path) -> Section:
     reference = run_config(path).get("reference") or {}
-    section = Section("Paper B's published numbers beside ours", anchor="reference")
-    for label, spec in reference.items():
-        if not isinstance(spec, dict):
-            continue
-        template = str(spec.get("_ours", ""))
-        rows: list[list[str]] = []
-        emphasis: dict[tuple[int, int], str] = {}
-        for row, cols in spec.items():
-            if str(row).startswith("_"):
-                continue
-            cells = cols if isinstance(cols, dict) else {"value": cols}
-            for col, paper in cells.items():
-                if not _is_num(paper):
-                    continue
-                ours, where = resolve(path, template, str(row), str(col)) if template else (None, "no _ours path")
-                diff = float(ours) - float(paper) if _is_num(ours) else None
-                if diff is not None and paper and abs(diff) > 0.1 * abs(float(paper)):
-                    emphasis[(len(rows), 4)] = "large"
-                name = str(row) if col == "value" else f"{row} / {col}"
-                rows.append(
-                    [
-                        name,
-                        _ref_value(paper, ours, paper),
-                        _ref_value(paper, ours, ours),
-                        _ref_value(paper, ours, diff),
-                        where,
-                    ]
-                )
-        if rows:
-            section.add(
-                Table(
-                    ["row", "Paper B", "ours", "ours − Paper B", "ours from"],
-                    rows,
-                    title=str(label),
-                    caption=str(spec.get("_note", "")),
-                    emphasis=emphasis,
-                )
-            )
-    return section if section.blocks else None
+    # each cell read through its artifact's record, in its own unit; none at all is said so
+    return reference_tables.run_section(reference, path, "Paper B's published numbers beside ours", "Paper B")
 
 
 BUILDERS: tuple[tuple[str, Callable[[Path], Section | None]], ...] = (

@@ -13,11 +13,20 @@ cells, which of our numbers each one is compared with; nothing is guessed from t
   sweep's ERM numbers are shared by its combinations); a sweep of one combination needs none.
 * ``_backbone`` (optional): the backbone each row is about (``{ "ViT-S" =
   "vit_small_patch16_224" }``); rows for another backbone than ours say so.
-* ``_unit``: ``fraction`` or ``pp`` (``%``). Without it a label saying ``fraction`` holds
-  fractions, one saying ``pp``/``%`` percent; otherwise values all within ±1 are fractions.
-  Everything is shown in % / pp. A label with ``|change|`` compares magnitudes.
+* ``_unit``: the unit of the published values, one string for the table or a table keyed like
+  ``_ours``: ``pp`` (``%``, ``percent``) and ``fraction`` are shown in % / pp; ``count``
+  (parameters, repetitions) and ``value`` (a norm, a learning rate) as they are, both sides
+  unscaled, so the difference is in the cell's own unit. Without it, a summary-path cell follows
+  its label (``fraction`` → fractions, ``pp``/``%`` → percent; otherwise values all within ±1
+  are fractions) and an artifact cell is a ``value``. A label with ``|change|`` compares magnitudes.
+* ``_note``: what differs between their number and ours (dataset, model), shown as the caption.
+  A ``[reference]`` with no table and only a ``_note`` says why a preset has no published numbers.
 
-Our numbers are fractions except those whose path has a ``…_pp`` part (already pp).
+A path ``"<artifact>.json:<path>"`` reads the run's ``artifacts/<artifact>.json`` through its
+record (``reference_artifacts``); in a sweep, over the finished runs of the cell's combination.
+
+Our summary numbers are fractions except those whose path has a ``…_pp`` part (already pp); in
+a ``count`` or ``value`` cell they are taken as they are.
 """
 
 from __future__ import annotations
@@ -25,12 +34,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import JsonValue
 
 from labconsole.engine.records import Combination, MeanSE, Point, RunSummary, parse_metric_path
+from labconsole.report.reference_artifacts import artifact_path, resolve_artifact, resolve_artifact_runs
 
 STD_COLUMNS = {"std", "wga_std", "±", "sd", "spread"}
+# spelling in a preset → unit; "" (no unit given) keeps the label-based rule for summary paths
+UNITS = {"pp": "pp", "%": "pp", "percent": "pp", "fraction": "fraction", "count": "count", "value": "value"}
+PERCENT_UNITS = {"", "pp", "fraction"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,9 @@ class ReferenceTable:
     ours: dict[str, str] = field(default_factory=dict)  # "row/col" | col | row | "*" → path template
     points: dict[str, Point] = field(default_factory=dict)  # row or column → axis values
     backbones: dict[str, str] = field(default_factory=dict)  # row → backbone it is about
-    unit: str = ""
+    unit: str = ""  # the table's unit ("" = by its label / values)
+    units: dict[str, str] = field(default_factory=dict)  # "row/col" | col | row → unit of that cell
+    note: str = ""
 
     @property
     def scale(self) -> float:
@@ -62,6 +78,40 @@ class ReferenceTable:
         """The metric path this cell is compared with ("" when the table names none)."""
         template = self.ours.get(f"{row}/{col}") or self.ours.get(col) or self.ours.get(row) or self.ours.get("*") or ""
         return template.replace("{row}", row).replace("{col}", col)
+
+    def cell_unit(self, row: str, col: str) -> str:
+        """The cell's unit (``pp``, ``fraction``, ``count``, ``value``; "" = the label-based rule);
+        ``ValueError`` naming the table, the cell and the units there are for an unknown one."""
+        given = (
+            self.units.get(f"{row}/{col}")
+            or self.units.get(col)
+            or self.units.get(row)
+            or self.units.get("*")
+            or self.unit
+        )
+        if not given:
+            return "value" if artifact_path(self.path(row, col)) else ""
+        unit = UNITS.get(given.strip().lower())
+        if unit is None:
+            raise ValueError(
+                f"reference {self.label!r} {row}/{col}: unknown _unit {given!r} (expected one of {', '.join(UNITS)})"
+            )
+        return unit
+
+    def in_percent(self, row: str, col: str) -> bool:
+        """Is this cell shown in % / pp (else in its own unit)?"""
+        return self.cell_unit(row, col) in PERCENT_UNITS
+
+    def paper_shown(self, row: str, col: str, value: float) -> float:
+        """The published value in the unit the cell is shown in."""
+        unit = self.cell_unit(row, col)
+        if unit == "":
+            return value * self.scale
+        return 100.0 * value if unit == "fraction" else value
+
+    def ours_factor(self, row: str, col: str) -> float:
+        """Factor from our stored number to the shown unit: × 100 for a fraction in a % cell."""
+        return 1.0 if not self.in_percent(row, col) or is_pp(self.path(row, col)) else 100.0
 
 
 def _number(value: JsonValue) -> float | None:
@@ -105,7 +155,7 @@ def tables(reference: Mapping[str, JsonValue]) -> list[ReferenceTable]:
             if values:
                 rows[row] = values
         if rows:
-            unit = table.get("_unit")
+            unit, note = table.get("_unit"), table.get("_note")
             out.append(
                 ReferenceTable(
                     label=label,
@@ -114,9 +164,19 @@ def tables(reference: Mapping[str, JsonValue]) -> list[ReferenceTable]:
                     points=_points(table.get("_points")),
                     backbones=_strings(table.get("_backbone")) if isinstance(table.get("_backbone"), dict) else {},
                     unit=unit if isinstance(unit, str) else "",
+                    units=_strings(unit) if isinstance(unit, dict) else {},
+                    note=note if isinstance(note, str) else "",
                 )
             )
     return out
+
+
+def no_tables_note(reference: Mapping[str, JsonValue]) -> str:
+    """Why a preset has no published numbers: its ``[reference]`` ``_note``, else a plain default."""
+    note = reference.get("_note")
+    if isinstance(note, str) and note.strip():
+        return note.strip()
+    return "This preset names no published numbers to compare with (its config has no [reference] table)."
 
 
 def is_pp(path: str) -> bool:
@@ -136,18 +196,27 @@ def aggregate_name(path: str) -> str:
 # -- runs ----------------------------------------------------------------------------------------
 
 
-def resolve_run(summary: RunSummary, table: ReferenceTable, row: str, col: str) -> tuple[float | None, str]:
-    """(our value in % / pp, where it came from) for one reference cell of a single run."""
+def resolve_run(
+    summary: RunSummary, table: ReferenceTable, row: str, col: str, run_dir: Path | None = None
+) -> tuple[float | None, str]:
+    """(our value in the cell's shown unit, where it came from) for one reference cell of a
+    single run; an artifact cell reads ``run_dir``'s artifact."""
     path = table.path(row, col)
     if not path:
         return None, "no metric path for this cell (the table has no `_ours`)"
     try:
-        value = summary.metric(path)
+        factor = table.ours_factor(row, col)
+        if artifact_path(path):
+            if run_dir is None:
+                return None, f"{path}: an artifact cell, but no run folder to read it from"
+            value, where = resolve_artifact(run_dir, path)
+        else:
+            value, where = summary.metric(path), path
     except ValueError as exc:
         return None, str(exc)
     if value is None:
-        return None, f"{path} not in this run"
-    return percent_of(path, value), path
+        return None, where if where != path else f"{path} not in this run"
+    return factor * value, where
 
 
 # -- sweeps --------------------------------------------------------------------------------------
@@ -182,10 +251,16 @@ def backbone_note(table: ReferenceTable, row: str, backbone: str) -> str:
 
 
 def resolve_sweep(
-    combos: list[Combination], table: ReferenceTable, row: str, col: str, backbone: str = ""
+    combos: list[Combination],
+    table: ReferenceTable,
+    row: str,
+    col: str,
+    backbone: str = "",
+    sweep_dir: Path | None = None,
 ) -> tuple[MeanSE | None, str]:
-    """(stats in % with mean/se/std/n, where from) for a reference cell of a sweep. A ``std``
-    column compares the spread over seeds of the cell's metric."""
+    """(stats in the cell's shown unit with mean/se/std/n, where from) for a reference cell of a
+    sweep. A ``std`` column compares the spread over seeds of the cell's metric. An artifact
+    cell reads the artifact of every finished run of the combination under ``sweep_dir``."""
     path = table.path(row, col)
     if not path:
         return None, "no metric path for this cell (the table has no `_ours`)"
@@ -193,13 +268,22 @@ def resolve_sweep(
     if combo is None:
         return None, "no sweep combination has the axis values this row names"
     try:
-        name = aggregate_name(path)
+        factor = table.ours_factor(row, col)
+        if artifact_path(path):
+            if sweep_dir is None:
+                return None, f"{path}: an artifact cell, but no sweep folder to read it from"
+            found, name = resolve_artifact_runs([Path(sweep_dir) / run for run in combo.runs], path)
+            if found is None:
+                return None, name
+            stats = found
+        else:
+            name = aggregate_name(path)
+            aggregated = combo.metrics.get(name)
+            if aggregated is None or not aggregated.n:
+                return None, f"no {name} in the aggregated numbers"
+            stats = aggregated
     except ValueError as exc:
         return None, str(exc)
-    stats = combo.metrics.get(name)
-    if stats is None or not stats.n:
-        return None, f"no {name} in the aggregated numbers"
-    factor = 1.0 if is_pp(path) else 100.0
 
     def scaled(value: float | None) -> float | None:
         return value * factor if value is not None else None
@@ -224,8 +308,9 @@ def paper_cells(ref: Mapping[str, JsonValue], point: Point, metric: str, backbon
                 try:
                     if aggregate_name(path) != metric:
                         continue
-                except ValueError:
+                    shown = table.paper_shown(row, col, value)
+                except ValueError:  # an artifact cell or an unknown unit: not this metric's paper value
                     continue
                 other = bool(backbone_note(table, row, backbone))
-                found.append((int(other), value * table.scale, f"{table.label}: {row}/{col}"))
+                found.append((int(other), shown, f"{table.label}: {row}/{col}"))
     return [(value, where) for _, value, where in sorted(found, key=lambda item: item[0])]

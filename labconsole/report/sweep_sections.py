@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pydantic import JsonValue
 
 from labconsole.engine.records import Combination, JsonScalar, MeanSE, Point
-from labconsole.report import plots, reference
+from labconsole.report import plots, reference, reference_tables
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text, mean_se_text, num, pct, pp
 from labconsole.report.source import SweepSource
 
@@ -218,32 +218,9 @@ def aggregated(src: SweepSource) -> Section:
 
 def published(src: SweepSource) -> Section:
     section = Section("Published numbers beside ours", anchor="reference")
-    combos = src.aggregate.combinations
-    for table in reference.tables(src.reference):
-        body = []
-        for row, cols in table.rows.items():
-            for col, paper in cols.items():
-                stats, where = reference.resolve_sweep(combos, table, row, col, src.backbone)
-                mean = stats.mean if stats is not None else None
-                diff = mean - paper * table.scale if mean is not None else None
-                body.append(
-                    [
-                        row,
-                        col,
-                        pp(paper * table.scale, 2, signed=False),
-                        mean_se_text(stats, 1.0, 2) if stats else MISSING,
-                        pp(diff, 2),
-                        where,
-                    ]
-                )
-        section.add(
-            Table(
-                columns=["row", "column", "paper", "ours (mean ± s.e., n)", "ours − paper", "ours from"],
-                rows=body,
-                title=table.label,
-                caption="values in % / pp",
-            )
-        )
+    # each cell in its own unit; artifact cells read the combination's run folders
+    for table in reference_tables.sweep_tables(src.reference, src.aggregate.combinations, src.backbone, src.path):
+        section.add(table)
     return section
 
 
