@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -260,8 +261,31 @@ class SetupScreen(LabScreen):
             on_result=self._session_opened,
             group="session",
             on_error=self._session_failed,
+            on_given_up=self._open_given_up,
         )
-        status.begin(f"opening {model} on {spec.dataset}: loading the model and data", worker, total=2)
+        status.begin(
+            f"opening {model} on {spec.dataset}: loading the model and data",
+            worker,
+            total=2,
+            stop_text="cancelling the open: the engine stops at its next chunk…",
+        )
+
+    def _open_given_up(self, error: BaseException | None) -> None:
+        """The cancelled open has really stopped (the engine checks between chunks of its work)."""
+        status = self.query_one("#session-status", BusyLine)
+        if status.busy:  # another open has started since
+            return
+        # The engine's Cancelled, if its module is loaded (whatever raised it loaded it); never
+        # imported here, which would load torch on the UI thread.
+        context = sys.modules.get("labconsole.engine.context")
+        if error is None:
+            text = "cancelled: the open had finished already; that session is dropped"
+        elif context is not None and isinstance(error, context.Cancelled):
+            text = "cancelled: no session opened (the engine stopped between chunks; nothing half-written)"
+        else:
+            text = "cancelled: " + describe_error("the open stopped with an error", error)
+        status.finish(text)
+        self.lab.write_log(f"[info] session open {text}")
 
     def _session_failed(self, error: BaseException) -> None:
         self.query_one("#session-status", BusyLine).finish(
