@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drive the console in tmux at 80×24 over the real engine, as a researcher would, step by step.
 
-    .venv/bin/python scripts/console_walkthrough.py [RUNS_ROOT] [--keep]
+    .venv/bin/python scripts/console_walkthrough.py [RUNS_ROOT] [--keep] [--slow=F]
 
 Run by hand (not in CI): it needs tmux and takes minutes on a CPU. Steps: open the quickstart
 run's ERM checkpoint → rank → mark the top 3 → zero → readout with control → heat map →
@@ -32,6 +32,8 @@ PY = os.environ.get("PYTHON", str(HERE / ".venv" / "bin" / "python"))
 LABCONSOLE = str(Path(PY).with_name("labconsole"))  # the console script beside that Python
 SESSION = f"lcwalk{os.getpid()}"
 WIDTH, HEIGHT = 80, 24
+# --slow=F multiplies every timeout: a machine shared with other work runs the engine F× slower
+SLOW = float(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--slow=")), "1"))
 
 
 class StepFailed(Exception):
@@ -52,12 +54,21 @@ def keys(*sequence: str) -> None:
         time.sleep(0.15)
 
 
+def escape() -> None:
+    """Escape alone: a key that follows it within the console's escape delay (or is read in the
+    same chunk, when the console lags) makes it Alt+key, and both are lost."""
+    keys("Escape")
+    time.sleep(1.0)
+    settled()
+
+
 def type_text(text: str) -> None:
     tmux("send-keys", "-t", SESSION, "-l", text)
     time.sleep(0.2)
 
 
 def wait(what: str, ok: Callable[[str], bool], timeout: float) -> str:
+    timeout *= SLOW
     start = time.monotonic()
     while True:
         shown = screen()
@@ -68,6 +79,24 @@ def wait(what: str, ok: Callable[[str], bool], timeout: float) -> str:
         if time.monotonic() - start > timeout:
             raise StepFailed(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.25)
+
+
+def settled(quiet: float = 0.4, timeout: float = 15.0) -> str:
+    """The screen once it stops changing: a key is drawn before the next look (the console may
+    lag behind the keys while the engine loads on the same cores)."""
+    start = time.monotonic()
+    last = screen()
+    while time.monotonic() - start < timeout:
+        time.sleep(quiet)
+        shown = screen()
+        if shown == last:
+            return shown
+        last = shown
+    return last
+
+
+def row_of(label: str, shown: str) -> str:
+    return next((line for line in shown.splitlines() if line.strip().startswith(label)), "")
 
 
 def has(text: str) -> Callable[[str], bool]:
@@ -96,26 +125,36 @@ def ensure_quickstart(root: Path) -> Path:
     return run
 
 
-def focus_choice(label: str, tries: int = 14) -> None:
-    """Tab until the Choice in the form row ``label`` has the focus (it then shows ◂▸ ⏎)."""
-    for _ in range(tries):
+def focus_choice(label: str, timeout: float = 60) -> None:
+    """Tab until the Choice in the form row ``label`` has the focus (it then shows ◂▸ ⏎, once it
+    has options: Setup's checkpoints come once the engine has listed the runs); each look waits
+    for the screen to settle, so a slow redraw never makes it Tab past the field."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout * SLOW:
         keys("Tab")
-        time.sleep(0.2)
-        row = next((line for line in screen().splitlines() if line.strip().startswith(label)), "")
-        if "◂▸" in row:
+        if "◂▸" in row_of(label, settled()):
             return
-    raise StepFailed(f"could not focus the {label} field")
+    raise StepFailed(f"could not focus the {label} field (or it has one option only)")
 
 
 def step_choice(label: str, wanted: str, tries: int = 12) -> None:
     """With the Choice of row ``label`` focused, step right until it shows ``wanted``."""
     for _ in range(tries):
-        row = next((line for line in screen().splitlines() if line.strip().startswith(label)), "")
+        row = row_of(label, settled())
         if re.search(rf"{re.escape(label)}\s+{re.escape(wanted)}\s", row + " "):
             return
         keys("Right")
-        time.sleep(0.2)
     raise StepFailed(f"{label} never showed {wanted!r}")
+
+
+def type_into(label: str, text: str) -> None:
+    """Replace the text of the focused Input in row ``label`` with ``text``: its first character
+    must show in that row before the rest is typed (a stray key elsewhere is a binding)."""
+    keys("C-u")
+    type_text(text[0])
+    wait(f"{text[0]!r} in the {label} field", lambda s: row_of(label, s).split(label, 1)[-1].strip() == text[0], 15)
+    type_text(text[1:])
+    wait(f"the {label} field to hold {text}", lambda s: text[-24:] in row_of(label, s), 15)
 
 
 def main() -> int:
@@ -131,7 +170,11 @@ def main() -> int:
     try:
         erm = ensure_quickstart(root)
         timings.append(("quickstart run ready", time.monotonic() - started))
-        command = f"cd {shlex.quote(str(HERE))} && HF_HUB_OFFLINE=1 {shlex.quote(LABCONSOLE)} console --runs-root {shlex.quote(str(root))}; sleep 30"
+        # PYTHONPATH: the console of this checkout, whichever one the virtualenv was installed from
+        command = (
+            f"cd {shlex.quote(str(HERE))} && HF_HUB_OFFLINE=1 PYTHONPATH={shlex.quote(str(HERE))} "
+            f"{shlex.quote(LABCONSOLE)} console --runs-root {shlex.quote(str(root))}; sleep 30"
+        )
         tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT), command)
 
         def step(name: str, action: Callable[[], None]) -> None:
@@ -144,15 +187,16 @@ def main() -> int:
             def act() -> None:
                 keys("1")
                 wait("Setup", has("Checkpoint"), 30)
-                keys("Escape")
+                escape()
                 focus_choice("Checkpoint")
                 keys("Tab")  # the "or file" field below it
-                keys("C-u")
-                type_text(path)
-                keys("Escape", "o")
+                settled()
+                type_into("or file", path)
+                escape()
+                keys("o")
                 # the status line still says "session ready" about the previous session: wait
                 # for this one to start opening first
-                wait("the session to start opening", lambda s: "opening" in s or "✗" in s, 30)
+                wait("the session to start opening", lambda s: "opening" in s or "✗" in s, 60)
                 wait("the session to open", lambda s: "session ready" in s and "opening" not in s, 240)
 
             return act
@@ -178,7 +222,8 @@ def main() -> int:
         step("mark the top 3", mark_top3)
 
         def readout() -> None:
-            keys("Escape", "a")
+            escape()
+            keys("a")
             wait("the readout with its control", has("as many random neurons"), 300)  # its note
 
         step("zero + readout with random control", readout)
@@ -186,21 +231,27 @@ def main() -> int:
         def heat_map() -> None:
             keys("m")
             wait("the heat map", has("Tracing heat map"), 600)
-            keys("Escape")
+            for _ in range(3):
+                escape()
+                if "Tracing heat map" not in settled():
+                    return
+            raise StepFailed("Escape did not close the heat map")
 
         step("tracing heat map", heat_map)
 
         def finetune_and_cancel() -> None:
             keys("4")
             wait("Train", has("Preset"), 30)
-            keys("Escape")
+            escape()
             focus_choice("Stages")
             step_choice("Stages", "fine-tune")
             focus_choice("Profile")
             step_choice("Profile", "smoke")
             keys("Tab")  # Epochs
-            type_text("2")
-            keys("Escape", "g")
+            settled()
+            type_into("Epochs", "2")
+            escape()
+            keys("g")
             wait("fine-tuning to stream", lambda s: "finetune" in s and "epoch" in s, 300)
             keys("c")
             wait("the cancelled run", lambda s: "cancelled" in s, 300)
@@ -230,7 +281,8 @@ def main() -> int:
             wait("a ranking", lambda s: "neurons by gradient" in s and "Esc stops waiting" not in s, 240)
             keys("f", "m", "3")
             wait("a marked neuron", has("Marked: 1 neuron"), 30)
-            keys("Escape", "a")
+            escape()
+            keys("a")
             wait("the readout", has("as many random neurons"), 300)
 
         step("readout on the fine-tuned model", readout_again)

@@ -21,11 +21,12 @@ CANCEL_HINT = "Esc stops waiting"
 def busy_text(
     what: str, elapsed_s: float | None, step: int | None = None, total: int | None = None, unit: str = "step"
 ) -> str:
-    """``"ranking by gradient · group 1/4 · 0:03 · Esc stops waiting"``; no clock when
-    ``elapsed_s`` is None (screenshots)."""
+    """``"opening … · step 1/2 · 0:03 · Esc stops waiting"``, ``"reading out … · 3/8 chunks · …"``;
+    an empty ``unit`` shows the bare count. No clock when ``elapsed_s`` is None (screenshots)."""
     parts = [f"{what}…"]
     if step is not None and total:
-        parts.append(f"{unit} {min(step, total)}/{total}")
+        count = f"{min(step, total)}/{total}"
+        parts.append(f"step {count}" if unit == "step" else f"{count} {unit}".rstrip())
     if elapsed_s is not None:
         parts.append(format_seconds(elapsed_s))
     parts.append(CANCEL_HINT)
@@ -37,7 +38,7 @@ class BusyLine(Static):
 
     ``advance(step)`` counts the steps of a sequence of calls (open, then list the layers);
     ``report(done, total, unit)`` counts the work inside one call, as the engine reports it
-    (``group 2/4`` of a ranking, ``chunk 5/12`` of a readout)."""
+    (``640/1280`` of a ranking, ``5/12 chunks`` of a readout)."""
 
     def __init__(self, content: str = "", *, show_clock: bool = True, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
