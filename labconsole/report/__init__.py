@@ -23,6 +23,7 @@ from labconsole.report import (
     run_sections,
     session_sections,
     stage_sections,
+    sweep_evidence,
     sweep_sections,
 )
 from labconsole.report.doc import Figure, Report, Section, Table, Text, guarded
@@ -100,6 +101,7 @@ def build_sweep_report(src: SweepSource) -> Report:
     sections: list[Section] = []
     sections += guarded("sweep overview", lambda: sweep_sections.overview(src))
     sections += guarded("aggregated results", lambda: sweep_sections.aggregated(src))
+    sections += guarded("Stage I over seeds", lambda: sweep_evidence.stage1_over_seeds(src))
     sections += guarded("recipes against their control", lambda: evidence_sections.recipes_vs_control(src))
     sections += guarded("published numbers", lambda: sweep_sections.published(src))
     sections += guarded("runs", lambda: sweep_sections.runs_table(src))

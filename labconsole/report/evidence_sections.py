@@ -24,7 +24,8 @@ def evidence(src: RunSource, shown: set[str]) -> list[Section] | None:
 # -- Stage I ---------------------------------------------------------------------------------------
 
 
-def _readouts(src: RunSource) -> ReadoutsArtifact | None:
+def stage1_readouts(src: RunSource) -> ReadoutsArtifact | None:
+    """The run's recorded Stage I readouts (``artifacts/stage1_readouts.json``), None without them."""
     path = src.path / "artifacts" / READOUTS
     if not path.exists():
         return None
@@ -44,11 +45,11 @@ def _cell(value: float | None, mean: float | None, sd: float | None, p: float | 
 
 
 def stage1_evidence(src: RunSource, shown: set[str]) -> Section | None:
-    data = _readouts(src)
+    data = stage1_readouts(src)
     rows = [(r, r.evidence) for r in (data.rows if data is not None else []) if r.evidence is not None]
     if data is None or not rows:
         return None
-    from labconsole.engine.stage1.evidence import verdict_line
+    from labconsole.engine.stage1.evidence_stats import verdict_line
 
     groups = list(data.group_names)
     minority = list(data.minority_groups)
@@ -261,7 +262,7 @@ def control_for(recipe: str, recipes: set[str]) -> str | None:
 def recipes_vs_control(src: SweepSource) -> Section | None:
     """Test WGA of every recipe minus its control's, paired by seed: mean ± s.e. and a one-sided
     paired t-test over seeds (H1: the recipe is worse), read from each run's summary."""
-    from labconsole.engine.stage1.evidence import paired_over_seeds
+    from labconsole.engine.stage1.evidence_stats import paired_over_seeds
 
     wga: dict[str, dict[int, float]] = {}
     for point, _, run in src.runs:

@@ -33,6 +33,9 @@ class Signature(Record):
     control_mean_pp: GroupValues = Field(default_factory=dict)
     control_sd_pp: GroupValues = Field(default_factory=dict)
     p: GroupValues = Field(default_factory=dict)
+    # Whether the group's test Δ stayed inside the control draws' spread (absent in runs
+    # recorded before "seen" required it).
+    test_held: dict[str, bool | None] = Field(default_factory=dict)
     verdict: dict[str, str] = Field(default_factory=dict)
 
 
