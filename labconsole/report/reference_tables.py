@@ -70,8 +70,8 @@ def _units_caption(table: ReferenceTable) -> str:
 
 
 def _caption(table: ReferenceTable) -> str:
-    note = table.note.strip().rstrip(".")
-    return ". ".join(part for part in (note, _units_caption(table)) if part)
+    note, units = table.note.strip().rstrip("."), _units_caption(table)
+    return f"{note}. {units[:1].upper()}{units[1:]}" if note and units else note or units
 
 
 def _large(table: ReferenceTable, row: str, col: str, paper: float, diff: float | None) -> bool:
