@@ -83,7 +83,8 @@ def wait(what: str, ok: Callable[[str], bool], timeout: float) -> str:
 
 def settled(quiet: float = 0.4, timeout: float = 15.0) -> str:
     """The screen once it stops changing: a key is drawn before the next look (the console may
-    lag behind the keys while the engine loads on the same cores)."""
+    lag behind the keys while the engine loads on the same cores; --slow stretches the quiet)."""
+    quiet, timeout = quiet * SLOW, timeout * SLOW
     start = time.monotonic()
     last = screen()
     while time.monotonic() - start < timeout:
@@ -152,7 +153,7 @@ def type_into(label: str, text: str) -> None:
     must show in that row before the rest is typed (a stray key elsewhere is a binding)."""
     keys("C-u")
     type_text(text[0])
-    wait(f"{text[0]!r} in the {label} field", lambda s: row_of(label, s).split(label, 1)[-1].strip() == text[0], 15)
+    wait(f"{text[0]!r} in the {label} field", lambda s: row_of(label, s).split(label, 1)[-1].strip() == text[0], 10)
     type_text(text[1:])
     wait(f"the {label} field to hold {text}", lambda s: text[-24:] in row_of(label, s), 15)
 
@@ -188,10 +189,16 @@ def main() -> int:
                 keys("1")
                 wait("Setup", has("Checkpoint"), 30)
                 escape()
-                focus_choice("Checkpoint")
-                keys("Tab")  # the "or file" field below it
-                settled()
-                type_into("or file", path)
+                for attempt in range(3):  # a lagging redraw can still make a Tab overshoot: again
+                    focus_choice("Checkpoint")
+                    keys("Tab")  # the "or file" field below it
+                    settled()
+                    try:
+                        type_into("or file", path)
+                        break
+                    except StepFailed:
+                        if attempt == 2:
+                            raise
                 escape()
                 keys("o")
                 # the status line still says "session ready" about the previous session: wait
