@@ -72,7 +72,9 @@ def test_welch_test_direction() -> None:
 
 def test_mean_se() -> None:
     stats = mean_se([1.0, 2.0, 3.0])
-    assert stats["mean"] == 2.0 and stats["se"] == pytest.approx(1.0 / 3**0.5)
+    assert stats.mean == 2.0 and stats.se == pytest.approx(1.0 / 3**0.5) and stats.n == 3
+    assert stats.to_json() == {"mean": 2.0, "se": stats.se, "n": 3}  # the keys the tables have always had
+    assert mean_se([]).to_json() == {"mean": None, "se": None, "n": 0}
 
 
 @pytest.mark.parametrize(

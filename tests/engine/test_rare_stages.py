@@ -9,13 +9,47 @@ import pytest
 from stage_context import recording_context
 
 from labconsole.engine.context import StageContext
-from labconsole.engine.records import StageSection
+from labconsole.engine.records import (
+    RareDeletionArtifact,
+    RareMembershipArtifact,
+    RareMitigationsArtifact,
+    RareScoreArtifact,
+    RareSensitivityArtifact,
+    RareTheoryArtifact,
+    RareWeightsArtifact,
+    Record,
+    StageSection,
+    validate_record,
+)
 from labconsole.engine.stages import get_stage, stage_function
 from labconsole.errors import UserError
 from labconsole.presets import PRESETS_DIR, load_preset
 from labconsole.report.figures_rare import figures_for
 
 RARE_PRESETS = sorted((PRESETS_DIR / "rare").glob("*.toml"))
+ARTIFACT_RECORDS = {
+    "rare_score.json": RareScoreArtifact,
+    "rare_weights.json": RareWeightsArtifact,
+    "rare_sensitivity.json": RareSensitivityArtifact,
+    "rare_membership.json": RareMembershipArtifact,
+    "rare_mitigations.json": RareMitigationsArtifact,
+    "rare_deletion.json": RareDeletionArtifact,
+    "rare_theory.json": RareTheoryArtifact,
+}
+
+
+def undeclared_keys(node: object, where: str = "") -> list[str]:
+    """Keys of a record (and the records inside it) that no field declares."""
+    if isinstance(node, Record):
+        found = [f"{where}.{k}" for k in node.model_extra or {}]
+        for name in type(node).model_fields:
+            found += undeclared_keys(getattr(node, name), f"{where}.{name}")
+        return found
+    if isinstance(node, dict):
+        return [k for key, value in node.items() for k in undeclared_keys(value, f"{where}[{key}]")]
+    if isinstance(node, list):
+        return [k for i, value in enumerate(node) for k in undeclared_keys(value, f"{where}[{i}]")]
+    return []
 
 
 make_context = recording_context
@@ -55,6 +89,11 @@ def test_preset_runs_in_smoke_profile(tmp_path: Path, path: Path) -> None:
         for f in figures_for(name, json.loads((ctx.run.artifacts / name).read_text()))
     ]
     assert figures and all(f.png.startswith(b"\x89PNG") for f in figures)
+    # Each table is written through its record: versioned, every key a declared field.
+    for name in (n for n in artifacts if n.endswith(".json")):
+        data = json.loads((ctx.run.artifacts / name).read_text())
+        assert data["schema_version"] == 1, name
+        assert undeclared_keys(validate_record(ARTIFACT_RECORDS[name], data, name)) == [], name
     kinds = {type(e).__name__ for e in ctx.state["events"]}
     assert "ArtifactWritten" in kinds
     assert all(isinstance(v, StageSection) for v in summary.values())

@@ -27,12 +27,14 @@ from labconsole.errors import UserError
 )
 def test_exact_solution_matches_monte_carlo_within_sampling_error(model: ToyModel) -> None:
     check = monte_carlo_check(model, samples=50_000, repeats=10, extra_dims=2, seed=0)
-    for name, q in check["quantities"].items():
-        if q["mc_se"] == 0.0:
-            assert q["abs_error"] < 1e-12, name
+    for name, q in check.quantities.items():
+        assert q.abs_error is not None and q.mc_se is not None, name
+        if q.mc_se == 0.0:
+            assert q.abs_error < 1e-12, name
             continue
-        assert q["abs_error"] < 5 * q["mc_se"] + 1e-4, name
-    assert check["max_noise_dim_weight"] < 0.05  # noise-only dimensions get (almost) no weight
+        assert q.abs_error < 5 * q.mc_se + 1e-4, name
+    assert check.max_noise_dim_weight is not None
+    assert check.max_noise_dim_weight < 0.05  # noise-only dimensions get (almost) no weight
 
 
 def test_authors_forms_agree_only_for_unit_norms() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +19,7 @@ from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.data.patterns import Pattern, inject_pattern
 from labconsole.engine.events import ArtifactWritten
 from labconsole.engine.rare.training import Recipe, build_model, train_classifier
+from labconsole.engine.records.base import VersionedRecord
 from labconsole.engine.records.sections import StageSection
 
 S = TypeVar("S", bound=StageSection)
@@ -165,9 +166,9 @@ def spurious_training_set(
     return images, y, chosen
 
 
-def write_artifact(ctx: StageContext, name: str, table: Mapping[str, object], description: str = "") -> Path:
-    """Write one JSON table to ``artifacts/<name>`` and announce it."""
-    path = ctx.run.write_json(f"artifacts/{name}", table)
+def write_artifact(ctx: StageContext, name: str, artifact: VersionedRecord, description: str = "") -> Path:
+    """Write ``artifact`` (its record in ``engine/records/rare.py``) to ``artifacts/<name>`` and announce it."""
+    path = ctx.run.write_json(f"artifacts/{name}", artifact.to_json())
     ctx.emit(ArtifactWritten(run_id=ctx.run_id, name=name, path=str(path), description=description))
     return path
 

@@ -58,7 +58,7 @@ class AttackResult:
     best_c: float
     shadow_accuracy: float  # attack accuracy on its own (shadow) training data
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, float | None]:
         return dict(self.__dict__)
 
 

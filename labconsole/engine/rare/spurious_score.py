@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from labconsole.engine.data.patterns import Pattern
 from labconsole.engine.rare.training import predict_proba
+from labconsole.engine.records.base import MeanSE
 from labconsole.errors import UserError
 
 
@@ -55,15 +55,15 @@ def spurious_measures(
     return {"score": score, "clean_acc": clean_acc, "spurious_acc": spurious_acc}
 
 
-def mean_se(values: Sequence[float]) -> dict[str, Any]:
+def mean_se(values: Sequence[float]) -> MeanSE:
     """Mean and standard error of the mean (sample std / √n; 0 for one value)."""
     vals = [float(v) for v in values]
     n = len(vals)
     if n == 0:
-        return {"mean": None, "se": None, "n": 0}
+        return MeanSE(mean=None, se=None, n=0)
     mean = sum(vals) / n
     se = math.sqrt(sum((v - mean) ** 2 for v in vals) / (n - 1)) / math.sqrt(n) if n > 1 else 0.0
-    return {"mean": mean, "se": se, "n": n}
+    return MeanSE(mean=mean, se=se, n=n)
 
 
 def welch_greater(sample: Sequence[float], baseline: Sequence[float]) -> float | None:

@@ -3,8 +3,7 @@ with, and the facts they record beside their tables (pattern norms, parameter co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -14,6 +13,8 @@ from labconsole.engine.data.patterns import Pattern, choose_spurious_indices
 from labconsole.engine.rare.common import RareData, rare_data
 from labconsole.engine.rare.spurious_score import check_epsilon, mean_se
 from labconsole.engine.rare.training import Recipe
+from labconsole.engine.records.base import MeanSE
+from labconsole.engine.records.rare import MeasureStats, NormCorrelation, RareScoreArtifactCell, RecipeFields
 
 MEASURES = ("score", "clean_acc", "spurious_acc")
 
@@ -42,21 +43,35 @@ def empirical_norm(pattern: Pattern, x: torch.Tensor) -> float:
 
 
 def norm_score_correlation(
-    norms: dict[str, dict[str, Any]], table: dict[str, Any], positive: list[int]
-) -> dict[str, Any]:
+    norms: Mapping[str, MeanSE], table: Mapping[str, Mapping[str, RareScoreArtifactCell]], positive: list[int]
+) -> NormCorrelation:
     """Pearson r (and its p-value) between each pattern's empirical norm and its spurious score
     averaged over the n > 0 counts (Paper B App. B.2); ``None`` with fewer than three patterns."""
     names = list(norms) if positive else []
+    undefined = NormCorrelation(r=None, p_value=None, patterns=names)
     if len(names) < 3:
-        return {"r": None, "p_value": None, "patterns": names}
+        return undefined
     from scipy import stats
 
-    xs = [float(norms[name]["mean"]) for name in names]
-    ys = [sum(float(table[name][str(n)]["score"]["mean"]) for n in positive) / len(positive) for name in names]
-    if len(set(xs)) < 2 or len(set(ys)) < 2:
-        return {"r": None, "p_value": None, "patterns": names}
-    result = stats.pearsonr(xs, ys)
-    return {"r": float(result.statistic), "p_value": float(result.pvalue), "patterns": names}
+    xs = [norms[name].mean for name in names]
+    scores = [[_mean_of(table[name][str(n)].score) for n in positive] for name in names]
+    xs_known = [x for x in xs if x is not None]
+    if len(xs_known) < len(xs) or any(s is None for row in scores for s in row):
+        return undefined  # a pattern without a measured norm or score: no correlation to report
+    ys = [sum(s for s in row if s is not None) / len(row) for row in scores]
+    if len(set(xs_known)) < 2 or len(set(ys)) < 2:
+        return undefined
+    result = stats.pearsonr(xs_known, ys)
+    return NormCorrelation(r=float(result.statistic), p_value=float(result.pvalue), patterns=names)
+
+
+def _mean_of(value: MeanSE | None) -> float | None:
+    return None if value is None else value.mean
+
+
+def recipe_fields(recipe: Recipe) -> RecipeFields:
+    """The recipe as its artifact records it."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.__dict__.items()}
 
 
 def model_parameters(ctx: StageContext, data: RareData, backbone: str | None = None) -> dict[str, int]:
@@ -68,8 +83,13 @@ def model_parameters(ctx: StageContext, data: RareData, backbone: str | None = N
     return {name: sum(p.numel() for p in model.parameters())}
 
 
-def _aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {m: mean_se([r[m] for r in rows]) for m in MEASURES}
+def _aggregate(rows: Sequence[Mapping[str, float]]) -> MeasureStats:
+    """Each measure of ``rows`` (``spurious_measures`` of one model each) as mean ± s.e."""
+    return MeasureStats(
+        score=mean_se([r["score"] for r in rows]),
+        clean_acc=mean_se([r["clean_acc"] for r in rows]),
+        spurious_acc=mean_se([r["spurious_acc"] for r in rows]),
+    )
 
 
 def _check_counts(data: RareData, target: int, counts: Sequence[int], where: str) -> None:

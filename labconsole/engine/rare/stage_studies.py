@@ -4,7 +4,6 @@ inference (§4) and the toy-model theory (§5, App. A). Tables go to ``artifacts
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 
@@ -21,13 +20,27 @@ from labconsole.engine.rare.common import (
 )
 from labconsole.engine.rare.deletion import incremental_retrain, without_rows
 from labconsole.engine.rare.spurious_score import mean_se, spurious_measures
-from labconsole.engine.rare.stage_common import MEMBERSHIP_MEASURES, _aggregate, _prepare, model_parameters
+from labconsole.engine.rare.stage_common import (
+    MEMBERSHIP_MEASURES,
+    _aggregate,
+    _mean_of,
+    _prepare,
+    model_parameters,
+    recipe_fields,
+)
 from labconsole.engine.rare.training import Recipe
 from labconsole.engine.records.base import MeanSE
 from labconsole.engine.records.rare import (
+    AuthorsCase,
     AuthorsVersusExact,
+    DeletionRun,
+    MeasureStats,
+    MembershipRun,
+    RareDeletionArtifact,
     RareDeletionSection,
+    RareMembershipArtifact,
     RareMembershipSection,
+    RareTheoryArtifact,
     RareTheorySection,
 )
 
@@ -38,7 +51,7 @@ def run_deletion_stage(ctx: StageContext) -> RareDeletionSection:
     seeds = seeds_from(ctx.preset.seed, rare.deletion_seeds)
     ns = sorted(set(rare.deletion_n))  # every count ≥ 1 (validated with the preset)
     tracker = Tracker(ctx, len(seeds) * 3 * len(ns), max(recipe.epochs, rare.deletion_epochs))
-    rows: list[dict[str, Any]] = []
+    rows: list[DeletionRun] = []
     for seed in seeds:
         pattern = make_pattern(rare.deletion_pattern, data.shape, seed)
         for n in ns:
@@ -65,37 +78,38 @@ def run_deletion_stage(ctx: StageContext) -> RareDeletionSection:
                 ctx, data, tracker, seed=seed, recipe=recipe, x=x[keep], y=y[keep], label=f"without n={n} seed={seed}"
             )
             reference = spurious_measures(scratch, data.x_test, data.y_test, pattern, target, rare.epsilon)
-            rows.append({"n": n, "seed": seed, "before": before, "after": after, "retrained_from_scratch": reference})
-    table = {
-        str(n): {
-            stage: _aggregate([r[stage] for r in rows if r["n"] == n])
-            for stage in ("before", "after", "retrained_from_scratch")
+            rows.append(DeletionRun(n=n, seed=seed, before=before, after=after, retrained_from_scratch=reference))
+    table: dict[str, dict[str, MeasureStats]] = {}
+    for n in ns:
+        at_n = [r for r in rows if r.n == n]
+        table[str(n)] = {
+            "before": _aggregate([r.before for r in at_n]),
+            "after": _aggregate([r.after for r in at_n]),
+            "retrained_from_scratch": _aggregate([r.retrained_from_scratch for r in at_n]),
         }
-        for n in ns
-    }
-    result = {
-        "pattern": rare.deletion_pattern,
-        "method": "incremental retraining: a fresh optimizer at constant deletion_lr for deletion_epochs epochs "
+    artifact = RareDeletionArtifact(
+        pattern=rare.deletion_pattern,
+        method="incremental retraining: a fresh optimizer at constant deletion_lr for deletion_epochs epochs "
         "on the training set minus the deleted rows",
-        "reference": "retrained_from_scratch = the training recipe from scratch on the training set minus the "
+        reference="retrained_from_scratch = the training recipe from scratch on the training set minus the "
         "deleted rows",
-        "deletion_lr": rare.deletion_lr,
-        "deletion_epochs": rare.deletion_epochs,
-        "recipe": recipe.__dict__,
-        "model_parameters": model_parameters(ctx, data),
-        "training_lr": recipe.lr,
-        "training_epochs": recipe.epochs,
-        "seeds": seeds,
-        "n_values": ns,
-        "per_n": table,
-        "runs": rows,
-    }
-    write_artifact(ctx, "rare_deletion.json", result, "spurious scores before/after incremental retraining")
+        deletion_lr=rare.deletion_lr,
+        deletion_epochs=rare.deletion_epochs,
+        recipe=recipe_fields(recipe),
+        model_parameters=model_parameters(ctx, data),
+        training_lr=recipe.lr,
+        training_epochs=recipe.epochs,
+        seeds=seeds,
+        n_values=ns,
+        per_n=table,
+        runs=rows,
+    )
+    write_artifact(ctx, "rare_deletion.json", artifact, "spurious scores before/after incremental retraining")
     return RareDeletionSection(
         pattern=rare.deletion_pattern,
         deletion_lr=rare.deletion_lr,
         deletion_epochs=rare.deletion_epochs,
-        score={n: {k: v["score"]["mean"] for k, v in cell.items()} for n, cell in table.items()},
+        score={n: {k: _mean_of(v.score) for k, v in cell.items()} for n, cell in table.items()},
     )
 
 
@@ -121,7 +135,7 @@ def run_membership_stage(ctx: StageContext) -> RareMembershipSection:
                 f"rare.membership_n (target-train quarter, {len(parts['target_train'])} images): {exc}"
             ) from None
     tracker = Tracker(ctx, len(seeds) * (1 + len(ns)), recipe.epochs)
-    rows = []
+    rows: list[MembershipRun] = []
     for seed in seeds:
         parts = {k: v.to(ctx.device) for k, v in quarters[seed].items()}
         # Shadow model: clean shadow-train; its members/non-members teach the attack.
@@ -156,27 +170,29 @@ def run_membership_stage(ctx: StageContext) -> RareMembershipSection:
             result = evaluate_attack(
                 attack, target_in, target_out, chosen.cpu().numpy(), shadow_in, shadow_out, patterned
             )
-            rows.append({"n": n, "seed": seed, **result.to_dict()})
-    table = {}
+            rows.append(MembershipRun.model_validate({"n": n, "seed": seed, **result.to_dict()}))
+    table: dict[str, dict[str, MeanSE]] = {}
     for n in ns:
-        cell = [r for r in rows if r["n"] == n]
-        table[str(n)] = {key: mean_se([r[key] for r in cell if r[key] is not None]) for key in MEMBERSHIP_MEASURES}
+        cell = [r for r in rows if r.n == n]
+        table[str(n)] = {
+            key: mean_se([v for r in cell if (v := r.measure(key)) is not None]) for key in MEMBERSHIP_MEASURES
+        }
     sizes = {k: len(v) for k, v in quarters[seeds[0]].items()}
-    result_json = {
-        "pattern": rare.membership_pattern,
-        "seeds": seeds,
-        "recipe": recipe.__dict__,
-        "model_parameters": model_parameters(ctx, data),
-        "split_sizes": sizes,
-        "features": "sorted softmax output + prediction-correct bit, standardised",
-        "attack": "logistic regression, C in {0.01, 0.1, 1, 10} by 3-fold CV on the shadow model",
-        "patterned_non_members": f"{int((y_all[quarters[seeds[0]]['target_test']] == target).sum())} held-out "
+    artifact = RareMembershipArtifact(
+        pattern=rare.membership_pattern,
+        seeds=seeds,
+        recipe=recipe_fields(recipe),
+        model_parameters=model_parameters(ctx, data),
+        split_sizes=sizes,
+        features="sorted softmax output + prediction-correct bit, standardised",
+        attack="logistic regression, C in {0.01, 0.1, 1, 10} by 3-fold CV on the shadow model",
+        patterned_non_members=f"{int((y_all[quarters[seeds[0]]['target_test']] == target).sum())} held-out "
         f"target-test images of class {target} with the pattern added",
-        "per_n": table,
-        "runs": rows,
-    }
-    write_artifact(ctx, "rare_membership.json", result_json, "membership-inference attack accuracy per n")
-    by_n = {key: {n: MeanSE.model_validate(cell[key]) for n, cell in table.items()} for key in MEMBERSHIP_MEASURES}
+        per_n=table,
+        runs=rows,
+    )
+    write_artifact(ctx, "rare_membership.json", artifact, "membership-inference attack accuracy per n")
+    by_n = {key: {n: cell[key] for n, cell in table.items()} for key in MEMBERSHIP_MEASURES}
     return RareMembershipSection(
         pattern=rare.membership_pattern,
         split_sizes=sizes,
@@ -229,36 +245,41 @@ def run_theory_stage(ctx: StageContext) -> RareTheorySection:
     closed = authors_closed_form(authors_model)
     unit = authors_model.with_(x_inv=1.0, x_sp=1.0)
     comparison = {
-        "as_configured": {"exact": exact_authors.to_dict(), "closed_form": closed},
-        "unit_norms": {"exact": solve_population(unit).to_dict(), "closed_form": authors_closed_form(unit)},
+        "as_configured": AuthorsCase.model_validate({"exact": exact_authors.to_dict(), "closed_form": closed}),
+        "unit_norms": AuthorsCase.model_validate(
+            {"exact": solve_population(unit).to_dict(), "closed_form": authors_closed_form(unit)}
+        ),
     }
     worst = max(
-        abs(q["abs_error"])
+        abs(q.abs_error)
         for c in checks.values()
-        for k, q in c["quantities"].items()
-        if k in ("clean_acc", "spurious_acc", "prediction_difference")
+        for k, q in c.quantities.items()
+        if k in ("clean_acc", "spurious_acc", "prediction_difference") and q.abs_error is not None
     )
-    result = {
-        "parameters": base.__dict__,
-        "monte_carlo": checks,
-        "gamma_curve": along_gamma,
-        "noise_curves": by_noise,
-        "lam_curves": by_lam,
-        "authors_comparison": comparison,
-    }
-    write_artifact(ctx, "rare_theory.json", result, "exact ridge solution, Monte-Carlo check, γ/noise/λ curves")
-
-    return RareTheorySection(
-        monte_carlo_max_abs_error=worst,
-        monte_carlo={k: {q: v["abs_error"] for q, v in c["quantities"].items()} for k, c in checks.items()},
-        exact_at_gamma=dict(solve_population(base).to_dict()),
-        authors_vs_exact={
-            k: AuthorsVersusExact(
-                exact_clean=v["exact"]["clean_acc"],
-                closed_clean=v["closed_form"]["clean_acc"],
-                exact_spurious=v["exact"]["spurious_acc"],
-                closed_spurious=v["closed_form"]["spurious_acc"],
-            )
-            for k, v in comparison.items()
-        },
+    artifact = RareTheoryArtifact.model_validate(
+        {
+            "parameters": base.__dict__,
+            "monte_carlo": checks,
+            "gamma_curve": along_gamma,
+            "noise_curves": by_noise,
+            "lam_curves": by_lam,
+            "authors_comparison": comparison,
+        }
+    )
+    write_artifact(ctx, "rare_theory.json", artifact, "exact ridge solution, Monte-Carlo check, γ/noise/λ curves")
+    return RareTheorySection.model_validate(
+        {
+            "monte_carlo_max_abs_error": worst,
+            "monte_carlo": {k: {q: v.abs_error for q, v in c.quantities.items()} for k, c in checks.items()},
+            "exact_at_gamma": solve_population(base).to_dict(),
+            "authors_vs_exact": {
+                k: AuthorsVersusExact(
+                    exact_clean=v.exact["clean_acc"],
+                    closed_clean=v.closed_form["clean_acc"],
+                    exact_spurious=v.exact["spurious_acc"],
+                    closed_spurious=v.closed_form["spurious_acc"],
+                )
+                for k, v in comparison.items()
+            },
+        }
     )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labconsole.engine.records.rare import MonteCarloCheck, MonteCarloQuantity
 from labconsole.errors import UserError
 
 Convention = Literal["spec", "authors"]
@@ -176,7 +177,9 @@ def fit_ridge_sample(m: ToyModel, x: np.ndarray, y: np.ndarray) -> tuple[np.ndar
     return (w[:dim], float(w[dim])) if m.intercept else (w, 0.0)
 
 
-def monte_carlo_check(m: ToyModel, *, samples: int, repeats: int, extra_dims: int = 3, seed: int = 0) -> dict[str, Any]:
+def monte_carlo_check(
+    m: ToyModel, *, samples: int, repeats: int, extra_dims: int = 3, seed: int = 0
+) -> MonteCarloCheck:
     """Fit ridge on sampled data ``repeats`` times; compare with the exact solution.
 
     Returns, per quantity, the exact value, the Monte-Carlo mean, its standard error over repeats
@@ -201,17 +204,14 @@ def monte_carlo_check(m: ToyModel, *, samples: int, repeats: int, extra_dims: in
         rows["clean_acc"].append(float(np.mean(np.sign(xc @ w + bias) == yc)))
         rows["spurious_acc"].append(float(np.mean(np.sign(xs @ w + bias) == ys)))
         rows["prediction_difference"].append(float(w[d]) * m.x_sp)
-    out: dict[str, Any] = {"samples": samples, "repeats": repeats, "max_noise_dim_weight": stray, "quantities": {}}
+    quantities: dict[str, MonteCarloQuantity] = {}
     for key, values in rows.items():
         arr = np.asarray(values)
         se = float(arr.std(ddof=1) / math.sqrt(len(arr)))
-        out["quantities"][key] = {
-            "exact": exact[key],
-            "mc_mean": float(arr.mean()),
-            "mc_se": se,
-            "abs_error": abs(float(arr.mean()) - exact[key]),
-        }
-    return out
+        quantities[key] = MonteCarloQuantity(
+            exact=exact[key], mc_mean=float(arr.mean()), mc_se=se, abs_error=abs(float(arr.mean()) - exact[key])
+        )
+    return MonteCarloCheck(samples=samples, repeats=repeats, max_noise_dim_weight=stray, quantities=quantities)
 
 
 def gamma_curve(m: ToyModel, gammas: np.ndarray) -> dict[str, list[float]]:

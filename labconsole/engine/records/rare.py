@@ -12,6 +12,9 @@ from pydantic import Field
 from labconsole.engine.records.base import JsonScalar, MeanSE, Record, VersionedRecord
 from labconsole.engine.records.sections import StageSection
 
+# The training recipe as the artifact records it (``Recipe`` fields; milestones as a list).
+RecipeFields = dict[str, JsonScalar | list[int]]
+
 
 class RareScoreArtifactCell(Record):
     """One pattern at one n: each measure's mean ± s.e. over seeds, and Welch's p against n = 0."""
@@ -51,6 +54,8 @@ class RareScoreArtifact(VersionedRecord):
     epsilon: float | None = None
     seeds: list[int] = Field(default_factory=list)
     n_values: list[int] = Field(default_factory=list)
+    recipe: RecipeFields = Field(default_factory=dict)
+    model_parameters: dict[str, int] = Field(default_factory=dict)
     per_pattern: dict[str, dict[str, RareScoreArtifactCell]] = Field(default_factory=dict)
     pattern_norm: dict[str, MeanSE] = Field(default_factory=dict)
     norm_score_correlation: NormCorrelation | None = None
@@ -71,6 +76,8 @@ class RareWeightsArtifact(VersionedRecord):
 
     pattern: str | None = None
     seed: int | None = None
+    recipe: RecipeFields = Field(default_factory=dict)
+    model_parameters: dict[str, int] = Field(default_factory=dict)
     importance: str | None = None
     definition: str | None = None
     rows: list[RareWeightsRow] = Field(default_factory=list)
@@ -83,7 +90,28 @@ class RareSensitivityArtifact(VersionedRecord):
     fractions: list[float] = Field(default_factory=list)
     true_class_probability: dict[str, list[float]] = Field(default_factory=dict)
     split: str = "train"
+    recipe: RecipeFields = Field(default_factory=dict)
     model_parameters: dict[str, int] = Field(default_factory=dict)
+
+
+class MembershipRun(Record):
+    """One seed's attack on the target model trained with n spurious examples (fractions)."""
+
+    n: int
+    seed: int
+    accuracy: float | None = None
+    member_accuracy: float | None = None
+    non_member_accuracy: float | None = None
+    balanced_accuracy: float | None = None
+    auc: float | None = None
+    spurious_member_accuracy: float | None = None
+    patterned_non_member_accuracy: float | None = None
+    best_c: float | None = None
+    shadow_accuracy: float | None = None
+
+    def measure(self, key: str) -> float | None:
+        value = getattr(self, key, None)
+        return float(value) if isinstance(value, int | float) else None
 
 
 class RareMembershipArtifact(VersionedRecord):
@@ -91,10 +119,14 @@ class RareMembershipArtifact(VersionedRecord):
 
     pattern: str | None = None
     seeds: list[int] = Field(default_factory=list)
+    recipe: RecipeFields = Field(default_factory=dict)
+    model_parameters: dict[str, int] = Field(default_factory=dict)
     split_sizes: dict[str, int] = Field(default_factory=dict)
+    features: str | None = None
     attack: str = "?"
     patterned_non_members: str | None = None
     per_n: dict[str, dict[str, MeanSE]] = Field(default_factory=dict)
+    runs: list[MembershipRun] = Field(default_factory=list)
 
 
 class MeasureStats(Record):
@@ -122,8 +154,20 @@ class RareMitigationsArtifact(VersionedRecord):
     pattern: str | None = None
     n: int | None = None
     seeds: list[int] = Field(default_factory=list)
+    recipe: RecipeFields = Field(default_factory=dict)
+    model_parameters: dict[str, int] = Field(default_factory=dict)
     reference_n0: MeasureStats | None = None
     methods: dict[str, list[MitigationCell]] = Field(default_factory=dict)
+
+
+class DeletionRun(Record):
+    """One seed at one n: the measures of each model (``spurious_measures``)."""
+
+    n: int
+    seed: int
+    before: dict[str, float] = Field(default_factory=dict)
+    after: dict[str, float] = Field(default_factory=dict)
+    retrained_from_scratch: dict[str, float] = Field(default_factory=dict)
 
 
 class RareDeletionArtifact(VersionedRecord):
@@ -131,14 +175,19 @@ class RareDeletionArtifact(VersionedRecord):
     retraining and for a model trained without the deleted rows."""
 
     pattern: str | None = None
-    seeds: list[int] = Field(default_factory=list)
+    method: str | None = None
+    reference: str | None = None
     # int | float keeps the number as written (a learning rate of 1 prints as 1, not 1.0)
     deletion_lr: int | float | None = None
     deletion_epochs: int | None = None
+    recipe: RecipeFields = Field(default_factory=dict)
+    model_parameters: dict[str, int] = Field(default_factory=dict)
     training_lr: int | float | str = "?"
     training_epochs: int | str = "?"
-    reference: str | None = None
+    seeds: list[int] = Field(default_factory=list)
+    n_values: list[int] = Field(default_factory=list)
     per_n: dict[str, dict[str, MeasureStats]] = Field(default_factory=dict)
+    runs: list[DeletionRun] = Field(default_factory=list)
 
 
 # Numbers of the theory artifact keep their JSON type (int | float), as the report prints them.
@@ -168,8 +217,12 @@ class MonteCarloQuantity(Record):
 
 
 class MonteCarloCheck(Record):
-    """A Monte-Carlo ridge fit checked against the exact solution, for one model convention."""
+    """A Monte-Carlo ridge fit checked against the exact solution, for one model convention:
+    per quantity the exact value, the mean over ``repeats`` fits, its s.e. and the error."""
 
+    samples: int | None = None
+    repeats: int | None = None
+    max_noise_dim_weight: float | None = None  # the largest weight on a noise-only dimension
     quantities: dict[str, MonteCarloQuantity] = Field(default_factory=dict)
 
 
@@ -184,10 +237,10 @@ class RareTheoryArtifact(VersionedRecord):
     """``artifacts/rare_theory.json``: ridge regression on Paper B's toy model (§5, App. A)."""
 
     parameters: dict[str, JsonScalar] = Field(default_factory=dict)
+    monte_carlo: dict[str, MonteCarloCheck] = Field(default_factory=dict)
     gamma_curve: TheoryCurve | None = None
     noise_curves: dict[str, TheoryCurve] = Field(default_factory=dict)
     lam_curves: dict[str, TheoryCurve] = Field(default_factory=dict)
-    monte_carlo: dict[str, MonteCarloCheck] = Field(default_factory=dict)
     authors_comparison: dict[str, AuthorsCase] = Field(default_factory=dict)
 
     def curves(self, key: str) -> dict[str, TheoryCurve]:
