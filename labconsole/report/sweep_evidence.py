@@ -29,8 +29,8 @@ COLUMNS = [
     "over seeds",
 ]
 CAPTION = (
-    "Δ: the critical set's change of the group's accuracy, mean over seeds; control: its layer-matched "
-    "control's mean over draws, then over seeds. critical − control: mean ± s.e. over seeds of the per-seed "
+    "Δ: the critical set's change of the group's accuracy, mean over seeds; control: its control's "
+    "(layer-matched unless the preset says anywhere) mean over draws, then over seeds. critical − control: mean ± s.e. over seeds of the per-seed "
     "difference, p: one-sided paired t-test over seeds (small = the critical set is more damaging than its "
     f"control). The memorization signature (Paper A: train drops, test holds) is seen for a seed when "
     f"Δtrain − Δtest is below its control draws at p < {SIGNIFICANCE:g} and the group's test Δ drops by no "
