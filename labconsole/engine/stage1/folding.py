@@ -26,7 +26,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from labconsole.engine.stage1.interventions import Intervention
+from labconsole.engine.stage1.interventions import Intervention, SavedRows, edit_weight_rows, restore_weight_rows
 from labconsole.engine.stage1.neurons import Layer, group_by_layer
 
 _BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -145,31 +145,25 @@ def _zero_channels(
 def _edit_folded_weights(
     folded: FoldedModel, layers: Mapping[str, Layer], per_layer: dict[str, list[int]], iv: Intervention
 ) -> Iterator[None]:
-    saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    # The same generator, order and shapes as interventions._edit_weights: the same ε.
+    saved: list[SavedRows] = []
+    # The same generator, order and draw shapes as interventions._edit_weights: the same ε,
+    # scaled per row by the BN the conv absorbed.
     generator = torch.Generator().manual_seed(int(iv.seed))
     try:
         with torch.no_grad():
             for name, indices in per_layer.items():
                 weight = folded.module(name).weight
                 assert isinstance(weight, torch.Tensor)
-                original_shape = layers[name].weight.shape
-                idx = torch.tensor(indices, dtype=torch.long, device=weight.device)
-                saved.append((weight, idx, weight.index_select(0, idx).clone()))
-                if iv.mode == "zero":
-                    weight.index_fill_(0, idx, 0.0)
-                    continue
-                eps = torch.randn((len(indices), *original_shape[1:]), generator=generator) * float(iv.std)
-                eps = eps.to(device=weight.device, dtype=weight.dtype).reshape(len(indices), *weight.shape[1:])
-                scale = folded.scales.get(name)
-                if scale is not None:
-                    eps = eps * scale.to(weight.device)[idx].reshape(-1, *([1] * (weight.dim() - 1)))
-                if iv.mode == "reinit":
-                    weight.index_copy_(0, idx, eps)
-                else:
-                    weight.index_add_(0, idx, eps)
+                saved.append(
+                    edit_weight_rows(
+                        weight,
+                        indices,
+                        iv,
+                        generator,
+                        draw_shape=layers[name].weight.shape[1:],
+                        row_scale=folded.scales.get(name),
+                    )
+                )
         yield
     finally:
-        with torch.no_grad():
-            for weight, idx, original in reversed(saved):
-                weight.index_copy_(0, idx, original)
+        restore_weight_rows(saved)

@@ -84,32 +84,59 @@ def apply_intervention(
             yield
 
 
+SavedRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (weight, row indices, original rows)
+
+
+def edit_weight_rows(
+    weight: torch.Tensor,
+    indices: Sequence[int],
+    iv: Intervention,
+    generator: torch.Generator,
+    *,
+    draw_shape: Sequence[int] | None = None,
+    row_scale: torch.Tensor | None = None,
+) -> SavedRows:
+    """Apply ``iv``'s mode to rows ``indices`` of ``weight`` in place; return what restores them.
+
+    Noise is drawn on the CPU from ``generator``, one ``[len(indices), *draw_shape]`` block per
+    call (``draw_shape`` defaults to the row shape), so a seed gives the same ε on every device
+    and on every copy of the model. ``row_scale`` multiplies each row's ε (the folded copy: BN
+    scales the filter linearly). The caller edits layers in a fixed order with one generator."""
+    idx = torch.tensor(list(indices), dtype=torch.long, device=weight.device)
+    saved = (weight, idx, weight.index_select(0, idx).clone())
+    if iv.mode == "zero":
+        weight.index_fill_(0, idx, 0.0)
+        return saved
+    shape = tuple(draw_shape) if draw_shape is not None else tuple(weight.shape[1:])
+    eps = torch.randn((len(idx), *shape), generator=generator) * float(iv.std)
+    eps = eps.to(device=weight.device, dtype=weight.dtype).reshape(len(idx), *weight.shape[1:])
+    if row_scale is not None:
+        eps = eps * row_scale.to(weight.device)[idx].reshape(-1, *([1] * (weight.dim() - 1)))
+    if iv.mode == "reinit":
+        weight.index_copy_(0, idx, eps)
+    else:
+        weight.index_add_(0, idx, eps)
+    return saved
+
+
+def restore_weight_rows(saved: Sequence[SavedRows]) -> None:
+    """Copy the saved rows back, last edit first (bit-for-bit the weights before the edits)."""
+    with torch.no_grad():
+        for weight, idx, original in reversed(saved):
+            weight.index_copy_(0, idx, original)
+
+
 @contextmanager
 def _edit_weights(layers: Mapping[str, Layer], per_layer: dict[str, list[int]], iv: Intervention) -> Iterator[None]:
-    saved: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    # Noise is drawn on the CPU from one seeded generator, in a fixed order, so a seed gives the
-    # same ε on every device.
+    saved: list[SavedRows] = []
     generator = torch.Generator().manual_seed(int(iv.seed))
     try:
         with torch.no_grad():
             for name, indices in per_layer.items():
-                weight = layers[name].weight
-                idx = torch.tensor(indices, dtype=torch.long, device=weight.device)
-                saved.append((weight, idx, weight.index_select(0, idx).clone()))
-                if iv.mode == "zero":
-                    weight.index_fill_(0, idx, 0.0)
-                    continue
-                eps = torch.randn((len(indices), *weight.shape[1:]), generator=generator) * float(iv.std)
-                eps = eps.to(device=weight.device, dtype=weight.dtype)
-                if iv.mode == "reinit":
-                    weight.index_copy_(0, idx, eps)
-                else:
-                    weight.index_add_(0, idx, eps)
+                saved.append(edit_weight_rows(layers[name].weight, indices, iv, generator))
         yield
     finally:
-        with torch.no_grad():
-            for weight, idx, original in reversed(saved):
-                weight.index_copy_(0, idx, original)
+        restore_weight_rows(saved)
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from labconsole.config.vocab import (
     count_of_percent,
 )
 from labconsole.engine.data.cache import TensorCache
+from labconsole.engine.stage1.call_progress import CallProgress, rate_limited
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, neuron_slices
 from labconsole.errors import UserError
 
@@ -154,12 +155,15 @@ def gradient_scores(
     norm: str = "l2",
     batch_size: int = 256,
     bn_mode: str = "eval",
+    progress: CallProgress | None = None,
 ) -> Scores:
     """Norm of ∇ mean-CE(logits) over the examples ``index`` w.r.t. each neuron's weight slice.
 
     Uses ``autograd.grad`` on the eligible weights only, so no ``.grad`` of the model is touched.
     ``bn_mode``: "eval" (running statistics, default) or "train" (BatchNorm normalises with the
-    statistics of each batch of ``index``; the running statistics are restored afterwards)."""
+    statistics of each batch of ``index``; the running statistics are restored afterwards).
+    ``progress`` gets (examples done, examples in ``index``) after each batch, ≤ ~10×/s."""
+    report = rate_limited(progress)
     p = check_norm(norm)
     if bn_mode not in ("eval", "train"):
         raise UserError(f"neurons.gradient_bn = {bn_mode!r}: expected eval or train")
@@ -176,7 +180,7 @@ def gradient_scores(
     try:
         for w in weights:
             w.requires_grad_(True)
-        n = len(index)
+        n, done = len(index), 0
         with torch.enable_grad():
             for x, y, _ in cache.batches(batch_size, index):
                 loss = F.cross_entropy(model(x).float(), y, reduction="sum") / n
@@ -184,6 +188,9 @@ def gradient_scores(
                 for acc, grad in zip(total, grads):
                     if grad is not None:
                         acc += grad.float()
+                done += len(y)
+                if report is not None:
+                    report(done, n)
     finally:
         for w, flag in zip(weights, flags):
             w.requires_grad_(flag)

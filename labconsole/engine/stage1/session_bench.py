@@ -10,7 +10,9 @@ Both paths run in one process on the same checkpoint and data:
   cut's cached chunks, progressive estimate → exact, losses reused from the baseline pass and
   the dataset read from the run directory.
 
-The fast path's exact numbers are checked against the plain path's (``same_numbers``).
+The fast path's exact numbers are checked against the plain path's (``same_numbers``). Every
+step with a target prints it: the time limit (idle 2-core CPU), the least ratio plain / fast,
+and whether the median met both.
 """
 
 from __future__ import annotations
@@ -27,6 +29,29 @@ import torch
 
 from labconsole.engine.stage1.folding import FoldedModel
 from labconsole.engine.stage1.session import Session
+
+MIN_RATIO = 3.0  # each step at least 3× faster than the plain path measured in the same run
+
+
+def target_seconds(step: str) -> float | None:
+    """The time a step must stay within (None: the step has only the ratio target, or none)."""
+    if step == "open":
+        return 3.0
+    if step.startswith("gradient ranking") and step.endswith("(first)"):
+        return 2.0
+    if step.startswith("gradient ranking"):
+        return 1.0
+    if step.endswith("[first numbers]"):
+        return 1.0
+    if step.endswith("[exact]"):
+        return 4.0
+    if "cut cached" in step:
+        return 0.2
+    return None
+
+
+def has_target(step: str) -> bool:
+    return not step.startswith("magnitude")
 
 
 class PlainSession(Session):
@@ -144,7 +169,7 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
                 first: list[float] = []
                 t0 = time.perf_counter()
 
-                def seen(_estimate: dict[str, Any], t0: float = t0, first: list[float] = first) -> None:
+                def seen(_estimate: Any, t0: float = t0, first: list[float] = first) -> None:
                     first.append(time.perf_counter() - t0)
 
                 seconds, result = _timed(partial(session.readout, refs, "zero", control_draws=3, on_estimate=seen))
@@ -177,7 +202,21 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
         if plain_s is None and step.endswith("[first numbers]"):
             plain_s = statistics.median(rows[step.replace("[first numbers]", "[exact]")]["plain"])
         ratio = plain_s / fast_s if fast_s and plain_s else None
-        table.append({"step": step, "plain_s": plain_s, "fast_s": fast_s, "ratio": ratio})
+        limit = target_seconds(step)
+        met = None
+        if has_target(step) and fast_s is not None:
+            met = (limit is None or fast_s <= limit) and ratio is not None and ratio >= MIN_RATIO
+        table.append(
+            {
+                "step": step,
+                "plain_s": plain_s,
+                "fast_s": fast_s,
+                "ratio": ratio,
+                "target_s": limit,
+                "target_ratio": MIN_RATIO if has_target(step) else None,
+                "met": met,
+            }
+        )
     return {
         "run": str(run_dir),
         "threads": torch.get_num_threads(),
@@ -189,10 +228,12 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
     }
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Exact readouts agree (to 1e-9 on every accuracy; control included)."""
+def _same(a: Any, b: Any) -> bool:
+    """Exact readouts agree (to 1e-9 on every accuracy; control included). A readout is a dict
+    or a record (compared through its JSON form)."""
 
-    def flat(r: dict[str, Any]) -> list[float]:
+    def flat(readout: Any) -> list[float]:
+        r = readout.model_dump(mode="json") if hasattr(readout, "model_dump") else readout
         out = []
         for block in (r["splits"], r.get("control") or {}):
             for split in sorted(block):
@@ -203,6 +244,15 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
     fa, fb = flat(a), flat(b)
     return len(fa) == len(fb) and all(abs(x - y) < 1e-9 or (x != x and y != y) for x, y in zip(fa, fb))
+
+
+def _target_text(row: dict[str, Any]) -> str:
+    if row.get("target_ratio") is None:
+        return "no target"
+    wanted = f"≥ {row['target_ratio']:.0f}×"
+    if row.get("target_s") is not None:
+        wanted = f"≤ {row['target_s']:g} s and {wanted}"
+    return f"{wanted}: {'met' if row.get('met') else 'NOT met'}"
 
 
 def _loadavg() -> str:
@@ -216,13 +266,13 @@ def format_session(result: dict[str, Any]) -> str:
     lines = [
         f"session bench on {result['run']} ({result['threads']} threads, median of {result['repeats']}, "
         f"load average {result['loadavg']})",
-        f"{'step':<78} {'plain':>8} {'fast':>8} {'ratio':>7}",
+        f"{'step':<78} {'plain':>8} {'fast':>8} {'ratio':>7}  target",
     ]
     for row in result["steps"]:
         plain = f"{row['plain_s']:.3f}" if row["plain_s"] is not None else "-"
         fast = f"{row['fast_s']:.3f}" if row["fast_s"] is not None else "-"
         ratio = f"{row['ratio']:.1f}×" if row["ratio"] is not None else "-"
-        lines.append(f"{row['step']:<78} {plain:>8} {fast:>8} {ratio:>7}")
+        lines.append(f"{row['step']:<78} {plain:>8} {fast:>8} {ratio:>7}  {_target_text(row)}")
     mismatched = [step for step, ok in result["same_numbers"].items() if not ok]
     lines.append(
         "exact numbers identical on both paths"

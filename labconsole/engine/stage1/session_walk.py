@@ -7,12 +7,15 @@ apply."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from labconsole.engine.stage1 import progressive as sampling
+from labconsole.engine.stage1.call_progress import CallProgress, rate_limited
 from labconsole.engine.stage1.fast_eval import PARTS
 from labconsole.engine.stage1.folding import supports
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention, touched_modules
@@ -20,6 +23,24 @@ from labconsole.engine.stage1.readout import group_accuracy, summarise
 
 if TYPE_CHECKING:
     from labconsole.engine.stage1.session import Session
+
+# The progress callback of the readout a session is running (its walk reports to it).
+_REPORTING: weakref.WeakKeyDictionary[Session, CallProgress] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def reporting(session: Session, progress: CallProgress | None) -> Iterator[None]:
+    """Inside the block, the session's progressive walks report (chunks walked, chunks in the
+    walk) to ``progress``, at most ~10×/s; a plain-path readout reports nothing."""
+    limited = rate_limited(progress)
+    if limited is None:
+        yield
+        return
+    _REPORTING[session] = limited
+    try:
+        yield
+    finally:
+        _REPORTING.pop(session, None)
 
 
 def accuracies_after(session: Session, split: str, interventions: Sequence[Intervention]) -> list[list[float | None]]:
@@ -58,14 +79,20 @@ def predictions_after(session: Session, split: str, interventions: Sequence[Inte
     return result
 
 
-def fast_correct(session: Session, split: str, ivs: Sequence[Intervention], part: str) -> torch.Tensor:
+def fast_correct(
+    session: Session,
+    split: str,
+    ivs: Sequence[Intervention],
+    part: str,
+    on_chunk: Callable[[], None] | None = None,
+) -> torch.Tensor:
     """bool [len(ivs), n_part]: is each example of ``part`` right under each intervention."""
     fast = session.fast_evaluator(split)
     assert fast is not None
     if not ivs:
         return torch.zeros((0, fast.positions(part).stop - fast.positions(part).start), dtype=torch.bool)
     norms = session.norms_after() if any(iv.where == "post-bn" for iv in ivs) else {}
-    preds = fast.predictions(ivs, part, session._by_name, norms, session.cancel)
+    preds = fast.predictions(ivs, part, session._by_name, norms, session.cancel, on_chunk)
     y = fast.y_ordered[fast.positions(part)]
     return torch.stack([p == y for p in preds])
 
@@ -81,11 +108,14 @@ def progressive(
     shell: dict[str, Any],
     started: float,
     on_estimate: Callable[[dict[str, Any]], None] | None,
+    progress: CallProgress | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Estimate then exact readouts of several intervention sets (e.g. the critical set's
     seeds and the control draws), all evaluated in the same walk over each split's parts.
-    Returns ``(estimates, exacts)``: per set, {split: summary}."""
+    Returns ``(estimates, exacts)``: per set, {split: summary}. ``progress`` gets (chunks
+    walked, chunks in the whole walk) as it goes, ≤ ~10×/s."""
     flat = [iv for group in sets for iv in group]
+    on_chunk = _chunk_counter(session, splits, flat, progress or _REPORTING.get(session))
     bounds = [0]
     for group in sets:
         bounds.append(bounds[-1] + len(group))
@@ -95,7 +125,7 @@ def progressive(
         baseline = session._baseline(split)
         fast = session.fast_evaluator(split)
         assert fast is not None
-        sample[split] = correct = fast_correct(session, split, flat, "sample")
+        sample[split] = correct = fast_correct(session, split, flat, "sample", on_chunk)
         part = fast.positions("sample")
         totals = session.bundle.split(split).group_counts(len(session.group_names))
         for i, group in enumerate(sets):
@@ -119,9 +149,32 @@ def progressive(
     for split in splits:
         fast = session.fast_evaluator(split)
         assert fast is not None
-        full = torch.cat([sample[split], fast_correct(session, split, flat, "rest")], dim=1)
+        full = torch.cat([sample[split], fast_correct(session, split, flat, "rest", on_chunk)], dim=1)
         for i, group in enumerate(sets):
             if group:
                 afters = [group_accuracy_of(session, row, fast.g_ordered) for row in full[bounds[i] : bounds[i + 1]]]
                 exacts[i][split] = summarise(session.group_names, session._baseline(split), afters)
     return estimates, exacts
+
+
+def _chunk_counter(
+    session: Session, splits: Sequence[str], ivs: Sequence[Intervention], progress: CallProgress | None
+) -> Callable[[], None] | None:
+    """A step callback counting the walk's chunks into ``progress`` (None without one)."""
+    report = rate_limited(progress)
+    if report is None:
+        return None
+    norms = session.norms_after() if any(iv.where == "post-bn" for iv in ivs) else {}
+    total = 0
+    for split in splits:
+        fast = session.fast_evaluator(split)
+        assert fast is not None
+        total += sum(fast.chunk_steps(ivs, part, norms) for part in PARTS)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        report(done, total)
+
+    return step
