@@ -27,10 +27,11 @@ from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.device import resolve_device
 from labconsole.engine.events import CancelToken, NeverCancelled
-from labconsole.engine.stage1 import progressive
+from labconsole.engine.stage1 import progressive, session_rank
 from labconsole.engine.stage1 import ranking as rk
 from labconsole.engine.stage1 import session_controls as controls
 from labconsole.engine.stage1 import session_walk as walk
+from labconsole.engine.stage1.call_progress import CallProgress
 from labconsole.engine.stage1.fast_eval import PARTS, FastSplitEvaluator
 from labconsole.engine.stage1.folding import FoldedModel, fold_batchnorm, supports
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention, check_mode, touched_modules
@@ -166,7 +167,6 @@ class Session:
                 n_sample,
                 batch_size=self.config.batch_size,
                 budget_bytes=int(self.config.cut_cache_mb) * (1 << 20) or auto_cut_budget(self.device),
-                channels_last=self.device.type == "cuda",
             )
         return self._fast_evals[split]
 
@@ -252,13 +252,17 @@ class Session:
         per_layer_normalise: bool = False,
         layers: Sequence[str] | None = None,
         score: str = "paper",
+        progress: CallProgress | None = None,
     ) -> rk.Ranking:
         """A ``Ranking`` (neurons + the training samples used). ``layers`` restricts the ranking
         to some eligible layers (structured tracing ranks one layer at a time). ``score``:
-        "paper" (the group's own score) or "specific" (``ranking.specificity_scores``)."""
+        "paper" (the group's own score) or "specific" (``ranking.specificity_scores``).
+        ``progress`` gets (groups scored, groups needed), ≤ ~10×/s."""
         scope = rk.normalise_scope(scope)
         if score not in ("paper", "specific"):
             raise UserError(f"neurons.score = {score!r}: expected paper or specific")
+        if progress is not None:
+            session_rank.score_groups(self, criterion, group, norm, score, progress)
         scores = (
             self.specific_scores(criterion, group, norm) if score == "specific" else self.scores(criterion, group, norm)
         )
@@ -337,6 +341,7 @@ class Session:
         label: str = "",
         seed: int | None = None,
         on_estimate: Callable[[dict[str, Any]], None] | None = None,
+        progress: CallProgress | None = None,
     ) -> dict[str, Any]:
         """Per-split, per-group readout of an intervention, with a random-neuron control.
 
@@ -355,7 +360,8 @@ class Session:
         with the estimate, a dict of the same shape plus ``"estimate": True``, ``ci_pp`` /
         ``sampled`` / ``of`` per split (and control); the exact result is returned and also
         records that estimate under ``"estimate"`` and its time under ``"seconds_to_estimate"``.
-        The returned numbers are always exact.
+        The returned numbers are always exact. ``progress`` gets (chunks walked, chunks in the
+        walk) of the fast path, ≤ ~10×/s.
         """
         started = time.monotonic()
         neurons = [(str(layer), int(index)) for layer, index in neurons]
@@ -382,9 +388,10 @@ class Session:
         }
         want_control = bool(control) and control_draws > 0
         if supports(ivs[0]) and all(self.fast_evaluator(s) is not None for s in splits):
-            controls.progressive_readout(
-                self, ivs, splits, result, control_draws if want_control else 0, started, on_estimate
-            )
+            with walk.reporting(self, progress):
+                controls.progressive_readout(
+                    self, ivs, splits, result, control_draws if want_control else 0, started, on_estimate
+                )
             result["seconds"] = time.monotonic() - started
             return result
         for split in splits:
