@@ -1,323 +1,430 @@
-"""Figures of the rare-correlation lab (Paper B), drawn from the stages' JSON artifacts.
+"""Figures of the rare-correlation lab (Paper B), drawn from the stages' typed artifacts.
 
-The engine writes ``artifacts/rare_*.json`` only; every figure is a view of one of those tables,
-drawn here when a report is built (matplotlib's Agg canvas, no pyplot state, no global backend).
-``figures_for(artifact_name, data)`` returns the figures of one artifact (none for an unknown
-name); ``LEGACY_PNGS`` names the PNG files older runs wrote beside the same tables, so a report
-of such a run shows the drawn figure once instead of both.
+The engine writes ``artifacts/rare_*.json`` only; every figure is a view of one of those records,
+drawn when a report is built (matplotlib's Agg canvas, no pyplot state, no global backend). The
+rare-lab sections and the generic artifact listing draw through the same builders, so a figure
+looks the same wherever it appears.
+
+Conventions a reviewer expects: counts n on a symmetric-log axis ticked at the counts themselves
+(0, 1, 3, 10 … rather than 10⁰), fractions on a fixed 0–1 scale, error bars = s.e. over seeds,
+legends outside the data, and the reference a panel is read against (n = 0, chance) drawn in.
+``figures_for(artifact_name, data)`` validates a raw table and returns its figures;
+``LEGACY_PNGS`` names the PNG files older runs wrote beside the same tables.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import io
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from labconsole.engine.records import RareTheoryArtifact, TheoryCurve, validate_leniently
+from labconsole.engine.records import (
+    MeanSE,
+    MeasureStats,
+    RareDeletionArtifact,
+    RareMembershipArtifact,
+    RareMitigationsArtifact,
+    RareScoreArtifact,
+    RareScoreArtifactCell,
+    RareSensitivityArtifact,
+    RareTheoryArtifact,
+    RareWeightsArtifact,
+    TheoryCurve,
+    VersionedRecord,
+)
 from labconsole.report.doc import Figure
+from labconsole.report.rare_format import MEASURES, _seeds
 
-MEASURES = ("score", "clean_acc", "spurious_acc")
-STAGES = ("before", "after", "retrained_from_scratch")
+# Distinct markers and dashes, so series that coincide (a score of 1.0 before and after) stay visible.
+SERIES_STYLES = ("o-", "s--", "^:", "D-.", "v-")
+FRACTION_LIMITS = (-0.03, 1.03)
+COUNT_LABEL = "spurious training examples n (count, symlog)"
+GAMMA_LABEL = "γ: spurious fraction of training examples"
+# y labels of the three spurious-score measures, with their unit.
+MEASURE_AXES = {
+    "score": "spurious score (fraction of test images)",
+    "clean_acc": "clean test accuracy (fraction)",
+    "spurious_acc": "spurious test accuracy (fraction)",
+}
 
 
 # -- drawing primitives ------------------------------------------------------------------------------
 
 
-def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] = (5.0, 3.6)) -> tuple[Any, Any]:
+def _axes(ncols: int, size: tuple[float, float] = (4.6, 3.4)) -> tuple[Any, list[Any]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
-    fig = MplFigure(figsize=(size[0] * ncols, size[1] * nrows), dpi=100)
+    # Constrained layout keeps a legend placed "outside" the axes inside the image.
+    fig = MplFigure(figsize=(size[0] * ncols, size[1]), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
+    return fig, list(fig.subplots(1, ncols, squeeze=False)[0])
 
 
-def _png(fig: Any, *, tight: bool = True) -> bytes:
-    if tight:
-        fig.tight_layout()
+def _png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def _number(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+def _value(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
 
-def error_bar_panels(panels: Sequence[dict[str, Any]], *, symlog_x: bool = False) -> bytes:
-    """One panel per dict: {"title", "xlabel", "ylabel", "series": [{"label", "x", "mean", "se"}]}."""
-    fig, axes = _figure(ncols=len(panels))
-    for ax, panel in zip(axes[0], panels):
-        for series in panel["series"]:
-            se = [0.0 if v is None else v for v in series.get("se", [0.0] * len(series["x"]))]
-            mean = [_number(v) for v in series["mean"]]
-            ax.errorbar(series["x"], mean, yerr=se, marker="o", ms=3, capsize=2, label=series["label"])
-        if symlog_x:
-            ax.set_xscale("symlog", linthresh=1.0)
-            # Tick the counts themselves: the default labels n = 1 as "10⁰".
-            ticks = sorted({int(x) for series in panel["series"] for x in series["x"]})
-            ax.set_xticks(ticks)
-            ax.set_xticklabels([str(t) for t in ticks])
-            ax.minorticks_off()
-        ax.set_title(panel.get("title", ""))
-        ax.set_xlabel(panel.get("xlabel", ""))
-        ax.set_ylabel(panel.get("ylabel", ""))
-        ax.grid(alpha=0.3)
-        if len(panel["series"]) > 1:
-            ax.legend(fontsize=7)
-    return _png(fig)
+def _se(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else 0.0
 
 
-def heatmaps(maps: Sequence[Sequence[Sequence[float]]], titles: Sequence[str], *, shared_scale: bool = True) -> bytes:
-    """Grey heatmaps side by side (darker = larger), e.g. MLP pixel importance per n."""
-    fig, axes = _figure(ncols=len(maps), size=(2.6, 2.8))
-    vmax = max(max(max(row) for row in m) for m in maps) if shared_scale else None
-    # Signed importances can dip below 0; the scale then starts there (else at 0, white).
-    vmin = min(0.0, min(min(min(row) for row in m) for m in maps))
-    shown = None
-    for ax, image, title in zip(axes[0], maps, titles):
-        shown = ax.imshow(image, cmap="Greys", vmin=vmin, vmax=vmax)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(shown, ax=list(axes[0]), shrink=0.8)
-    return _png(fig, tight=False)  # tight_layout fights the shared colour bar
+def _shared_legend(fig: Any, ax: Any, ncol: int = 4) -> None:
+    """One legend under all panels (the panels share their series), never over the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(ncol, len(handles)), fontsize=8)
 
 
-def curves(panels: Sequence[dict[str, Any]]) -> bytes:
-    """Line panels: {"title", "xlabel", "ylabel", "series": [{"label", "x", "y", "style"?}]}."""
-    fig, axes = _figure(ncols=len(panels))
-    for ax, panel in zip(axes[0], panels):
-        for series in panel["series"]:
-            y = [_number(v) for v in series["y"]]
-            ax.plot(series["x"], y, series.get("style", "-"), label=series["label"], lw=1.3)
-        if panel.get("xscale"):
-            ax.set_xscale(panel["xscale"])
-        ax.set_title(panel.get("title", ""))
-        ax.set_xlabel(panel.get("xlabel", ""))
-        ax.set_ylabel(panel.get("ylabel", ""))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    return _png(fig)
+def _legend_below(ax: Any, ncol: int = 2) -> None:
+    """A panel's own legend, under its x label."""
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, fontsize=7, frameon=False)
+
+
+def count_axis(ax: Any, ns: Sequence[int]) -> None:
+    """Symmetric-log x axis over spurious counts, ticked at the counts used, labelled as integers
+    (matplotlib's default labels n = 1 as "10⁰")."""
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xticks(list(ns))
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.minorticks_off()
+    ax.margins(x=0.08)  # room for the sideways-nudged end points
+    ax.set_xlabel(COUNT_LABEL)
+
+
+def _dodged(xs: Sequence[float], k: int, m: int) -> list[float]:
+    """Series ``k`` of ``m`` nudged sideways on the count axis, so coinciding means and their
+    error bars stay apart (a small factor on the log part, a small step at n = 0)."""
+    off = k - (m - 1) / 2
+    return [x * 10 ** (0.02 * off) if x > 0 else 0.05 * off for x in xs]
+
+
+def _errorbars(ax: Any, series: Sequence[dict[str, Any]], *, dodge: bool = False) -> None:
+    """Series {"label", "x", "mean", "se", "style"?}: mean with ± s.e. bars."""
+    for k, s in enumerate(series):
+        ax.errorbar(
+            _dodged(s["x"], k, len(series)) if dodge else s["x"],
+            [_value(v) for v in s["mean"]],
+            yerr=[_se(v) for v in s["se"]],
+            fmt=s.get("style", SERIES_STYLES[k % len(SERIES_STYLES)]),
+            ms=3.5,
+            capsize=2.5,
+            lw=1.3,
+            label=s["label"],
+        )
+
+
+def _reference(ax: Any, ref: MeanSE | None, label: str) -> None:
+    """A dashed line (and its ± s.e. band) for the value a panel is read against."""
+    if ref is None or not isinstance(ref.mean, (int, float)) or not math.isfinite(ref.mean):
+        return
+    r, rse = float(ref.mean), _se(ref.se)
+    ax.axhline(r, color="grey", ls="--", lw=1.0, label=label)
+    if rse:
+        ax.axhspan(r - rse, r + rse, color="grey", alpha=0.15, lw=0)
+
+
+def _frame(ax: Any, title: str, ylabel: str, ylim: tuple[float, float] | None = FRACTION_LIMITS) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
 
 
 # -- one builder per artifact ------------------------------------------------------------------------
 
 
-def _ns(per_n: dict[str, Any]) -> list[int]:
-    return sorted(int(n) for n in per_n)
+def _stat(stats: MeasureStats | RareScoreArtifactCell | None, key: str) -> MeanSE:
+    measure = stats.measure(key) if stats is not None else None
+    return measure if measure is not None else MeanSE()
 
 
-def score(data: dict[str, Any]) -> list[Figure]:
-    """``rare_score.json``: spurious score, clean and spurious accuracy vs n (Paper B Fig. 2, 6)."""
-    table: dict[str, dict[str, Any]] = data["per_pattern"]
-    ns = [int(n) for n in data.get("n_values") or _ns(next(iter(table.values()), {}))]
+def score_figure(data: RareScoreArtifact) -> Figure:
+    """Spurious score, clean and spurious accuracy vs n, one series per pattern (Fig. 2, 6)."""
+    ns = list(data.n_values) or sorted({int(n) for per_n in data.per_pattern.values() for n in per_n})
+    fig, axes = _axes(3)
+    for ax, (key, title) in zip(axes, MEASURES):
+        series = []
+        for name, per_n in data.per_pattern.items():
+            stats = [_stat(per_n.get(str(n)), key) for n in ns]
+            series.append(
+                {"label": f"pattern {name}", "x": ns, "mean": [s.mean for s in stats], "se": [s.se for s in stats]}
+            )
+        _errorbars(ax, series, dodge=True)
+        count_axis(ax, ns)
+        _frame(ax, f"{data.epsilon}-spurious score" if key == "score" else title, MEASURE_AXES[key])
+    _shared_legend(fig, axes[0], ncol=7)
+    return Figure(
+        _png(fig),
+        title="spurious score, clean and spurious accuracy vs n",
+        caption=f"target class {data.target_class}; mean ± s.e. over {_seeds(data.seeds)} (error bars: s.e.)",
+    )
 
-    def panel(measure: str, title: str) -> dict[str, Any]:
+
+def weights_figure(data: RareWeightsArtifact) -> Figure | None:
+    """Pixel importance maps per n on one colour scale (Fig. 3); ``None`` without maps."""
+    maps = [r.map for r in data.rows if r.map is not None]
+    if not data.rows or len(maps) != len(data.rows):
+        return None
+    definition = data.definition or "max over hidden units of |first-layer weight| (older runs)"
+    fig, axes = _axes(len(maps), size=(2.5, 2.7))
+    values = [v for m in maps for row in m for v in row]
+    # Signed importances can dip below 0: the scale then includes them (else it starts at 0).
+    low, high = min(values + [0.0]), max(values + [0.0])
+    shown = None
+    for ax, image, row in zip(axes, maps, data.rows):
+        shown = ax.imshow(image, cmap="Greys", vmin=low, vmax=high)
+        ax.set_title(f"n = {row.n}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if shown is not None:
+        fig.colorbar(shown, ax=axes, shrink=0.8, label="importance (first-layer weight)")
+    return Figure(
+        _png(fig),
+        title=f"pixel importance, pattern {data.pattern}",
+        caption=f"{definition}; darker = larger; one colour scale; one model per n (seed {data.seed})",
+    )
+
+
+def sensitivity_figure(data: RareSensitivityArtifact) -> Figure:
+    """Mean true-class probability vs the fraction of non-zero pixels zeroed (Fig. 15)."""
+    fig, axes = _axes(1, size=(5.6, 3.8))
+    ax = axes[0]
+    for k, (backbone, probs) in enumerate(data.true_class_probability.items()):
+        params = data.model_parameters.get(backbone)
+        label = f"{backbone} ({params:,} parameters)" if params else backbone
+        ax.plot(list(data.fractions), [_value(v) for v in probs], SERIES_STYLES[k % 5], ms=3.5, lw=1.3, label=label)
+    ax.set_xlabel("fraction of non-zero pixels zeroed")
+    _frame(ax, "sensitivity to zeroed pixels", "mean true-class probability")
+    _legend_below(ax)
+    return Figure(
+        _png(fig),
+        title="mean true-class probability vs fraction of non-zero pixels zeroed",
+        caption=f"clean models, {data.split} split, one model per architecture (no s.e.)",
+    )
+
+
+def membership_figure(data: RareMembershipArtifact) -> Figure:
+    """The attack's accuracy and its member / non-member rates vs n (Fig. 5), chance at 0.5."""
+    ns = sorted(int(n) for n in data.per_n)
+
+    def series(key: str, label: str, style: str = "o-") -> dict[str, Any]:
+        stats = {n: data.per_n[str(n)][key] for n in ns if key in data.per_n[str(n)]}
+        xs = [n for n, s in stats.items() if isinstance(s.mean, (int, float))]
         return {
-            "title": title,
-            "xlabel": "spurious examples n",
-            "ylabel": measure,
-            "series": [
-                {
-                    "label": pattern,
-                    "x": ns,
-                    "mean": [per_n[str(n)][measure]["mean"] for n in ns],
-                    "se": [per_n[str(n)][measure]["se"] for n in ns],
-                }
-                for pattern, per_n in table.items()
-            ],
+            "label": label,
+            "x": xs,
+            "mean": [stats[n].mean for n in xs],
+            "se": [stats[n].se for n in xs],
+            "style": style,
         }
 
-    png = error_bar_panels(
-        [
-            panel("score", f"{data.get('epsilon')}-spurious score"),
-            panel("clean_acc", "clean test accuracy"),
-            panel("spurious_acc", "spurious test accuracy"),
-        ],
-        symlog_x=True,
+    panels = (
+        (
+            "attack on members vs held-out non-members",
+            "attack accuracy (fraction)",
+            [
+                series("accuracy", "accuracy"),
+                series("balanced_accuracy", "balanced accuracy"),
+                series("auc", "AUC", "s--"),
+            ],
+        ),
+        (
+            "rates: spurious members vs their counterpart",
+            "fraction classified correctly",
+            [
+                series("member_accuracy", "members flagged member"),
+                series("non_member_accuracy", "non-members flagged non-member"),
+                series("spurious_member_accuracy", "spurious members flagged member"),
+                series("patterned_non_member_accuracy", "patterned non-members flagged non-member", "s--"),
+            ],
+        ),
     )
-    return [Figure(png, title="spurious score and accuracies vs n", caption="mean ± s.e. over seeds")]
-
-
-def weights(data: dict[str, Any]) -> list[Figure]:
-    """``rare_weights.json``: MLP pixel importance per n (Paper B Fig. 3)."""
-    rows = data["rows"]
-    png = heatmaps([r["map"] for r in rows], [f"n = {r['n']}" for r in rows])
-    definition = data.get("definition") or "max |first-layer weight| per pixel"
-    caption = f"{definition}; pattern {data.get('pattern')}, seed {data.get('seed')}"
-    return [Figure(png, title="pixel importance heatmaps", caption=caption)]
-
-
-def sensitivity(data: dict[str, Any]) -> list[Figure]:
-    """``rare_sensitivity.json``: true-class probability vs fraction of zeroed pixels (Fig. 15)."""
-    fractions = data["fractions"]
-    series = [
-        {"label": backbone, "x": fractions, "y": probs, "style": "o-"}
-        for backbone, probs in data["true_class_probability"].items()
-    ]
-    png = curves(
-        [
-            {
-                "title": "sensitivity to zeroed pixels",
-                "xlabel": "fraction of non-zero pixels zeroed",
-                "ylabel": "mean true-class probability",
-                "series": series,
-            }
-        ]
+    fig, axes = _axes(2, size=(5.0, 3.8))
+    for k, (ax, (title, ylabel, all_series)) in enumerate(zip(axes, panels)):
+        _errorbars(ax, [s for s in all_series if s["x"]], dodge=True)
+        if k == 0:  # a constant guess scores 0.5 on the balanced measures
+            _reference(ax, MeanSE(mean=0.5), "chance (0.5)")
+        count_axis(ax, ns)
+        _frame(ax, title, ylabel)
+        _legend_below(ax)
+    return Figure(
+        _png(fig),
+        title=f"membership inference, pattern {data.pattern}",
+        caption=f"mean ± s.e. over {_seeds(data.seeds)} (error bars: s.e.); attack: {data.attack}",
     )
-    return [Figure(png, title="sensitivity curves", caption=f"on the {data.get('split', 'train')} split")]
 
 
-def mitigations(data: dict[str, Any]) -> list[Figure]:
-    """``rare_mitigations.json``: one figure per mitigation method (Paper B Fig. 8, 12, 13)."""
+def mitigation_figures(data: RareMitigationsArtifact) -> list[Figure]:
+    """Per method, the three measures vs strength, against the n = 0 model (Fig. 8, 12, 13).
+
+    Strengths are not evenly spaced (0, 1e-5 … 1e-1): points sit at equal steps, labelled with
+    the strength."""
     from labconsole.engine.rare.mitigations import MITIGATIONS
 
     out = []
-    for method, cells in data["methods"].items():
-        xs = list(range(len(cells)))  # strengths are not evenly spaced: plot by index, label ticks
-        title = MITIGATIONS[method][2] if method in MITIGATIONS else method
-        panels = [
-            {
-                "title": title,
-                "xlabel": "strength index " + str([c["strength"] for c in cells]),
-                "ylabel": m,
-                "series": [
-                    {"label": m, "x": xs, "mean": [c[m]["mean"] for c in cells], "se": [c[m]["se"] for c in cells]}
-                ],
-            }
-            for m in MEASURES
-        ]
+    for method, cells in data.methods.items():
+        label = MITIGATIONS[method][2] if method in MITIGATIONS else method
+        xs = list(range(len(cells)))
+        fig, axes = _axes(3)
+        for ax, (key, title) in zip(axes, MEASURES):
+            stats = [c.measure(key) or MeanSE() for c in cells]
+            _errorbars(
+                ax, [{"label": f"n = {data.n}", "x": xs, "mean": [s.mean for s in stats], "se": [s.se for s in stats]}]
+            )
+            _reference(ax, _stat(data.reference_n0, key), "n = 0, no mitigation (± s.e.)")
+            ax.set_xticks(xs)
+            ax.set_xticklabels([f"{c.strength:g}" for c in cells], rotation=30, fontsize=8)
+            ax.set_xlabel(label)
+            _frame(ax, title, MEASURE_AXES[key])
+        _shared_legend(fig, axes[0])
         out.append(
             Figure(
-                error_bar_panels(panels),
-                title=f"mitigation sweep: {method}",
-                caption=f"pattern {data.get('pattern')}, n = {data.get('n')}; mean ± s.e. over seeds",
+                _png(fig),
+                title=label,
+                caption=f"pattern {data.pattern}, n = {data.n}; mean ± s.e. over {_seeds(data.seeds)}; "
+                "dashed line and band: the n = 0 model without mitigation (mean ± s.e.)",
             )
         )
     return out
 
 
-def deletion(data: dict[str, Any]) -> list[Figure]:
-    """``rare_deletion.json``: spurious score before/after incremental retraining (App. C, Fig. 18)."""
-    table = data["per_n"]
-    ns = _ns(table)
-    panel = {
-        "title": f"{data.get('pattern')}: incremental retraining (lr {data.get('deletion_lr')})",
-        "xlabel": "spurious examples n",
-        "ylabel": "spurious score",
-        "series": [
+DELETION_STAGES = (
+    ("before", "before deletion"),
+    ("after", "after incremental retraining"),
+    ("retrained_from_scratch", "trained without the deleted rows"),
+)
+
+
+def deletion_figure(data: RareDeletionArtifact) -> Figure:
+    """The measures before deletion, after incremental retraining and retrained (App. C, Fig. 18)."""
+    ns = sorted(int(n) for n in data.per_n)
+    fig, axes = _axes(3)
+    for ax, (key, title) in zip(axes, MEASURES):
+        series = [
             {
-                "label": stage,
+                "label": label,
                 "x": ns,
-                "mean": [table[str(n)][stage]["score"]["mean"] for n in ns],
-                "se": [table[str(n)][stage]["score"]["se"] for n in ns],
+                "mean": [_stat(data.per_n[str(n)].get(stage), key).mean for n in ns],
+                "se": [_stat(data.per_n[str(n)].get(stage), key).se for n in ns],
             }
-            for stage in STAGES
-        ],
-    }
-    return [Figure(error_bar_panels([panel], symlog_x=True), title="data deletion", caption="mean ± s.e. over seeds")]
+            for stage, label in DELETION_STAGES
+        ]
+        _errorbars(ax, series, dodge=True)
+        count_axis(ax, ns)
+        _frame(ax, title, MEASURE_AXES[key])
+    _shared_legend(fig, axes[0])
+    lr = f"constant lr {data.deletion_lr} for {data.deletion_epochs} epochs"
+    return Figure(
+        _png(fig),
+        title=f"pattern {data.pattern}: before and after deletion",
+        caption=f"incremental retraining at {lr}; mean ± s.e. over {_seeds(data.seeds)} (error bars: s.e.)",
+    )
 
 
-def membership(data: dict[str, Any]) -> list[Figure]:
-    """``rare_membership.json``: membership-inference attack accuracy vs n (Paper B Fig. 5)."""
-    table = data["per_n"]
-    ns = _ns(table)
-    series = [
-        {
-            "label": label,
-            "x": xs,
-            "mean": [table[str(n)][key]["mean"] for n in xs],
-            "se": [table[str(n)][key]["se"] for n in xs],
-        }
-        for key, label, xs in (
-            ("accuracy", "all examples", ns),
-            ("spurious_member_accuracy", "spurious members", [n for n in ns if n > 0]),
-        )
-    ]
-    panel = {
-        "title": f"membership inference ({data.get('pattern')})",
-        "xlabel": "spurious examples n",
-        "ylabel": "attack accuracy",
-        "series": series,
-    }
-    png = error_bar_panels([panel], symlog_x=True)
-    return [Figure(png, title="membership inference", caption="mean ± s.e. over seeds")]
+def _line_panel(ax: Any, title: str, ylabel: str, series: Sequence[tuple[str, Sequence[float], Any, str]]) -> None:
+    for label, x, y, style in series:
+        ax.plot(list(x), [_value(v) for v in y], style, lw=1.3, label=label)
+    ax.set_xlabel(GAMMA_LABEL)
+    _frame(ax, title, ylabel, ylim=None)
 
 
-def _measure(curve: TheoryCurve, key: str) -> list[int | float | None]:
+def _values(curve: TheoryCurve, key: str) -> list[int | float | None]:
     values = curve.values(key)
     if values is None:  # a curve without the quantity cannot be drawn
         raise KeyError(key)
     return values
 
 
-def theory(data: dict[str, Any]) -> list[Figure]:
-    """``rare_theory.json``: the phase transition in γ and the effect of noise and λ (§5, Fig. 10/11)."""
-    along = data["gamma_curve"]
-    gamma = along["gamma"]
-    exact = curves(
-        [
-            {
-                "title": "prediction difference w_s·x_sp",
-                "xlabel": "γ",
-                "ylabel": "prediction difference",
-                "series": [{"label": "exact", "x": gamma, "y": along["prediction_difference"]}],
-            },
-            {
-                "title": "test accuracy",
-                "xlabel": "γ",
-                "ylabel": "accuracy",
-                "series": [
-                    {"label": "clean (exact)", "x": gamma, "y": along["clean_acc"]},
-                    {"label": "spurious (exact)", "x": gamma, "y": along["spurious_acc"]},
-                    {"label": "clean (authors' form)", "x": gamma, "y": along["authors_clean_acc"], "style": "--"},
-                    {
-                        "label": "spurious (authors' form)",
-                        "x": gamma,
-                        "y": along["authors_spurious_acc"],
-                        "style": "--",
-                    },
-                ],
-            },
-        ]
+def theory_figures(data: RareTheoryArtifact) -> list[Figure]:
+    """The phase transition in γ and the effect of input noise and of λ (§5, Fig. 10, 11)."""
+    curve = data.gamma_curve
+    if curve is None or not curve.gamma:
+        return []
+    g = curve.gamma
+    fig, axes = _axes(2, size=(5.0, 3.6))
+    _line_panel(
+        axes[0],
+        "prediction difference",
+        "w_sp · x_sp (model output units)",
+        [("exact", g, _values(curve, "prediction_difference"), "-")],
     )
-    out = [Figure(exact, title="phase transition in γ (spurious fraction)")]
-    record, _problems = validate_leniently(RareTheoryArtifact, data, "artifacts/rare_theory.json")
-    for key, name, what in (("noise_curves", "noise", "noise"), ("lam_curves", "λ", "ridge λ")):
-        family = record.curves(key)
+    accuracy = [
+        ("clean, exact", g, _values(curve, "clean_acc"), "C0-"),
+        ("clean, authors' form", g, _values(curve, "authors_clean_acc"), "C0--"),
+        ("spurious, exact", g, _values(curve, "spurious_acc"), "C1-"),
+        ("spurious, authors' form", g, _values(curve, "authors_spurious_acc"), "C1--"),
+    ]
+    _line_panel(axes[1], "test accuracy", "test accuracy (fraction)", accuracy)
+    _legend_below(axes[1])
+    out = [
+        Figure(
+            _png(fig),
+            title="phase transition in γ (spurious fraction)",
+            caption="exact population ridge optimum; dashed: the authors' closed forms at the same data",
+        )
+    ]
+    for key, what, name in (("noise_curves", "input noise", "input-noise variance"), ("lam_curves", "ridge λ", "λ =")):
+        family = data.curves(key)
         if not family:
             continue
-
-        def series(measure: str, family: dict[str, TheoryCurve] = family, name: str = name) -> list[Any]:
-            return [{"label": f"{name}={v}", "x": c.gamma, "y": _measure(c, measure)} for v, c in family.items()]
-
-        png = curves(
-            [
-                {
-                    "title": "prediction difference",
-                    "xlabel": "γ",
-                    "ylabel": "w_s·x_sp",
-                    "series": series("prediction_difference"),
-                },
-                {"title": "clean accuracy", "xlabel": "γ", "ylabel": "accuracy", "series": series("clean_acc")},
-                {"title": "spurious accuracy", "xlabel": "γ", "ylabel": "accuracy", "series": series("spurious_acc")},
-            ]
+        fig, axes = _axes(3, size=(4.4, 3.4))
+        for ax, (measure, title, ylabel) in zip(
+            axes,
+            (
+                ("prediction_difference", "prediction difference", "w_sp · x_sp (model output units)"),
+                ("clean_acc", "clean accuracy", "clean test accuracy (fraction)"),
+                ("spurious_acc", "spurious accuracy", "spurious test accuracy (fraction)"),
+            ),
+        ):
+            _line_panel(
+                ax, title, ylabel, [(f"{name} {v}", c.gamma, _values(c, measure), "-") for v, c in family.items()]
+            )
+        _shared_legend(fig, axes[0], ncol=6)
+        out.append(
+            Figure(
+                _png(fig),
+                title=f"effect of the {what}",
+                caption=f"exact population optimum, one curve per {name.rstrip(' =')}",
+            )
         )
-        out.append(Figure(png, title=f"effect of the {what}"))
     return out
 
 
+# -- artifacts by file name --------------------------------------------------------------------------
+
+
+def _drawn_from(
+    model: type[VersionedRecord], build: Callable[[Any], Figure | list[Figure] | None]
+) -> Callable[[dict[str, Any]], list[Figure]]:
+    """A raw table → its figures; a table that does not fit its record raises (the caller notes it)."""
+
+    def draw(data: dict[str, Any]) -> list[Figure]:
+        built = build(model.model_validate(data))
+        return [] if built is None else [built] if isinstance(built, Figure) else list(built)
+
+    return draw
+
+
 FIGURES: dict[str, Callable[[dict[str, Any]], list[Figure]]] = {
-    "rare_score.json": score,
-    "rare_weights.json": weights,
-    "rare_sensitivity.json": sensitivity,
-    "rare_mitigations.json": mitigations,
-    "rare_deletion.json": deletion,
-    "rare_membership.json": membership,
-    "rare_theory.json": theory,
+    "rare_score.json": _drawn_from(RareScoreArtifact, score_figure),
+    "rare_weights.json": _drawn_from(RareWeightsArtifact, weights_figure),
+    "rare_sensitivity.json": _drawn_from(RareSensitivityArtifact, sensitivity_figure),
+    "rare_mitigations.json": _drawn_from(RareMitigationsArtifact, mitigation_figures),
+    "rare_deletion.json": _drawn_from(RareDeletionArtifact, deletion_figure),
+    "rare_membership.json": _drawn_from(RareMembershipArtifact, membership_figure),
+    "rare_theory.json": _drawn_from(RareTheoryArtifact, theory_figures),
 }
 
 # PNG files (glob patterns) that runs written before the figures moved to the report kept beside

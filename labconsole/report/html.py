@@ -6,7 +6,7 @@ import base64
 import html
 import re
 
-from labconsole.report.doc import Figure, Report, Table, Text
+from labconsole.report.doc import MISSING, Figure, Report, Table, Text
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 0 auto;
@@ -17,7 +17,7 @@ margin-top: 2em; } h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
 table { border-collapse: collapse; margin: 0.4em 0 0.2em; font-size: 0.86em; }
 th, td { border: 1px solid #d0d0d0; padding: 3px 8px; text-align: right; vertical-align: top; }
 th { background: #f2f4f7; } td:first-child, th:first-child { text-align: left; }
-tr.break td { border-top: 2px solid #888; }
+tr.break td { border-top: 2px solid #888; } th.text, td.text { text-align: left; }
 td.ranked { font-weight: bold; } td.large { color: #b00020; font-weight: bold; }
 .caption { color: #555; font-size: 0.82em; margin: 0 0 1em; max-width: 1100px; }
 .warning { background: #fff4e5; border-left: 4px solid #f0a020; padding: 0.5em 0.8em; margin: 0.6em 0; }
@@ -75,20 +75,40 @@ def _block(block: object) -> str:
 def table_html(table: Table) -> str:
     out = [f"<h3>{_e(table.title)}</h3>"] if table.title else []
     out.append("<table>" if any(table.columns) else '<table class="kv">')
+    text = _text_columns(table)
     if any(table.columns):
-        out.append("<thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in table.columns) + "</tr></thead>")
+        heads = (
+            f'<th class="text">{_e(c)}</th>' if j in text else f"<th>{_e(c)}</th>" for j, c in enumerate(table.columns)
+        )
+        out.append("<thead><tr>" + "".join(heads) + "</tr></thead>")
     out.append("<tbody>")
     breaks = set(table.section_breaks)
     for i, row in enumerate(table.rows):
         cells = []
         for j, value in enumerate(row):
-            css = table.emphasis.get((i, j))
+            css = " ".join(c for c in (table.emphasis.get((i, j)), "text" if j in text else "") if c)
             cells.append(f'<td class="{css}">{_e(value)}</td>' if css else f"<td>{_e(value)}</td>")
         out.append(f"<tr{' class=break' if i in breaks else ''}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     if table.caption:
         out.append(f'<p class="caption">{_e(table.caption)}</p>')
     return "\n".join(out)
+
+
+# A cell that reads as a number: "0.412", "−3", "1e-05", "0.412 ± 0.031", "64.0 (n=5)", "12%".
+NUMBER_CELL = re.compile(r"^\s*[-+−]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?\b")
+
+
+def _text_columns(table: Table) -> set[int]:
+    """Columns (after the first, which is always left-aligned) holding words, not numbers: they
+    read left-aligned; numbers stay right-aligned so their digits line up."""
+    text = set()
+    for j in range(1, max((len(r) for r in table.rows), default=0)):
+        cells = [str(r[j]).strip() for r in table.rows if j < len(r)]
+        cells = [c for c in cells if c and c not in (MISSING, "-", "?")]
+        if cells and not all(NUMBER_CELL.match(c) for c in cells):
+            text.add(j)
+    return text
 
 
 def _e(value: object) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from labconsole.engine.records import (
     NormCorrelation,
@@ -15,8 +14,8 @@ from labconsole.engine.records import (
     RareSensitivityArtifact,
     RareWeightsArtifact,
 )
-from labconsole.report import rare_plots
-from labconsole.report.doc import MISSING, Figure, Section, Table, Text
+from labconsole.report import figures_rare
+from labconsole.report.doc import MISSING, Section, Table, Text
 from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, fmt, mse, p_text, read_artifact
 
 
@@ -38,34 +37,8 @@ def score_section(path: Path) -> Section | None:
     ns = list(data.n_values)
     section = Section("Spurious score vs number of spurious examples (Paper B Fig. 2, 6)", anchor="rare-score")
 
-    def panel(key: str, title: str) -> dict[str, Any]:
-        return {
-            "title": title,
-            "ylabel": title,
-            "series": [
-                {
-                    "label": name,
-                    "x": ns,
-                    "mean": [_measure_mean(per_n.get(str(n)), key) for n in ns],
-                    "se": [_measure_se(per_n.get(str(n)), key) for n in ns],
-                }
-                for name, per_n in table.items()
-            ],
-        }
-
     eps = data.epsilon
-    section.add(
-        _drawn(
-            lambda: Figure(
-                rare_plots.count_panels(
-                    [panel(k, f"{eps}-spurious score" if k == "score" else t) for k, t in MEASURES], ns
-                ),
-                title="spurious score, clean and spurious accuracy vs n",
-                caption=f"target class {data.target_class}; mean ± s.e. over {_seeds(data.seeds)}",
-            ),
-            "the score figure",
-        )
-    )
+    section.add(_drawn(lambda: figures_rare.score_figure(data), "the score figure"))
     rows: list[list[str]] = []
     breaks: list[int] = []
     for name, per_n in table.items():
@@ -127,18 +100,7 @@ def weights_section(path: Path) -> Section | None:
     rows_in = data.rows
     section = Section("What the MLP looks at: pixel importance (Paper B Fig. 3)", anchor="rare-weights")
     definition = data.definition or "max over hidden units of |first-layer weight| (older runs)"
-    maps = [r.map for r in rows_in if r.map is not None]
-    if rows_in and len(maps) == len(rows_in):
-        section.add(
-            _drawn(
-                lambda: Figure(
-                    rare_plots.signed_heatmaps(maps, [f"n = {r.n}" for r in rows_in], "importance"),
-                    title=f"pixel importance, pattern {data.pattern}",
-                    caption=f"{definition}; darker = larger; one colour scale; seed {data.seed}",
-                ),
-                "the heat maps",
-            )
-        )
+    section.add(_drawn(lambda: figures_rare.weights_figure(data), "the heat maps"))
     rows = []
     for r in rows_in:
         inside, outside = r.pattern_region_mean, r.elsewhere_mean
@@ -163,16 +125,7 @@ def sensitivity_section(path: Path) -> Section | None:
     curves = data.true_class_probability
     params = data.model_parameters
     section = Section("Sensitivity to zeroed pixels, per architecture (Paper B Fig. 15)", anchor="rare-sensitivity")
-    section.add(
-        _drawn(
-            lambda: Figure(
-                rare_plots.count_panels_linear(fractions, curves),
-                title="mean true-class probability vs fraction of non-zero pixels zeroed",
-                caption=f"clean models, {data.split} split, one model per architecture",
-            ),
-            "the sensitivity curves",
-        )
-    )
+    section.add(_drawn(lambda: figures_rare.sensitivity_figure(data), "the sensitivity curves"))
     rows = [[b, fmt(params.get(b))] + [fmt(v) for v in probs] for b, probs in curves.items()]
     section.add(
         Table(
@@ -203,58 +156,7 @@ def membership_section(path: Path) -> Section | None:
     ns = sorted(int(n) for n in table)
     section = Section("Membership inference (Paper B Fig. 5)", anchor="rare-membership")
 
-    def series(key: str, label: str, style: str = "o-") -> dict[str, Any]:
-        stats = {n: table[str(n)][key] for n in ns if key in table[str(n)]}
-        xs = [n for n, s in stats.items() if _is_num(s.mean)]
-        return {
-            "label": label,
-            "x": xs,
-            "mean": [stats[n].mean for n in xs],
-            "se": [stats[n].se for n in xs],
-            "style": style,
-        }
-
-    panels = [
-        {
-            "title": "attack on members vs held-out non-members",
-            "ylabel": "attack accuracy",
-            "ylim": (-0.03, 1.03),
-            "series": [
-                s
-                for s in (
-                    series("accuracy", "accuracy"),
-                    series("balanced_accuracy", "balanced accuracy"),
-                    series("auc", "AUC", "s--"),
-                )
-                if s["x"]
-            ],
-        },
-        {
-            "title": "rates: spurious members vs their counterpart",
-            "ylabel": "fraction classified correctly",
-            "ylim": (-0.03, 1.03),
-            "series": [
-                s
-                for s in (
-                    series("member_accuracy", "members flagged member"),
-                    series("non_member_accuracy", "non-members flagged non-member"),
-                    series("spurious_member_accuracy", "spurious members flagged member"),
-                    series("patterned_non_member_accuracy", "patterned non-members flagged non-member", "s--"),
-                )
-                if s["x"]
-            ],
-        },
-    ]
-    section.add(
-        _drawn(
-            lambda: Figure(
-                rare_plots.count_panels(panels, ns),
-                title=f"membership inference, pattern {data.pattern}",
-                caption=f"mean ± s.e. over {_seeds(data.seeds)}; attack: {data.attack}",
-            ),
-            "the membership figure",
-        )
-    )
+    section.add(_drawn(lambda: figures_rare.membership_figure(data), "the membership figure"))
     rows = [[str(n)] + [mse(table[str(n)].get(k)) for k, _ in MEMBERSHIP_COLUMNS] for n in ns]
     sizes = data.split_sizes
     caption = (

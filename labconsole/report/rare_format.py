@@ -7,10 +7,14 @@ import math
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
-from labconsole.engine.records import MeanSE, VersionedRecord, validate_leniently
+from labconsole.engine.records import Manifest, MeanSE, VersionedRecord, validate_leniently
+from labconsole.errors import UserError
 from labconsole.report.doc import MISSING, Figure, Text
+
+if TYPE_CHECKING:
+    from labconsole.presets import Preset
 
 A = TypeVar("A", bound=VersionedRecord)
 
@@ -22,19 +26,31 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def run_config(path: Path) -> dict[str, Any]:
+def run_preset(path: Path) -> Preset | None:
+    """The run's ``config.toml`` as its typed preset; ``None`` when the file is missing, is not
+    TOML or no longer validates as a preset (the sections then say what they cannot show)."""
+    from labconsole.presets import preset_from_dict
+
     try:
-        return tomllib.loads((path / "config.toml").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        raw = tomllib.loads((path / "config.toml").read_text(encoding="utf-8"))
+        return preset_from_dict(raw, source=str(path / "config.toml"))
+    except (OSError, ValueError, UserError):
+        return None
+
+
+def run_manifest(path: Path) -> Manifest:
+    """The run's manifest (an empty one when it is missing or unreadable); a part that does not
+    fit its record is left out."""
+    raw = _read_json(path / "manifest.json")
+    return validate_leniently(Manifest, raw, "manifest.json")[0] if isinstance(raw, dict) else Manifest()
 
 
 def run_stages(path: Path) -> list[str]:
-    manifest = _read_json(path / "manifest.json")
-    stages = manifest.get("stages") if isinstance(manifest, dict) else None
+    stages = run_manifest(path).stages
     if not stages:
-        stages = run_config(path).get("stages")
-    return [str(s) for s in stages or []]
+        preset = run_preset(path)
+        stages = list(preset.stages) if preset is not None else []
+    return [str(s) for s in stages]
 
 
 def is_rare_run(path: Path) -> bool:
@@ -78,8 +94,8 @@ def mse(stats: Any, digits: int = 3) -> str:
     if not isinstance(stats, dict) or not _is_num(stats.get("mean")):
         return MISSING
     n = stats.get("n")
-    if n == 1:
-        return f"{stats['mean']:.{digits}f} (1 run, no s.e.)"
+    if n == 1:  # short, so a table of one-seed cells stays one line a row
+        return f"{stats['mean']:.{digits}f} (n=1)"
     return f"{stats['mean']:.{digits}f} ± {float(stats.get('se') or 0.0):.{digits}f}"
 
 
@@ -94,7 +110,7 @@ def _seeds(data: dict[str, Any] | list[int]) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if seeds else "seeds not recorded"
 
 
-def _drawn(build: Callable[[], Figure], name: str) -> Figure | Text:
+def _drawn(build: Callable[[], Figure | None], name: str) -> Figure | Text | None:
     try:
         return build()
     except Exception as exc:  # a figure must never take its table down with it

@@ -3,8 +3,9 @@ experiment (table + figure, mean ± s.e.), and Paper B's published numbers besid
 
 A run whose stages are all ``rare-*`` gets these sections instead of Paper A's (per-group
 accuracies, WGA definitions, model selection, dataset group counts), which say nothing about it.
-Everything is read from the run directory itself (``config.toml``, ``manifest.json``,
-``artifacts/rare_*.json``), so the sections do not depend on how the summary is typed.
+Everything is read from the run directory itself through typed records: ``config.toml`` as the
+run's preset, ``manifest.json`` as its ``Manifest``, ``artifacts/rare_*.json`` as the artifacts'
+records (engine/records/rare.py), so the sections do not depend on how the summary is typed.
 
 Reference tables: a preset's ``[reference."<label>"]`` holds ``row = paper value`` (or
 ``row = {column = value}``) and ``_ours = "<artifact>:<dotted.path>"`` naming our number, with
@@ -22,11 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labconsole.engine.records import Manifest, validate_leniently
 from labconsole.report import reference_tables
 from labconsole.report.doc import Section, Table, Text, guarded
 from labconsole.report.rare_experiments import membership_section, score_section, sensitivity_section, weights_section
-from labconsole.report.rare_format import _is_num, _read_json, fmt, is_rare_run, run_config, run_stages
+from labconsole.report.rare_format import fmt, is_rare_run, run_manifest, run_preset, run_stages
 from labconsole.report.rare_studies import deletion_section, mitigations_section, theory_section
 
 __all__ = ["definitions", "is_rare_run", "main_table", "sections"]
@@ -42,6 +42,8 @@ RARE_ARTIFACTS = (
 )
 
 
+UNREAD = "the recipe cannot be set beside Paper B's"
+
 PAPER_RECIPE: dict[str, Any] = {
     "optimizer": "adam",
     "lr": 0.01,
@@ -52,17 +54,8 @@ PAPER_RECIPE: dict[str, Any] = {
 }
 
 
-def _manifest(path: Path) -> Manifest:
-    """The run's manifest (an empty one when it is missing or unreadable); a part that does not
-    fit its record is left out."""
-    raw = _read_json(path / "manifest.json")
-    return validate_leniently(Manifest, raw, "manifest.json")[0] if isinstance(raw, dict) else Manifest()
-
-
 def recipe_section(path: Path) -> Section:
-    cfg = run_config(path)
-    rare, data = cfg.get("rare") or {}, cfg.get("data") or {}
-    manifest = _manifest(path)
+    manifest = run_manifest(path)
     section = Section("What this run did (Paper B recipe beside ours)", anchor="rare-recipe")
     stages = run_stages(path)
     if stages == ["rare-theory"]:
@@ -74,18 +67,23 @@ def recipe_section(path: Path) -> Section:
             )
         )
         return section
+    preset = run_preset(path)
+    if preset is None:
+        section.add(Text(f"{path / 'config.toml'}: missing or no longer a valid preset; {UNREAD}", kind="warning"))
+        return section
+    rare, data = preset.rare, preset.data
     rows: list[list[str]] = []
     emphasis: dict[tuple[int, int], str] = {}
     for key, paper in PAPER_RECIPE.items():
-        ours = rare.get(key)
-        same = ours == paper or (isinstance(ours, list) and list(ours) == paper)
+        value = getattr(rare, key)
+        ours = list(value) if isinstance(value, tuple) else value
+        same = ours == paper
         if not same:
             emphasis[(len(rows), 3)] = "large"
         rows.append([key, fmt(paper), fmt(ours), "as Paper B" if same else "departure from Paper B"])
-    dataset = str(data.get("dataset", "?"))
-    augment = bool(data.get("augment"))
+    dataset = data.dataset
     paper_aug = "pad-4 crop + flip" if dataset == "cifar10" else "none"
-    ours_aug = "pad-4 crop + flip" if augment else "none"
+    ours_aug = "pad-4 crop + flip" if data.augment else "none"
     if paper_aug != ours_aug:
         emphasis[(len(rows), 3)] = "large"
     rows.append(
@@ -97,9 +95,9 @@ def recipe_section(path: Path) -> Section:
         ]
     )
     for key in ("weight_decay", "input_noise_std", "clip_value", "clip_norm"):
-        if _is_num(rare.get(key)) and rare.get(key):
+        if getattr(rare, key):
             emphasis[(len(rows), 3)] = "large"
-            rows.append([key, "0", fmt(rare.get(key)), "regulariser on (Paper B: only in the mitigation study)"])
+            rows.append([key, "0", fmt(getattr(rare, key)), "regulariser on (Paper B: only in the mitigation study)"])
     rows.append(
         [
             "dataset",
@@ -108,14 +106,7 @@ def recipe_section(path: Path) -> Section:
             "embedded stand-in" if dataset.startswith("digits") else "",
         ]
     )
-    rows.append(
-        [
-            "model",
-            "MLP 784-256-256-256 (MNIST), ResNet-20 (CIFAR-10)",
-            str((cfg.get("model") or {}).get("backbone", "?")),
-            "",
-        ]
-    )
+    rows.append(["model", "MLP 784-256-256-256 (MNIST), ResNet-20 (CIFAR-10)", preset.model.backbone, ""])
     if manifest.smoke:
         rows.append(["profile", "full", "--smoke (tiny sizes)", "numbers are a functional check, not a result"])
         emphasis[(len(rows) - 1, 3)] = "large"
@@ -150,11 +141,9 @@ def definitions(path: Path) -> Section:
             ["clean / spurious accuracy", "Gaussian-CDF accuracy without / with the pattern on class −1"],
         ]
     section.add(Table(["measure", "definition"], rows, title="measures"))
-    data = (run_config(path).get("data") or {}) if stages != ["rare-theory"] else {}
-    if data:
-        section.add(
-            Text(f"Data: {data.get('dataset', '?')} (train and test splits as loaded; no group labels).", kind="p")
-        )
+    preset = run_preset(path) if stages != ["rare-theory"] else None
+    if preset is not None:
+        section.add(Text(f"Data: {preset.data.dataset} (train and test splits as loaded; no group labels).", kind="p"))
     config_text = ""
     with contextlib.suppress(OSError):
         config_text = (path / "config.toml").read_text(encoding="utf-8")
@@ -164,7 +153,8 @@ def definitions(path: Path) -> Section:
 
 
 def reference_section(path: Path) -> Section:
-    reference = run_config(path).get("reference") or {}
+    preset = run_preset(path)
+    reference = preset.reference if preset is not None else {}
     # each cell read through its artifact's record, in its own unit; none at all is said so
     return reference_tables.run_section(reference, path, "Paper B's published numbers beside ours", "Paper B")
 

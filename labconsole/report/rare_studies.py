@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from labconsole.engine.records import (
     MeanSE,
@@ -14,22 +13,14 @@ from labconsole.engine.records import (
     RareMitigationsArtifact,
     RareTheoryArtifact,
     TheoryCurve,
-    validate_leniently,
 )
-from labconsole.report import rare_plots
+from labconsole.report import figures_rare
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text
-from labconsole.report.rare_format import MEASURES, _drawn, _is_num, _seeds, artifact, fmt, mse, read_artifact
-
-
-def _stat(stats: MeasureStats | None, key: str, part: str) -> float | None:
-    """One measure's mean or s.e., ``None`` where the measure is missing."""
-    measure = stats.measure(key) if stats is not None else None
-    return None if measure is None else (measure.mean if part == "mean" else measure.se)
+from labconsole.report.figures_rare import DELETION_STAGES
+from labconsole.report.rare_format import MEASURES, _drawn, _is_num, fmt, mse, read_artifact
 
 
 def mitigations_section(path: Path) -> Section | None:
-    from labconsole.engine.rare.mitigations import MITIGATIONS
-
     data = read_artifact(path, "rare_mitigations.json", RareMitigationsArtifact)
     if data is None:
         return None
@@ -39,29 +30,15 @@ def mitigations_section(path: Path) -> Section | None:
     reference = data.reference_n0
     rows: list[list[str]] = []
     breaks: list[int] = []
+    for figure in _drawn_all(lambda: figures_rare.mitigation_figures(data), "the mitigation figures"):
+        section.add(figure)
+    from labconsole.engine.rare.mitigations import MITIGATIONS
+
     for method, cells in data.methods.items():
-        strengths = [c.strength for c in cells]
-        label = MITIGATIONS[method][2] if method in MITIGATIONS else method
-        panels = [
-            {
-                "title": title,
-                "ylabel": title,
-                "n": data.n,
-                "mean": [_stat(c, key, "mean") for c in cells],
-                "se": [_stat(c, key, "se") for c in cells],
-                "reference": reference.measure(key) if reference is not None else None,
-            }
-            for key, title in MEASURES
-        ]
-        section.add(
-            _drawn(
-                functools.partial(_strength_figure, strengths, panels, label, data),
-                f"the {method} figure",
-            )
-        )
         breaks.append(len(rows))
+        label = MITIGATIONS[method][2] if method in MITIGATIONS else method
         for c in cells:
-            rows.append([method, f"{c.strength:g}"] + [mse(c.measure(k)) for k, _ in MEASURES])
+            rows.append([label, f"{c.strength:g}"] + [mse(c.measure(k)) for k, _ in MEASURES])
     if reference is not None and reference.to_json():
         breaks.append(len(rows))
         rows.append(["n = 0 reference", MISSING] + [mse(reference.measure(k)) for k, _ in MEASURES])
@@ -77,22 +54,12 @@ def mitigations_section(path: Path) -> Section | None:
     return section
 
 
-def _strength_figure(
-    strengths: list[float], panels: list[dict[str, Any]], label: str, data: RareMitigationsArtifact
-) -> Figure:
-    return Figure(
-        rare_plots.strength_panels(strengths, panels, label),
-        title=label,
-        caption=f"pattern {data.pattern}, n = {data.n}; mean ± s.e. over {_seeds(data.seeds)}; "
-        "dashed: n = 0 without mitigation",
-    )
-
-
-DELETION_STAGES = (
-    ("before", "before deletion"),
-    ("after", "after incremental retraining"),
-    ("retrained_from_scratch", "trained without the deleted rows"),
-)
+def _drawn_all(build: Callable[[], list[Figure]], name: str) -> list[Figure | Text]:
+    """Several figures of one study; a record they cannot be drawn from becomes one note."""
+    try:
+        return list(build())
+    except Exception as exc:  # a figure must never take its table down with it
+        return [Text(f"could not draw {name}: {type(exc).__name__}: {exc}", kind="warning")]
 
 
 def deletion_section(path: Path) -> Section | None:
@@ -106,32 +73,7 @@ def deletion_section(path: Path) -> Section | None:
         f"incremental retraining at constant lr {data.deletion_lr} for {data.deletion_epochs} epochs "
         f"(training: lr {data.training_lr}, {data.training_epochs} epochs)"
     )
-    panels = [
-        {
-            "title": title,
-            "ylabel": title,
-            "series": [
-                {
-                    "label": label,
-                    "x": ns,
-                    "mean": [_stat(table[str(n)].get(stage), key, "mean") for n in ns],
-                    "se": [_stat(table[str(n)].get(stage), key, "se") for n in ns],
-                }
-                for stage, label in DELETION_STAGES
-            ],
-        }
-        for key, title in MEASURES
-    ]
-    section.add(
-        _drawn(
-            lambda: Figure(
-                rare_plots.count_panels(panels, ns),
-                title=f"pattern {data.pattern}: before and after deletion",
-                caption=f"{lr_text}; mean ± s.e. over {_seeds(data.seeds)}",
-            ),
-            "the deletion figure",
-        )
-    )
+    section.add(_drawn(lambda: figures_rare.deletion_figure(data), "the deletion figure"))
     rows = [[str(n)] + [mse(_measure(table[str(n)].get(stage), "score")) for stage, _ in DELETION_STAGES] for n in ns]
     reference = data.reference or "retrained_from_scratch: the n = 0 model (runs before this definition)"
     section.add(
@@ -156,24 +98,43 @@ def _curve_values(curve: TheoryCurve, key: str) -> list[int | float | None]:
     return values
 
 
-def theory_section(path: Path) -> Section | None:
-    from labconsole.report import figures_rare
+# Readable names of the theory artifact's keys (parameters, model conventions, quantities).
+THEORY_NAMES = {
+    "gamma": "γ (spurious fraction; Monte-Carlo check and λ/noise tables)",
+    "x_inv": "‖x_inv‖ (invariant feature norm)",
+    "x_sp": "‖x_sp‖ (spurious feature norm)",
+    "sigma_inv": "σ_inv (noise variance along x_inv)",
+    "sigma_sp": "σ_sp (noise variance along x_sp)",
+    "lam": "λ (ridge penalty)",
+    "noise": "input-noise variance",
+    "convention": "model convention",
+    "intercept": "intercept fitted",
+    "spec": "SPEC §6 (no intercept)",
+    "authors_convention_with_intercept": "authors' convention, with intercept",
+    "as_configured": "as configured",
+    "unit_norms": "unit norms",
+    "w_inv": "w_inv (weight on x_inv)",
+    "w_sp": "w_sp (weight on x_sp)",
+    "bias": "bias",
+    "clean_acc": "clean accuracy",
+    "spurious_acc": "spurious accuracy",
+    "prediction_difference": "prediction difference w_sp·x_sp",
+}
+ROUND_OFF = 1e-12
 
-    raw = artifact(path, "rare_theory.json")
-    if raw is None:
+
+def theory_section(path: Path) -> Section | None:
+    data = read_artifact(path, "rare_theory.json", RareTheoryArtifact)
+    if data is None:
         return None
-    data, _problems = validate_leniently(RareTheoryArtifact, raw, "artifacts/rare_theory.json")
     section = Section("Theory: ridge regression on Paper B's toy model (§5, App. A, Fig. 10-11)", anchor="rare-theory")
-    try:
-        for figure in figures_rare.theory(raw):
-            section.add(figure)
-    except Exception as exc:
-        section.add(Text(f"could not draw the theory figures: {type(exc).__name__}: {exc}", kind="warning"))
+    for figure in _drawn_all(lambda: figures_rare.theory_figures(data), "the theory figures"):
+        section.add(figure)
     params = data.parameters
     section.add(
         Table(
             ["parameter", "value"],
-            [[k, fmt(v, 4) if _is_num(v) else str(v)] for k, v in params.items()],
+            [[THEORY_NAMES.get(k, k), fmt(v, 4) if _is_num(v) else str(v)] for k, v in params.items()],
             title="toy model",
         )
     )
@@ -211,7 +172,7 @@ def theory_section(path: Path) -> Section | None:
                 caption="exact population optimum; the authors' closed forms evaluated at the same data",
             )
         )
-    for key, name in (("noise_curves", "noise variance"), ("lam_curves", "ridge λ")):
+    for key, name in (("noise_curves", "input-noise variance"), ("lam_curves", "ridge λ")):
         family = data.curves(key)
         if not family:
             continue
@@ -238,8 +199,8 @@ def theory_section(path: Path) -> Section | None:
         for q, v in check.quantities.items():
             mc_rows.append(
                 [
-                    convention,
-                    q,
+                    THEORY_NAMES.get(convention, convention),
+                    THEORY_NAMES.get(q, q),
                     fmt(v.exact, 5),
                     f"{fmt(v.mc_mean, 5)} ± {fmt(v.mc_se, 5)}",
                     fmt(v.abs_error, 5),
@@ -259,7 +220,11 @@ def theory_section(path: Path) -> Section | None:
         for q in ("clean_acc", "spurious_acc"):
             e, cf = exact.get(q), closed.get(q)
             diff = float(cf) - float(e) if _is_num(e) and _is_num(cf) else None
-            comp_rows.append([case, q, fmt(e, 5), fmt(cf, 5), fmt(diff, 5)])
+            if diff is not None and abs(diff) < ROUND_OFF:  # the same number up to float round-off
+                diff = 0.0
+            comp_rows.append(
+                [THEORY_NAMES.get(case, case), THEORY_NAMES.get(q, q), fmt(e, 5), fmt(cf, 5), fmt(diff, 5)]
+            )
     if comp_rows:
         section.add(
             Table(

@@ -289,7 +289,7 @@ def rare_score(src: RunSource, shown: set[str]) -> Section | None:
     shown.add("rare_score.json")
     section = Section("Paper B: spurious score vs number of spurious examples", anchor="rare-score")
     shown.update(figures_rare.legacy_pngs("rare_score.json", (p.name for p in src.artifacts(".png"))))
-    section.blocks.extend(_drawn(lambda: figures_rare.score(raw), "rare_score.json"))
+    section.blocks.extend(_drawn(lambda: figures_rare.figures_for("rare_score.json", raw), "rare_score.json"))
     rows = []
     for pattern, per_n in data.per_pattern.items():
         for n, cell in per_n.items():

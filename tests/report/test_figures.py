@@ -120,7 +120,7 @@ def test_rare_figures_are_drawn_and_a_malformed_table_becomes_a_note(tmp_path: P
     before = len(_images(_html(run.path)))
     run.write_json("artifacts/rare_deletion.json", DELETION)
     html = _html(run.path)
-    assert len(_images(html)) == before + 1 and "data deletion" in html
+    assert len(_images(html)) == before + 1 and "pattern S1: before and after deletion" in html
     run.write_json("artifacts/rare_deletion.json", {"pattern": "S1", "per_n": {"1": {"before": "?"}}})
     html = _html(run.path)
     assert len(_images(html)) == before

@@ -87,7 +87,7 @@ def test_score_report_tables_figures_and_paper_b_numbers(score_run: Path) -> Non
 
 
 def test_symlog_axis_labels_counts_as_integers() -> None:
-    from labconsole.report.rare_plots import _axes, count_axis
+    from labconsole.report.figures_rare import _axes, count_axis
 
     _, axes = _axes(1)
     count_axis(axes[0], [0, 1, 3, 100])
