@@ -10,15 +10,12 @@ import torch
 
 from labconsole.engine.stage1.evidence import (
     anywhere_draws,
-    empirical_p,
     evidence_readout,
     format_evidence,
     layer_histogram,
     matched_draws,
-    paired_over_seeds,
-    signature,
-    verdict_line,
 )
+from labconsole.engine.stage1.evidence_stats import empirical_p, paired_over_seeds, signature, verdict_line
 from labconsole.errors import UserError
 from tests.engine.stage1_fixtures import same_state, state_copy, tiny_session
 

@@ -5,14 +5,9 @@
   excluded when the layer has enough others), so a drop that comes from the layer — not from the
   neurons — shows in the control too. The unmatched control (neurons from anywhere) stays as an
   option. Each draw is one readout; the control's mean ± sd is over draws.
-* **Significance.** Per group and split, the empirical one-sided p of the critical Δ: the share of
-  control draws at least as damaging, counted with the critical set itself,
-  ``p = (1 + #{draw Δ ≤ critical Δ}) / (N + 1)`` (never 0; the smallest value N draws can give
-  is 1/(N + 1)). Over model seeds, ``paired_over_seeds`` gives the mean ± s.e. of critical minus
-  control and a one-sided paired t-test.
-* **Memorization signature** (Paper A's claim): critical neurons cut a group's *train* accuracy
-  while its *test* accuracy holds, i.e. ``Δtrain − Δtest`` is negative. The same quantity on every
-  control draw gives its null distribution and p; the verdict comes from these numbers only.
+* **Significance and the memorization signature.** The empirical p of each critical Δ against
+  its draws, and Paper A's signature (train drops, test holds) with its verdict: the numbers
+  and the rule are in ``evidence_stats``, shared with the sweep's over-seeds table.
 * **Flipped examples.** Which examples changed prediction (split positions per group, both
   directions), with the unmodified model's loss and margin for each, so a reader can see whether
   the flips are the hard (memorized) examples.
@@ -23,7 +18,6 @@ draws are comparable number for number.
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from labconsole.engine.stage1.evidence_stats import empirical_p, signature
+from labconsole.engine.stage1.evidence_stats import verdict_line as verdict_line  # read from here by the CLI
 from labconsole.engine.stage1.interventions import Intervention
 from labconsole.engine.stage1.neurons import NeuronRef, group_by_layer
 from labconsole.engine.stage1.readout import summarise
@@ -40,7 +36,6 @@ if TYPE_CHECKING:
     from labconsole.engine.stage1.session import Session
 
 CONTROL_KINDS = ("layer-matched", "anywhere")
-SIGNIFICANCE = 0.05
 MAX_FLIPS_LISTED = 500  # per group, split and direction; the counts are always exact
 
 
@@ -84,49 +79,6 @@ def anywhere_draws(layer_sizes: Mapping[str, int], count: int, draws: int, seed:
         generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + d)
         out.append([owners[j] for j in torch.randperm(len(owners), generator=generator)[:count].tolist()])
     return out
-
-
-# -- statistics ------------------------------------------------------------------------------------
-
-
-def empirical_p(value: float, controls: Sequence[float]) -> float | None:
-    """One-sided empirical p that a control is at least as low as ``value``:
-    ``(1 + #{c ≤ value}) / (N + 1)``; None without draws."""
-    if not controls:
-        return None
-    at_least = sum(1 for c in controls if c <= value + 1e-12)
-    return (1 + at_least) / (len(controls) + 1)
-
-
-def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
-def paired_over_seeds(critical: Sequence[float], control: Sequence[float]) -> dict[str, float | int | None]:
-    """Critical Δ vs its control's mean Δ over model seeds (paired by seed): mean and s.e. of the
-    difference and a one-sided paired t-test (H1: the critical set is more damaging)."""
-    if len(critical) != len(control):
-        raise ValueError("paired test: one critical and one control value per seed")
-    diffs = [c - k for c, k in zip(critical, control)]
-    n = len(diffs)
-    mean, sd = mean_sd(diffs)
-    se = sd / math.sqrt(n) if sd is not None and n > 1 else None
-    p: float | None = None
-    t: float | None = None
-    if n > 1 and se is not None and mean is not None:
-        from scipy import stats
-
-        if se > 0:
-            t = mean / se
-            p = float(stats.t.cdf(t, df=n - 1))
-        else:  # every seed gives the same difference
-            t, p = None, (0.0 if mean < 0 else 1.0)
-    return {"n": n, "mean_pp": mean, "se_pp": se, "t": t, "p_one_sided": p}
 
 
 # -- readouts on one evaluation path ---------------------------------------------------------------
@@ -293,51 +245,6 @@ def evidence_readout(
         "flips": flipped,
         "flip_ids": "positions in the split",
     }
-
-
-def signature(
-    critical: Mapping[str, Mapping[str, float | None]],
-    draws_pp: Mapping[str, Mapping[str, Sequence[float]]],
-    groups: Sequence[str],
-) -> dict[str, Any] | None:
-    """Δtrain − Δtest per group for the critical set and each control draw, its p (share of
-    draws with a signature at least as negative) and a verdict; None without train and test."""
-    if "train" not in critical or "test" not in critical:
-        return None
-    out: dict[str, Any] = {"critical_pp": {}, "control_pp": {}, "control_mean_pp": {}, "control_sd_pp": {}, "p": {}}
-    out["verdict"] = {}
-    for g in groups:
-        train, test = critical["train"].get(g), critical["test"].get(g)
-        ctrl_train, ctrl_test = draws_pp["train"].get(g, []), draws_pp["test"].get(g, [])
-        ctrl = [a - b for a, b in zip(ctrl_train, ctrl_test)]
-        value = None if train is None or test is None else train - test
-        mean, sd = mean_sd(ctrl)
-        p = None if value is None else empirical_p(value, ctrl)
-        out["critical_pp"][g], out["control_pp"][g] = value, ctrl
-        out["control_mean_pp"][g], out["control_sd_pp"][g], out["p"][g] = mean, sd, p
-        seen = value is not None and p is not None and value < 0 and p < SIGNIFICANCE
-        out["verdict"][g] = "seen" if seen else "not seen"
-    return out
-
-
-def verdict_line(sig: Mapping[str, Any] | None, groups: Sequence[str], label: str = "") -> str | None:
-    """ "memorization signature (Δtrain − Δtest): seen for waterbird-land (−12.0 pp, p = 0.048),
-    not seen for landbird-water (…) at p < 0.05, 20 control draws" — from the numbers only."""
-    if not sig:
-        return None
-    parts = []
-    for g in groups:
-        value, p = sig["critical_pp"].get(g), sig["p"].get(g)
-        if value is None or p is None:
-            continue
-        parts.append(f"{sig['verdict'][g]} for {g} ({value:+.1f} pp, p = {p:.3f})")
-    if not parts:
-        return None
-    n = len(next(iter(sig["control_pp"].values()), []))
-    head = f"{label}: " if label else ""
-    return (
-        f"{head}memorization signature (Δtrain − Δtest): {'; '.join(parts)} at p < {SIGNIFICANCE:g}, {n} control draws"
-    )
 
 
 def format_evidence(rows: Sequence[Mapping[str, Any]], groups: Sequence[str]) -> str:
