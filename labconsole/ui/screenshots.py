@@ -25,10 +25,13 @@ async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 1
 
 
 async def settle(pilot: Any) -> None:
-    """No caret, no toast, no pending redraw in the picture."""
+    """No caret, no toast, no pending redraw in the picture; the footer's keys laid out again
+    after the focus moved (on a loaded machine that can take longer than the pause)."""
     pilot.app.set_focus(None)
     pilot.app.clear_notifications()
     await pilot.pause(0.3)
+    if not pilot.app.screen.is_modal:
+        await wait_for(pilot, lambda: bool(list(pilot.app.screen.query("FooterKey"))))
 
 
 async def open_session(pilot: Any) -> None:
