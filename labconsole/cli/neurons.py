@@ -8,11 +8,14 @@ Bad input (unknown layer, index out of range, unknown group, σ ≤ 0, k too lar
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from labconsole.config.vocab import DEFAULT_SIGMA, SPLITS, Criterion, Device, Mode, Norm, Scope, Where
+
+if TYPE_CHECKING:
+    from labconsole.engine.records.sections import Readout
 
 
 def _splits(values: list[str]) -> list[str]:
@@ -119,7 +122,7 @@ def register(app: typer.Typer) -> None:
                 control=False,
             )
             if control_draws > 0:
-                from labconsole.engine.stage1.evidence import evidence_readout
+                from labconsole.engine.stage1.evidence import evidence_readout, with_evidence
 
                 found = evidence_readout(
                     session,
@@ -132,47 +135,53 @@ def register(app: typer.Typer) -> None:
                     draws=control_draws,
                     kind=control,
                 )
-                result["control"], result["control_neurons"] = found.pop("control"), found.pop("control_neurons")
-                result["control_kind"], result["evidence"] = control, found
+                result = with_evidence(result, found, control)
         except UserError as exc:
             _fail(exc)
             return
         if as_json:
-            typer.echo(json.dumps(result))
+            typer.echo(json.dumps(result.to_json()))
             return
         typer.echo(_readout_text(result))
 
 
-def _readout_text(result: dict[str, Any]) -> str:
-    sigma = f", σ={result['std']:g}, {result['seeds']} seeds" if result.get("std") else ""
-    lines = [
-        f"{result['mode']}{sigma} on {', '.join(f'{layer}:{i}' for layer, i in result['neurons'])} ({result['where']})"
-    ]
-    for split, table in result["splits"].items():
+def _pp(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _readout_text(result: Readout) -> str:
+    sigma = f", σ={result.std:g}, {result.seeds} seeds" if result.std else ""
+    lines = [f"{result.mode}{sigma} on {', '.join(f'{n[0]}:{n[1]}' for n in result.neurons)} ({result.where})"]
+    found = result.evidence
+    for split, table in result.splits.items():
         lines.append(f"{split}:")
-        control = (result.get("control") or {}).get(split)
-        for group, base in table["baseline"].items():
-            if base is None:
+        control = result.control_split(split)
+        for group, base in table.baseline.items():
+            after = table.after.get(group)
+            if base is None or after is None:
                 continue
             text = (
-                f"  {group:<20} {100 * base:6.2f}% → {100 * table['after'][group]:6.2f}%  "
-                f"Δ {table['delta_pp'][group]:+6.2f} pp ± {table['spread_pp'][group]:.2f}"
+                f"  {group:<20} {100 * base:6.2f}% → {100 * after:6.2f}%  "
+                f"Δ {_pp(table.delta_pp.get(group), '+6.2f')} pp ± {_pp(table.spread_pp.get(group), '.2f')}"
             )
             if control:
-                text += f"   control Δ {control['delta_pp'][group]:+6.2f} ± {control['spread_pp'][group]:.2f}"
-                p = ((result.get("evidence") or {}).get("p") or {}).get(split, {}).get(group)
+                text += (
+                    f"   control Δ {_pp(control.delta_pp.get(group), '+6.2f')}"
+                    f" ± {_pp(control.spread_pp.get(group), '.2f')}"
+                )
+                p = found.p.get(split, {}).get(group) if found is not None else None
                 if p is not None:
                     text += f"  p = {p:.3f}"
             lines.append(text)
-        quantum = (result.get("wga_quantum_pp") or {}).get(split)
+        quantum = result.wga_quantum_pp.get(split)
         if quantum:
             lines.append(f"  (WGA quantum {quantum:.2f} pp)")
-    found = result.get("evidence") or {}
-    if found:
+    if found is not None:
         from labconsole.engine.stage1.evidence import verdict_line
 
-        lines.append(f"control: {result.get('control_kind')}, {found['draws']} draws")
-        line = verdict_line(found.get("signature"), list(next(iter(result["splits"].values()))["baseline"]))
+        lines.append(f"control: {result.control_kind}, {found.draws} draws")
+        sig = found.signature
+        line = verdict_line(sig.to_json() if sig else None, result.group_names())
         if line:
             lines.append(line)
     return "\n".join(lines)

@@ -11,13 +11,29 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from labconsole.engine.records.sections import Readout
 
 # A split's metrics, as stored in summary.json and EpochResult:
 # {"groups": {name: acc}, "wga": float, "worst_group": name, "mean": float,
 #  "mean_train_weighted": float, "mean_groups": float, "wga_quantum": float, "n": int,
 #  "group_counts": {name: int}}
 SplitMetrics = dict[str, Any]
+
+
+def plain(value: object) -> object:
+    """``value`` as JSON-ready data: a record (anything with ``to_json``) as its JSON, tuples as
+    lists, mappings and sequences item by item."""
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return to_json()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -91,14 +107,23 @@ class RankingReady(Event):
 
 @dataclass(frozen=True)
 class ReadoutReady(Event):
-    """Per-group accuracy after an intervention, next to its baseline and control."""
+    """Per-group accuracy after an intervention, next to its baseline and control (the whole
+    ``Readout``). Written to ``metrics.jsonl`` as before: its label, mode, neurons, splits and
+    control."""
 
-    label: str
-    mode: str
-    neurons: tuple[tuple[str, int], ...]
-    splits: dict[str, dict[str, Any]]  # split -> {"baseline": {g: acc}, "after": {g: acc},
-    #                                     "delta_pp": {g: pp}, "spread_pp": {g: pp}}
-    control: dict[str, dict[str, Any]] | None = None
+    readout: Readout
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.readout
+        return {
+            "type": self.kind,
+            "run_id": self.run_id,
+            "label": r.label,
+            "mode": r.mode,
+            "neurons": [[str(n[0]), int(n[1])] for n in r.neurons],
+            "splits": plain(r.splits),
+            "control": plain(r.control),
+        }
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Every method may block (seconds to hours): the console calls them from thread wo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +20,7 @@ from labconsole.engine.events import CancelToken, Emit, EpochResult
 from labconsole.errors import UserError
 
 if TYPE_CHECKING:  # pydantic models; imported lazily at run time
+    from labconsole.engine.records import Readout
     from labconsole.presets import Preset
 
 DATASETS: tuple[tuple[str, str], ...] = (
@@ -127,14 +128,15 @@ class SessionPort(Protocol):
         seeds: int,
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
-    ) -> dict[str, Any]:
+        on_estimate: Callable[[Readout], None] | None = None,
+    ) -> Readout:
         """Per-group accuracy after the intervention (the model is restored afterwards).
 
-        Returns ``{"splits": {split: {"baseline": {g: acc}, "after": {g: acc},
-        "delta_pp": {g: pp}, "spread_pp": {g: pp}}}, "control": <same shape as "splits"> | None,
-        "wga_quantum_pp": {split: pp}}``; accuracies are fractions, differences percentage points,
-        spread = std over seeds (0 for zero mode). ``control`` = the same readout for as many
-        random neurons from the same layers.
+        Returns the engine's ``records.Readout``: per split a ``ReadoutSplit`` (``baseline`` /
+        ``after`` accuracies as fractions, ``delta_pp`` / ``spread_pp`` in percentage points,
+        spread = std over seeds, 0 for zero mode), ``control`` the same per split for as many
+        random neurons (None without one), ``wga_quantum_pp`` per split. ``on_estimate`` first
+        gets the progressive estimate: the same record, ``is_estimate``, ``ci_pp`` per group.
         """
         ...
 

@@ -14,6 +14,7 @@ from labconsole.ui.engine_port import LayerInfo, NeuronRef, RankedNeuron
 from labconsole.ui.fake_data import BASELINE, GROUPS, LAYERS, TRAIN_COUNTS
 
 if TYPE_CHECKING:
+    from labconsole.engine.records import Readout
     from labconsole.ui.fake_engine import FakeEngine
 
 
@@ -53,33 +54,34 @@ class FakeSession:
         seeds: int,
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
-        on_estimate: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+        on_estimate: Callable[[Readout], None] | None = None,
+    ) -> Readout:
         """Like the real session: ``on_estimate`` gets the first numbers (≈, ``ci_pp`` per group),
         then the exact ones are returned (held back while ``engine.exact_gate`` is unset)."""
         self.engine.calls.append(("readout", tuple(neurons), mode, std, seeds))
         self.engine.wait_call()
         strength = {"zero": 1.0, "reinit": 0.8, "noise": 0.3}[mode] * (1 + std * 20)
-        exact: dict[str, Any] = {
-            "splits": {s: self._split(s, neurons, strength, seeds, mode) for s in splits},
-            # the control's spread is over its draws of random neurons, whatever the mode
-            "control": {s: self._split(s, neurons, strength * 0.1, 3, "noise") for s in splits} if control else None,
+        from labconsole.engine import records  # the engine's own record, as the real session returns
+
+        splits_of = {s: self._split(s, neurons, strength, seeds, mode) for s in splits}
+        # the control's spread is over its draws of random neurons, whatever the mode
+        control_of = {s: self._split(s, neurons, strength * 0.1, 3, "noise") for s in splits} if control else None
+        shell = {
+            "mode": mode,
+            "std": None if mode == "zero" else float(std),
+            "seeds": 1 if mode == "zero" else int(seeds),
+            "neurons": [list(n) for n in neurons],
             "wga_quantum_pp": {"train": 100 / 56, "test": 100 / 642},
         }
         if on_estimate is not None:
-            control_estimate = exact["control"]
-            on_estimate(
-                {
-                    **exact,
-                    "splits": {s: estimate_of(d) for s, d in exact["splits"].items()},
-                    "control": {s: estimate_of(d, 19.5) for s, d in control_estimate.items()}
-                    if control_estimate
-                    else None,
-                    "estimate": True,
-                }
-            )
+            estimate = {
+                "splits": {s: estimate_of(d) for s, d in splits_of.items()},
+                "control": {s: estimate_of(d, 19.5) for s, d in control_of.items()} if control_of else None,
+            }
+            on_estimate(records.Readout.model_validate({**shell, **estimate, "estimate": True}))
             if self.engine.exact_gate is not None:
                 self.engine.exact_gate.wait(timeout=10)
+        exact = records.Readout.model_validate({**shell, "splits": splits_of, "control": control_of})
         return exact
 
     def _split(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # imported where they are used, on a worker thread
     import torch
     from pydantic import JsonValue
 
-    from labconsole.engine.records import RunSummary
+    from labconsole.engine.records import Readout, RunSummary
     from labconsole.engine.stage1.session import Session
     from labconsole.presets import Preset
 
@@ -85,10 +85,10 @@ class RealSession:
         seeds: int,
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
-        on_estimate: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
+        on_estimate: Callable[[Readout], None] | None = None,
+    ) -> Readout:
         """``on_estimate`` receives the first numbers (≈, with ``ci_pp``) before the exact ones."""
-        result = self._session.readout(
+        return self._session.readout(
             list(neurons),
             mode=mode,
             std=std,
@@ -97,10 +97,6 @@ class RealSession:
             control=control,
             on_estimate=on_estimate,
         )
-        from labconsole.engine.records import Readout
-
-        # Checked against the record the console's session log and report read.
-        return Readout.model_validate(result).to_json()
 
     def random_neurons(self, count: int, seed: int) -> list[tuple[str, int]]:
         """The engine's own draw: the same one its random controls use."""

@@ -142,8 +142,12 @@ def test_flipped_examples_carry_the_unmodified_models_loss(readout) -> None:  # 
 
 
 def test_evidence_table_renders_control_p_and_the_verdict(readout) -> None:  # type: ignore[no-untyped-def]
+    from labconsole.engine.records import Readout
+    from labconsole.engine.stage1.evidence import with_evidence
+
     session, _, found, _ = readout
-    row = {"label": "gradient top-3", "control": found["control"], "evidence": found}
+    row = with_evidence(Readout(label="gradient top-3"), found, "layer-matched")
+    assert row.evidence is not None and row.control is not None and len(row.control_neurons) == found["draws"]
     text = format_evidence([row], list(session.group_names))
     assert "gradient top-3" in text and "tr − te" in text and "memorization signature" in text
     assert "p=" in text

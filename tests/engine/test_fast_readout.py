@@ -13,6 +13,7 @@ from stage1_fixtures import same_state, state_copy, tiny_bundle, tiny_model, tin
 
 from labconsole.engine.context import Cancelled
 from labconsole.engine.data.cache import TensorCache
+from labconsole.engine.records import Readout
 from labconsole.engine.stage1 import progressive
 from labconsole.engine.stage1.folding import apply_folded, fold_batchnorm
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention
@@ -63,8 +64,8 @@ def test_fast_readout_numbers_equal_the_plain_path() -> None:
         for j, name in enumerate(session.group_names):
             values = [a[j] for a in afters if a[j] is not None]
             if values:
-                assert fast["splits"][split]["after"][name] == pytest.approx(sum(values) / len(values), abs=1e-12)
-    assert fast["estimate"]["splits"]["train"]["ci_pp"]
+                assert fast.splits[split].after[name] == pytest.approx(sum(values) / len(values), abs=1e-12)
+    assert fast.first_estimate is not None and fast.first_estimate.splits["train"].ci_pp
     assert same_state(session.model, saved)
 
 
@@ -83,10 +84,16 @@ def test_estimate_is_called_first_and_recorded() -> None:
     session = tiny_session()
     seen = []
     result = session.readout(list(NEURONS[:1]), mode="zero", control_draws=2, on_estimate=seen.append)
-    assert len(seen) == 1 and seen[0]["estimate"] is True
-    assert set(seen[0]["splits"]) == {"train", "test"} and seen[0]["control"] is not None
-    assert "estimate" in result and result["seconds_to_estimate"] <= result["seconds"]
-    assert "ci_pp" not in result["splits"]["train"]  # the returned numbers are the exact ones
+    assert len(seen) == 1 and isinstance(seen[0], Readout) and seen[0].is_estimate
+    assert set(seen[0].splits) == {"train", "test"} and seen[0].control is not None
+    train = seen[0].splits["train"]
+    assert set(train.ci_pp) == set(session.group_names) and sum(train.sampled.values()) <= sum(train.of.values())
+    assert not result.is_estimate and result.first_estimate is not None
+    assert result.seconds_to_estimate is not None and result.seconds is not None
+    assert result.seconds_to_estimate <= result.seconds
+    assert not result.splits["train"].ci_pp  # the returned numbers are the exact ones
+    # the exact result keeps its estimate as the file always held it: {"splits", "control"}
+    assert set(result.to_json()["estimate"]) == {"splits", "control"}  # type: ignore[arg-type]
 
 
 def test_weights_bit_identical_after_a_cancelled_fast_readout() -> None:

@@ -103,7 +103,7 @@ def test_model_is_restored_on_cancel() -> None:
 def test_same_seed_same_readout_and_seeds_differ(session) -> None:
     a = session.readout(list(NEURONS), mode="reinit", std=0.5, seeds=3, splits=("train",), control=False)
     b = tiny_session().readout(list(NEURONS), mode="reinit", std=0.5, seeds=3, splits=("train",), control=False)
-    assert a["splits"] == b["splits"]
+    assert a.splits == b.splits
     one = session.accuracy_after("train", Intervention(NEURONS, "reinit", std=0.5, seed=0))
     other = [session.accuracy_after("train", Intervention(NEURONS, "reinit", std=0.5, seed=s)) for s in (1, 2, 3)]
     assert any(o != one for o in other)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage1_fixtures import tiny_bundle, tiny_model, tiny_session
 
 from labconsole.engine.data.cache import TensorCache
+from labconsole.engine.records import Readout
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention
 from labconsole.engine.stage1.neurons import eligible_layers
 from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise
@@ -89,16 +91,22 @@ def test_readout_shape_and_control() -> None:
     session = tiny_session()
     neurons = [(layer, i) for layer, i, _ in session.rank("gradient", group="waterbird-land", k=2)]
     result = session.readout(neurons, mode="noise", std=0.1, seeds=3, control_draws=2)
-    assert set(result["splits"]) == {"train", "test"} and result["seeds"] == 3
+    assert isinstance(result, Readout)
+    assert set(result.splits) == {"train", "test"} and result.seeds == 3
+    assert result.control is not None
     for split in ("train", "test"):
-        table = result["splits"][split]
-        assert set(table) == {"baseline", "after", "delta_pp", "spread_pp"}
-        assert list(table["baseline"]) == list(session.group_names)
+        table = result.splits[split]
+        assert set(table.to_json()) == {"baseline", "after", "delta_pp", "spread_pp"}  # no estimate fields
+        assert list(table.baseline) == list(session.group_names)
         for group in session.group_names:
-            assert math.isclose(table["delta_pp"][group], (table["after"][group] - table["baseline"][group]) * 100)
-        assert set(result["control"][split]) == {"baseline", "after", "delta_pp", "spread_pp"}
-    assert len(result["control_neurons"]) == 2 and all(len(d) == 2 for d in result["control_neurons"])
-    assert result["wga_quantum_pp"]["train"] == pytest.approx(100 / min(session.train_group_counts.values()))
+            after, base = table.after[group], table.baseline[group]
+            assert after is not None and base is not None
+            assert math.isclose(table.delta_pp[group] or 0.0, (after - base) * 100)
+        assert set(result.control[split].to_json()) == {"baseline", "after", "delta_pp", "spread_pp"}
+    assert len(result.control_neurons) == 2 and all(len(d) == 2 for d in result.control_neurons)
+    assert result.wga_quantum_pp["train"] == pytest.approx(100 / min(session.train_group_counts.values()))
     zero = session.readout(neurons, mode="zero", seeds=10, control=False)
-    assert zero["seeds"] == 1 and zero["control"] is None
-    assert all(v == 0.0 for v in zero["splits"]["train"]["spread_pp"].values())
+    assert zero.seeds == 1 and zero.control is None
+    assert all(v == 0.0 for v in zero.splits["train"].spread_pp.values())
+    # the record is what the file holds: written and read back, it is the same record
+    assert Readout.model_validate(json.loads(json.dumps(result.to_json()))) == result

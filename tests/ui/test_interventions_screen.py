@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
+from labconsole.engine.records import Readout
 from labconsole.ui.fake_engine import FakeEngine
 from labconsole.ui.screens.interventions import minority_groups
 
@@ -56,13 +57,15 @@ async def test_the_random_control_is_shown_per_group_as_mean_and_sd(app_factory,
         await pilot.press("escape", "a")
         table = screen.query_one("#readout", DataTable)
         await wait_for(pilot, lambda: table.row_count == 8)
-        control = screen.history[-1].result["control"]
+        control = screen.history[-1].result.control
+        assert control is not None
         for i in range(8):
             row = [str(cell) for cell in table.get_row_at(i)]
             split = "train" if i < 4 else "test"
             group = row[1]
-            mean = control[split]["delta_pp"][group]
-            sd = control[split]["spread_pp"][group]
+            mean = control[split].delta_pp[group]
+            sd = control[split].spread_pp[group]
+            assert mean is not None and sd is not None
             assert row[5] == f"{mean:+.2f}±{sd:.2f}"  # beside the intervention's own change
         # every column of the table is on screen, nothing cut
         assert table.virtual_size.width <= table.size.width
@@ -165,14 +168,14 @@ async def test_the_tracing_heat_map_has_a_cell_per_layer_and_group_and_counts_it
         session = app.session
         top = session.rank("gradient", "waterbird-land", "per-layer", 3)
         neurons = [(layer, i) for layer, i, _ in top if layer == "layer2.0.conv1"]
-        expected = session.readout(neurons, "zero", 0.0, 1, ("test",), False)["splits"]["test"]["delta_pp"]
+        expected = session.readout(neurons, "zero", 0.0, 1, ("test",), False).splits["test"].delta_pp
         assert heat["delta_pp"]["layer2.0.conv1"]["waterbird-land"] == expected["waterbird-land"]
         await wait_for(pilot, lambda: bool(app.screen.query("#heat-map-table")), timeout=10)  # composed
         table = app.screen.query_one("#heat-map-table", Static)
         assert table.size.width <= size[0]
 
 
-def worst_case_estimate(groups) -> dict:
+def worst_case_estimate(groups) -> Readout:
     """An estimate as wide as the engine's get: 100 % baselines, two-digit changes with wide
     intervals, a control whose spread over few draws on a subsample is large."""
     split = {
@@ -183,7 +186,9 @@ def worst_case_estimate(groups) -> dict:
         "ci_pp": {group: [-25.04, -10.12] for group in groups},
     }
     control = {**split, "delta_pp": dict.fromkeys(groups, -12.5), "spread_pp": dict.fromkeys(groups, 25.0)}
-    return {"splits": {"train": split, "test": split}, "control": {"train": control, "test": control}, "estimate": True}
+    return Readout.model_validate(
+        {"splits": {"train": split, "test": split}, "control": {"train": control, "test": control}, "estimate": True}
+    )
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

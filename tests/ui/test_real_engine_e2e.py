@@ -69,25 +69,26 @@ async def test_rank_mark_zero_and_read_out_on_a_real_checkpoint(smoke_run: Path)
         assert [row[1] for row in rows] == groups * 2  # train rows, then test rows
         for i, row in enumerate(rows):
             split, group = ("train", "test")[i // len(groups)], row[1]
-            result = entry.result["splits"][split]
+            result = entry.result.splits[split]
             before, after = (float(x) for x in row[3].split("→"))
             delta = row[4].split("±")[0]
-            assert before == pytest.approx(100 * result["baseline"][group], abs=0.051)
-            assert after == pytest.approx(100 * result["after"][group], abs=0.051)
-            assert float(delta) == pytest.approx(result["delta_pp"][group], abs=0.005)
+            assert before == pytest.approx(100 * (result.baseline[group] or 0.0), abs=0.051)
+            assert after == pytest.approx(100 * (result.after[group] or 0.0), abs=0.051)
+            assert float(delta) == pytest.approx(result.delta_pp[group], abs=0.005)
             assert float(delta) == pytest.approx(after - before, abs=0.11)
-            control = entry.result["control"][split]
+            assert entry.result.control is not None
+            control = entry.result.control[split]
             mean, sd = (float(x) for x in row[5].split("±"))  # the random control, per group
-            assert mean == pytest.approx(control["delta_pp"][group], abs=0.005)
-            assert sd == pytest.approx(control["spread_pp"][group] or 0.0, abs=0.005)
+            assert mean == pytest.approx(control.delta_pp[group], abs=0.005)
+            assert sd == pytest.approx(control.spread_pp[group] or 0.0, abs=0.005)
         smallest = min(session.train_group_counts, key=session.train_group_counts.__getitem__)
         assert next(row for row in rows if row[1] == smallest)[2] == "min"
-        assert entry.result["control"] is not None  # the random-neuron control ran too
+        assert entry.result.control is not None  # the random-neuron control ran too
         # the readout is in the session record on disk, with the model it used
         await wait_for(pilot, lambda: app.record is not None and len(app.record.entries("readout")) == 1)
         line = app.record.entries("readout")[0]
         assert line["checkpoint"] == best
-        assert line["readout"]["splits"]["test"]["delta_pp"] == entry.result["splits"]["test"]["delta_pp"]
+        assert line["readout"]["splits"]["test"]["delta_pp"] == entry.result.splits["test"].delta_pp
 
         weights_after = session._session.model.state_dict()
         assert all((weights_before[k] == weights_after[k]).all() for k in weights_before)  # restored

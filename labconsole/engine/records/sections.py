@@ -73,16 +73,33 @@ class ModelSection(StageSection):
 
 class ReadoutSplit(Record):
     """One split of a readout: per group the baseline and post-edit accuracy (fractions), the
-    change and its spread over seeds or control draws (percentage points)."""
+    change and its spread over seeds or control draws (percentage points). An estimate's split
+    (``Readout.is_estimate``) also has per group the 95 % interval of the change (``ci_pp``,
+    [lo, hi] pp), the images its subsample held (``sampled``) and the group's size (``of``)."""
 
     baseline: GroupValues = Field(default_factory=dict)
     after: GroupValues = Field(default_factory=dict)
     delta_pp: GroupValues = Field(default_factory=dict)
     spread_pp: GroupValues = Field(default_factory=dict)
+    ci_pp: dict[str, list[float] | None] = Field(default_factory=dict)
+    sampled: dict[str, int] = Field(default_factory=dict)
+    of: dict[str, int] = Field(default_factory=dict)
+
+    def worst_delta(self) -> float | None:
+        """The most negative change over the groups the split has (None: no group has one)."""
+        present = [d for d in self.delta_pp.values() if d is not None]
+        return min(present) if present else None
 
 
 class Readout(Record):
-    """``Session.readout``'s result: an intervention's effect per split, with its control."""
+    """``Session.readout``'s result: an intervention's effect per split, with its control.
+
+    ``splits`` and ``control`` map a split to its ``ReadoutSplit``; ``control_neurons`` holds
+    the neurons of each control draw. A progressive readout first sends its estimate: the same
+    record with ``estimate = True`` and the interval fields filled per split. The exact result
+    keeps that estimate's ``splits`` and ``control`` in ``estimate`` (a ``Readout``) and the
+    time it took in ``seconds_to_estimate``. ``control_kind`` and ``evidence`` are set where
+    the control came from ``evidence.evidence_readout`` (its p, signature and flips)."""
 
     label: str = ""
     mode: str = "zero"
@@ -95,6 +112,33 @@ class Readout(Record):
     control_neurons: list[list[tuple[str, int]]] = Field(default_factory=list)
     wga_quantum_pp: dict[str, float | None] = Field(default_factory=dict)
     seconds: float | None = None
+    estimate: bool | Readout = False
+    seconds_to_estimate: float | None = None
+    control_kind: str = "layer-matched"
+    evidence: Evidence | None = None
+
+    @property
+    def is_estimate(self) -> bool:
+        """True for the first numbers of a progressive readout (a subsample, with intervals)."""
+        return self.estimate is True
+
+    @property
+    def first_estimate(self) -> Readout | None:
+        """The estimate an exact progressive readout sent first (None: it sent none)."""
+        return self.estimate if isinstance(self.estimate, Readout) else None
+
+    def split(self, name: str) -> ReadoutSplit:
+        """The readout of split ``name`` (an empty one where it was not read out)."""
+        return self.splits.get(name) or ReadoutSplit()
+
+    def control_split(self, name: str) -> ReadoutSplit | None:
+        """The control's readout of split ``name`` (None without a control there)."""
+        return (self.control or {}).get(name)
+
+    def group_names(self) -> list[str]:
+        """The groups, in the order the first split lists them."""
+        first = next(iter(self.splits.values()), None)
+        return list(first.baseline) if first is not None else []
 
 
 def readout_key(
@@ -140,20 +184,37 @@ class NeuronsRow(Record):
 
 class ReadoutRow(Readout):
     """A full Stage I readout row (``artifacts/stage1_readouts.json``): the selection plus the
-    readout, with the ranking's scores beside the neurons."""
+    readout (its ``neurons`` are the readout's own, without the ranking's scores)."""
 
     criterion: str = ""
+    score: str = "paper"
     ranked_group: str | None = None
     k: int | None = None
     percent: float | None = None
-    control_kind: str = "layer-matched"
-    evidence: Evidence | None = None
 
     def compact(self) -> NeuronsRow:
+        """The row as summary.json ``neurons.rows`` keeps it; with evidence, its p, signature
+        and flip counts ([to wrong, to right] per split and group) too."""
         control = self.control or {}
+        extra: dict[str, object] = {}
+        found = self.evidence
+        if found is not None:
+            sig = found.signature
+            extra = {
+                "control_kind": self.control_kind,
+                "control_draws": found.draws,
+                "p": found.p,
+                "signature_pp": sig.critical_pp if sig else None,
+                "signature_p": sig.p if sig else None,
+                "signature_verdict": sig.verdict if sig else None,
+                "flip_counts": {
+                    s: {g: [f.n_to_wrong, f.n_to_right] for g, f in per.items()} for s, per in found.flips.items()
+                },
+            }
         return NeuronsRow(
             label=self.label,
             criterion=self.criterion,
+            score=self.score,
             ranked_group=self.ranked_group,
             k=self.k,
             percent=self.percent,
@@ -165,6 +226,7 @@ class ReadoutRow(Readout):
             spread_pp={s: v.spread_pp for s, v in self.splits.items()},
             control_delta_pp={s: v.delta_pp for s, v in control.items()},
             control_spread_pp={s: v.spread_pp for s, v in control.items()},
+            **extra,
         )
 
 

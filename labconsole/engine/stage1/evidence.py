@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from labconsole.engine.records.evidence import Evidence
+from labconsole.engine.records.sections import Readout, ReadoutSplit
 from labconsole.engine.stage1.evidence_stats import empirical_p, signature
 from labconsole.engine.stage1.evidence_stats import verdict_line as verdict_line  # read from here by the CLI
 from labconsole.engine.stage1.interventions import Intervention
@@ -247,40 +249,44 @@ def evidence_readout(
     }
 
 
-def format_evidence(rows: Sequence[Mapping[str, Any]], groups: Sequence[str]) -> str:
+def with_evidence(readout: Readout, found: Mapping[str, Any], kind: str) -> Readout:
+    """``readout`` with the control of ``evidence_readout``'s ``found`` (its splits and each
+    draw's neurons) and the rest of ``found`` as its ``evidence`` (p, signature, flips)."""
+    rest = {key: value for key, value in found.items() if key not in ("control", "control_neurons")}
+    out = readout.model_copy(deep=True)
+    out.control = {split: ReadoutSplit.model_validate(data) for split, data in found["control"].items()}
+    out.control_neurons = [[(str(layer), int(index)) for layer, index in draw] for draw in found["control_neurons"]]
+    out.control_kind = kind
+    out.evidence = Evidence.model_validate(rest)
+    return out
+
+
+def format_evidence(rows: Sequence[Readout], groups: Sequence[str]) -> str:
     """Plain text: per readout and split, the critical Δ, the control mean ± sd and p per group;
     then the signature Δtrain − Δtest with its p; then the verdict line."""
     width = max(22, *(len(g) for g in groups))
     lines = [f"{'readout':<34} {'':<9}" + "".join(f" {g:>{width}}" for g in groups)]
     for row in rows:
-        found = row.get("evidence")
-        if not found:
+        found = row.evidence
+        if found is None:
             continue
-        label = str(row.get("label", ""))
-        control = row.get("control") or {}
         first = True
-        for split, crit in found["critical"].items():
+        for split, crit in found.critical.items():
+            control = row.control_split(split) or ReadoutSplit()
             cells = []
             for g in groups:
-                mean = (control.get(split) or {}).get("delta_pp", {}).get(g)
-                sd = (control.get(split) or {}).get("spread_pp", {}).get(g)
-                p = found["p"][split].get(g)
-                cells.append(_cell(crit.get(g), mean, sd, p))
-            lines.append(f"{(label if first else ''):<34.34} {split:<9}" + "".join(f" {c:>{width}}" for c in cells))
+                p = found.p.get(split, {}).get(g)
+                cells.append(_cell(crit.get(g), control.delta_pp.get(g), control.spread_pp.get(g), p))
+            lines.append(f"{(row.label if first else ''):<34.34} {split:<9}" + "".join(f" {c:>{width}}" for c in cells))
             first = False
-        sig = found.get("signature")
+        sig = found.signature
         if sig:
             cells = [
-                _cell(
-                    sig["critical_pp"].get(g),
-                    sig["control_mean_pp"].get(g),
-                    sig["control_sd_pp"].get(g),
-                    sig["p"].get(g),
-                )
+                _cell(sig.critical_pp.get(g), sig.control_mean_pp.get(g), sig.control_sd_pp.get(g), sig.p.get(g))
                 for g in groups
             ]
             lines.append(f"{'':<34} {'tr − te':<9}" + "".join(f" {c:>{width}}" for c in cells))
-            line = verdict_line(sig, groups)
+            line = verdict_line(sig.to_json(), groups)
             if line:
                 lines.append(f"  {line}")
     lines.append("cells: critical Δpp [control mean ± sd] p; p = (1 + #draws at least as low) / (draws + 1)")
@@ -294,17 +300,15 @@ def _cell(value: float | None, mean: float | None, sd: float | None, p: float | 
     return f"{value:+.1f}{control} p={p:.2f}" if p is not None else f"{value:+.1f}{control}"
 
 
-def flip_thumbnails(
-    session: Session, found: Mapping[str, Any], groups: Sequence[str], per_group: int = 12
-) -> bytes | None:
+def flip_thumbnails(session: Session, found: Evidence, groups: Sequence[str], per_group: int = 12) -> bytes | None:
     """A PNG grid of the training images that went right → wrong, one row per group in
     ``groups`` (up to ``per_group`` each, ×2 nearest-neighbour); None when nothing flipped."""
     import io
 
     from PIL import Image
 
-    flips = (found.get("flips") or {}).get("train") or {}
-    rows = [[int(i) for i in (flips.get(g) or {}).get("to_wrong", [])[:per_group]] for g in groups]
+    flips = found.flips.get("train") or {}
+    rows = [[int(i) for i in flips[g].to_wrong[:per_group]] if g in flips else [] for g in groups]
     if not any(rows):
         return None
     images = session.cache("train").images

@@ -6,18 +6,16 @@ Stage I pipeline stages all go through this object::
     session = Session.from_checkpoint("runs/…-quickstart-s0", device="cpu")
     session.layers()                      # [("conv1", "conv", 16), ("layer1.0.conv1", "conv", 16), …]
     top = session.rank("gradient", group="waterbird-land", k=3)   # [(layer, index, score), …]
-    result = session.readout([(l, i) for l, i, _ in top], mode="zero")
-    result["splits"]["train"]["delta_pp"]["waterbird-land"]      # change in pp vs the baseline
+    result = session.readout([(l, i) for l, i, _ in top], mode="zero")   # a records.Readout
+    result.splits["train"].delta_pp["waterbird-land"]            # change in pp vs the baseline
 
 Every readout leaves the model's weights bit-for-bit as they were (see ``interventions``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -27,16 +25,17 @@ from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.device import resolve_device
 from labconsole.engine.events import CancelToken, NeverCancelled
+from labconsole.engine.records.sections import Readout
 from labconsole.engine.stage1 import progressive, session_rank
 from labconsole.engine.stage1 import ranking as rk
 from labconsole.engine.stage1 import session_controls as controls
 from labconsole.engine.stage1 import session_walk as walk
 from labconsole.engine.stage1.call_progress import CallProgress
 from labconsole.engine.stage1.fast_eval import PARTS, FastSplitEvaluator
-from labconsole.engine.stage1.folding import FoldedModel, fold_batchnorm, supports
-from labconsole.engine.stage1.interventions import Intervention, apply_intervention, check_mode, touched_modules
-from labconsole.engine.stage1.neurons import Layer, NeuronRef, check_neurons, eligible_layers, following_norms
-from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy, summarise
+from labconsole.engine.stage1.folding import FoldedModel, fold_batchnorm
+from labconsole.engine.stage1.interventions import Intervention, apply_intervention, touched_modules
+from labconsole.engine.stage1.neurons import Layer, NeuronRef, eligible_layers, following_norms
+from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy
 from labconsole.engine.stage1.session_open import auto_cut_budget, fresh_model_and_data, load_checkpoint_and_data
 from labconsole.errors import UserError
 
@@ -79,7 +78,7 @@ class Session:
         self._baselines: dict[str, list[float | None]] = {}
         self._scores: dict[tuple[str, str | None, str], rk.Scores] = {}
         self._samples: dict[str | None, torch.Tensor] = {}
-        self._controls: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._controls: dict[controls.ControlKey, Readout] = {}
         self._norms_after: dict[str, str] | None = None
         # Eval fast path: BN folded into a traced copy; splits walked "subsample, then the rest".
         self.estimate_cap = int(estimate_cap)
@@ -340,73 +339,31 @@ class Session:
         control: bool = True,
         label: str = "",
         seed: int | None = None,
-        on_estimate: Callable[[dict[str, Any]], None] | None = None,
+        on_estimate: Callable[[Readout], None] | None = None,
         progress: CallProgress | None = None,
-    ) -> dict[str, Any]:
+    ) -> Readout:
         """Per-split, per-group readout of an intervention, with a random-neuron control.
 
-        Returns ``{"label", "mode", "std", "seeds", "where", "neurons": [[layer, index], …],
-        "splits": {split: {"baseline": {g: acc}, "after": {g: acc}, "delta_pp": {g: pp},
-        "spread_pp": {g: pp}}}, "control": <same shape> | None, "control_neurons": [[[layer,
-        index], …] per draw], "wga_quantum_pp": {split: pp}, "seconds": s}``. Accuracies are
-        fractions; ``delta_pp`` = (after − baseline)·100; ``after`` is the mean over ``seeds``
-        seeds for reinit/noise (1 evaluation for zero) and ``spread_pp`` their std. The control
-        applies the same intervention to as many random eligible neurons, ``control_draws``
-        draws (draw d uses seed d); its ``after``/``spread_pp`` are over draws. Draws depend only
-        on the number of neurons, so they are computed once per (k, mode, σ, where) and reused.
+        Returns a ``records.Readout``: per split a ``ReadoutSplit`` (``baseline`` / ``after``
+        accuracies as fractions, ``delta_pp`` = (after − baseline)·100, ``spread_pp``), the
+        control's splits and each draw's neurons, ``wga_quantum_pp`` and ``seconds``. ``after``
+        is the mean over ``seeds`` seeds for reinit/noise (1 evaluation for zero), ``spread_pp``
+        their std. The control: the same intervention on as many random eligible neurons,
+        ``control_draws`` draws (draw d uses seed d), memoised per (k, mode, σ, where).
 
-        Progressive (the folded fast path, ``where`` = weight, or post-bn zero): each split is
-        walked "stratified subsample, then the rest". ``on_estimate`` (if given) is called once
-        with the estimate, a dict of the same shape plus ``"estimate": True``, ``ci_pp`` /
-        ``sampled`` / ``of`` per split (and control); the exact result is returned and also
-        records that estimate under ``"estimate"`` and its time under ``"seconds_to_estimate"``.
-        The returned numbers are always exact. ``progress`` gets (chunks walked, chunks in the
-        walk) of the fast path, ≤ ~10×/s.
+        Progressive (the folded fast path): each split is walked "stratified subsample, then
+        the rest"; ``on_estimate`` gets the estimate first, the same record with ``estimate =
+        True`` and ``ci_pp`` / ``sampled`` / ``of`` per split. The exact result (always what is
+        returned) keeps it under ``estimate``, its time under ``seconds_to_estimate``.
+        ``progress`` gets (chunks walked, chunks in the walk) of the fast path, ≤ ~10×/s.
         """
-        started = time.monotonic()
-        neurons = [(str(layer), int(index)) for layer, index in neurons]
-        check_neurons(self._layers, neurons)
-        check_mode(mode, std)
-        if int(seeds) < 1:
-            raise UserError(f"seeds = {seeds}: expected at least 1")
-        for split in splits:
-            self.bundle.split(split)
-        base_seed = self.seed if seed is None else int(seed)
-        repeats = 1 if mode == "zero" else int(seeds)
-        ivs = [Intervention(tuple(neurons), mode, std, base_seed + s, where) for s in range(repeats)]
-        result: dict[str, Any] = {
-            "label": label,
-            "mode": mode,
-            "std": None if mode == "zero" else float(std),
-            "seeds": repeats,
-            "where": where,
-            "neurons": [list(n) for n in neurons],
-            "splits": {},
-            "control": None,
-            "control_neurons": [],
-            "wga_quantum_pp": {s: self.wga_quantum_pp(s) for s in splits},
-        }
-        want_control = bool(control) and control_draws > 0
-        if supports(ivs[0]) and all(self.fast_evaluator(s) is not None for s in splits):
-            with walk.reporting(self, progress):
-                controls.progressive_readout(
-                    self, ivs, splits, result, control_draws if want_control else 0, started, on_estimate
-                )
-            result["seconds"] = time.monotonic() - started
-            return result
-        for split in splits:
-            afters = [self.accuracy_after(split, iv) for iv in ivs]
-            result["splits"][split] = summarise(self.group_names, self._baseline(split), afters)
-        if want_control:
-            ctrl = self.control(len(neurons), mode, std, where, splits, control_draws)
-            result["control"], result["control_neurons"] = ctrl["splits"], ctrl["neurons"]
-        result["seconds"] = time.monotonic() - started
-        return result
+        with walk.reporting(self, progress):
+            return controls.readout(
+                self, neurons, mode, std, seeds, splits, where, control_draws, control, label, seed, on_estimate
+            )
 
-    def control(
-        self, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
-    ) -> dict[str, Any]:
-        """The random-neuron control for ``count`` neurons (memoised)."""
+    def control(self, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int) -> Readout:
+        """The random-neuron control for ``count`` neurons (memoised; see ``random_control``)."""
         return controls.random_control(self, count, mode, std, where, splits, draws)
 
     def accuracies_after(self, split: str, interventions: Sequence[Intervention]) -> list[list[float | None]]:

@@ -1,28 +1,99 @@
-"""The random-neuron control of a ``Session`` readout: as many neurons drawn uniformly from all
-eligible neurons, the same intervention applied to each draw, computed once per (count, mode,
-σ, where, splits, draws) and reused (the layer-matched control lives in ``evidence``)."""
+"""How a ``Session`` assembles a readout (a ``records.Readout``) and its random-neuron control:
+as many neurons drawn uniformly from all eligible neurons, the same intervention applied to each
+draw, computed once per (count, mode, σ, where, splits, draws) and reused (the layer-matched
+control lives in ``evidence``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from labconsole.engine.records.sections import Readout, ReadoutSplit
 from labconsole.engine.stage1 import session_walk as walk
 from labconsole.engine.stage1.folding import supports
-from labconsole.engine.stage1.interventions import Intervention
-from labconsole.engine.stage1.neurons import NeuronRef
+from labconsole.engine.stage1.interventions import Intervention, check_mode
+from labconsole.engine.stage1.neurons import NeuronRef, check_neurons
 from labconsole.engine.stage1.readout import summarise
 from labconsole.errors import UserError
 
 if TYPE_CHECKING:
     from labconsole.engine.stage1.session import Session
 
+ControlKey = tuple[int, str, float | None, str, tuple[str, ...], int]
+OnEstimate = Callable[[Readout], None]
+
+
+def readout(
+    session: Session,
+    neurons: Sequence[NeuronRef],
+    mode: str,
+    std: float,
+    seeds: int,
+    splits: Sequence[str],
+    where: str,
+    control_draws: int,
+    control: bool,
+    label: str,
+    seed: int | None,
+    on_estimate: OnEstimate | None,
+) -> Readout:
+    """``Session.readout`` (see there): checks the request, then reads out the intervention's
+    seeds on each split, by the progressive fast path where it applies, with its control."""
+    started = time.monotonic()
+    neurons = [(str(layer), int(index)) for layer, index in neurons]
+    check_neurons(session._layers, neurons)
+    check_mode(mode, std)
+    if int(seeds) < 1:
+        raise UserError(f"seeds = {seeds}: expected at least 1")
+    for split in splits:
+        session.bundle.split(split)
+    base_seed = session.seed if seed is None else int(seed)
+    repeats = 1 if mode == "zero" else int(seeds)
+    ivs = [Intervention(tuple(neurons), mode, std, base_seed + s, where) for s in range(repeats)]
+    result = Readout(
+        label=label,
+        mode=mode,
+        std=None if mode == "zero" else float(std),
+        seeds=repeats,
+        where=where,
+        neurons=list(neurons),
+        splits={},
+        control=None,
+        control_neurons=[],
+        wga_quantum_pp={s: session.wga_quantum_pp(s) for s in splits},
+    )
+    draws = int(control_draws) if control and control_draws > 0 else 0
+    if supports(ivs[0]) and all(session.fast_evaluator(s) is not None for s in splits):
+        result = progressive_readout(session, ivs, splits, result, draws, started, on_estimate)
+    else:
+        result.splits = plain_splits(session, ivs, splits)
+        if draws:
+            ctrl = random_control(session, len(neurons), mode, std, where, splits, draws)
+            result.control, result.control_neurons = ctrl.splits, ctrl.control_neurons
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def plain_splits(session: Session, ivs: Sequence[Intervention], splits: Sequence[str]) -> dict[str, ReadoutSplit]:
+    """Each split read out by one plain pass per intervention."""
+    out = {}
+    for split in splits:
+        afters = [session.accuracy_after(split, iv) for iv in ivs]
+        out[split] = ReadoutSplit.model_validate(summarise(session.group_names, session._baseline(split), afters))
+    return out
+
+
+def typed_splits(found: Mapping[str, Mapping[str, object]]) -> dict[str, ReadoutSplit]:
+    return {split: ReadoutSplit.model_validate(dict(data)) for split, data in found.items()}
+
 
 def random_control(
     session: Session, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
-) -> dict[str, Any]:
-    """The random-neuron control for ``count`` neurons (memoised)."""
+) -> Readout:
+    """The random-neuron control for ``count`` neurons (memoised): a readout whose ``splits``
+    are over the draws (``after`` their mean, ``spread_pp`` their sd) and ``control_neurons``
+    the neurons of each draw."""
     key = control_key(count, mode, std, where, splits, draws)
     if int(draws) < 1:
         raise UserError(f"control draws = {draws}: expected at least 1")
@@ -31,17 +102,31 @@ def random_control(
         ivs = control_interventions(Intervention(tuple(picks[0]), mode, std, 0, where), picks)
         if supports(ivs[0]) and all(session.fast_evaluator(s) is not None for s in splits):
             est, exact = walk.progressive(session, splits, [ivs], {}, time.monotonic(), None)
-            entry = {"splits": exact[0], "estimate": est[0]}
+            session._controls[key] = control_record(ivs[0], picks, typed_splits(exact[0]), typed_splits(est[0]))
         else:
-            entry = {"splits": {}}
-            for split in splits:
-                afters = [session.accuracy_after(split, iv) for iv in ivs]
-                entry["splits"][split] = summarise(session.group_names, session._baseline(split), afters)
-        session._controls[key] = {**entry, "neurons": [[list(n) for n in p] for p in picks]}
+            session._controls[key] = control_record(ivs[0], picks, plain_splits(session, ivs, splits), None)
     return session._controls[key]
 
 
-def control_key(count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int) -> tuple[Any, ...]:
+def control_record(
+    like: Intervention,
+    picks: Sequence[Sequence[NeuronRef]],
+    splits: dict[str, ReadoutSplit],
+    estimate: dict[str, ReadoutSplit] | None,
+) -> Readout:
+    return Readout(
+        label=f"{len(like.neurons)} random neurons",
+        mode=like.mode,
+        std=None if like.mode == "zero" else float(like.std),
+        seeds=len(picks),
+        where=like.where,
+        splits=splits,
+        control_neurons=[[(str(layer), int(index)) for layer, index in p] for p in picks],
+        estimate=False if estimate is None else Readout(splits=estimate),
+    )
+
+
+def control_key(count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int) -> ControlKey:
     return (count, mode, None if mode == "zero" else float(std), where, tuple(splits), int(draws))
 
 
@@ -58,27 +143,36 @@ def progressive_readout(
     session: Session,
     ivs: Sequence[Intervention],
     splits: Sequence[str],
-    result: dict[str, Any],
+    shell: Readout,
     draws: int,
     started: float,
-    on_estimate: Callable[[dict[str, Any]], None] | None,
-) -> None:
-    """Fill ``result`` (a readout's shell) with the estimate-then-exact numbers of ``ivs`` and,
-    with ``draws`` > 0, of their random-neuron control, walked together over each split."""
+    on_estimate: OnEstimate | None,
+) -> Readout:
+    """``shell`` (a readout without numbers) with the estimate-then-exact numbers of ``ivs``
+    and, with ``draws`` > 0, of their random-neuron control, walked together over each split.
+    ``on_estimate`` receives the estimate as a ``Readout`` with ``estimate = True``."""
     like = ivs[0]
     key = control_key(len(like.neurons), like.mode, like.std, like.where, splits, draws)
     picks = control_picks(session, len(like.neurons), draws) if draws > 0 else []
     ctrl_ivs = [] if draws <= 0 or key in session._controls else control_interventions(like, picks)
-    est, exact = walk.progressive(session, splits, [ivs, ctrl_ivs], result, started, on_estimate)
-    result["splits"] = exact[0]
-    result["estimate"] = {"splits": est[0], "control": None}
+    header = shell.model_dump(mode="json", exclude_unset=True)
+
+    def shown(estimate: dict[str, object]) -> None:
+        assert on_estimate is not None
+        on_estimate(Readout.model_validate(estimate))
+
+    est, exact = walk.progressive(
+        session, splits, [ivs, ctrl_ivs], header, started, shown if on_estimate is not None else None
+    )
+    result = shell.model_copy(deep=True)
+    result.splits = typed_splits(exact[0])
+    result.seconds_to_estimate = float(header["seconds_to_estimate"])
+    estimate = Readout(splits=typed_splits(est[0]), control=None)
     if draws > 0:
         if key not in session._controls:
-            session._controls[key] = {
-                "splits": exact[1],
-                "neurons": [[list(n) for n in p] for p in picks],
-                "estimate": est[1],
-            }
+            session._controls[key] = control_record(like, picks, typed_splits(exact[1]), typed_splits(est[1]))
         ctrl = session._controls[key]
-        result["control"], result["control_neurons"] = ctrl["splits"], ctrl["neurons"]
-        result["estimate"]["control"] = ctrl.get("estimate")
+        result.control, result.control_neurons = ctrl.splits, ctrl.control_neurons
+        estimate.control = ctrl.first_estimate.splits if ctrl.first_estimate is not None else None
+    result.estimate = estimate
+    return result

@@ -18,11 +18,14 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import JsonValue
+
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
-from labconsole.engine.stage1.evidence import evidence_readout, flip_thumbnails, format_evidence
+from labconsole.engine.records.sections import NeuronsSection, ReadoutRow
+from labconsole.engine.stage1.evidence import evidence_readout, flip_thumbnails, format_evidence, with_evidence
 from labconsole.engine.stage1.session import Session
 from labconsole.errors import PresetError, UserError
 from labconsole.formatting import pct, pp
@@ -104,7 +107,7 @@ def run_model_stage(ctx: StageContext) -> dict[str, Any]:
 # -- stage: neurons (unstructured tracing) -----------------------------------------------------
 
 
-def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
+def run_neurons_stage(ctx: StageContext) -> dict[str, JsonValue]:
     cfg = ctx.preset.neurons
     session = session_for(ctx)
     splits = check_splits(session, cfg.splits, "neurons.splits")
@@ -112,10 +115,10 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
     plan = _plan(cfg, groups)
     ctx.emit(StageStarted(run_id=ctx.run_id, stage=ctx.stage, total_epochs=1))
     started = time.monotonic()
-    rows: list[dict[str, Any]] = []
+    rows: list[ReadoutRow] = []
     for step, (selection, mode, std, where) in enumerate(plan, start=1):
         ctx.check_cancel()
-        neurons, scores, label = _select(ctx, session, cfg, selection)
+        neurons, label = _select(ctx, session, cfg, selection)
         result = session.readout(
             neurons, mode=mode, std=std or 0.01, seeds=cfg.seeds, splits=splits, where=where, control=False, label=label
         )
@@ -132,35 +135,17 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
                 kind=cfg.control,
                 seed=ctx.preset.seed * 7919 + step,
             )
-            result["control"], result["control_neurons"] = found.pop("control"), found.pop("control_neurons")
-            result["control_kind"] = cfg.control
-            result["evidence"] = found
-        row = {
-            **selection,
-            "mode": mode,
-            "std": std,
-            "where": where,
-            "neurons": [[layer, index, score] for (layer, index), score in zip(neurons, scores)],
-            **result,
-        }
+            result = with_evidence(result, found, cfg.control)
+        row = ReadoutRow.model_validate({**selection, **result.model_dump(exclude_unset=True)})
         rows.append(row)
-        ctx.emit(
-            ReadoutReady(
-                run_id=ctx.run_id,
-                label=label,
-                mode=mode,
-                neurons=tuple(neurons),
-                splits=result["splits"],
-                control=result["control"],
-            )
-        )
+        ctx.emit(ReadoutReady(run_id=ctx.run_id, readout=result))
         ctx.progress(epoch=1, total_epochs=1, step=step, total_steps=len(plan), started=started, message=label)
     baseline = {s: session.baseline(s) for s in splits}
     artifact = {
         "baseline": baseline,
         "group_names": list(session.group_names),
         "minority_groups": minority_groups(session),
-        "rows": rows,
+        "rows": [row.to_json() for row in rows],
     }
     path = ctx.run.write_json(READOUTS_ARTIFACT, artifact)
     _write_flip_thumbnails(ctx, session, rows)
@@ -172,30 +157,30 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, Any]:
             description="Stage I readouts: per-group change on train and test, with control",
         )
     )
-    summary = {
-        "baseline": baseline,
-        "minority_groups": minority_groups(session),
-        "wga_quantum_pp": {s: session.wga_quantum_pp(s) for s in splits},
-        "rows": [_compact(row) for row in rows],
-        "artifact": READOUTS_ARTIFACT,
-        "seconds": time.monotonic() - started,
-    }
+    summary = NeuronsSection(
+        baseline=baseline,
+        minority_groups=minority_groups(session),
+        wga_quantum_pp={s: session.wga_quantum_pp(s) for s in splits},
+        rows=[row.compact() for row in rows],
+        artifact=READOUTS_ARTIFACT,
+        seconds=time.monotonic() - started,
+    )
     ctx.log("Stage I readouts (change vs baseline, pp; control = random neurons)\n" + format_table(summary))
-    if any(row.get("evidence") for row in rows):
+    if any(row.evidence for row in rows):
         ctx.log(
             f"Stage I evidence ({cfg.control} control, {cfg.control_draws} draws)\n" + format_evidence(rows, groups)
         )
-    return summary
+    return summary.to_json()
 
 
-def _write_flip_thumbnails(ctx: StageContext, session: Session, rows: list[dict[str, Any]]) -> None:
+def _write_flip_thumbnails(ctx: StageContext, session: Session, rows: list[ReadoutRow]) -> None:
     """``artifacts/flips/readout-NNN.png``: the minority training images each readout flipped."""
     from labconsole.engine.runs import atomic_write_bytes
 
     for n, row in enumerate(rows):
-        if not row.get("evidence"):
+        if not row.evidence:
             continue
-        png = flip_thumbnails(session, row["evidence"], minority_groups(session))
+        png = flip_thumbnails(session, row.evidence, minority_groups(session))
         if png is not None:
             atomic_write_bytes(ctx.run.path / "artifacts" / "flips" / f"readout-{n:03d}.png", png)
 
@@ -217,11 +202,11 @@ def _plan(cfg: NeuronsConfig, groups: list[str]) -> list[tuple[dict[str, Any], s
 
 def _select(
     ctx: StageContext, session: Session, cfg: NeuronsConfig, sel: dict[str, Any]
-) -> tuple[list[tuple[str, int]], list[float | None], str]:
+) -> tuple[list[tuple[str, int]], str]:
     """The neurons of one selection (rankings are computed once and emitted once)."""
     if sel["criterion"] == "random":
         picked = session.random_neurons(sel["k"], seed=ctx.preset.seed + 4242 + sel["k"])
-        return picked, [None] * len(picked), f"random {sel['k']}"
+        return picked, f"random {sel['k']}"
     emitted = ctx.state.setdefault("emitted_rankings", set())
     on = f" on {sel['ranked_group']}" if sel["ranked_group"] else ""
     score = sel.get("score", "paper")
@@ -265,45 +250,20 @@ def _select(
                 samples_used=ranking.samples_used,
             )
         )
-    return [(layer, index) for layer, index, _ in neurons], [score for _, _, score in neurons], label
+    return [(layer, index) for layer, index, _ in neurons], label
 
 
-def _compact(row: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        key: row[key]
-        for key in ("label", "criterion", "score", "ranked_group", "k", "percent", "mode", "std", "where", "neurons")
-    }
-    out["delta_pp"] = {s: v["delta_pp"] for s, v in row["splits"].items()}
-    out["spread_pp"] = {s: v["spread_pp"] for s, v in row["splits"].items()}
-    control = row.get("control") or {}
-    out["control_delta_pp"] = {s: v["delta_pp"] for s, v in control.items()}
-    out["control_spread_pp"] = {s: v["spread_pp"] for s, v in control.items()}
-    found = row.get("evidence") or {}
-    if found:
-        out["control_kind"] = row.get("control_kind")
-        out["control_draws"] = found["draws"]
-        out["p"] = found["p"]
-        sig = found.get("signature") or {}
-        out["signature_pp"] = sig.get("critical_pp")
-        out["signature_p"] = sig.get("p")
-        out["signature_verdict"] = sig.get("verdict")
-        out["flip_counts"] = {
-            s: {g: [f["n_to_wrong"], f["n_to_right"]] for g, f in per.items()} for s, per in found["flips"].items()
-        }
-    return out
-
-
-def format_table(summary: dict[str, Any]) -> str:
+def format_table(summary: NeuronsSection) -> str:
     """Plain-text Stage I table: per readout one line per split (Δpp per group); the random
     control is printed under the first readout it belongs to (it depends only on k and mode)."""
-    rows = summary.get("rows") or []
+    rows = summary.rows
     if not rows:
         return "(no readouts)"
-    splits = list(rows[0]["delta_pp"])
-    groups = list(rows[0]["delta_pp"][splits[0]])
+    splits = list(rows[0].delta_pp)
+    groups = list(rows[0].delta_pp[splits[0]])
     width = max(15, *(len(g) for g in groups))
     lines = [f"{'readout':<40} {'split':<6}" + "".join(f" {g:>{width}}" for g in groups)]
-    base = summary.get("baseline") or {}
+    base = summary.baseline
     for split in splits:
         lines.append(
             f"{'baseline accuracy (%)':<40} {split:<6}"
@@ -311,23 +271,23 @@ def format_table(summary: dict[str, Any]) -> str:
         )
     shown_controls: set[str] = set()
     for row in rows:
-        where = "" if row["where"] == "weight" else f" [{row['where']}]"
-        sigma = f" σ={row['std']:g}" if row.get("std") else ""
-        name = f"{row['label']} {row['mode']}{sigma}{where}"
+        where = "" if row.where == "weight" else f" [{row.where}]"
+        sigma = f" σ={row.std:g}" if row.std else ""
+        name = f"{row.label} {row.mode}{sigma}{where}"
         for i, split in enumerate(splits):
             lines.append(
                 f"{(name if i == 0 else ''):<40.40} {split:<6}"
-                + "".join(f" {pp(row['delta_pp'][split][g]):>{width}}" for g in groups)
+                + "".join(f" {pp(row.delta_pp[split][g]):>{width}}" for g in groups)
             )
-        control_key = repr(row.get("control_delta_pp"))
-        if row.get("control_delta_pp") and control_key not in shown_controls:
+        control_key = repr(row.control_delta_pp)
+        if row.control_delta_pp and control_key not in shown_controls:
             shown_controls.add(control_key)
             for i, split in enumerate(splits):
-                label = f"  control: {len(row['neurons'])} random neurons" if i == 0 else ""
+                label = f"  control: {len(row.neurons)} random neurons" if i == 0 else ""
                 lines.append(
                     f"{label:<40.40} {split:<6}"
                     + "".join(
-                        f" {pp(row['control_delta_pp'][split][g]) + '±' + pp(row['control_spread_pp'][split][g], signed=False):>{width}}"
+                        f" {pp(row.control_delta_pp[split][g]) + '±' + pp(row.control_spread_pp[split][g], signed=False):>{width}}"
                         for g in groups
                     )
                 )

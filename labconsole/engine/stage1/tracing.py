@@ -137,7 +137,7 @@ def _zero_layer_readout(
         return out
     ranking = session.ranking(criterion, group, "per-layer", k, cfg.norm, False, layers=[layer])
     result = session.readout(ranking.refs(), mode="zero", splits=splits, control=False)
-    return {split: result["splits"][split]["delta_pp"] for split in splits}
+    return {split: result.splits[split].delta_pp for split in splits}
 
 
 # -- overlap (Figure 3) --------------------------------------------------------------------------

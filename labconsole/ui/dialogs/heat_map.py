@@ -54,7 +54,7 @@ def trace_heat_map(
             progress(done, total, f"zeroing the top {k} of {name} for {group}")
             if neurons:
                 result = session.readout(neurons, "zero", 0.0, 1, (split,), False)
-                delta[name][group] = (result.get("splits", {}).get(split, {}).get("delta_pp") or {}).get(group)
+                delta[name][group] = result.split(split).delta_pp.get(group)
             done += 1
     progress(done, total, "done")
     return {"criterion": criterion, "k": k, "split": split, "groups": groups, "layers": names, "delta_pp": delta}

@@ -11,7 +11,7 @@ same model is opened again, and ``e`` writes the session's report.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -35,6 +35,9 @@ from labconsole.ui.widgets.readout_table import (
     show_rows,
     signed,
 )
+
+if TYPE_CHECKING:  # pydantic records, imported where one is built (after the first paint)
+    from labconsole.engine.records import Readout
 
 __all__ = ["InterventionsScreen", "ReadoutEntry", "minority_groups"]
 
@@ -178,8 +181,8 @@ class InterventionsScreen(LabScreen):
             + (" + random control" if control else "")
         )
 
-        def done(result: dict[str, Any]) -> None:
-            entry = ReadoutEntry(neurons, mode, sigma, int(seeds), dict(result))
+        def done(result: Readout) -> None:
+            entry = ReadoutEntry(neurons, mode, sigma, int(seeds), result)
             line = self.lab.record_result(lambda record: record.add_readout(self._console_readout(entry)))
             if line is not None:
                 entry = ReadoutEntry(neurons, mode, sigma, int(seeds), entry.result, int(line["seq"]))
@@ -220,7 +223,7 @@ class InterventionsScreen(LabScreen):
                 "std": None if entry.mode == "zero" else entry.sigma,
                 "seeds": entry.seeds,
                 "neurons": [list(n) for n in entry.neurons],
-                **entry.result,  # the engine's own fields win (label, control_neurons, seconds, …)
+                **entry.result.model_dump(exclude_unset=True),  # the engine's own fields win
             }
         )
         # the ranking the marks came from, when they all came from the latest one
@@ -246,8 +249,7 @@ class InterventionsScreen(LabScreen):
             note.update("")
             return
         session = self.lab.session
-        splits = entry.result.get("splits", {})
-        groups = list(session.group_names) if session else list(splits.get("train", {}).get("baseline", {}))
+        groups = list(session.group_names) if session else entry.result.group_names()
         show_rows(
             table, exact_rows(entry.result, groups, minority_groups(session.train_group_counts if session else {}))
         )
@@ -258,13 +260,12 @@ class InterventionsScreen(LabScreen):
         status.finish(f"{label}{mode} on {count}: {neuron_list(entry.neurons, 3)}")
         note.update(self._note(entry))
 
-    def _show_estimate(self, neurons: tuple[NeuronRef, ...], mode: str, result: dict[str, Any]) -> None:
+    def _show_estimate(self, neurons: tuple[NeuronRef, ...], mode: str, result: Readout) -> None:
         """The readout's first numbers (a stratified subsample, ≈ with its interval), shown while
         the exact ones are computed; they are replaced in place when the readout finishes."""
         table = self.query_one("#readout", DataTable)
         session = self.lab.session
-        splits = result.get("splits", {})
-        groups = list(session.group_names) if session else list(splits.get("train", {}).get("baseline", {}))
+        groups = list(session.group_names) if session else result.group_names()
         minority = minority_groups(session.train_group_counts if session else {})
         show_estimate(table, result, groups, minority, width=table.size.width or self.size.width)
         self.query_one("#readout-status", BusyLine).advance(
@@ -272,10 +273,10 @@ class InterventionsScreen(LabScreen):
         )
 
     def _note(self, entry: ReadoutEntry) -> str:
-        quantum = entry.result.get("wga_quantum_pp") or {}
+        quantum = entry.result.wga_quantum_pp
         parts = []
-        if entry.result.get("control"):
-            draws = len(entry.result.get("control_neurons") or [])
+        if entry.result.control:
+            draws = len(entry.result.control_neurons)
             parts.append(
                 f"random Δ: as many random neurons, mean ± sd over {draws or 'its'} draws"
                 if draws

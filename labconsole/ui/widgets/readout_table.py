@@ -7,15 +7,18 @@ whole at 80×24."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.widgets import DataTable
 
 from labconsole.formatting import pct as percent
 from labconsole.ui.engine_port import NeuronRef
+
+if TYPE_CHECKING:  # pydantic records, imported where a record is read (after the first paint)
+    from labconsole.engine.records import Readout, ReadoutSplit
 
 SPLITS = ("train", "test")
 COLUMNS = ("split", "group", "role", "acc. %", "Δ pp", "random Δ pp")
@@ -28,33 +31,44 @@ class ReadoutEntry:
     mode: str
     sigma: float
     seeds: int
-    result: dict[str, Any]
+    result: Readout
     seq: int | None = None  # its line in the session record, once written
 
     def worst_delta(self, split: str, part: str = "splits") -> float | None:
-        deltas = (self.result.get(part) or {}).get(split, {}).get("delta_pp", {})
-        present = [d for d in deltas.values() if d is not None]  # a group absent from a split has None
-        return min(present) if present else None
+        """The most negative change on ``split`` of the readout (``part`` "splits") or of its
+        control ("control"); a group absent from a split has None."""
+        data = self.result.split(split) if part == "splits" else self.result.control_split(split)
+        return data.worst_delta() if data is not None else None
 
     @property
     def edit(self) -> str:
         return self.mode if self.mode == "zero" else f"{self.mode} σ{self.sigma:g} ×{self.seeds}"
 
     @classmethod
-    def from_record(cls, line: dict[str, Any]) -> ReadoutEntry | None:
-        """A readout line of the session record (``records.ConsoleReadout``) → an entry."""
-        readout = line.get("readout")
-        if not isinstance(readout, dict) or not readout.get("splits"):
+    def from_record(cls, line: Mapping[str, object]) -> ReadoutEntry | None:
+        """A readout line of the session record (``records.ConsoleReadout``) → an entry; None
+        for a line that is not a readout with numbers."""
+        from pydantic import ValidationError
+
+        from labconsole.engine.records import ConsoleReadout
+
+        if not isinstance(line.get("readout"), dict):
             return None
-        neurons = tuple((str(n[0]), int(n[1])) for n in readout.get("neurons") or [])
-        std = line.get("std", readout.get("std"))
+        try:
+            record = ConsoleReadout.model_validate(dict(line))
+        except ValidationError:
+            return None
+        readout = record.readout
+        if not readout.splits:
+            return None
+        std = record.std if "std" in record.model_fields_set else readout.std
         return cls(
-            neurons,
-            str(readout.get("mode", "zero")),
-            float(std) if isinstance(std, (int, float)) else 0.0,
-            int(line.get("seeds") or readout.get("seeds") or 1),
+            tuple((str(n[0]), int(n[1])) for n in readout.neurons),
+            readout.mode,
+            float(std) if std is not None else 0.0,
+            int(record.seeds if "seeds" in record.model_fields_set and record.seeds else readout.seeds or 1),
             readout,
-            int(line["seq"]) if isinstance(line.get("seq"), int) else None,
+            record.seq,
         )
 
 
@@ -96,13 +110,13 @@ def estimated(value: float | None, interval: Sequence[float] | None, wrap: bool 
     return Text(f"≈{value:+.2f}" + ("\n" if wrap else " ") + f"[{lo:+.1f}, {hi:+.1f}]", style="dim")
 
 
-def control_cell(control: dict[str, Any] | None, split: str, group: str) -> Text:
+def control_cell(control: Mapping[str, ReadoutSplit] | None, split: str, group: str) -> Text:
     """The random control's change for one group: mean ± sd over its draws."""
-    data = (control or {}).get(split) or {}
-    delta = (data.get("delta_pp") or {}).get(group)
-    if delta is None:
+    data = (control or {}).get(split)
+    delta = data.delta_pp.get(group) if data is not None else None
+    if data is None or delta is None:
         return Text("–")
-    spread = (data.get("spread_pp") or {}).get(group)
+    spread = data.spread_pp.get(group)
     return Text(f"{delta:+.2f}±{spread or 0:.2f}", style="dim")
 
 
@@ -110,8 +124,8 @@ def role(group: str, minority: set[str]) -> Text:
     return Text("min", style="bold yellow") if group in minority else Text("maj")
 
 
-def exact_rows(result: dict[str, Any], groups: Sequence[str], minority: set[str]) -> list[Row]:
-    splits, control = result.get("splits", {}), result.get("control")
+def exact_rows(result: Readout, groups: Sequence[str], minority: set[str]) -> list[Row]:
+    splits, control = result.splits, result.control
     rows: list[Row] = []
     for split in SPLITS:
         data = splits.get(split)
@@ -123,29 +137,27 @@ def exact_rows(result: dict[str, Any], groups: Sequence[str], minority: set[str]
             rows.append(
                 (
                     *head,
-                    f"{percent(data['baseline'].get(group))}→{percent(data['after'].get(group))}",
-                    signed(data["delta_pp"].get(group), data.get("spread_pp", {}).get(group)),
+                    f"{percent(data.baseline.get(group))}→{percent(data.after.get(group))}",
+                    signed(data.delta_pp.get(group), data.spread_pp.get(group)),
                     control_cell(control, split, group),
                 )
             )
     return rows
 
 
-def estimate_rows(result: dict[str, Any], groups: Sequence[str], minority: set[str], wrap: bool) -> list[Row]:
-    splits = result.get("splits", {})
+def estimate_rows(result: Readout, groups: Sequence[str], minority: set[str], wrap: bool) -> list[Row]:
     rows: list[Row] = []
     for split in SPLITS:
-        data = splits.get(split) or {}
+        data = result.split(split)
         for i, group in enumerate(groups):
-            after = (data.get("after") or {}).get(group)
             rows.append(
                 (
                     split if i == 0 else "",
                     group,
                     role(group, minority),
-                    f"{percent((data.get('baseline') or {}).get(group))}→≈{percent(after)}",
-                    estimated((data.get("delta_pp") or {}).get(group), (data.get("ci_pp") or {}).get(group), wrap),
-                    control_cell(result.get("control"), split, group),
+                    f"{percent(data.baseline.get(group))}→≈{percent(data.after.get(group))}",
+                    estimated(data.delta_pp.get(group), data.ci_pp.get(group), wrap),
+                    control_cell(result.control, split, group),
                 )
             )
     return rows
@@ -172,7 +184,7 @@ def show_rows(table: DataTable[str | Text], rows: Sequence[Row], height: int = 1
 
 
 def show_estimate(
-    table: DataTable[str | Text], result: dict[str, Any], groups: Sequence[str], minority: set[str], width: int
+    table: DataTable[str | Text], result: Readout, groups: Sequence[str], minority: set[str], width: int
 ) -> None:
     """One line per group where it fits ``width`` columns, else the interval on a second line
     (the table then scrolls, so its scroll bar's 2 columns are kept free)."""
