@@ -342,21 +342,10 @@ class Session:
         on_estimate: Callable[[Readout], None] | None = None,
         progress: CallProgress | None = None,
     ) -> Readout:
-        """Per-split, per-group readout of an intervention, with a random-neuron control.
-
-        Returns a ``records.Readout``: per split a ``ReadoutSplit`` (``baseline`` / ``after``
-        accuracies as fractions, ``delta_pp`` = (after − baseline)·100, ``spread_pp``), the
-        control's splits and each draw's neurons, ``wga_quantum_pp`` and ``seconds``. ``after``
-        is the mean over ``seeds`` seeds for reinit/noise (1 evaluation for zero), ``spread_pp``
-        their std. The control: the same intervention on as many random eligible neurons,
-        ``control_draws`` draws (draw d uses seed d), memoised per (k, mode, σ, where).
-
-        Progressive (the folded fast path): each split is walked "stratified subsample, then
-        the rest"; ``on_estimate`` gets the estimate first, the same record with ``estimate =
-        True`` and ``ci_pp`` / ``sampled`` / ``of`` per split. The exact result (always what is
-        returned) keeps it under ``estimate``, its time under ``seconds_to_estimate``.
-        ``progress`` gets (chunks walked, chunks in the walk) of the fast path, ≤ ~10×/s.
-        """
+        """Per-split, per-group readout of an intervention, with a random-neuron control: a
+        ``records.Readout`` (exact numbers; ``on_estimate`` gets the progressive estimate first,
+        the same record with ``estimate = True``). See ``session_controls.readout``. ``progress``
+        gets (chunks walked, chunks in the walk) of the fast path, ≤ ~10×/s."""
         with walk.reporting(self, progress):
             return controls.readout(
                 self, neurons, mode, std, seeds, splits, where, control_draws, control, label, seed, on_estimate

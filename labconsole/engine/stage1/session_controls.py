@@ -38,8 +38,20 @@ def readout(
     seed: int | None,
     on_estimate: OnEstimate | None,
 ) -> Readout:
-    """``Session.readout`` (see there): checks the request, then reads out the intervention's
-    seeds on each split, by the progressive fast path where it applies, with its control."""
+    """Per-split, per-group readout of an intervention, with a random-neuron control.
+
+    Returns a ``records.Readout``: per split a ``ReadoutSplit`` (``baseline`` / ``after``
+    accuracies as fractions, ``delta_pp`` = (after − baseline)·100, ``spread_pp``), the
+    control's splits and each draw's neurons, ``wga_quantum_pp`` and ``seconds``. ``after``
+    is the mean over ``seeds`` seeds for reinit/noise (1 evaluation for zero), ``spread_pp``
+    their std. The control: the same intervention on as many random eligible neurons,
+    ``control_draws`` draws (draw d uses seed d), memoised per (k, mode, σ, where).
+
+    Progressive (the folded fast path): each split is walked "stratified subsample, then
+    the rest"; ``on_estimate`` gets the estimate first, the same record with ``estimate =
+    True`` and ``ci_pp`` / ``sampled`` / ``of`` per split. The exact result (always what is
+    returned) keeps it under ``estimate``, its time under ``seconds_to_estimate``.
+    """
     started = time.monotonic()
     neurons = [(str(layer), int(index)) for layer, index in neurons]
     check_neurons(session._layers, neurons)
