@@ -43,6 +43,11 @@ RARE_PATTERNS: tuple[str, ...] = vocab.PATTERNS
 RankedNeuron = tuple[str, int, float]
 # (layer name, neuron index).
 NeuronRef = tuple[str, int]
+# An image as rows × cols of (red, green, blue), 0–255.
+RGB = tuple[int, int, int]
+ImagePixels = list[list[RGB]]
+# The ranking scores a group ranking can use: the paper's own, or the specificity score.
+RANK_SCORES: tuple[str, ...] = ("paper", "specific")
 
 
 class EngineUnavailable(UserError):
@@ -115,9 +120,22 @@ class SessionPort(Protocol):
 
     def layers(self) -> list[LayerInfo]: ...
 
-    def rank(self, criterion: str, group: str | None, scope: str, k: float) -> list[RankedNeuron]:
+    def rank(
+        self,
+        criterion: str,
+        group: str | None,
+        scope: str,
+        k: float,
+        score: str = "paper",
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[RankedNeuron]:
         """Critical neurons, best first. ``group`` is a group name (None = all groups; the
-        magnitude criterion ignores it). ``k`` is a count, or a percentage for top-percent."""
+        magnitude criterion ignores it). ``k`` is a count, or a percentage for top-percent.
+        ``score``: "paper" (the group's own score) or "specific" (the group's score relative to
+        the other groups', each over its layer's mean: needs a group and criterion gradient or
+        activation; anything else raises ``UserError``). ``progress(done, total)`` is called
+        from the calling thread as groups are scored."""
         ...
 
     def readout(
@@ -128,9 +146,12 @@ class SessionPort(Protocol):
         seeds: int,
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
+        *,
+        progress: Callable[[int, int], None] | None = None,
         on_estimate: Callable[[Readout], None] | None = None,
     ) -> Readout:
         """Per-group accuracy after the intervention (the model is restored afterwards).
+        ``progress(done, total)`` is called from the calling thread per chunk of the split walk.
 
         Returns the engine's ``records.Readout``: per split a ``ReadoutSplit`` (``baseline`` /
         ``after`` accuracies as fractions, ``delta_pp`` / ``spread_pp`` in percentage points,
@@ -143,6 +164,34 @@ class SessionPort(Protocol):
     def random_neurons(self, count: int, seed: int) -> list[NeuronRef]:
         """``count`` distinct neurons drawn uniformly from every eligible layer (the same set for
         the same seed): a control set to compare a ranking against."""
+        ...
+
+    def matched_control(
+        self,
+        neurons: Sequence[NeuronRef],
+        mode: str,
+        std: float,
+        seeds: int,
+        splits: Sequence[str] = ("train", "test"),
+        draws: int = 20,
+        first_draws: int = 3,
+        on_partial: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """The layer-matched control of an intervention (``engine.stage1.evidence``): ``draws``
+        neuron sets with the critical set's per-layer histogram, the same edit on each.
+
+        Returns ``{"kind", "draws", "critical": {split: {g: Δpp}}, "control": {split: {"delta_pp",
+        "spread_pp", …}} (mean ± sd over draws), "p": {split: {g: p}}, "signature": {"critical_pp",
+        "control_mean_pp", "control_sd_pp", "p", "verdict"} | None, "flips": {split: {g:
+        {"n", "n_to_wrong", "n_to_right", "to_wrong", "to_right", …}}}}``; p is the empirical
+        one-sided ``(1 + #draws at least as low) / (draws + 1)``, flip ids are positions in the
+        split. ``on_partial`` first gets the same from the first ``first_draws`` draws (the
+        full result's draws start with the same ones)."""
+        ...
+
+    def example_images(self, split: str, ids: Sequence[int], size: int) -> list[ImagePixels]:
+        """The images of ``split`` at positions ``ids`` (as flips list them), each resized to
+        ``size`` × ``size`` pixels."""
         ...
 
     def close(self) -> None: ...

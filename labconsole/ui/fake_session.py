@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from labconsole.ui.engine_port import LayerInfo, NeuronRef, RankedNeuron
+from labconsole.errors import UserError
+from labconsole.ui.engine_port import ImagePixels, LayerInfo, NeuronRef, RankedNeuron
 from labconsole.ui.fake_data import BASELINE, GROUPS, LAYERS, TRAIN_COUNTS
+from labconsole.ui.fake_evidence import example_image, fake_evidence
 
 if TYPE_CHECKING:
     from labconsole.engine.records import Readout
@@ -23,14 +26,38 @@ class FakeSession:
     engine: FakeEngine
     group_names: tuple[str, ...] = GROUPS
     train_group_counts: dict[str, int] = field(default_factory=lambda: dict(TRAIN_COUNTS))
+    # while unset, a matched control holds after its first draws (a test sees them provisional)
+    partial_gate: threading.Event | None = None
 
     def layers(self) -> list[LayerInfo]:
         return list(LAYERS)
 
-    def rank(self, criterion: str, group: str | None, scope: str, k: float) -> list[RankedNeuron]:
-        self.engine.calls.append(("rank", criterion, group, scope, k))
+    def rank(
+        self,
+        criterion: str,
+        group: str | None,
+        scope: str,
+        k: float,
+        score: str = "paper",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[RankedNeuron]:
+        """``progress`` counts groups scored, one per group, as the engine does: the first
+        before ``engine.call_gate`` is waited for (a test sees ``1/N`` mid-call), the rest after."""
+        self.engine.calls.append(("rank", criterion, group, scope, k, score))
+        counted = len(self.group_names)
+        if progress is not None:
+            progress(1, counted)
         self.engine.wait_call()
-        rng = random.Random(f"{criterion}|{group if criterion != 'magnitude' else ''}")
+        for done in range(2, counted + 1):
+            if progress is not None:
+                progress(done, counted)
+        if score == "specific" and (criterion == "magnitude" or group is None):
+            raise UserError(  # the engine's own refusal
+                "the specificity score compares one group's gradient or activation score with the other "
+                "groups': give a group and criterion gradient or activation"
+            )
+        seed = f"{criterion}|{group if criterion != 'magnitude' else ''}" + ("|specific" if score == "specific" else "")
+        rng = random.Random(seed)
         scored = [
             (layer.name, i, round(rng.random() * (1 + depth), 4))
             for depth, layer in enumerate(LAYERS)
@@ -55,11 +82,18 @@ class FakeSession:
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
         on_estimate: Callable[[Readout], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Readout:
         """Like the real session: ``on_estimate`` gets the first numbers (≈, ``ci_pp`` per group),
-        then the exact ones are returned (held back while ``engine.exact_gate`` is unset)."""
+        then the exact ones are returned (held back while ``engine.exact_gate`` is unset).
+        ``progress`` counts chunks of the walk, a subsample and the rest per split: the first
+        before ``engine.call_gate`` is waited for, the subsamples' with the estimate, the rest last."""
         self.engine.calls.append(("readout", tuple(neurons), mode, std, seeds))
+        chunks = 2 * len(splits)
+        report = progress or (lambda _done, _total: None)
+        report(1, chunks)
         self.engine.wait_call()
+        report(len(splits), chunks)
         strength = {"zero": 1.0, "reinit": 0.8, "noise": 0.3}[mode] * (1 + std * 20)
         from labconsole.engine import records  # the engine's own record, as the real session returns
 
@@ -82,6 +116,7 @@ class FakeSession:
             if self.engine.exact_gate is not None:
                 self.engine.exact_gate.wait(timeout=10)
         exact = records.Readout.model_validate({**shell, "splits": splits_of, "control": control_of})
+        report(chunks, chunks)
         return exact
 
     def _split(
@@ -98,6 +133,34 @@ class FakeSession:
             "delta_pp": {g: round((a - b) * 100, 2) for g, a, b in zip(GROUPS, after, base)},
             "spread_pp": {g: round(spread * w, 2) for g, w in zip(GROUPS, minority_weight)},
         }
+
+    def matched_control(
+        self,
+        neurons: Sequence[NeuronRef],
+        mode: str,
+        std: float,
+        seeds: int,
+        splits: Sequence[str] = ("train", "test"),
+        draws: int = 20,
+        first_draws: int = 3,
+        on_partial: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Like the engine's: the first draws go to ``on_partial`` (then, while ``partial_gate``
+        is unset, it holds), the full draws are returned; Δ is the readout's own."""
+        self.engine.calls.append(("matched_control", tuple(neurons), mode, std, seeds, draws, first_draws))
+        self.engine.wait_call()
+        strength = {"zero": 1.0, "reinit": 0.8, "noise": 0.3}[mode] * (1 + std * 20)
+        readout = {s: self._split(s, neurons, strength, seeds, mode) for s in splits}
+        critical = {s: r["delta_pp"] for s, r in readout.items()}
+        if on_partial is not None and 0 < first_draws < draws:
+            on_partial(fake_evidence(neurons, critical, readout, GROUPS, first_draws))
+            if self.partial_gate is not None:
+                self.partial_gate.wait(timeout=10)
+        return fake_evidence(neurons, critical, readout, GROUPS, draws)
+
+    def example_images(self, split: str, ids: Sequence[int], size: int) -> list[ImagePixels]:
+        self.engine.calls.append(("example_images", split, tuple(ids), size))
+        return [example_image(int(i), int(size)) for i in ids]
 
     def random_neurons(self, count: int, seed: int) -> list[NeuronRef]:
         self.engine.calls.append(("random_neurons", count, seed))

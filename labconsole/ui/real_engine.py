@@ -18,6 +18,7 @@ from labconsole.errors import UserError
 from labconsole.ui.engine_port import (
     EMBEDDED_DATASETS,
     DatasetCheck,
+    ImagePixels,
     LayerInfo,
     PresetEntry,
     RankedNeuron,
@@ -74,8 +75,19 @@ class RealSession:
     def layers(self) -> list[LayerInfo]:
         return [LayerInfo(name, kind, neurons) for name, kind, neurons in self._session.layers()]
 
-    def rank(self, criterion: str, group: str | None, scope: str, k: float) -> list[RankedNeuron]:
-        return self._session.rank(criterion=criterion, group=group, scope=scope, k=k)
+    def rank(
+        self,
+        criterion: str,
+        group: str | None,
+        scope: str,
+        k: float,
+        score: str = "paper",
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[RankedNeuron]:
+        ranking = self._session.ranking(
+            criterion=criterion, group=group, scope=scope, k=k, score=score, progress=progress
+        )
+        return list(ranking.neurons)
 
     def readout(
         self,
@@ -86,8 +98,10 @@ class RealSession:
         splits: Sequence[str] = ("train", "test"),
         control: bool = False,
         on_estimate: Callable[[Readout], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Readout:
-        """``on_estimate`` receives the first numbers (≈, with ``ci_pp``) before the exact ones."""
+        """``on_estimate`` receives the first numbers (≈, with ``ci_pp``) before the exact ones;
+        ``progress(done, total)`` the chunks of the split walk done so far."""
         return self._session.readout(
             list(neurons),
             mode=mode,
@@ -96,7 +110,62 @@ class RealSession:
             splits=tuple(splits),
             control=control,
             on_estimate=on_estimate,
+            progress=progress,
         )
+
+    def matched_control(
+        self,
+        neurons: Sequence[tuple[str, int]],
+        mode: str,
+        std: float,
+        seeds: int,
+        splits: Sequence[str] = ("train", "test"),
+        draws: int = 20,
+        first_draws: int = 3,
+        on_partial: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """``evidence_readout`` with the first draws, then with all of them: draw d is the same
+        set in both (seeded by d), so the provisional numbers are the full ones' first draws.
+        The critical set's seeds are the readout's (the session seed), so its Δ is the same."""
+        from labconsole.engine.records import Evidence
+        from labconsole.engine.stage1.evidence import evidence_readout
+
+        def measured(count: int) -> dict[str, Any]:
+            found = evidence_readout(
+                self._session,
+                list(neurons),
+                mode=mode,
+                std=std,
+                seeds=seeds,
+                splits=tuple(splits),
+                draws=count,
+                kind="layer-matched",
+                seed=self._session.seed,
+            )
+            return Evidence.model_validate(found).to_json()
+
+        if on_partial is not None and 0 < first_draws < draws:
+            on_partial(measured(int(first_draws)))
+        return measured(int(draws))
+
+    def example_images(self, split: str, ids: Sequence[int], size: int) -> list[ImagePixels]:
+        """From the session's tensor cache (uint8), area-resized; grey images as grey RGB."""
+        import torch
+        import torch.nn.functional as F
+
+        images = self._session.cache(split).images
+        positions = [int(i) for i in ids]
+        outside = [i for i in positions if not 0 <= i < len(images)]
+        if outside:
+            raise UserError(f"example {outside[0]} is not in {split}: it has {len(images)} examples")
+        if not positions:
+            return []
+        picked = images[torch.as_tensor(positions, device=images.device)].float()
+        if picked.shape[1] == 1:
+            picked = picked.expand(-1, 3, -1, -1)
+        small = F.interpolate(picked[:, :3], size=(int(size), int(size)), mode="area")
+        rows = small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().tolist()
+        return [[[(r, g, b) for r, g, b in row] for row in image] for image in rows]
 
     def random_neurons(self, count: int, seed: int) -> list[tuple[str, int]]:
         """The engine's own draw: the same one its random controls use."""
@@ -165,6 +234,7 @@ class RealEngine:
             backbone=spec.backbone,
             checkpoint=spec.checkpoint,
             device=spec.device,
+            cancel=CallCancelled(),  # Esc on Setup stops the open between chunks of its work
         )
         return RealSession(session)
 

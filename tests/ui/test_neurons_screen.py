@@ -25,7 +25,7 @@ async def test_ranking_shows_k_rows_and_reranks_when_a_control_changes(app_facto
         app.screen.query_one("#k", Input).value = "3"
         await wait_for(pilot, lambda: table.row_count == 3)
         ranks = [c for c in engine.calls if c[0] == "rank"]
-        assert ranks[-1] == ("rank", "magnitude", None, "global", 3)  # magnitude ignores the group
+        assert ranks[-1] == ("rank", "magnitude", None, "global", 3, "paper")  # magnitude ignores the group
 
 
 async def test_invalid_k_is_explained_and_does_not_rank(app_factory) -> None:

@@ -21,11 +21,15 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from labconsole.ui.engine_port import INTERVENTION_MODES, SIGMAS, NeuronRef
-from labconsole.ui.screens.base import LabScreen
+from labconsole.ui.screens.readout_evidence import ReadoutEvidence
 from labconsole.ui.widgets.busy_line import BusyLine
 from labconsole.ui.widgets.form import parse_number
+from labconsole.ui.widgets.matched_control import (
+    matched_rows,
+    show_matched_rows,
+    verdict_line,
+)
 from labconsole.ui.widgets.readout_table import (
-    SPLITS,
     ReadoutEntry,
     exact_rows,
     minority_groups,
@@ -52,7 +56,7 @@ def random_k_problem(text: str) -> str | None:
     return None if parse_number(text, kind=int, minimum=1) is not None else "random k must be a whole number ≥ 1"
 
 
-class InterventionsScreen(LabScreen):
+class InterventionsScreen(ReadoutEvidence):
     MODE = "interventions"
     BINDINGS = [  # short labels: the whole footer fits in 80 columns
         Binding("a", "apply", "Apply"),
@@ -61,6 +65,8 @@ class InterventionsScreen(LabScreen):
         Binding("m", "heat_map", "Heat map"),
         Binding("e", "export", "Export"),
         Binding("x", "reset", "Reset"),
+        # not in the footer (it would not fit 80 columns): the matched control's note names it
+        Binding("f", "flips", "Flips", show=False),
     ]
 
     def __init__(self) -> None:
@@ -83,7 +89,7 @@ class InterventionsScreen(LabScreen):
                 yield Label("seeds", classes="inline-label")
                 yield Input("10", compact=True, id="seeds", tooltip="seeds for the random modes")
                 yield Select(
-                    [("no control", False), ("+ random control", True)],
+                    [("no control", False), ("+ random control", True), ("+ matched (p)", "matched")],
                     value=True,
                     allow_blank=False,
                     compact=True,
@@ -98,6 +104,8 @@ class InterventionsScreen(LabScreen):
             yield DataTable(id="history", cursor_type="row")
 
     def on_mount(self) -> None:
+        # the matched control's note holds its verdict line too (5 lines at 80 columns)
+        self.query_one("#readout-note", Static).styles.max_height = 5
         self.query_one("#history", DataTable).add_columns("#", "neurons", "edit", "min Δ train", "min Δ test")
         self.lab.marks_signal.subscribe(self, lambda _marks: self._show_marked())
         self.lab.session_signal.subscribe(self, lambda _session: self.action_reset())
@@ -172,13 +180,16 @@ class InterventionsScreen(LabScreen):
             return
         mode = str(self.query_one("#mode", Select).value)
         sigma = float(self.query_one("#sigma", Select).value)  # type: ignore[arg-type]
-        control = bool(self.query_one("#control", Select).value)
+        choice = self.query_one("#control", Select).value
+        matched = choice == "matched"  # the layer-matched control, after the readout, with p
+        control = choice is True
         neurons = tuple(self.lab.marked)
         what = (
             f"reading out {mode}"
             + ("" if mode == "zero" else f" σ={sigma}, {seeds} seeds")
             + f" on {len(neurons)} neuron{'s' if len(neurons) != 1 else ''}"
             + (" + random control" if control else "")
+            + (" + matched control" if matched else "")
         )
 
         def done(result: Readout) -> None:
@@ -198,19 +209,20 @@ class InterventionsScreen(LabScreen):
 
         worker = self.lab.bridge.call(
             "Readout",
-            session.readout,
-            list(neurons),
-            mode,
-            sigma,
-            int(seeds),
-            SPLITS,
+            self.readout_then_matched,
+            session,
+            neurons,
+            (mode, sigma, int(seeds)),
             control,
+            matched,
             on_estimate=lambda estimate: self.app.call_from_thread(self._show_estimate, neurons, mode, estimate),
             on_result=done,
             group="readout",
             on_error=lambda error: self.query_one("#readout-status", BusyLine).finish(
                 f"✗ the readout failed: {error}", error=True
             ),
+            # the engine counts the chunks of its walk over the splits
+            on_progress=lambda done, total: self.query_one("#readout-status", BusyLine).report(done, total, "chunks"),
         )
         self.query_one("#readout-status", BusyLine).begin(what, worker)
 
@@ -234,6 +246,7 @@ class InterventionsScreen(LabScreen):
             ranked_group=ranking.get("group") if ranked else None,
             scope=ranking.get("scope") if ranked else None,
             k=ranking.get("k") if ranked else None,
+            score=ranking.get("score") if ranked else None,  # which ranking score chose them
             std=None if entry.mode == "zero" else entry.sigma,
             seeds=entry.seeds,
             readout=readout,
@@ -244,15 +257,18 @@ class InterventionsScreen(LabScreen):
         show_rows(table, [])
         status = self.query_one("#readout-status", BusyLine)
         note = self.query_one("#readout-note", Static)
+        self.shown = entry
         if entry is None:
             status.finish(IDLE_HINT)
             note.update("")
             return
         session = self.lab.session
         groups = list(session.group_names) if session else entry.result.group_names()
-        show_rows(
-            table, exact_rows(entry.result, groups, minority_groups(session.train_group_counts if session else {}))
-        )
+        minority = minority_groups(session.train_group_counts if session else {})
+        if entry.result.evidence is not None:
+            show_matched_rows(table, matched_rows(entry.result, groups, minority))
+        else:
+            show_rows(table, exact_rows(entry.result, groups, minority))
         mode = entry.mode if entry.mode == "zero" else f"{entry.mode} σ={entry.sigma}, {entry.seeds} seeds (± = sd)"
         count = f"{len(entry.neurons)} neuron{'s' if len(entry.neurons) != 1 else ''}"
         # its number in this list (the record's own line number counts rankings too)
@@ -275,7 +291,12 @@ class InterventionsScreen(LabScreen):
     def _note(self, entry: ReadoutEntry) -> str:
         quantum = entry.result.wga_quantum_pp
         parts = []
-        if entry.result.control:
+        found = entry.result.evidence
+        if found is not None:
+            parts.append(
+                f"matched Δ: as many neurons from each layer, mean ± sd over {found.draws} draws · f flipped examples"
+            )
+        elif entry.result.control:
             draws = len(entry.result.control_neurons)
             parts.append(
                 f"random Δ: as many random neurons, mean ± sd over {draws or 'its'} draws"
@@ -286,6 +307,11 @@ class InterventionsScreen(LabScreen):
             parts.append("no random control (choose + random control)")
         if any(q is not None for q in quantum.values()):
             parts.append("one image = " + ", ".join(f"{s} {q:.2f} pp" for s, q in quantum.items() if q is not None))
+        if found is not None:
+            session = self.lab.session
+            groups = list(session.group_names) if session else entry.result.group_names()
+            minority = minority_groups(session.train_group_counts if session else {})
+            return " · ".join(parts) + "\n" + verdict_line(found, groups, minority, provisional=False)
         return " · ".join(parts)
 
     def _add_history_row(self, entry: ReadoutEntry) -> None:

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static, Tree
 
-from labconsole.ui.engine_port import CRITERIA, SCOPES, LayerInfo, RankedNeuron, SessionPort
+from labconsole.ui.engine_port import CRITERIA, RANK_SCORES, SCOPES, LayerInfo, RankedNeuron, SessionPort
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.busy_line import BusyLine
 from labconsole.ui.widgets.form import parse_number
@@ -23,6 +23,13 @@ from labconsole.ui.widgets.form import parse_number
 ALL_GROUPS = "(all groups)"
 NO_SESSION = "No session yet: choose a dataset and checkpoint on Setup (1) and press o."
 MAX_ROWS = 500  # a ranking longer than this is summarised, not listed
+SCORE_LABELS = {"paper": "paper score", "specific": "specific score"}
+# the ranking list's score column says which score ranked it
+SCORE_HEADERS = {"paper": "score", "specific": "specific"}
+SPECIFIC_NEEDS = (
+    "the specific score ranks one group against the others: choose a group and criterion gradient or activation"
+)
+RankRequest = tuple[str, str | None, str, float, str]  # criterion, group, scope, k, score
 
 
 def fill_layer_tree(tree: Tree[str], layers: list[LayerInfo]) -> None:
@@ -58,6 +65,7 @@ class NeuronsScreen(LabScreen):
         self.layer_filter: str | None = None
         self.rank_requests = 0
         self.ranking_text = ""  # what the ranking shown is ("63 neurons by gradient, per-layer, k=7")
+        self.ranking_score = "paper"  # the score that ranked the list shown (RANK_SCORES)
 
     def compose_body(self) -> Iterable[Widget]:
         with Horizontal(id="neurons-body"):
@@ -76,6 +84,14 @@ class NeuronsScreen(LabScreen):
                 with Horizontal(id="group-controls", classes="controls"):
                     yield Label("group", classes="inline-label")
                     yield Select([(ALL_GROUPS, "")], value="", allow_blank=False, compact=True, id="group")
+                    yield Select(
+                        [(SCORE_LABELS[s], s) for s in RANK_SCORES],
+                        value="paper",
+                        allow_blank=False,
+                        compact=True,
+                        id="score",
+                        tooltip="paper: the group's own score; specific: relative to the other groups'",
+                    )
                 yield BusyLine(
                     NO_SESSION, show_clock=not self.lab.deterministic, id="rank-status", classes="status-line"
                 )
@@ -85,7 +101,8 @@ class NeuronsScreen(LabScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#ranking", DataTable)
-        table.add_columns("✓", "#", "layer", "neuron", "score")
+        table.add_columns("✓", "#", "layer", "neuron", SCORE_HEADERS["paper"])
+        self.query_one("#score", Select).styles.width = 18  # "specific score" and its arrow
         self.lab.session_signal.subscribe(self, self._session_changed)
         self.lab.marks_signal.subscribe(self, lambda _marks: self._fill_table())
         self._session_changed(self.lab.session)
@@ -113,20 +130,21 @@ class NeuronsScreen(LabScreen):
         self._fill_table()
 
     # -- ranking ---------------------------------------------------------------------------------
-    @on(Select.Changed, "#criterion, #group, #scope")
+    @on(Select.Changed, "#criterion, #group, #scope, #score")
     @on(Input.Changed, "#k")
     def _controls_changed(self) -> None:
         self.rerank()
 
-    def rank_request(self) -> tuple[str, str | None, str, float] | None:
+    def rank_request(self) -> RankRequest | None:
         criterion = str(self.query_one("#criterion", Select).value)
+        score = str(self.query_one("#score", Select).value)
         group = str(self.query_one("#group", Select).value) or None
         scope = str(self.query_one("#scope", Select).value)
         kind = float if scope == "top-percent" else int
         k = parse_number(self.query_one("#k", Input).value, kind=kind, minimum=1e-9)
         if k is None:
             return None
-        return criterion, (None if criterion == "magnitude" else group), scope, k
+        return criterion, (None if criterion == "magnitude" else group), scope, k, score
 
     def rerank(self) -> None:
         session = self.lab.session
@@ -146,7 +164,11 @@ class NeuronsScreen(LabScreen):
                 error=True,
             )
             return
-        criterion, group, scope, k = request
+        criterion, group, scope, k, score = request
+        if score == "specific" and group is None:  # magnitude has no group either
+            status.cancel()
+            status.finish(SPECIFIC_NEEDS, error=True)
+            return
         self.rank_requests += 1
         worker = self.lab.bridge.call(
             "Ranking",
@@ -155,26 +177,31 @@ class NeuronsScreen(LabScreen):
             group,
             scope,
             k,
+            score,
             on_result=lambda ranking: self._show_ranking(request, ranking),
             group="rank",
             on_error=lambda error: status.finish(f"✗ the ranking failed: {error}", error=True),
+            on_progress=lambda done, total: status.report(done, total, "groups"),  # the engine's own count
         )
         first = criterion == "gradient" and self.rank_requests == 1
         status.begin(
             f"ranking by {criterion}"
             + (f" on {group}" if group else "")
+            + (" (specific score)" if score == "specific" else "")
             + f", {scope}, k={k}"
             + (" (the first gradient ranking computes the gradients: seconds)" if first else ""),
             worker,
         )
 
-    def _show_ranking(self, request: tuple[str, str | None, str, float], ranking: list[RankedNeuron]) -> None:
+    def _show_ranking(self, request: RankRequest, ranking: list[RankedNeuron]) -> None:
         self.ranking = list(ranking)
-        criterion, group, scope, k = request
+        criterion, group, scope, k, score = request
+        self.ranking_score = score
         more = f" (first {MAX_ROWS} shown)" if len(self.ranking) > MAX_ROWS else ""
         self.ranking_text = (
             f"{len(self.ranking)} neurons by {criterion}"
             + (f" on {group}" if group else "")
+            + (" (specific score)" if score == "specific" else "")
             + f", {scope}, k={k}{more}"
         )
         self.lab.last_ranking = {
@@ -182,16 +209,18 @@ class NeuronsScreen(LabScreen):
             "group": group,
             "scope": scope,
             "k": k,
+            "score": score,
             "neurons": [(layer, index) for layer, index, _ in self.ranking],
         }
-        self._record(criterion, group, scope, k)
+        self._record(criterion, group, scope, k, score)
         self.query_one("#rank-status", BusyLine).finish(self.ranking_text)
         self._fill_table()
 
-    def _record(self, criterion: str, group: str | None, scope: str, k: float) -> None:
+    def _record(self, criterion: str, group: str | None, scope: str, k: float, score: str) -> None:
         from labconsole.engine.records import Ranking
 
-        ranking = Ranking(criterion=criterion, group=group, scope=scope, k=float(k), neurons=list(self.ranking))
+        fields = {"criterion": criterion, "group": group, "scope": scope, "k": float(k), "score": score}
+        ranking = Ranking.model_validate({**fields, "neurons": list(self.ranking)})
         line = self.lab.record_result(lambda record: record.add_ranking(ranking))
         self.lab.write_log(
             f"[info] ranking: {self.ranking_text}" + (f" (session record line {line['seq']})" if line else "")
@@ -206,6 +235,10 @@ class NeuronsScreen(LabScreen):
     def _fill_table(self) -> None:
         table = self.query_one("#ranking", DataTable)
         cursor = table.cursor_row
+        header = SCORE_HEADERS[self.ranking_score]
+        if str(list(table.columns.values())[-1].label) != header:
+            table.clear(columns=True)
+            table.add_columns("✓", "#", "layer", "neuron", header)
         table.clear()
         marked = set(self.lab.marked)
         for rank, (layer, index, score) in self.visible_rows():
@@ -256,7 +289,8 @@ class NeuronsScreen(LabScreen):
         size = f" of {info.neurons} ({info.kind})" if info else ""
         marked = "marked" if (layer, index) in set(self.lab.marked) else "m marks it for Interventions (3)"
         detail.update(
-            f"{layer} · neuron {index}{size} · score {score:.6g} · rank {rank} of {len(self.ranking)}\n{marked}"
+            f"{layer} · neuron {index}{size} · {SCORE_LABELS[self.ranking_score]} {score:.6g} · "
+            f"rank {rank} of {len(self.ranking)}\n{marked}"
         )
 
     # -- marking ---------------------------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""The demo engine's evidence: a layer-matched control with p, the signature and flipped
+examples, made up but shaped like ``labconsole.engine.stage1.evidence``'s (deterministic, no
+torch), and the small coloured images the flip preview shows."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from labconsole.ui.engine_port import ImagePixels, NeuronRef
+
+SIGNIFICANCE = 0.05
+# Per split, how many examples each group has (train = the Waterbirds training counts).
+SPLIT_SIZES = {
+    "train": {"landbird-land": 3498, "landbird-water": 184, "waterbird-land": 56, "waterbird-water": 1057},
+    "test": {"landbird-land": 2255, "landbird-water": 2255, "waterbird-land": 642, "waterbird-water": 642},
+}
+
+
+def empirical_p(value: float, controls: Sequence[float]) -> float | None:
+    """The engine's one-sided empirical p: ``(1 + #{c ≤ value}) / (N + 1)``."""
+    if not controls:
+        return None
+    return (1 + sum(1 for c in controls if c <= value + 1e-12)) / (len(controls) + 1)
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def control_draw(neurons: Sequence[NeuronRef], split: str, draw: int, groups: Sequence[str]) -> dict[str, float]:
+    """Draw ``draw``'s Δ pp per group: a small drop with noise (draw d is the same whatever the
+    number of draws, as in the engine)."""
+    rng = random.Random(f"{sorted(neurons)}|{split}|{draw}")
+    return {g: round(-0.4 - 0.3 * i + rng.gauss(0.0, 0.8), 2) for i, g in enumerate(groups)}
+
+
+def flips(
+    neurons: Sequence[NeuronRef], split: str, delta_pp: Mapping[str, float | None], groups: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Per group, examples that went right → wrong (about −Δ of the group) and a few back;
+    ids are positions in the split (groups one after the other)."""
+    out: dict[str, dict[str, Any]] = {}
+    start = 0
+    for g in groups:
+        size = SPLIT_SIZES[split][g]
+        drop = max(0.0, -(delta_pp.get(g) or 0.0))
+        to_wrong_n = min(size, round(size * drop / 100) + 1)
+        to_right_n = min(size - to_wrong_n, to_wrong_n // 8)
+        rng = random.Random(f"{sorted(neurons)}|{split}|{g}|flips")
+        picked = sorted(rng.sample(range(start, start + size), to_wrong_n + to_right_n))
+        rng.shuffle(picked)
+        to_wrong, to_right = sorted(picked[:to_wrong_n]), sorted(picked[to_wrong_n:])
+        out[g] = {
+            "n": size,
+            "n_to_wrong": len(to_wrong),
+            "n_to_right": len(to_right),
+            "to_wrong": to_wrong[:500],
+            "to_right": to_right[:500],
+        }
+        start += size
+    return out
+
+
+def fake_evidence(
+    neurons: Sequence[NeuronRef],
+    critical: Mapping[str, Mapping[str, float | None]],
+    control_afters: Mapping[str, Mapping[str, Any]],
+    groups: Sequence[str],
+    draws: int,
+) -> dict[str, Any]:
+    """``critical``: split → group → the readout's Δ pp; ``control_afters``: split → the
+    readout's baseline (for the control's ``after``). Same keys as ``evidence_readout``."""
+    draws_pp = {
+        split: {g: [control_draw(neurons, split, d, groups)[g] for d in range(draws)] for g in groups}
+        for split in critical
+    }
+    control: dict[str, Any] = {}
+    p: dict[str, dict[str, float | None]] = {}
+    for split, per_group in draws_pp.items():
+        stats = {g: mean_sd(values) for g, values in per_group.items()}
+        baseline = control_afters[split]["baseline"]
+        control[split] = {
+            "baseline": dict(baseline),
+            "after": {g: baseline[g] + (stats[g][0] or 0.0) / 100 for g in groups},
+            "delta_pp": {g: None if stats[g][0] is None else round(stats[g][0] or 0.0, 2) for g in groups},
+            "spread_pp": {g: None if stats[g][1] is None else round(stats[g][1] or 0.0, 2) for g in groups},
+        }
+        p[split] = {
+            g: None if critical[split][g] is None else empirical_p(critical[split][g] or 0.0, per_group[g])
+            for g in groups
+        }
+    return {
+        "kind": "layer-matched",
+        "draws": draws,
+        "critical": {s: dict(v) for s, v in critical.items()},
+        "control": control,
+        "draws_pp": draws_pp,
+        "p": p,
+        "signature": signature(critical, draws_pp, groups),
+        "flips": {s: flips(neurons, s, critical[s], groups) for s in critical},
+        "flip_ids": "positions in the split",
+    }
+
+
+def signature(
+    critical: Mapping[str, Mapping[str, float | None]],
+    draws_pp: Mapping[str, Mapping[str, Sequence[float]]],
+    groups: Sequence[str],
+) -> dict[str, Any] | None:
+    """Δtrain − Δtest per group against the same on every draw (the engine's rule)."""
+    if "train" not in critical or "test" not in critical:
+        return None
+    out: dict[str, Any] = {"critical_pp": {}, "control_mean_pp": {}, "control_sd_pp": {}, "p": {}, "verdict": {}}
+    for g in groups:
+        train, test = critical["train"].get(g), critical["test"].get(g)
+        ctrl = [a - b for a, b in zip(draws_pp["train"][g], draws_pp["test"][g])]
+        value = None if train is None or test is None else train - test
+        mean, sd = mean_sd(ctrl)
+        p = None if value is None else empirical_p(value, ctrl)
+        out["critical_pp"][g], out["control_mean_pp"][g], out["control_sd_pp"][g], out["p"][g] = value, mean, sd, p
+        seen = value is not None and p is not None and value < 0 and p < SIGNIFICANCE
+        out["verdict"][g] = "seen" if seen else "not seen"
+    return out
+
+
+def example_image(position: int, size: int) -> ImagePixels:
+    """A made-up bird: a coloured disc on a land (green) or water (blue) background, by id."""
+    rng = random.Random(position)
+    water = position % 2 == 1
+    background = (40, 90 + rng.randrange(40), 170) if water else (70 + rng.randrange(40), 130, 50)
+    bird = (230, 200, 60) if rng.random() < 0.5 else (150, 90, 40)
+    cx, cy, r = size / 2 + rng.uniform(-1, 1), size / 2 + rng.uniform(-1, 1), size / 3.2
+    return [
+        [bird if (x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= r * r else background for x in range(size)]
+        for y in range(size)
+    ]
