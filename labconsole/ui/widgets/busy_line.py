@@ -38,7 +38,7 @@ class BusyLine(Static):
 
     ``advance(step)`` counts the steps of a sequence of calls (open, then list the layers);
     ``report(done, total, unit)`` counts the work inside one call, as the engine reports it
-    (``640/1280`` of a ranking, ``5/12 chunks`` of a readout)."""
+    (``1/4 groups`` of a ranking, ``5/12 chunks`` of a readout)."""
 
     def __init__(self, content: str = "", *, show_clock: bool = True, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
