@@ -202,3 +202,17 @@ def test_predictions_after_are_in_split_order_and_match_the_plain_path() -> None
         with apply_intervention(session.model, session._by_name, iv):
             plain = session.evaluator("train").predictions([n for n, _ in iv.neurons][:1])
         assert torch.equal(pred, plain)
+
+
+def test_an_estimate_never_leaves_the_range_of_an_accuracy() -> None:
+    from labconsole.engine.stage1.progressive import estimate
+
+    # The split's accuracy is 90 %, but half of the 10 sampled examples were wrong at baseline
+    # and all of them turn right: baseline + gained − lost would be 140 %.
+    base = torch.tensor([False] * 5 + [True] * 5)
+    after = torch.ones(1, 10, dtype=torch.bool)
+    out = estimate(["g"], [0.9], [100], torch.zeros(10, dtype=torch.long), base, after)
+    assert out["after"]["g"] == 1.0
+    assert out["delta_pp"]["g"] == pytest.approx(10.0)
+    lo, hi = out["ci_pp"]["g"]  # type: ignore[misc]
+    assert -90.0 <= lo <= hi <= 10.0 + 1e-9

@@ -18,6 +18,7 @@ from labconsole.engine.records import (
 )
 from labconsole.report import figures_rare
 from labconsole.report.doc import Table
+from labconsole.report.figures_rare_style import FRACTION_LIMITS
 from labconsole.report.html import table_html
 
 
@@ -84,7 +85,7 @@ def test_score_figure_counts_units_fixed_scale_and_legend_outside(drawn: list[An
         assert ax.get_xscale() == "symlog"
         assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "3", "10"]
         assert "count" in ax.get_xlabel() and "(fraction" in ax.get_ylabel()
-        assert ax.get_ylim() == pytest.approx(figures_rare.FRACTION_LIMITS)
+        assert ax.get_ylim() == pytest.approx(FRACTION_LIMITS)
     assert fig.legends and not any(ax.get_legend() for ax in fig.axes)
     _legend_clear_of_data(fig)
 

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,13 +34,10 @@ def _cells(html: str) -> list[str]:
     return re.findall(r"<td[^>]*>(.*?)</td>", html)
 
 
-def test_run_report_writes_every_format_quickly_and_self_contained(tmp_path: Path) -> None:
+def test_run_report_writes_every_format_self_contained(tmp_path: Path) -> None:
     run = make_run(tmp_path, reference=REFERENCE)
-    started = time.perf_counter()
     written = write_report(run.path)
-    elapsed = time.perf_counter() - started
     assert {p.name for p in written} == {"report.html", "report.md", "report.json", "report.svg"}
-    assert elapsed < 5.0  # target < 2 s; slack for a loaded CI machine
     html = (run.path / "report.html").read_text()
     # Self-contained: no external scripts, styles or images.
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", html)

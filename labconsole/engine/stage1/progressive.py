@@ -94,10 +94,16 @@ def estimate(
         n_eff = effective_n(n, total)
         gained_lo, gained_hi = wilson(gained, n_eff)
         lost_lo, lost_hi = wilson(lost, n_eff)
-        mean_after = base_j + gained - lost
+        # The subsample's share of baseline-correct examples is not the split's, so the sum can
+        # leave [0, 1]; an accuracy cannot, so the estimate and its interval are clipped to it.
+        mean_after = min(1.0, max(0.0, base_j + gained - lost))
         spread = float(per_repeat.std(unbiased=True)) if len(per_repeat) > 1 else 0.0
         out["after"][name] = mean_after
         out["delta_pp"][name] = (mean_after - base_j) * 100.0
         out["spread_pp"][name] = spread * 100.0
-        out["ci_pp"][name] = [(gained_lo - lost_hi) * 100.0, (gained_hi - lost_lo) * 100.0]
+        floor, ceiling = -base_j * 100.0, (1.0 - base_j) * 100.0
+        out["ci_pp"][name] = [
+            min(ceiling, max(floor, (gained_lo - lost_hi) * 100.0)),
+            min(ceiling, max(floor, (gained_hi - lost_lo) * 100.0)),
+        ]
     return out
