@@ -4,35 +4,19 @@ torch), and the small coloured images the flip preview shows."""
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# The engine's statistics and verdict rule (pure Python, no torch), so the demo judges alike.
+from labconsole.engine.stage1.evidence_stats import empirical_p, held_on_test, mean_sd, signature_seen
 from labconsole.ui.engine_port import ImagePixels, NeuronRef
 
-SIGNIFICANCE = 0.05
 # Per split, how many examples each group has (train = the Waterbirds training counts).
 SPLIT_SIZES = {
     "train": {"landbird-land": 3498, "landbird-water": 184, "waterbird-land": 56, "waterbird-water": 1057},
     "test": {"landbird-land": 2255, "landbird-water": 2255, "waterbird-land": 642, "waterbird-water": 642},
 }
-
-
-def empirical_p(value: float, controls: Sequence[float]) -> float | None:
-    """The engine's one-sided empirical p: ``(1 + #{c ≤ value}) / (N + 1)``."""
-    if not controls:
-        return None
-    return (1 + sum(1 for c in controls if c <= value + 1e-12)) / (len(controls) + 1)
-
-
-def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def control_draw(neurons: Sequence[NeuronRef], split: str, draw: int, groups: Sequence[str]) -> dict[str, float]:
@@ -118,7 +102,8 @@ def signature(
     """Δtrain − Δtest per group against the same on every draw (the engine's rule)."""
     if "train" not in critical or "test" not in critical:
         return None
-    out: dict[str, Any] = {"critical_pp": {}, "control_mean_pp": {}, "control_sd_pp": {}, "p": {}, "verdict": {}}
+    keys = ("critical_pp", "control_mean_pp", "control_sd_pp", "p", "test_held", "verdict")
+    out: dict[str, Any] = {key: {} for key in keys}
     for g in groups:
         train, test = critical["train"].get(g), critical["test"].get(g)
         ctrl = [a - b for a, b in zip(draws_pp["train"][g], draws_pp["test"][g])]
@@ -126,8 +111,9 @@ def signature(
         mean, sd = mean_sd(ctrl)
         p = None if value is None else empirical_p(value, ctrl)
         out["critical_pp"][g], out["control_mean_pp"][g], out["control_sd_pp"][g], out["p"][g] = value, mean, sd, p
-        seen = value is not None and p is not None and value < 0 and p < SIGNIFICANCE
-        out["verdict"][g] = "seen" if seen else "not seen"
+        held = held_on_test(test, mean_sd(draws_pp["test"][g])[1])
+        out["test_held"][g] = held
+        out["verdict"][g] = "seen" if signature_seen(value, p, held) else "not seen"
     return out
 
 

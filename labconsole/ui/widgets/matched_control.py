@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -101,6 +102,11 @@ def verdict_line(found: Evidence, groups: Sequence[str], minority: set[str], pro
 def show_matched_rows(table: DataTable[str | Text], rows: Sequence[Row]) -> None:
     """The rows under the matched control's column heads (columns made again, sized to them)."""
     table.clear(columns=True)
-    table.add_columns(*MATCHED_COLUMNS)
+    # Widths from the cells themselves: a table re-made twice within one refresh (provisional,
+    # then all draws) could otherwise keep header-wide columns and cut its numbers.
+    for i, label in enumerate(MATCHED_COLUMNS):
+        cells = [row[i] for row in rows if i < len(row)]
+        width = max([cell_len(label)] + [c.cell_len if isinstance(c, Text) else cell_len(str(c)) for c in cells])
+        table.add_column(label, width=width)
     for row in rows:
         table.add_row(*row)
