@@ -42,7 +42,7 @@ class HeadlessPrinter:
                     parts.append(f"loss {event.train_loss:.4f}")
                 for split in ("train", "val", "test"):
                     if split in event.splits:
-                        parts.append(f"{split} WGA {pct(event.splits[split]['wga'])}")
+                        parts.append(f"{split} WGA {pct(event.splits[split].wga)}")
                 if event.is_best:
                     parts.append("[green]★ best[/]")
                 err.print("  ".join(parts))
@@ -124,4 +124,4 @@ def finetune_control_table(summary: RunSummary) -> str | None:
     ft = summary.finetune
     if ft is None or ft.control is None:
         return None
-    return "Stage II against its control (WGA, %)\n" + format_control_table(ft.model_dump(mode="json"))
+    return "Stage II against its control (WGA, %)\n" + format_control_table(ft)

@@ -260,4 +260,5 @@ def _finish(
     run.write_summary(summary)
     if status == STATUS_DONE:
         run.mark_done()
-    ctx.emit(RunFinished(run_id=ctx.run_id, status=status, summary=summary.to_json(), error=error), force=True)
+    snapshot = summary.model_copy(deep=True)  # the event must not change when the summary does
+    ctx.emit(RunFinished(run_id=ctx.run_id, status=status, summary=snapshot, error=error), force=True)

@@ -9,12 +9,12 @@ one example; its quantum is 1 / (size of the smallest group in the split).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import GroupInfo
+from labconsole.engine.records import SplitMetrics
 
 
 def group_correct_counts(
@@ -31,7 +31,10 @@ def split_metrics(
     total: Sequence[int] | torch.Tensor,
     groups: GroupInfo,
     train_proportions: Sequence[float] | None = None,
-) -> dict[str, Any]:
+) -> SplitMetrics:
+    """The split's record from per-group counts. Every field is given (None where a split has
+    no such number), so the record writes all of them: ``metrics.jsonl`` and ``summary.json``
+    keep one layout whatever the split holds."""
     correct = [int(c) for c in (correct.tolist() if isinstance(correct, torch.Tensor) else correct)]
     total = [int(t) for t in (total.tolist() if isinstance(total, torch.Tensor) else total)]
     acc = {name: (c / t if t else None) for name, c, t in zip(groups.group_names, correct, total)}
@@ -45,17 +48,17 @@ def split_metrics(
         train_weighted = sum(w * (c / t) for w, c, t in zip(weights, correct, total) if t) / norm
     else:
         train_weighted = None
-    return {
-        "groups": acc,
-        "group_counts": dict(zip(groups.group_names, total)),
-        "wga": present[worst] if worst else None,
-        "worst_group": worst,
-        "mean": sum(correct) / n if n else None,
-        "mean_train_weighted": train_weighted,
-        "mean_groups": sum(present.values()) / len(present) if present else None,
-        "wga_quantum": 1.0 / smallest if smallest else None,
-        "n": n,
-    }
+    return SplitMetrics(
+        groups=acc,
+        group_counts=dict(zip(groups.group_names, total)),
+        wga=present[worst] if worst else None,
+        worst_group=worst,
+        mean=sum(correct) / n if n else None,
+        mean_train_weighted=train_weighted,
+        mean_groups=sum(present.values()) / len(present) if present else None,
+        wga_quantum=1.0 / smallest if smallest else None,
+        n=n,
+    )
 
 
 @torch.no_grad()
@@ -80,7 +83,7 @@ def evaluate_cache(
     groups: GroupInfo,
     train_proportions: Sequence[float] | None = None,
     batch_size: int = 512,
-) -> dict[str, Any]:
+) -> SplitMetrics:
     pred = predict(model, cache, batch_size)
     correct, total = group_correct_counts(pred, cache.y, cache.g, groups.num_groups)
     return split_metrics(correct, total, groups, train_proportions)

@@ -11,16 +11,16 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+# Records are pydantic models: imported for the annotations only, so that importing the events
+# (the console does, before its first paint) does not load pydantic.
 if TYPE_CHECKING:
+    from labconsole.engine.records.base import Splits
     from labconsole.engine.records.sections import Readout
+    from labconsole.engine.records.summary import RunSummary
 
-# A split's metrics, as stored in summary.json and EpochResult:
-# {"groups": {name: acc}, "wga": float, "worst_group": name, "mean": float,
-#  "mean_train_weighted": float, "mean_groups": float, "wga_quantum": float, "n": int,
-#  "group_counts": {name: int}}
-SplitMetrics = dict[str, Any]
+DEFAULT_SELECTION = "best val WGA"  # how an epoch is selected unless a stage says otherwise
 
 
 def plain(value: object) -> object:
@@ -44,8 +44,9 @@ class Event:
     def kind(self) -> str:
         return type(self).__name__
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, **dataclasses.asdict(self)}
+    def to_dict(self) -> dict[str, object]:
+        """The event as a ``metrics.jsonl`` line: ``type`` and every field, records as their JSON."""
+        return {"type": self.kind, **{f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}}
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,18 @@ class Progress(Event):
 
 @dataclass(frozen=True)
 class EpochResult(Event):
+    """One epoch's evaluation: per split a ``records.SplitMetrics`` (per-group accuracies, WGA,
+    the named means, counts, worst group, WGA quantum)."""
+
     stage: str
     epoch: int
     total_epochs: int
-    splits: dict[str, SplitMetrics]
+    splits: Splits
     train_loss: float | None = None
     lr: float | None = None
     is_best: bool = False
     best_epoch: int | None = None
-    selection: str = "best val WGA"
+    selection: str = DEFAULT_SELECTION
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class ReadoutReady(Event):
 
     readout: Readout
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         r = self.readout
         return {
             "type": self.kind,
@@ -143,9 +147,18 @@ class LogRecord(Event):
 
 @dataclass(frozen=True)
 class RunFinished(Event):
+    """The end of a run. ``summary`` is the run's ``summary.json`` as it was written (a copy: the
+    event stays a snapshot); None where no run directory was written (demo engines)."""
+
     status: str  # "done" | "cancelled" | "failed"
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary | None = None
     error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        line = super().to_dict()
+        if self.summary is None:  # the line as it always read without a summary
+            line["summary"] = {}
+        return line
 
 
 class CancelToken(Protocol):

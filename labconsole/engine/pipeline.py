@@ -13,6 +13,7 @@ from labconsole.engine.context import StageContext
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.evaluate import evaluate_cache
+from labconsole.engine.records import Splits
 
 
 def ensure_dataset(ctx: StageContext) -> DatasetBundle:
@@ -100,12 +101,11 @@ def ensure_model(ctx: StageContext) -> nn.Module:
     return model
 
 
-def evaluate_splits(
-    ctx: StageContext, model: nn.Module, splits: tuple[str, ...] = ("train", "val", "test")
-) -> dict[str, Any]:
+def evaluate_splits(ctx: StageContext, model: nn.Module, splits: tuple[str, ...] = ("train", "val", "test")) -> Splits:
+    """Each of ``splits`` the dataset has, evaluated on its cached tensors."""
     bundle = ensure_dataset(ctx)
     proportions = bundle.train_group_proportions()
-    results = {}
+    results: Splits = {}
     for split in splits:
         if split in bundle.splits:
             ctx.check_cancel()  # a cancel should not wait for a whole evaluation

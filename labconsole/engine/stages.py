@@ -46,7 +46,7 @@ class Stage:
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("erm", erm.run_erm_stage, records.ErmResult),
+        Stage("erm", erm.train_erm, records.ErmResult),
         Stage("rare-score", rare.run_score_stage, records.RareScoreSection),
         Stage("rare-weights", rare.run_weights_stage, records.RareWeightsSection),
         Stage("rare-sensitivity", rare.run_sensitivity_stage, records.RareSensitivitySection),

@@ -20,7 +20,7 @@ from labconsole.engine.events import CancelToken, Emit, EpochResult
 from labconsole.errors import UserError
 
 if TYPE_CHECKING:  # pydantic models; imported lazily at run time
-    from labconsole.engine.records import Readout
+    from labconsole.engine.records import Manifest, Readout, RunSummary
     from labconsole.presets import Preset
 
 DATASETS: tuple[tuple[str, str], ...] = (
@@ -98,6 +98,31 @@ class RunEntry:
     def resumable(self) -> bool:
         """Interrupted: cancelled, failed, or still marked running by a process that is gone."""
         return self.status in ("cancelled", "failed", "running")
+
+
+@dataclass(frozen=True)
+class RunDetails:
+    """One run directory read through the engine's records: what Runs and Setup show of it."""
+
+    name: str
+    path: str
+    status: str  # as ``RunEntry.status``
+    manifest: Manifest
+    summary: RunSummary
+    config: str = ""  # the resolved config.toml ("" when there is none)
+
+
+@dataclass(frozen=True)
+class RareScorePoint:
+    """Paper B: the spurious score (and accuracies, fractions) with ``n`` spurious examples,
+    mean over seeds; ``spurious_score_se`` its standard error, ``p_value`` its test against n = 0."""
+
+    n: int
+    spurious_score: float | None
+    spurious_score_se: float | None = None
+    clean_acc: float | None = None
+    spurious_acc: float | None = None
+    p_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -221,8 +246,9 @@ class EnginePort(Protocol):
 
     def list_runs(self, root: str) -> list[RunEntry]: ...
 
-    def run_summary(self, run_dir: str) -> dict[str, Any]:
-        """``{"name", "path", "status", "manifest": {...}, "summary": {...}, "config": str}``."""
+    def run_summary(self, run_dir: str) -> RunDetails:
+        """The run's manifest, summary and config; ``UserError`` for a path that is not a run,
+        ``records.RunFormatError`` naming a file that cannot be read."""
         ...
 
     def run_epochs(self, run_dir: str) -> list[EpochResult]:
@@ -247,9 +273,8 @@ class EnginePort(Protocol):
         *,
         emit: Emit,
         cancel: CancelToken,
-    ) -> list[dict[str, Any]]:
-        """Paper B: train with n spurious examples for each n in ``counts``. One row per n:
-        ``{"n", "spurious_score", "spurious_score_se", "clean_acc", "spurious_acc", "p_value"}``."""
+    ) -> list[RareScorePoint]:
+        """Paper B: train with n spurious examples for each n in ``counts``; one point per n."""
         ...
 
     def theory_curve(

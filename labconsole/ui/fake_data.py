@@ -6,10 +6,13 @@ run, so snapshots are stable."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from labconsole.errors import UserError
 from labconsole.ui.engine_port import LayerInfo, PresetEntry, RunEntry
+
+if TYPE_CHECKING:  # pydantic models, imported where the numbers are made
+    from labconsole.engine.records import SplitMetrics, Splits
 
 GROUPS = ("landbird-land", "landbird-water", "waterbird-land", "waterbird-water")
 TRAIN_COUNTS = {"landbird-land": 3498, "landbird-water": 184, "waterbird-land": 56, "waterbird-water": 1057}
@@ -32,20 +35,23 @@ PRESETS = (
 )
 
 
-def split_metrics(accs: Sequence[float], quantum: float) -> dict[str, Any]:
+def split_metrics(accs: Sequence[float], quantum: float) -> SplitMetrics:
+    """A split's record with the numbers the console shows (no counts: the demo has no data)."""
+    from labconsole.engine.records import SplitMetrics
+
     groups = dict(zip(GROUPS, (round(a, 4) for a in accs)))
     worst = min(groups, key=groups.__getitem__)
-    return {
-        "groups": groups,
-        "wga": groups[worst],
-        "worst_group": worst,
-        "mean": round(sum(accs) / len(accs), 4),
-        "mean_groups": round(sum(accs) / len(accs), 4),
-        "wga_quantum": quantum,
-    }
+    return SplitMetrics(
+        groups=dict(groups),
+        wga=groups[worst],
+        worst_group=worst,
+        mean=round(sum(accs) / len(accs), 4),
+        mean_groups=round(sum(accs) / len(accs), 4),
+        wga_quantum=quantum,
+    )
 
 
-def epoch_splits(epoch: int, total: int) -> dict[str, dict[str, Any]]:
+def epoch_splits(epoch: int, total: int) -> Splits:
     """Majority groups near 1, minority groups climbing with the epochs."""
     t = epoch / max(total, 1)
     train = (0.98 + 0.01 * t, 0.55 + 0.40 * t, 0.50 + 0.45 * t, 0.97 + 0.02 * t)
@@ -58,7 +64,7 @@ def epoch_splits(epoch: int, total: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def fake_epoch_splits(stage: str, epoch: int, total: int) -> dict[str, dict[str, Any]]:
+def fake_epoch_splits(stage: str, epoch: int, total: int) -> Splits:
     """Fine-tuning starts where ERM left off and narrows the gap further."""
     return epoch_splits(epoch + (total if stage == "finetune" else 0), total * (2 if stage == "finetune" else 1))
 

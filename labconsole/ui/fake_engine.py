@@ -25,7 +25,7 @@ from labconsole.engine.events import (
 )
 from labconsole.errors import UserError
 from labconsole.ui import fake_rare
-from labconsole.ui.engine_port import DatasetCheck, PresetEntry, RunEntry, SessionSpec
+from labconsole.ui.engine_port import DatasetCheck, PresetEntry, RareScorePoint, RunDetails, RunEntry, SessionSpec
 from labconsole.ui.fake_data import PRESETS, RUNS, check_fake_checkpoint, epoch_splits, fake_epoch_splits
 from labconsole.ui.fake_rare import patched_digit
 from labconsole.ui.fake_session import FakeSession
@@ -92,7 +92,6 @@ class FakeEngine:
             emit(RunFinished(run_id=run_id, status="failed", error=self.fail_run))
             return run_dir
         losses: list[float] = []
-        summary: dict[str, Any] = {}
         for stage in ("erm", "finetune"):
             if stage not in preset.stages:
                 continue
@@ -100,9 +99,8 @@ class FakeEngine:
             best_epoch = self._stage(run_id, stage, min(self.epochs, epochs), losses, emit, cancel, first_epoch)
             if best_epoch is None:
                 return run_dir
-            summary[stage] = {"best_epoch": best_epoch}
             emit(LogRecord(run_id=run_id, level="info", message=f"{stage}: selected epoch {best_epoch} (best val WGA)"))
-        emit(RunFinished(run_id=run_id, status="done", summary=summary))
+        emit(RunFinished(run_id=run_id, status="done"))  # the demo writes no run directory
         return run_dir
 
     def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
@@ -136,7 +134,7 @@ class FakeEngine:
                     emit(
                         LogRecord(run_id=run_id, level="info", message=f"cancelled at epoch {epoch}; checkpoint saved")
                     )
-                    emit(RunFinished(run_id=run_id, status="cancelled", summary={"best_epoch": best_epoch}))
+                    emit(RunFinished(run_id=run_id, status="cancelled"))
                     return None
                 step += 1
                 losses.append(round(1.0 / (1 + 0.3 * len(losses)) + 0.05 * (len(losses) % 3), 4))
@@ -158,8 +156,9 @@ class FakeEngine:
                 if self.step_delay:
                     time.sleep(self.step_delay)
             splits = fake_epoch_splits(stage, epoch, total)
-            if splits["val"]["wga"] > best_wga:
-                best_wga, best_epoch = splits["val"]["wga"], epoch
+            val_wga = splits["val"].wga or 0.0
+            if val_wga > best_wga:
+                best_wga, best_epoch = val_wga, epoch
             emit(
                 EpochResult(
                     run_id=run_id,
@@ -221,26 +220,27 @@ class FakeEngine:
             for epoch in range(1, recorded + 1)
         ]
 
-    def run_summary(self, run_dir: str) -> dict[str, Any]:
+    def run_summary(self, run_dir: str) -> RunDetails:
+        from labconsole.engine.records import DatasetInfo, Manifest, RunSummary, Selection
+
         entry = self._run(run_dir)
         if entry is None:
             raise UserError(f"run directory not found: {run_dir}")
         epoch = 4 if entry.preset == "finetune" else 2
-        return {
-            "name": entry.name,
-            "path": entry.path,
-            "status": entry.status,
-            "manifest": {
-                "preset": entry.preset,
-                "variant": entry.variant,
-                "device": "cpu",
-                "backbone": "cifar_resnet8",
-                "dataset": "synthetic-waterbirds",
-                "selection": "best val WGA",
-            },
-            "summary": {"best_epoch": epoch, "splits": epoch_splits(epoch, 4)},
-            "config": "",
-        }
+        return RunDetails(
+            name=entry.name,
+            path=entry.path,
+            status=entry.status,
+            manifest=Manifest(
+                preset=entry.preset,
+                variant=entry.variant,
+                device="cpu",
+                backbone="cifar_resnet8",
+                dataset=DatasetInfo(name="synthetic-waterbirds"),
+                selection_rule="best val WGA",
+            ),
+            summary=RunSummary(splits=epoch_splits(epoch, 4), selection=Selection(rule="best val WGA", epoch=epoch)),
+        )
 
     def export_report(self, run_dir: str) -> list[str]:
         self.calls.append(("export_report", run_dir))
@@ -251,7 +251,7 @@ class FakeEngine:
 
     def rare_experiment(
         self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *, emit: Emit, cancel: CancelToken
-    ) -> list[dict[str, Any]]:
+    ) -> list[RareScorePoint]:
         return fake_rare.rare_experiment(pattern, counts, target_class, seeds, emit=emit, cancel=cancel)
 
     def theory_curve(

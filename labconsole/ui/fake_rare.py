@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
 
 from labconsole.engine.events import CancelToken, Emit, Progress, RunFinished, RunStarted
+from labconsole.ui.engine_port import RareScorePoint
 
 
 def rare_preview(pattern: str, image_size: int) -> list[list[float]]:
@@ -17,10 +17,10 @@ def rare_preview(pattern: str, image_size: int) -> list[list[float]]:
 
 def rare_experiment(
     pattern: str, counts: Sequence[int], target_class: int, seeds: int, *, emit: Emit, cancel: CancelToken
-) -> list[dict[str, Any]]:
+) -> list[RareScorePoint]:
     run_id = f"fake-rare-{pattern}"
     emit(RunStarted(run_id=run_id, preset=f"rare-{pattern}", run_dir="", stages=("rare",)))
-    rows: list[dict[str, Any]] = []
+    rows: list[RareScorePoint] = []
     strength = {"S1": 0.3, "S2": 0.6, "S3": 0.9, "R1": 0.2, "R2": 0.5, "R3": 0.8, "Inv": 0.7}.get(pattern, 0.5)
     for i, n in enumerate(counts):
         if cancel.is_set():
@@ -29,14 +29,14 @@ def rare_experiment(
         emit(Progress(run_id=run_id, stage="rare", epoch=i + 1, total_epochs=len(counts), step=1, total_steps=1))
         score = strength * (1 - math.exp(-n / 4)) if n else 0.002
         rows.append(
-            {
-                "n": n,
-                "spurious_score": round(score, 4),
-                "spurious_score_se": round(0.01 + 0.02 * score, 4),
-                "clean_acc": round(0.981 - 0.001 * i, 4),
-                "spurious_acc": round(0.981 - 0.6 * score, 4),
-                "p_value": None if n == 0 else round(math.exp(-3 * n * strength), 4),
-            }
+            RareScorePoint(
+                n=n,
+                spurious_score=round(score, 4),
+                spurious_score_se=round(0.01 + 0.02 * score, 4),
+                clean_acc=round(0.981 - 0.001 * i, 4),
+                spurious_acc=round(0.981 - 0.6 * score, 4),
+                p_value=None if n == 0 else round(math.exp(-3 * n * strength), 4),
+            )
         )
     emit(RunFinished(run_id=run_id, status="done"))
     return rows

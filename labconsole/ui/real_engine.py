@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labconsole.engine.events import CancelToken, Emit, EpochResult
+from labconsole.engine.events import DEFAULT_SELECTION, CancelToken, Emit, EpochResult
 from labconsole.errors import UserError
 from labconsole.ui.engine_port import (
     EMBEDDED_DATASETS,
@@ -22,6 +22,8 @@ from labconsole.ui.engine_port import (
     LayerInfo,
     PresetEntry,
     RankedNeuron,
+    RareScorePoint,
+    RunDetails,
     RunEntry,
     SessionSpec,
 )
@@ -285,21 +287,21 @@ class RealEngine:
 
         return epochs_from_records(RunDir(Path(run_dir)).events("EpochResult"))
 
-    def run_summary(self, run_dir: str) -> dict[str, JsonValue]:
+    def run_summary(self, run_dir: str) -> RunDetails:
         from labconsole.engine.runs import RunDir
 
         run = RunDir(Path(run_dir))
         if not run.path.is_dir():
             raise UserError(f"run directory not found: {run_dir}")
         manifest, summary = run.read_manifest(), run.read_summary()  # RunFormatError names the file
-        return {
-            "name": run.name,
-            "path": str(run.path),
-            "status": run.status(),
-            "manifest": manifest.to_json(),
-            "summary": summary.to_json(),
-            "config": run.config_text(),
-        }
+        return RunDetails(
+            name=run.name,
+            path=str(run.path),
+            status=run.status(),
+            manifest=manifest,
+            summary=summary,
+            config=run.config_text(),
+        )
 
     def export_report(self, run_dir: str) -> list[str]:
         from labconsole.report import write_report
@@ -324,7 +326,7 @@ class RealEngine:
 
     def rare_experiment(
         self, pattern: str, counts: Sequence[int], target_class: int, seeds: int, *, emit: Emit, cancel: CancelToken
-    ) -> list[dict[str, float | int | None]]:
+    ) -> list[RareScorePoint]:
         """Runs ``presets/rare/score-vs-n.toml`` for one pattern, then reads its summary."""
         overrides = [
             f'rare.patterns=["{pattern}"]',
@@ -337,19 +339,17 @@ class RealEngine:
 
         section = RunDir(Path(run_dir)).read_summary().rare_score
         table = section.per_pattern.get(pattern, {}) if section is not None else {}
-        rows: list[dict[str, float | int | None]] = []
-        for n, cell in sorted(table.items(), key=lambda item: int(item[0])):
-            rows.append(
-                {
-                    "n": int(n),
-                    "spurious_score": cell.score.mean,
-                    "spurious_score_se": cell.score.se,
-                    "clean_acc": cell.clean_acc.mean,
-                    "spurious_acc": cell.spurious_acc.mean,
-                    "p_value": cell.p_value,
-                }
+        return [
+            RareScorePoint(
+                n=int(n),
+                spurious_score=cell.score.mean,
+                spurious_score_se=cell.score.se,
+                clean_acc=cell.clean_acc.mean,
+                spurious_acc=cell.spurious_acc.mean,
+                p_value=cell.p_value,
             )
-        return rows
+            for n, cell in sorted(table.items(), key=lambda item: int(item[0]))
+        ]
 
     def theory_curve(
         self,
@@ -383,16 +383,40 @@ def final_stage_wga(summary: RunSummary, stages_done: Sequence[str]) -> tuple[st
     return "", None
 
 
-def epochs_from_records(records: Iterable[dict[str, Any]]) -> list[EpochResult]:
-    """``EpochResult`` records of a ``metrics.jsonl`` → events, in order; an epoch recorded
-    twice (run again after a resume) keeps its latest record, in the place of the first."""
-    fields = set(EpochResult.__dataclass_fields__)
+# What an EpochResult line cannot be without (the others have defaults).
+EPOCH_LINE_KEYS = ("run_id", "stage", "epoch", "total_epochs", "splits")
+
+
+def epochs_from_records(lines: Iterable[Mapping[str, object]]) -> list[EpochResult]:
+    """``EpochResult`` lines of a ``metrics.jsonl`` → events, in order, read through
+    ``records.EpochRecord``; an epoch recorded twice (run again after a resume) keeps its latest
+    line, in the place of the first. A line from another version of the engine (a key missing,
+    a value that does not fit) is skipped, not fatal."""
+    from pydantic import ValidationError
+
+    from labconsole.engine.records import EpochRecord
+
     latest: dict[tuple[str, int], EpochResult] = {}
-    for record in records:
-        try:
-            event = EpochResult(**{k: v for k, v in record.items() if k in fields})
-        except TypeError:  # a record from another version of the engine: skipped, not fatal
+    for line in lines:
+        if any(key not in line for key in EPOCH_LINE_KEYS):
             continue
+        try:
+            record = EpochRecord.model_validate(line)
+        except ValidationError:
+            continue
+        given = record.model_fields_set  # a line without a selection used the default rule
+        event = EpochResult(
+            run_id=str(line["run_id"]),
+            stage=record.stage,
+            epoch=record.epoch,
+            total_epochs=record.total_epochs or 0,
+            splits=record.splits,
+            train_loss=record.train_loss,
+            lr=record.lr,
+            is_best=record.is_best,
+            best_epoch=record.best_epoch,
+            selection=record.selection if "selection" in given else DEFAULT_SELECTION,
+        )
         latest[(event.stage, event.epoch)] = event
     return list(latest.values())
 

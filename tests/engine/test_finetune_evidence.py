@@ -158,15 +158,18 @@ def test_continued_erm_control_is_the_supervised_only_run_from_the_same_start(
 
 
 def test_control_table_prints_erm_method_control_and_the_difference() -> None:
+    from labconsole.engine.records import FinetuneSection
     from labconsole.engine.train.finetune import format_control_table
 
     text = format_control_table(
-        {
-            "wga_before": {"val": 0.667, "test": 0.6},
-            "wga_after": {"val": 0.1, "test": 0.147},
-            "control": {"wga_after": {"val": 0.593, "test": 0.627}},
-            "method_minus_control": {"val": 0.1 - 0.593, "test": 0.147 - 0.627},
-        }
+        FinetuneSection.model_validate(
+            {
+                "wga_before": {"val": 0.667, "test": 0.6},
+                "wga_after": {"val": 0.1, "test": 0.147},
+                "control": {"wga_after": {"val": 0.593, "test": 0.627}},
+                "method_minus_control": {"val": 0.1 - 0.593, "test": 0.147 - 0.627},
+            }
+        )
     )
     lines = text.splitlines()
     assert lines[1].split()[-2:] == ["66.7", "60.0"] and lines[1].startswith("ERM (start)")

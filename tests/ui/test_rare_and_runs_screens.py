@@ -118,29 +118,30 @@ async def test_the_rare_chart_shows_the_measured_points_with_error_bars(app_fact
         await wait_for(pilot, lambda: app.screen.query_one("#rare-table", DataTable).row_count == 7)
         await pilot.pause(0.2)
         assert app.screen.chart == "measured"
-        rows = sorted(app.screen.rows, key=lambda row: row["n"])
+        rows = sorted(app.screen.rows, key=lambda row: row.n)
         assert app.screen.plotted == {
-            "n": [row["n"] for row in rows],
-            "score_pct": [100 * row["spurious_score"] for row in rows],
-            "se_pct": [100 * row["spurious_score_se"] for row in rows],  # the error bars
+            "n": [row.n for row in rows],
+            "score_pct": [100 * row.spurious_score for row in rows],
+            "se_pct": [100 * row.spurious_score_se for row in rows],  # the error bars
         }
         await pilot.press("v")
         assert app.screen.chart == "theory"
 
 
 async def test_a_rare_run_shows_its_summary_in_runs(app_factory) -> None:
+    from labconsole.engine.records import RunSummary
     from labconsole.ui.screens.runs import summary_lines
 
-    info = {
-        "summary": {
+    summary = RunSummary.model_validate(
+        {
             "rare-score": {
                 "per_pattern": {"S3": {"0": {"score": {"mean": 0.01, "se": 0.002}}, "5": {"score": {"mean": 0.4}}}}
             }
         }
-    }
-    lines = [str(line) for line in summary_lines(info)]
+    )
+    lines = [str(line) for line in summary_lines(summary)]
     assert lines == ["rare-score S3: spurious score n=0 0.010±0.002, n=5 0.400"]
-    assert "no summary.json" in str(summary_lines({"summary": {}})[0])
+    assert "no summary.json" in str(summary_lines(RunSummary())[0])
 
 
 async def test_a_wrong_rare_field_is_named_until_it_is_fixed(app_factory) -> None:

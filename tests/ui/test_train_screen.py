@@ -248,7 +248,7 @@ async def test_every_epoch_shows_train_val_and_test_accuracy_per_group(app_facto
         assert [r[1] for r in rows] == ["train", "val", "test"] * 2
         last = app.job.epochs[-1]
         assert rows[3][2:6] == [
-            f"{100 * last.splits['train']['groups'][g]:.1f}" for g in last.splits["train"]["groups"]
+            f"{100 * accuracy:.1f}" for accuracy in last.splits["train"].groups.values()
         ]
         legend = str(app.screen.query_one("#epochs-legend", Static).content)
         assert "WL waterbird-land" in legend

@@ -200,6 +200,9 @@ from labconsole.engine.records.sections import (
     FinetuneBefore as FinetuneBefore,
 )
 from labconsole.engine.records.sections import (
+    FinetuneControl as FinetuneControl,
+)
+from labconsole.engine.records.sections import (
     FinetuneEpoch as FinetuneEpoch,
 )
 from labconsole.engine.records.sections import (

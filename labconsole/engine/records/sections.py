@@ -303,22 +303,30 @@ class OverlapSection(StageSection):
 
 
 class FinetuneBefore(Record):
+    """The ERM-selected model a fine-tuning run is compared with, and where it came from."""
+
     source: str = ""
     splits: Splits = Field(default_factory=dict)
 
 
 class FinetuneStart(Record):
+    """The checkpoint fine-tuning started from, and its metrics (epoch 0)."""
+
     checkpoint: str = ""
     note: str = ""
     kick_in_epoch: int | None = None
+    splits: Splits = Field(default_factory=dict)
 
 
 class FinetuneEpoch(Record):
+    """One point of the fine-tuning curve (epoch 0 = the starting model)."""
+
     epoch: int
     train_loss: float | None = None
     masked: str | None = None
     val_wga: float | None = None
     test_wga: float | None = None
+    train_wga: float | None = None  # last: written after the others, as the first runs wrote it
 
 
 class FinetuneControl(Record):

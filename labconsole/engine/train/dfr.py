@@ -12,7 +12,6 @@ other. Needs group labels (it is a group-aware baseline).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -20,12 +19,14 @@ from torch import nn
 
 from labconsole.config.finetune import DfrConfig
 from labconsole.engine.context import StageContext
+from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.evaluate import split_metrics
 from labconsole.engine.events import StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import forward_features, get_head
 from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
+from labconsole.engine.records import DfrSection, Selection
 from labconsole.engine.train.start import load_model_from
 from labconsole.errors import PresetError, UserError
 
@@ -47,7 +48,7 @@ def base_checkpoint(ctx: StageContext) -> tuple[Path, str]:
 
 
 @torch.no_grad()
-def penultimate_features(model: nn.Module, cache: Any, device: torch.device, batch_size: int) -> np.ndarray:
+def penultimate_features(model: nn.Module, cache: TensorCache, device: torch.device, batch_size: int) -> np.ndarray:
     model.eval()
     out = []
     with autocast_for(device):
@@ -99,7 +100,7 @@ def _wga(pred: np.ndarray, y: np.ndarray, g: np.ndarray, bundle: DatasetBundle) 
     return float(min(c / t for c, t in zip(correct, total) if t))
 
 
-def run_dfr_stage(ctx: StageContext) -> dict[str, Any]:
+def run_dfr_stage(ctx: StageContext) -> DfrSection:
     cfg = ctx.preset.finetune.dfr
     bundle = ensure_dataset(ctx)
     if len(bundle.groups.attr_names) < 2:
@@ -157,18 +158,20 @@ def run_dfr_stage(ctx: StageContext) -> dict[str, Any]:
         ctx.run.checkpoints / "dfr", model, {**model_meta(ctx, bundle), "stage": "dfr", "base": str(path), "C": best_c}
     )
     ctx.state["model"] = model
-    return {
-        "method": f"DFR: logistic regression ({cfg.penalty}) on penultimate features of a group-balanced half "
+    # The selection's C and its WGA per C, and the halves' sizes, are kept beyond the record's
+    # fields (extra keys): the report shows them as they are.
+    return DfrSection(
+        method=f"DFR: logistic regression ({cfg.penalty}) on penultimate features of a group-balanced half "
         f"of validation, C chosen by WGA on the other half, {cfg.balanced_draws} balanced draws averaged",
-        "base": source,
-        "selection": {
-            "rule": "C with best WGA on the held-out validation half",
-            "C": best_c,
-            "wga_by_C": {str(c): s for c, s in scores.items()},
-        },
-        "splits": {"test": after["test"], "val": after["val"], "val_held_out_half": held_out},
-        "wga_before": {s: before[s]["wga"] for s in before},
-        "wga_after": {"test": after["test"]["wga"], "val_held_out_half": held_out["wga"]},
-        "halves": {"train": len(half_a), "select": len(half_b)},
-        "checkpoint": str(out_path),
-    }
+        base=source,
+        selection=Selection(
+            rule="C with best WGA on the held-out validation half",
+            C=best_c,
+            wga_by_C={str(c): s for c, s in scores.items()},
+        ),
+        splits={"test": after["test"], "val": after["val"], "val_held_out_half": held_out},
+        wga_before={s: metrics.wga for s, metrics in before.items()},
+        wga_after={"test": after["test"].wga, "val_held_out_half": held_out.wga},
+        halves={"train": len(half_a), "select": len(half_b)},
+        checkpoint=str(out_path),
+    )

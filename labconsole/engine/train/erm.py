@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +18,9 @@ from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.pipeline import autocast_for, ensure_dataset, ensure_model, evaluate_splits, model_meta
+from labconsole.engine.records import ErmResult, Selection
 from labconsole.engine.train.batches import TrainBatches
-from labconsole.engine.train.state import TrainState, load_train_state, save_train_state
+from labconsole.engine.train.state import EpochLog, TrainState, load_train_state, save_train_state
 
 
 def make_optimizer(params: Iterable[nn.Parameter], cfg: ErmConfig) -> torch.optim.Optimizer:
@@ -48,7 +48,14 @@ def subsample_index(g: torch.Tensor, num_groups: int, generator: torch.Generator
     return torch.cat(parts)
 
 
-def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
+def run_erm_stage(ctx: StageContext) -> dict[str, object]:
+    """``train_erm``'s record as a mapping of its fields (typed values): the ``model`` stage
+    spreads it into its own section."""
+    return dict(train_erm(ctx))
+
+
+def train_erm(ctx: StageContext) -> ErmResult:
+    """Train by ERM, select an epoch (best val WGA or the last) and load its weights."""
     cfg = ctx.preset.erm
     bundle = ensure_dataset(ctx)
     model = ensure_model(ctx)
@@ -88,7 +95,7 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
         splits = evaluate_splits(ctx, model, ("train", "val", "test") if cfg.eval_train else ("val", "test"))
         val_loss = _loss_on(ctx, model, "val")
         scheduler.step(val_loss)
-        wga = splits["val"]["wga"] if "val" in splits else None
+        wga = splits["val"].wga if "val" in splits else None
         improved = cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga))
         if improved:
             state.best_wga, state.best_epoch, state.best_splits = wga, epoch, splits
@@ -97,7 +104,7 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
         if epoch in cfg.keep_epochs or (cfg.save_every and epoch % cfg.save_every == 0):
             save_checkpoint(ctx.run.checkpoints / f"epoch_{epoch:03d}", model, {**meta, "epoch": epoch})
         state.epoch = epoch
-        state.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+        state.history.append(EpochLog(epoch=epoch, train_loss=train_loss, val_loss=val_loss))
         save_train_state(ctx.run, "erm", model, optimizer, scheduler, batches.generator, state)
         ctx.emit(
             EpochResult(
@@ -117,11 +124,11 @@ def run_erm_stage(ctx: StageContext) -> dict[str, Any]:
     ctx.state["checkpoint"] = ctx.run.checkpoints / "best.safetensors"
     if state.best_splits and "train" not in state.best_splits:
         state.best_splits = {**evaluate_splits(ctx, model, ("train",)), **state.best_splits}
-    return {
-        "selection": {"rule": _selection_text(cfg), "epoch": state.best_epoch, "val_wga": state.best_wga},
-        "splits": state.best_splits,
-        "epochs": state.epoch,
-    }
+    return ErmResult(
+        selection=Selection(rule=_selection_text(cfg), epoch=state.best_epoch, val_wga=state.best_wga),
+        splits=state.best_splits,
+        epochs=state.epoch,
+    )
 
 
 def _selection_text(cfg: ErmConfig) -> str:

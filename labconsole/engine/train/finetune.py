@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import JsonValue
 from torch import nn
 
 from labconsole.config.finetune import FinetuneConfig
 from labconsole.engine.context import Cancelled, StageContext
+from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import get_head
 from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
+from labconsole.engine.records import FinetuneControl, FinetuneSection, Selection
 from labconsole.engine.stage1.neurons import Layer, eligible_layers
 from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
 from labconsole.engine.train.finetune_step import FinetuneModules, FinetuneStep, ProjectionHead
@@ -36,10 +38,11 @@ from labconsole.engine.train.finetune_summary import (
     finetune_summary,
     format_control_table,
     method_text,
+    split_wga,
 )
 from labconsole.engine.train.masking import WeightMask
 from labconsole.engine.train.start import evaluate_before, load_model_from, resolve_start_checkpoint
-from labconsole.engine.train.state import TrainState, load_train_state, save_train_state
+from labconsole.engine.train.state import EpochLog, TrainState, load_train_state, save_train_state
 from labconsole.engine.train.views import ViewBatches
 
 STAGE = "finetune"
@@ -56,7 +59,7 @@ def check_finetune_inputs(ctx: StageContext) -> None:
         minority_group_indices(ensure_dataset(ctx))  # raises a UserError naming the key
 
 
-def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
+def run_finetune_stage(ctx: StageContext) -> FinetuneSection:
     cfg = ctx.preset.finetune
     bundle = ensure_dataset(ctx)
     check_finetune_inputs(ctx)
@@ -100,7 +103,7 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if cfg.contrastive_weight == 0:
             mask = WeightMask(keep={}, kind="none", description="nothing (contrastive_weight = 0)")
-            mask_info: dict[str, Any] = {}
+            mask_info: dict[str, object] = {}
         else:
             mask, mask_info = _epoch_mask(ctx, model, layers, epoch)
             ctx.log(f"epoch {epoch}: auxiliary model masks {mask.description}")
@@ -108,20 +111,23 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
         train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
         splits = evaluate_splits(ctx, model, eval_splits)
         scheduler.step(validation_loss(ctx, model))
-        wga = splits.get("val", {}).get("wga")
+        wga = split_wga(splits, "val")
         improved = cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga))
         if improved:
             state.best_wga, state.best_epoch, state.best_splits = wga, epoch, splits
             save_checkpoint(ctx.run.checkpoints / "finetune-best", model, {**meta, "epoch": epoch, "val_wga": wga})
         save_checkpoint(ctx.run.checkpoints / "finetune-last", model, {**meta, "epoch": epoch})
         state.epoch = epoch
+        # the mask summary holds plain values only; validating checks it is JSON
         state.history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "mask": {**mask.summary(), **mask_info},
-                **curve_point(splits),
-            }
+            EpochLog.model_validate(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "mask": {**mask.summary(), **mask_info},
+                    **curve_point(splits),
+                }
+            )
         )
         save_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator, state)
         ctx.emit(
@@ -146,19 +152,21 @@ def run_finetune_stage(ctx: StageContext) -> dict[str, Any]:
     ctx.state["model"] = model
     ctx.state["finetuned_checkpoint"] = best
     summary = finetune_summary(ctx, cfg, state, before, start_path, start_note, selection)
-    if summary["mask_realised"]:
-        ctx.log(f"auxiliary mask: {summary['mask_realised']}")
-    if summary["warning"]:  # every console and log shows it, not only the report
-        ctx.log(summary["warning"], level="warning")
+    if summary.mask_realised:
+        ctx.log(f"auxiliary mask: {summary.mask_realised}")
+    if summary.warning:  # every console and log shows it, not only the report
+        ctx.log(summary.warning, level="warning")
     if cfg.control == "continued-erm":
-        summary.update(_continued_erm_control(ctx, cfg, start_path, summary))
+        summary.control = _continued_erm_control(ctx, cfg, start_path, summary)
+        after = summary.control.wga_after
+        summary.method_minus_control = {s: difference(summary.wga_after.get(s), after[s]) for s in ("val", "test")}
         ctx.log("Stage II against its control\n" + format_control_table(summary))
     return summary
 
 
 def _continued_erm_control(
-    ctx: StageContext, cfg: FinetuneConfig, start_path: Path, method: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: StageContext, cfg: FinetuneConfig, start_path: Path, method: FinetuneSection
+) -> FinetuneControl:
     """The control of a fine-tuning run: continued ERM from the same start with the same epochs,
     views, BatchNorm mode, optimiser, schedule, seed and selection rule, the supervised term
     alone (contrastive_weight = 0). Not resumable on its own: a resumed run computes it again."""
@@ -181,31 +189,27 @@ def _continued_erm_control(
     )
     step = FinetuneStep(model, control_cfg, ctx.device)
     step.set_mask(WeightMask(keep={}, kind="none", description="nothing (continued ERM)"))
-    state = TrainState(start_splits=method["start"]["splits"])
-    start_val = (state.start_splits.get("val") or {}).get("wga")
+    state = TrainState(start_splits=method.start.splits if method.start is not None else {})
+    start_val = split_wga(state.start_splits, "val")
     if cfg.selection == "best-val-wga-or-start":
         state.best_wga, state.best_epoch, state.best_splits = start_val, 0, state.start_splits
     started = time.monotonic()
-    curve = [{"epoch": 0, **curve_point(state.start_splits)}]
+    curve: list[dict[str, JsonValue]] = [{"epoch": 0, **curve_point(state.start_splits)}]
     for epoch in range(1, cfg.epochs + 1):
         ctx.log(f"control (continued ERM) epoch {epoch}/{cfg.epochs}")
         train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
         splits = evaluate_splits(ctx, model, ("val", "test"))
         scheduler.step(validation_loss(ctx, model))
-        wga = splits.get("val", {}).get("wga")
+        wga = split_wga(splits, "val")
         if cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga)):
             state.best_wga, state.best_epoch, state.best_splits = wga, epoch, splits
         curve.append({"epoch": epoch, "train_loss": train_loss, **curve_point(splits)})
-    after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
-    return {
-        "control": {
-            "method": "continued ERM: " + method_text(control_cfg),
-            "selection": {"rule": SELECTION_TEXT[cfg.selection], "epoch": state.best_epoch, "val_wga": state.best_wga},
-            "wga_after": after,
-            "history": curve,
-        },
-        "method_minus_control": {s: difference(method["wga_after"].get(s), after[s]) for s in ("val", "test")},
-    }
+    return FinetuneControl(
+        method="continued ERM: " + method_text(control_cfg),
+        selection=Selection(rule=SELECTION_TEXT[cfg.selection], epoch=state.best_epoch, val_wga=state.best_wga),
+        wga_after={split: split_wga(state.best_splits, split) for split in ("val", "test")},
+        history=curve,
+    )
 
 
 def _record_start(
@@ -214,14 +218,14 @@ def _record_start(
     model: nn.Module,
     state: TrainState,
     eval_splits: tuple[str, ...],
-    meta: dict[str, Any],
+    meta: dict[str, object],
     selection: str,
 ) -> None:
     """Epoch 0: the starting model, evaluated like every fine-tuning epoch and recorded, so
     curves start where fine-tuning starts and "best" can be compared with (or be) the start."""
     splits = evaluate_splits(ctx, model, eval_splits)
     state.start_splits = splits
-    wga = splits.get("val", {}).get("wga")
+    wga = split_wga(splits, "val")
     keep_start = cfg.selection == "best-val-wga-or-start"
     if keep_start:
         state.best_wga, state.best_epoch, state.best_splits = wga, 0, splits
@@ -253,7 +257,7 @@ def set_batchnorm_mode(model: nn.Module, mode: str) -> None:
 
 def _epoch_mask(
     ctx: StageContext, model: nn.Module, layers: list[Layer], epoch: int
-) -> tuple[WeightMask, dict[str, Any]]:
+) -> tuple[WeightMask, dict[str, object]]:
     cfg = ctx.preset.finetune
     needs_data = cfg.mask == "critical-neurons" and cfg.criterion in ("gradient", "combined")
     cache = _gradient_cache(ctx, epoch) if needs_data else None
@@ -262,15 +266,13 @@ def _epoch_mask(
     return build_epoch_mask(model, layers, cfg, cache=cache, bundle=ensure_dataset(ctx), seed=seed)
 
 
-def _gradient_cache(ctx: StageContext, epoch: int) -> Any:
+def _gradient_cache(ctx: StageContext, epoch: int) -> TensorCache:
     """The training examples searched for the worst CE: all of them, or a random pool."""
     cfg = ctx.preset.finetune
     bundle = ensure_dataset(ctx)
     train = bundle.split("train")
     if not cfg.gradient_pool or cfg.gradient_pool >= len(train):
         return ensure_cache(ctx, "train")
-    from labconsole.engine.data.cache import TensorCache
-
     generator = torch.Generator().manual_seed(ctx.preset.seed * 7919 + epoch)
     index = torch.randperm(len(train), generator=generator)[: cfg.gradient_pool]
     return TensorCache.from_split(train.subset(torch.sort(index).values), bundle, ctx.device)

@@ -4,10 +4,19 @@ really applied, the warning when it never beat its start, and the table against 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from labconsole.config.finetune import FinetuneConfig
 from labconsole.engine.context import StageContext
+from labconsole.engine.records import (
+    FinetuneBefore,
+    FinetuneEpoch,
+    FinetuneSection,
+    FinetuneStart,
+    Selection,
+    Splits,
+)
 from labconsole.engine.train.state import TrainState
 from labconsole.formatting import pct, pp
 
@@ -16,27 +25,35 @@ SELECTION_TEXT = {
     "best-val-wga-or-start": "best val WGA, start included",
     "last": "last epoch",
 }
+CURVE_SPLITS = ("train", "val", "test")
 
 
-def curve_point(splits: dict[str, Any]) -> dict[str, Any]:
-    return {f"{split}_wga": (splits.get(split) or {}).get("wga") for split in ("train", "val", "test")}
+def split_wga(splits: Splits, split: str) -> float | None:
+    """WGA of ``split`` (None: not evaluated there)."""
+    metrics = splits.get(split)
+    return metrics.wga if metrics is not None else None
 
 
-def format_control_table(summary: dict[str, Any]) -> str:
+def curve_point(splits: Splits) -> dict[str, float | None]:
+    """``{"train_wga", "val_wga", "test_wga"}`` of one epoch (None where not evaluated)."""
+    return {f"{split}_wga": split_wga(splits, split) for split in CURVE_SPLITS}
+
+
+def format_control_table(section: FinetuneSection) -> str:
     """ERM (the start), the method, continued ERM and method − control: val and test WGA (%)."""
-    control = summary.get("control") or {}
+    control = section.control.wga_after if section.control is not None else {}
     rows = [
-        ("ERM (start)", summary.get("wga_before") or {}),
-        ("Stage II recipe", summary.get("wga_after") or {}),
-        ("continued ERM (control)", control.get("wga_after") or {}),
+        ("ERM (start)", section.wga_before),
+        ("Stage II recipe", section.wga_after),
+        ("continued ERM (control)", control),
     ]
     lines = [f"{'':<26} {'val WGA':>9} {'test WGA':>9}"]
     for name, values in rows:
         lines.append(f"{name:<26}" + "".join(f" {pct(values.get(s)):>9}" for s in ("val", "test")))
-    diff = summary.get("method_minus_control") or {}
+    diff = section.method_minus_control
     lines.append(
         f"{'method − control (pp)':<26}"
-        + "".join(f" {pp(None if diff.get(s) is None else 100 * diff[s], digits=1):>9}" for s in ("val", "test"))
+        + "".join(f" {pp(None if (d := diff.get(s)) is None else 100 * d, digits=1):>9}" for s in ("val", "test"))
     )
     return "\n".join(lines)
 
@@ -45,56 +62,65 @@ def finetune_summary(
     ctx: StageContext,
     cfg: FinetuneConfig,
     state: TrainState,
-    before: dict[str, Any],
+    before: FinetuneBefore,
     start_path: Path,
     start_note: str,
     selection: str,
-) -> dict[str, Any]:
-    after = {split: (state.best_splits.get(split) or {}).get("wga") for split in ("val", "test")}
-    before_wga = {split: (before["splits"].get(split) or {}).get("wga") for split in ("val", "test")}
+) -> FinetuneSection:
+    after = {split: split_wga(state.best_splits, split) for split in ("val", "test")}
+    before_wga = {split: split_wga(before.splits, split) for split in ("val", "test")}
     gain = {s: difference(after[s], before_wga[s]) for s in ("val", "test")}
-    last_mask = state.history[-1]["mask"] if state.history else {}
-    start_val = (state.start_splits.get("val") or {}).get("wga")
-    epoch_vals = [float(h["val_wga"]) for h in state.history if h.get("val_wga") is not None]
+    last_mask = state.history[-1].mask if state.history else {}
+    start_val = split_wga(state.start_splits, "val")
+    epoch_vals = [h.val_wga for h in state.history if h.val_wga is not None]
     beat_start = None if start_val is None or not epoch_vals else max(epoch_vals) > start_val
-    return {
-        "variant": ctx.preset.variant,
-        "variant_options": cfg.variant_options(),
-        "method": method_text(cfg),
-        "selection": {"rule": selection, "epoch": state.best_epoch, "val_wga": state.best_wga},
-        "splits": state.best_splits,
-        "wga_before": before_wga,
-        "wga_after": after,
-        "wga_gain": gain,
-        "before": {"source": before["source"], "splits": before["splits"]},
-        "start": {
-            "checkpoint": str(start_path),
-            "note": start_note,
-            "kick_in_epoch": cfg.kick_in_epoch,
-            "splits": state.start_splits,
-        },
-        "beat_start_on_val": beat_start,
-        "warning": never_beat_start_text(start_val, epoch_vals)
-        if beat_start is False and start_val is not None
-        else None,
-        "epochs": state.epoch,
-        "contrastive_weight": cfg.contrastive_weight,
-        "batchnorm": cfg.batchnorm,
-        "mask_last_epoch": last_mask,
-        "mask_realised": mask_realised_text(cfg, last_mask),
-        "history": [
-            {"epoch": 0, "train_loss": None, "masked": None, **curve_point(state.start_splits)},
+    start_point = curve_point(state.start_splits)
+    return FinetuneSection(
+        variant=ctx.preset.variant,
+        variant_options=cfg.variant_options(),
+        method=method_text(cfg),
+        selection=Selection(rule=selection, epoch=state.best_epoch, val_wga=state.best_wga),
+        splits=state.best_splits,
+        wga_before=before_wga,
+        wga_after=after,
+        wga_gain=gain,
+        before=FinetuneBefore(source=before.source, splits=before.splits),
+        start=FinetuneStart(
+            checkpoint=str(start_path), note=start_note, kick_in_epoch=cfg.kick_in_epoch, splits=state.start_splits
+        ),
+        beat_start_on_val=beat_start,
+        warning=never_beat_start_text(start_val, epoch_vals) if beat_start is False and start_val is not None else None,
+        epochs=state.epoch,
+        contrastive_weight=cfg.contrastive_weight,
+        batchnorm=cfg.batchnorm,
+        mask_last_epoch=last_mask,
+        mask_realised=mask_realised_text(cfg, last_mask),
+        history=[
+            FinetuneEpoch(
+                epoch=0,
+                train_loss=None,
+                masked=None,
+                val_wga=start_point["val_wga"],
+                test_wga=start_point["test_wga"],
+                train_wga=start_point["train_wga"],
+            ),
             *(
-                {
-                    "epoch": h["epoch"],
-                    "train_loss": h["train_loss"],
-                    "masked": h["mask"].get("description"),
-                    **{k: h.get(k) for k in ("train_wga", "val_wga", "test_wga")},
-                }
+                FinetuneEpoch(
+                    epoch=h.epoch,
+                    train_loss=h.train_loss,
+                    masked=_text(h.mask.get("description")),
+                    val_wga=h.val_wga,
+                    test_wga=h.test_wga,
+                    train_wga=h.train_wga,
+                )
                 for h in state.history
             ),
         ],
-    }
+    )
+
+
+def _text(value: JsonValue) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def difference(after: float | None, before: float | None) -> float | None:
@@ -108,19 +134,19 @@ def never_beat_start_text(start_val: float, epoch_vals: list[float]) -> str:
     )
 
 
-def mask_realised_text(cfg: FinetuneConfig, mask: dict[str, Any]) -> str | None:
-    """ "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)": what the requested p really masked."""
+def mask_realised_text(cfg: FinetuneConfig, mask: dict[str, JsonValue]) -> str | None:
+    """ "p = 0.01 % of 336 neurons → 1 neuron (0.30 %)": what the requested p really masked
+    (``mask``: the epoch's mask summary, ``critical_mask.realised_size`` among it)."""
     if cfg.contrastive_weight == 0:
         return "no auxiliary branch (contrastive_weight = 0)"
     if "realised_count" not in mask:
         return None
-    unit = mask["realised_unit"]
+    unit = str(mask["realised_unit"])
     count = mask["realised_count"]
+    percent = mask["realised_percent"]
+    shown = f"{percent:.2f}" if isinstance(percent, int | float) else str(percent)
     noun = unit if count != 1 else unit.rstrip("s")
-    return (
-        f"p = {cfg.prune_percent:g} % of {mask['eligible_count']} {unit} → {count} {noun} "
-        f"({mask['realised_percent']:.2f} %)"
-    )
+    return f"p = {cfg.prune_percent:g} % of {mask['eligible_count']} {unit} → {count} {noun} ({shown} %)"
 
 
 def method_text(cfg: FinetuneConfig) -> str:

@@ -8,12 +8,12 @@ Order: the ERM stage of this run (``checkpoints/epoch_<kick-in>`` or ``best``), 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
 from labconsole.engine.context import StageContext
 from labconsole.engine.pipeline import ensure_dataset, evaluate_splits
+from labconsole.engine.records import FinetuneBefore
 from labconsole.errors import CheckpointError, PresetError
 
 
@@ -100,7 +100,7 @@ def load_model_from(ctx: StageContext, path: Path) -> nn.Module:
     bundle = ensure_dataset(ctx)
     m = ctx.preset.model
     sidecar = read_sidecar(path)
-    expected: dict[str, Any] = {
+    expected: dict[str, object] = {
         "backbone": m.backbone,
         "num_classes": bundle.groups.num_classes,
         "dataset": bundle.name,
@@ -122,8 +122,8 @@ def load_model_from(ctx: StageContext, path: Path) -> nn.Module:
     return model.to(ctx.device)
 
 
-def evaluate_before(ctx: StageContext, start: Path, start_model: nn.Module) -> dict[str, Any]:
+def evaluate_before(ctx: StageContext, start: Path, start_model: nn.Module) -> FinetuneBefore:
     """Val/test metrics of the ERM-selected model (the "before" of a before/after)."""
     path, source = erm_selected_checkpoint(ctx, start)
     model = start_model if path == start else load_model_from(ctx, path)
-    return {"source": f"{source} ({path})", "splits": evaluate_splits(ctx, model, ("val", "test"))}
+    return FinetuneBefore(source=f"{source} ({path})", splits=evaluate_splits(ctx, model, ("val", "test")))

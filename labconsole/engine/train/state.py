@@ -3,26 +3,50 @@
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import torch
+from pydantic import BaseModel, Field, JsonValue
 from torch import nn
 
+from labconsole.engine.records import Record, Splits
 from labconsole.engine.runs import RunDir, atomic_write_bytes
 
 
-@dataclass
-class TrainState:
+class EpochLog(Record):
+    """One finished epoch as training remembers it: ERM's losses; fine-tuning's loss, the mask
+    its auxiliary model used (plain values) and its WGA per split."""
+
+    epoch: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    mask: dict[str, JsonValue] = Field(default_factory=dict)
+    train_wga: float | None = None
+    val_wga: float | None = None
+    test_wga: float | None = None
+
+
+class TrainState(BaseModel):
+    """What a stage needs to go on after its last finished epoch. The resume file keeps it as
+    plain JSON values (``model_dump``), so it loads whatever classes the engine has by then."""
+
     epoch: int = 0
     best_wga: float | None = None
     best_epoch: int | None = None
-    best_splits: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    recent_losses: list[float] = field(default_factory=list)
+    best_splits: Splits = Field(default_factory=dict)
+    history: list[EpochLog] = Field(default_factory=list)
+    recent_losses: list[float] = Field(default_factory=list)
     # Fine-tuning's epoch 0: the starting model's metrics (empty until evaluated).
-    start_splits: dict[str, Any] = field(default_factory=dict)
+    start_splits: Splits = Field(default_factory=dict)
+
+
+class Scheduler(Protocol):
+    """A learning-rate scheduler as far as the resume file needs one."""
+
+    def state_dict(self) -> dict[str, object]: ...
+
+    def load_state_dict(self, state_dict: dict[str, object]) -> None: ...
 
 
 def _path(run: RunDir, stage: str) -> Path:
@@ -34,7 +58,7 @@ def save_train_state(
     stage: str,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    scheduler: Scheduler | None,
     generator: torch.Generator,
     state: TrainState,
 ) -> None:
@@ -46,7 +70,7 @@ def save_train_state(
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "state": asdict(state),
+            "state": state.model_dump(mode="json"),
         },
         buffer,
     )
@@ -58,7 +82,7 @@ def load_train_state(
     stage: str,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    scheduler: Any,
+    scheduler: Scheduler | None,
     generator: torch.Generator,
 ) -> TrainState | None:
     path = _path(run, stage)
@@ -71,4 +95,4 @@ def load_train_state(
         scheduler.load_state_dict(saved["scheduler"])
     generator.set_state(saved["generator"])
     torch.set_rng_state(saved["torch_rng"])
-    return TrainState(**saved["state"])
+    return TrainState.model_validate(saved["state"])

@@ -17,9 +17,10 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Select, Static
 from textual_plotext import PlotextPlot
 
+from labconsole.formatting import MISSING
 from labconsole.formatting import pct as percent
 from labconsole.ui.bridge import JobEnded
-from labconsole.ui.engine_port import RARE_PATTERNS
+from labconsole.ui.engine_port import RARE_PATTERNS, RareScorePoint
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.form import FieldRow, parse_int_list, parse_number
 from labconsole.ui.widgets.half_block import HalfBlockImage
@@ -39,9 +40,9 @@ class RareScreen(LabScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[RareScorePoint] = []
         self.chart = "theory"  # or "measured": the experiment's points with their error bars
-        self.plotted: dict[str, list[Any]] = {}  # the measured points last drawn
+        self.plotted: dict[str, list[float]] = {}  # the measured points last drawn
         self._theory: tuple[dict[str, list[float]], float, float] | None = None
 
     def compose_body(self) -> Iterable[Widget]:
@@ -133,21 +134,25 @@ class RareScreen(LabScreen):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        rows = sorted(self.rows, key=lambda row: row["n"])
+        # a point without a score (no seed finished) is not drawn
+        rows = sorted((row for row in self.rows if row.spurious_score is not None), key=lambda row: row.n)
         xs = [float(i) for i in range(len(rows))]  # evenly spaced: n spans 0 … 100s
         plt.title("measured: score % vs n, ± s.e.")  # short: plotext drops a wide title
         plt.xlabel("n spurious examples")
         plt.ylim(0, 100)
-        scores = [100 * float(row["spurious_score"]) for row in rows]
-        errors = [100 * float(row.get("spurious_score_se") or 0.0) for row in rows]
+        scores = [100 * (row.spurious_score or 0.0) for row in rows]
+        errors = [100 * (row.spurious_score_se or 0.0) for row in rows]
         plt.error(xs, scores, yerr=errors, label="score ± s.e.")
-        self.plotted = {"n": [row["n"] for row in rows], "score_pct": scores, "se_pct": errors}
+        self.plotted = {"n": [row.n for row in rows], "score_pct": scores, "se_pct": errors}
         plt.scatter(xs, scores, marker="●")
-        for key, label in (("clean_acc", "clean acc."), ("spurious_acc", "spurious acc.")):
-            values = [100 * float(row[key]) for row in rows if row.get(key) is not None]
+        for accuracies, label in (
+            ([row.clean_acc for row in rows], "clean acc."),
+            ([row.spurious_acc for row in rows], "spurious acc."),
+        ):
+            values = [100 * value for value in accuracies if value is not None]
             if len(values) == len(rows):
                 plt.plot(xs, values, label=label, marker="braille")
-        plt.xticks(xs, [str(row["n"]) for row in rows])
+        plt.xticks(xs, [str(row.n) for row in rows])
         plot.refresh()
 
     def _plot_theory(self, curve: dict[str, list[float]], noise: float, ridge: float) -> None:
@@ -198,7 +203,7 @@ class RareScreen(LabScreen):
             return
         engine = self.lab.engine
 
-        def work(emit: Any, cancel: Any) -> list[dict[str, Any]]:
+        def work(emit: Any, cancel: Any) -> list[RareScorePoint]:
             return engine.rare_experiment(pattern, counts, int(target), int(seeds), emit=emit, cancel=cancel)
 
         if self.lab.start_job("rare", f"rare {pattern}", work):
@@ -224,14 +229,13 @@ class RareScreen(LabScreen):
         table = self.query_one("#rare-table", DataTable)
         table.clear()
         for row in self.rows:
-            p_value = row.get("p_value")
             table.add_row(
-                str(row["n"]),
-                f"{row['spurious_score']:.3f}",
-                f"{row.get('spurious_score_se', 0):.3f}",
-                percent(row.get("clean_acc")),
-                percent(row.get("spurious_acc")),
-                "–" if p_value is None else f"{p_value:.3g}",
+                str(row.n),
+                _number(row.spurious_score, ".3f"),
+                _number(row.spurious_score_se, ".3f"),
+                percent(row.clean_acc),
+                percent(row.spurious_acc),
+                _number(row.p_value, ".3g"),
             )
         if self.rows:
             self.chart = "measured"
@@ -241,3 +245,7 @@ class RareScreen(LabScreen):
             f"{self.lab.job.label}: {status}; spurious score = share of test images whose target-class "
             "probability rises by > 0.1 with the pattern"
         )
+
+
+def _number(value: float | None, spec: str) -> str:
+    return MISSING if value is None else format(value, spec)

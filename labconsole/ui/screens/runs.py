@@ -4,7 +4,7 @@ export a report. Everything here is read from run directories, never from live o
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -17,62 +17,68 @@ from textual.widgets import DataTable, Static
 from labconsole.formatting import MISSING, pct, pp
 from labconsole.ui.bridge import JobEnded
 from labconsole.ui.dialogs.text_view import TextDialog
-from labconsole.ui.engine_port import RunEntry
+from labconsole.ui.engine_port import RunDetails, RunEntry
 from labconsole.ui.screens.base import LabScreen
+
+if TYPE_CHECKING:  # pydantic models: loaded with the first run read, not with the screen
+    from labconsole.engine.records import RunSummary
 
 STATUS_STYLE = {"done": "green", "running": "yellow", "cancelled": "magenta", "failed": "red"}
 
 
-def summary_table(info: dict[str, Any]) -> Table:
+def summary_table(summary: RunSummary) -> Table:
     """Per-split, per-group accuracy of a run's selected epoch, WGA and means."""
     table = Table(box=None, pad_edge=False)
-    splits = info.get("summary", {}).get("splits", {})
+    splits = summary.splits
     table.add_column("metric")
     for split in splits:
         table.add_column(f"{split} %", justify="right")
-    first: dict[str, Any] = next(iter(splits.values()), {})
-    groups = list(first.get("groups", {}))
-    for group in groups:
-        table.add_row(group, *(f"{100 * s['groups'].get(group, 0):.1f}" for s in splits.values()))
+    first = next(iter(splits.values()), None)
+    for group in first.groups if first is not None else {}:
+        table.add_row(group, *(_percent(s.groups.get(group)) for s in splits.values()))
     for key, label in (("wga", "worst-group (WGA)"), ("mean", "mean"), ("mean_groups", "mean over groups")):
-        if any(key in s for s in splits.values()):
-            table.add_row(
-                Text(label, style="bold" if key == "wga" else ""),
-                *(pct(s.get(key)) for s in splits.values()),
-            )
+        values = [getattr(s, key) for s in splits.values()]
+        if any(v is not None for v in values):
+            table.add_row(Text(label, style="bold" if key == "wga" else ""), *(pct(v) for v in values))
     return table
 
 
-def comparison_table(first: dict[str, Any], second: dict[str, Any], split: str = "test") -> Table:
+def _percent(value: float | None) -> str:
+    return MISSING if value is None else f"{100 * value:.1f}"
+
+
+def comparison_table(first: RunDetails, second: RunDetails, split: str = "test") -> Table:
     table = Table(title=f"{split} split", box=None)
     table.add_column("metric")
-    table.add_column(first["name"][:28], justify="right")
-    table.add_column(second["name"][:28], justify="right")
+    table.add_column(first.name[:28], justify="right")
+    table.add_column(second.name[:28], justify="right")
     table.add_column("Δ pp", justify="right")
-    a = first.get("summary", {}).get("splits", {}).get(split, {})
-    b = second.get("summary", {}).get("splits", {}).get(split, {})
-    rows = [
-        (g, a.get("groups", {}).get(g), b.get("groups", {}).get(g))
-        for g in dict.fromkeys([*a.get("groups", {}), *b.get("groups", {})])
+    a = first.summary.splits.get(split)
+    b = second.summary.splits.get(split)
+    a_groups = a.groups if a is not None else {}
+    b_groups = b.groups if b is not None else {}
+    rows = [(g, a_groups.get(g), b_groups.get(g)) for g in dict.fromkeys([*a_groups, *b_groups])]
+    rows += [
+        ("WGA", a.wga if a else None, b.wga if b else None),
+        ("mean", a.mean if a else None, b.mean if b else None),
     ]
-    rows += [("WGA", a.get("wga"), b.get("wga")), ("mean", a.get("mean"), b.get("mean"))]
     for name, x, y in rows:
         delta = MISSING if x is None or y is None else pp(100 * (y - x))
         table.add_row(name, pct(x), pct(y), delta)
     return table
 
 
-def stage_gains(info: dict[str, Any]) -> list[str]:
+def stage_gains(summary: RunSummary) -> list[str]:
     """One line per stage that reports WGA before and after it (fine-tuning, DFR, …)."""
     lines = []
-    for stage, result in info.get("summary", {}).items():
-        if not isinstance(result, dict) or "wga_before" not in result or "wga_after" not in result:
+    for stage, section in summary.stage_sections():
+        before, after = getattr(section, "wga_before", None), getattr(section, "wga_after", None)
+        if not isinstance(before, dict) or not isinstance(after, dict):
             continue
-        before, after = result["wga_before"], result["wga_after"]
         cells = [
-            f"{split} {100 * before[split]:.1f} → {100 * after[split]:.1f}"
+            f"{split} {100 * b:.1f} → {100 * a:.1f}"
             for split in ("val", "test")
-            if isinstance(before.get(split), (int, float)) and isinstance(after.get(split), (int, float))
+            if isinstance(b := before.get(split), (int, float)) and isinstance(a := after.get(split), (int, float))
         ]
         if cells:
             lines.append(f"{stage}: WGA % before → after: " + ", ".join(cells))
@@ -94,60 +100,63 @@ def wga_label(run: RunEntry) -> str:
     return f"{100 * run.test_wga:.1f}" + (f" {stage}" if stage else "")
 
 
-def rare_lines(summary: dict[str, Any]) -> list[str]:
+def rare_lines(summary: RunSummary) -> list[str]:
     """Paper B runs: the spurious score per pattern and n (mean ± s.e. over seeds)."""
+    from labconsole.engine.records import RareScoreSection
+
     lines = []
-    for stage, result in summary.items():
-        per_pattern = result.get("per_pattern") if isinstance(result, dict) else None
-        if not isinstance(per_pattern, dict):
+    for stage, section in summary.stage_sections():
+        if not isinstance(section, RareScoreSection):
             continue
-        for pattern, per_n in per_pattern.items():
+        for pattern, per_n in section.per_pattern.items():
             cells = []
-            for n, cell in sorted(
-                (per_n or {}).items(), key=lambda item: int(item[0]) if str(item[0]).isdigit() else 0
-            ):
-                score = (cell or {}).get("score") or {}
-                if isinstance(score.get("mean"), (int, float)):
-                    se = score.get("se")
-                    cells.append(f"n={n} {score['mean']:.3f}" + (f"±{se:.3f}" if isinstance(se, (int, float)) else ""))
+            for n, cell in sorted(per_n.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
+                score = cell.score
+                if score.mean is not None:
+                    se = f"±{score.se:.3f}" if score.se is not None else ""
+                    cells.append(f"n={n} {score.mean:.3f}{se}")
             if cells:
                 lines.append(f"{stage} {pattern}: spurious score " + ", ".join(cells))
     return lines
 
 
-def other_stage_lines(summary: dict[str, Any]) -> list[str]:
+def other_stage_lines(summary: RunSummary) -> list[str]:
     """A line per finished stage that has neither per-split accuracies nor a rare-lab table."""
-    skip = {"preset", "variant", "selection", "splits", "epochs", "erm", "model", "kind", "schema_version"}
+    from labconsole.engine.records import RareScoreSection
+
     lines = []
-    for stage, result in summary.items():
-        if stage in skip or not isinstance(result, dict) or "per_pattern" in result:
+    for stage, section in summary.stage_sections():
+        if stage in ("erm", "model") or isinstance(section, RareScoreSection):
             continue
-        numbers = [f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        numbers = [
+            f"{k} {v:.4g}"
+            for k, v in section.to_json().items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
         lines.append(f"{stage}: " + (", ".join(numbers[:4]) if numbers else "done (see the report, e)"))
     return lines
 
 
-def run_detail(run: RunEntry, info: dict[str, Any] | None, status: str = "") -> Table:
+def run_detail(run: RunEntry, info: RunDetails | None, status: str = "") -> Table:
     grid = Table.grid()
     grid.add_row(
         Text(f"{run.path} · {status or run.status} · preset {preset_label(run)} · variant {run.variant}", style="bold")
     )
     if info is not None:
-        for line in summary_lines(info):
+        for line in summary_lines(info.summary):
             grid.add_row(line)
     return grid
 
 
-def summary_lines(info: dict[str, Any]) -> list[Table | Text]:
+def summary_lines(summary: RunSummary) -> list[Table | Text]:
     """What a run's summary.json says: per-split accuracies, gains per stage, rare-lab scores;
     "no summary.json yet" only when there is none."""
-    summary = info.get("summary") or {}
     out: list[Table | Text] = []
-    if summary.get("splits"):
-        out.append(summary_table(info))
-        out += [Text(line) for line in stage_gains(info)]
+    if summary.splits:
+        out.append(summary_table(summary))
+        out += [Text(line) for line in stage_gains(summary)]
     out += [Text(line) for line in rare_lines(summary)]
-    if not summary.get("splits"):
+    if not summary.splits:
         out += [Text(line) for line in other_stage_lines(summary)]
     if not out:
         out.append(Text("no summary.json yet: no stage has finished (u resumes an interrupted run)", style="dim"))
@@ -169,7 +178,7 @@ class RunsScreen(LabScreen):
         super().__init__()
         self.runs: list[RunEntry] = []
         self.picked: list[str] = []
-        self.summaries: dict[str, dict[str, Any]] = {}  # run path -> run_summary(), read once
+        self.summaries: dict[str, RunDetails] = {}  # run path -> run_summary(), read once
 
     def compose_body(self) -> Iterable[Widget]:
         with Vertical(id="runs-body"):
@@ -259,7 +268,7 @@ class RunsScreen(LabScreen):
             return
         detail.update(run_detail(run, None, status))
 
-        def loaded(info: dict[str, Any]) -> None:
+        def loaded(info: RunDetails) -> None:
             self.summaries[run.path] = info
             if self.current() == run:
                 detail.update(run_detail(run, info, self.live_status(run)))
@@ -274,14 +283,14 @@ class RunsScreen(LabScreen):
         if run is None:
             return
 
-        def show(info: dict[str, Any]) -> None:
-            manifest = info.get("manifest", {})
+        def show(info: RunDetails) -> None:
+            manifest = info.manifest.to_json()
             head = " · ".join(f"{k} {v}" for k, v in manifest.items() if isinstance(v, (str, int, float)))
             body = Table.grid()
             body.add_row(Text(head, style="dim"))
-            for line in summary_lines(info):
+            for line in summary_lines(info.summary):
                 body.add_row(line)
-            self.app.push_screen(TextDialog(f"Run {info['name']} ({info['status']})", body))
+            self.app.push_screen(TextDialog(f"Run {info.name} ({info.status})", body))
 
         self.lab.bridge.call(
             "Reading the run", self.lab.engine.run_summary, run.path, on_result=show, group="runs-open"
@@ -306,10 +315,10 @@ class RunsScreen(LabScreen):
         engine = self.lab.engine
         first, second = self.picked
 
-        def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        def both() -> tuple[RunDetails, RunDetails]:
             return engine.run_summary(first), engine.run_summary(second)
 
-        def show(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        def show(pair: tuple[RunDetails, RunDetails]) -> None:
             self.app.push_screen(TextDialog("Compare runs", comparison_table(*pair)))
 
         self.lab.bridge.call("Comparing runs", both, on_result=show, group="runs-compare")

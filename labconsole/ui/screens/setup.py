@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
 
 from textual import on
 from textual.binding import Binding
@@ -20,6 +19,7 @@ from labconsole.ui.engine_port import (
     EMBEDDED_DATASETS,
     DatasetCheck,
     LayerInfo,
+    RunDetails,
     RunEntry,
     SessionPort,
     SessionSpec,
@@ -49,39 +49,39 @@ def run_dir_of(checkpoint: str) -> str:
     return head if sep else checkpoint
 
 
-def run_model_and_data(info: dict[str, Any]) -> tuple[str, str]:
+def run_model_and_data(info: RunDetails) -> tuple[str, str]:
     """(backbone, dataset) of a run: its resolved config.toml, else its manifest."""
     import tomllib
 
     try:
-        config = tomllib.loads(info.get("config") or "")
+        config = tomllib.loads(info.config)
     except tomllib.TOMLDecodeError:
         config = {}
-    manifest = info.get("manifest", {})
-    dataset = config.get("data", {}).get("dataset") or manifest.get("dataset") or ""
-    if isinstance(dataset, dict):  # the engine's manifest: {"name", "layout", "root"}
-        dataset = dataset.get("name", "")
-    return str(config.get("model", {}).get("backbone") or manifest.get("backbone") or ""), str(dataset)
+    manifest = info.manifest
+    dataset = config.get("data", {}).get("dataset") or (manifest.dataset.name if manifest.dataset else "")
+    return str(config.get("model", {}).get("backbone") or manifest.backbone or ""), str(dataset)
 
 
-def manifest_line(info: dict[str, Any]) -> str:
-    manifest = info.get("manifest", {})
+def manifest_line(info: RunDetails) -> str:
+    manifest = info.manifest
     backbone, dataset = run_model_and_data(info)
     parts = []
-    if manifest.get("preset"):
-        parts.append(f"preset {manifest['preset']}" + (" (smoke)" if manifest.get("smoke") else ""))
+    if manifest.preset:
+        parts.append(f"preset {manifest.preset}" + (" (smoke)" if manifest.smoke else ""))
     if backbone or dataset:
         parts.append(" on ".join(p for p in (backbone, dataset) if p))
-    if manifest.get("stages_done"):
-        parts.append("stages done: " + ", ".join(manifest["stages_done"]))
-    for key in ("variant", "device", "selection"):
-        if isinstance(manifest.get(key), str) and manifest[key]:
-            parts.append(f"{key} {manifest[key]}")
-    summary = info.get("summary", {})
-    selection = summary.get("selection")
-    best = summary.get("best_epoch", selection.get("epoch") if isinstance(selection, dict) else None)
-    if best is not None:
-        parts.append(f"selected epoch {best}")
+    if manifest.stages_done:
+        parts.append("stages done: " + ", ".join(manifest.stages_done))
+    for key, value in (
+        ("variant", manifest.variant),
+        ("device", manifest.device),
+        ("selection", manifest.selection_rule),
+    ):
+        if value:
+            parts.append(f"{key} {value}")
+    selection = info.summary.selection
+    if selection is not None and selection.epoch is not None:
+        parts.append(f"selected epoch {selection.epoch}")
     return " · ".join(parts) or "no manifest.json in this run"
 
 
@@ -234,7 +234,7 @@ class SetupScreen(LabScreen):
             on_error=lambda error: manifest.update(f"✗ {describe_error('reading the run', error)}"),
         )
 
-    def _show_run(self, info: dict[str, Any]) -> None:
+    def _show_run(self, info: RunDetails) -> None:
         """The run's manifest, and its backbone and dataset in the form: a checkpoint decides both."""
         self.query_one("#manifest", Static).update(manifest_line(info))
         backbone, dataset = run_model_and_data(info)

@@ -329,7 +329,8 @@ class TrainScreen(LabScreen):
         table = self.query_one("#epochs-table", DataTable)
         table.clear(columns=True)
         first = next((e for epochs in stage_epochs.values() for e in epochs), None)
-        groups = list(next(iter(first.splits.values()), {}).get("groups", {})) if first else []
+        first_split = next(iter(first.splits.values()), None) if first else None
+        groups = list(first_split.groups) if first_split is not None else []
         short = group_abbreviations(groups)
         table.add_columns("ep", "split", *(short[g] for g in groups), "WGA", "★")
         several = len(stage_epochs) > 1
@@ -338,13 +339,12 @@ class TrainScreen(LabScreen):
                 shown = [s for s in ("train", "val", "test") if s in e.splits]
                 for i, split in enumerate(shown):
                     data = e.splits[split]
-                    accs = data.get("groups", {})
                     label = f"{STAGE_LETTER.get(stage, stage[:1].upper())}{e.epoch}" if several else str(e.epoch)
                     table.add_row(
                         label if i == 0 else "",
                         split,
-                        *(pct(accs.get(g)) for g in groups),
-                        pct(data.get("wga")),
+                        *(pct(data.groups.get(g)) for g in groups),
+                        pct(data.wga),
                         "★" if e.epoch == best.get(stage) and split == "val" else "",
                     )
         legend = " · ".join(f"{short[g]} {g}" for g in groups)

@@ -38,15 +38,11 @@ class GroupAccuracyChart(PlotextPlot):
         plt.ylim(0, 100)
         if points:
             xs = [e.epoch for e in points]
-            groups = list(points[0].splits[self.split].get("groups", {}))
-            for group in groups:
-                plt.plot(
-                    xs,
-                    [100 * e.splits[self.split]["groups"].get(group, 0.0) for e in points],
-                    label=group,
-                    marker="braille",
-                )
-            plt.plot(xs, [100 * e.splits[self.split]["wga"] for e in points], label="WGA", marker="hd")
+            metrics = [e.splits[self.split] for e in points]
+            for group in metrics[0].groups:
+                # 0 where an epoch has no number for the group (no example of it in the split)
+                plt.plot(xs, [100 * (m.groups.get(group) or 0.0) for m in metrics], label=group, marker="braille")
+            plt.plot(xs, [100 * (m.wga or 0.0) for m in metrics], label="WGA", marker="hd")
             if best_epoch is not None:
                 plt.vline(best_epoch, "white")
             if len(xs) <= 12:
