@@ -9,12 +9,16 @@ record's own lines.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from labconsole.engine.records import ConsoleReadout, ReadoutSplit, SessionManifest
+from labconsole.engine.records import (
+    ConsoleReadout,
+    RankingLine,
+    ReadoutSplit,
+    SessionSetup,
+    parse_session_line,
+)
 from labconsole.report import plots
 from labconsole.report.doc import MISSING, Figure, Section, Table, Text, is_number, pct, pp
 from labconsole.report.source import RunSource
@@ -23,43 +27,46 @@ KIND = "console-session"  # labconsole.engine.stage1.session_record.KIND (not im
 MAX_RANKED_SHOWN = 10
 
 
-def manifest_of(src: RunSource) -> dict[str, Any]:
-    """The run's manifest as plain JSON (a ``records.Manifest`` keeps the session's extra keys)."""
-    manifest: Any = src.manifest
-    if hasattr(manifest, "model_dump"):
-        dumped: dict[str, Any] = manifest.model_dump(mode="json")
-        return dumped
-    return dict(manifest or {})
-
-
 def is_session(src: RunSource) -> bool:
-    return manifest_of(src).get("kind") == KIND
+    return src.manifest.kind == KIND
 
 
-def read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The record's lines and how many could not be read (a torn last line)."""
-    lines, torn = [], 0
+@dataclass
+class SessionLines:
+    """A session record's ``readouts.jsonl`` read through its records. The counts are of lines
+    of each kind, whether or not they could be read; ``torn``: lines that are not JSON."""
+
+    rankings: list[RankingLine] = field(default_factory=list)
+    readouts: list[ConsoleReadout] = field(default_factory=list)
+    ranking_lines: int = 0
+    readout_lines: int = 0
+    torn: int = 0
+
+
+def read_lines(path: Path) -> SessionLines:
+    """The record's rankings and readouts, in order (a torn last line is counted, not fatal)."""
+    found = SessionLines()
     if not path.exists():
-        return [], 0
+        return found
     for text in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             line = json.loads(text)
         except json.JSONDecodeError:
-            torn += 1
+            found.torn += 1
             continue
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines, torn
-
-
-def readout_line(line: dict[str, Any]) -> ConsoleReadout | None:
-    """A readout line as its record (an older flat line is its own readout); None when it does
-    not fit."""
-    payload = line if isinstance(line.get("readout"), dict) else {**line, "readout": line}
-    try:
-        return ConsoleReadout.model_validate(payload)
-    except ValidationError:
-        return None
+        if not isinstance(line, dict):
+            continue
+        record = parse_session_line(line)
+        if isinstance(record, RankingLine):
+            found.rankings.append(record)
+            found.ranking_lines += 1
+        elif isinstance(record, ConsoleReadout):
+            found.readouts.append(record)
+            found.readout_lines += 1
+        else:  # a line of either kind that does not fit its record is counted, not shown
+            found.ranking_lines += record.kind == "ranking"
+            found.readout_lines += record.kind == "readout"
+    return found
 
 
 def readout_label(line: ConsoleReadout) -> str:
@@ -72,10 +79,10 @@ def readout_label(line: ConsoleReadout) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _pm(value: Any, spread: Any) -> str:
-    if not is_number(value):
+def _pm(value: float | None, spread: float | None) -> str:
+    if value is None:
         return MISSING
-    return pp(value) + (f" ± {spread:.2f}" if is_number(spread) and spread > 0 else "")
+    return pp(value) + (f" ± {spread:.2f}" if spread is not None and spread > 0 else "")
 
 
 def readouts_section(readouts: list[ConsoleReadout], groups: list[str], minority: list[str]) -> Section:
@@ -90,8 +97,8 @@ def readouts_section(readouts: list[ConsoleReadout], groups: list[str], minority
         quantum: float | None = None
         for line in readouts:
             readout = line.readout
-            data = readout.splits.get(split) or ReadoutSplit()
-            control = (readout.control or {}).get(split) or ReadoutSplit()
+            data = readout.split(split)
+            control = readout.control_split(split) or ReadoutSplit()
             baseline = baseline or data.baseline
             quantum = quantum if quantum is not None else readout.wga_quantum_pp.get(split)
             std = f" σ={readout.std:g}" if is_number(readout.std) and readout.mode != "zero" else ""
@@ -121,8 +128,7 @@ def readouts_section(readouts: list[ConsoleReadout], groups: list[str], minority
     if groups and splits:
         split = splits[-1]
         series = {
-            readout_label(x)[:40]: [(x.readout.splits.get(split) or ReadoutSplit()).delta_pp.get(g) for g in groups]
-            for x in readouts[-12:]
+            readout_label(x)[:40]: [x.readout.split(split).delta_pp.get(g) for g in groups] for x in readouts[-12:]
         }
         section.add(
             Figure(
@@ -141,9 +147,9 @@ def readouts_section(readouts: list[ConsoleReadout], groups: list[str], minority
 def sections(src: RunSource, shown: set[str]) -> list[Section]:
     if not is_session(src):
         return []
-    manifest = SessionManifest.model_validate(manifest_of(src))
-    lines, torn = read_lines(src.path / "readouts.jsonl")
-    model = manifest.model
+    manifest = src.manifest
+    lines = read_lines(src.path / "readouts.jsonl")
+    model = manifest.model or SessionSetup()
     # The session's own device when it recorded one, else the run's.
     given = model.model_fields_set  # a field the file left out reads "?", not its default
     device = (model.device if "device" in given else "") or manifest.device or "auto"
@@ -163,46 +169,39 @@ def sections(src: RunSource, shown: set[str]) -> list[Section]:
                 ["groups", ", ".join(manifest.group_names)],
                 ["minority groups", ", ".join(manifest.minority_groups) or MISSING],
                 ["opened", manifest.created or "?"],
-                [
-                    "rankings / readouts",
-                    f"{sum(1 for x in lines if x.get('type') == 'ranking')} / "
-                    f"{sum(1 for x in lines if x.get('type') == 'readout')}",
-                ],
+                ["rankings / readouts", f"{lines.ranking_lines} / {lines.readout_lines}"],
             ],
             title="model used",
         )
     )
-    if torn:
-        head.add(Text(f"readouts.jsonl has {torn} unreadable line(s) (skipped)", kind="warning"))
-    rankings = [x for x in lines if x.get("type") == "ranking"]
-    if rankings:
-        body = []
-        for line in rankings:
-            top = [f"{layer}#{index}" for layer, index, *_ in (line.get("neurons") or [])[:MAX_RANKED_SHOWN]]
-            body.append(
-                [
-                    str(line.get("seq", "?")),
-                    str(line.get("criterion", "?")),
-                    str(line.get("group") or "all groups"),
-                    f"{line.get('scope') or 'global'} k={line.get('k', '?'):g}"
-                    if isinstance(line.get("k"), (int, float))
-                    else str(line.get("scope") or "global"),
-                    str(len(line.get("neurons") or [])),
-                    ", ".join(top),
-                ]
-            )
+    if lines.torn:
+        head.add(Text(f"readouts.jsonl has {lines.torn} unreadable line(s) (skipped)", kind="warning"))
+    if lines.rankings:
         head.add(
             Table(
                 columns=["#", "criterion", "group", "scope", "neurons", f"first {MAX_RANKED_SHOWN}"],
-                rows=body,
+                rows=[ranking_row(line) for line in lines.rankings],
                 title="rankings computed in the console",
             )
         )
     out = [head]
-    readouts = [r for r in (readout_line(x) for x in lines if x.get("type") == "readout") if r is not None]
-    if readouts:
-        out.append(readouts_section(readouts, list(manifest.group_names), list(manifest.minority_groups)))
+    if lines.readouts:
+        out.append(readouts_section(lines.readouts, list(manifest.group_names), list(manifest.minority_groups)))
     else:
         head.add(Text("no readouts in this session yet", kind="note"))
     shown.add("readouts.jsonl")
     return out
+
+
+def ranking_row(line: RankingLine) -> list[str]:
+    """#, criterion, group, scope (with its k where the line has one), count, first neurons."""
+    top = [f"{layer}#{index}" for layer, index, _ in line.neurons[:MAX_RANKED_SHOWN]]
+    scope = line.scope or "global"
+    return [
+        "?" if line.seq is None else str(line.seq),
+        line.criterion or "?",
+        line.group or "all groups",
+        f"{scope} k={line.k:g}" if "k" in line.model_fields_set else scope,
+        str(len(line.neurons)),
+        ", ".join(top),
+    ]

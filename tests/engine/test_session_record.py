@@ -37,7 +37,7 @@ def test_lines_are_appended_in_order_and_a_torn_last_line_is_skipped(tmp_path: P
     assert again.readouts()[0].readout.splits["test"].delta_pp["waterbird-land"] == -4.0
     assert again.entries()[1]["checkpoint"] == MODEL.checkpoint  # the model each line was made on
     manifest = again.manifest()
-    assert manifest["kind"] == "console-session" and manifest["minority_groups"] == ["landbird-water", "waterbird-land"]
+    assert manifest.kind == "console-session" and manifest.minority_groups == ["landbird-water", "waterbird-land"]
     assert RunDir(record.path).status() == "done"  # never offered for resuming
 
 

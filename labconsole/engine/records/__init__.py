@@ -79,6 +79,15 @@ from labconsole.engine.records.console import (
 from labconsole.engine.records.console import (
     SessionManifest as SessionManifest,
 )
+from labconsole.engine.records.console import (
+    RankingLine as RankingLine,
+)
+from labconsole.engine.records.console import (
+    SessionLine as SessionLine,
+)
+from labconsole.engine.records.console import (
+    parse_session_line as parse_session_line,
+)
 from labconsole.engine.records.evidence import (
     Evidence as Evidence,
 )

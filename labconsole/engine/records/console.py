@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, JsonValue, ValidationError
 
 from labconsole.engine.records.base import Record, VersionedRecord
 from labconsole.engine.records.manifest import Manifest, SessionSetup
@@ -23,6 +23,38 @@ class ConsoleReadout(Record):
     std: float | None = None
     seeds: int = 1
     readout: Readout
+
+
+class RankingLine(Ranking):
+    """A ranking line of a console session record (``readouts.jsonl``): the ranking and its
+    place in the session (a line without a criterion still reads)."""
+
+    criterion: str = ""
+    seq: int | None = None
+
+
+class SessionLine(Record):
+    """Any line of a console session record: which kind it is ("ranking" | "readout")."""
+
+    kind: str = Field(default="", alias="type")
+
+
+def parse_session_line(line: dict[str, JsonValue]) -> RankingLine | ConsoleReadout | SessionLine:
+    """A ``readouts.jsonl`` line as its record: a ranking, a readout (an older flat line is its
+    own readout), else the bare ``SessionLine`` (another kind, or a line that does not fit)."""
+    try:
+        head = SessionLine.model_validate(line)
+    except ValidationError:  # a "type" that is not text
+        return SessionLine()
+    try:
+        if head.kind == "ranking":
+            return RankingLine.model_validate(line)
+        if head.kind == "readout":
+            payload = line if isinstance(line.get("readout"), dict) else {**line, "readout": line}
+            return ConsoleReadout.model_validate(payload)
+    except ValidationError:
+        pass
+    return head
 
 
 class ConsoleSession(VersionedRecord):

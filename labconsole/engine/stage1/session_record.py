@@ -22,11 +22,17 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 
-from labconsole.engine.records import ConsoleReadout, DatasetInfo, Manifest, Ranking, SessionSetup
+from labconsole.engine.records import (
+    ConsoleReadout,
+    DatasetInfo,
+    Manifest,
+    Ranking,
+    RunFormatError,
+    SessionSetup,
+)
 from labconsole.engine.runs import RunDir, list_runs
 
 KIND = "console-session"
@@ -52,7 +58,7 @@ class SessionRecord:
     def __init__(self, path: Path) -> None:
         self.run = RunDir(Path(path))
         self._lock = threading.Lock()
-        self._seq = max((int(line.get("seq") or 0) for line in self.entries()), default=0)
+        self._seq = max((_seq_of(line) for line in self.entries()), default=0)
 
     @property
     def path(self) -> Path:
@@ -71,21 +77,19 @@ class SessionRecord:
     ) -> SessionRecord:
         run = RunDir.create(Path(root), KIND, 0, when=when)
         run.write_manifest(
-            Manifest.model_validate(
-                {
-                    "preset": KIND,
-                    "status": "done",
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "device": model.device,
-                    "dataset": DatasetInfo(name=model.dataset, root=model.data_root or None),
-                    # beyond the run manifest: what identifies the session's model and groups
-                    "kind": KIND,
-                    "model": model.to_json(),
-                    "backbone": model.backbone,
-                    "group_names": list(group_names),
-                    "train_group_counts": {str(k): int(v) for k, v in train_group_counts.items()},
-                    "minority_groups": minority_of(train_group_counts),
-                }
+            Manifest(
+                preset=KIND,
+                status="done",
+                created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                device=model.device,
+                dataset=DatasetInfo(name=model.dataset, root=model.data_root or None),
+                # beyond the run manifest: what identifies the session's model and groups
+                kind=KIND,
+                model=model.model_copy(),
+                backbone=model.backbone,
+                group_names=list(group_names),
+                train_group_counts={str(k): int(v) for k, v in train_group_counts.items()},
+                minority_groups=minority_of(train_group_counts),
             )
         )
         run.write_summary({"kind": KIND})  # no training: the readouts are the results
@@ -97,10 +101,11 @@ class SessionRecord:
     def find(cls, root: Path | str, model: SessionSetup) -> SessionRecord | None:
         """The newest record of a session on the same model under ``root``, if any."""
         for run in list_runs(Path(root)):  # newest first
-            manifest = run.manifest()
-            if manifest.get("kind") == KIND and same_model(
-                SessionSetup.model_validate(manifest.get("model") or {}), model
-            ):
+            try:
+                manifest = run.read_manifest()
+            except RunFormatError:  # someone else's or a torn manifest: not a record to continue
+                continue
+            if manifest.kind == KIND and same_model(manifest.model or SessionSetup(), model):
                 return cls(run.path)
         return None
 
@@ -113,29 +118,36 @@ class SessionRecord:
         train_group_counts: Mapping[str, int],
     ) -> SessionRecord:
         found = cls.find(root, model)
-        if found is not None and list(found.manifest().get("group_names") or []) == list(group_names):
+        if found is not None and found.manifest().group_names == list(group_names):
             return found
         return cls.create(root, model, group_names, train_group_counts)
 
     # -- contents --------------------------------------------------------------------------------
-    def manifest(self) -> dict[str, Any]:
-        return self.run.manifest()
+    def manifest(self) -> Manifest:
+        """The record's manifest (its ``kind``, ``model``, groups); ``RunFormatError`` naming the
+        file when it cannot be read."""
+        return self.run.read_manifest()
 
     @property
     def model(self) -> SessionSetup:
-        return SessionSetup.model_validate(self.manifest().get("model") or {})
+        """The model the record was made on (an empty setup where its manifest cannot be read:
+        a line is still appended, without the checkpoint it was made on)."""
+        try:
+            return self.manifest().model or SessionSetup()
+        except RunFormatError:
+            return SessionSetup()
 
-    def add_ranking(self, ranking: Ranking) -> dict[str, Any]:
+    def add_ranking(self, ranking: Ranking) -> dict[str, JsonValue]:
         return self._append("ranking", ranking.to_json())
 
-    def add_readout(self, readout: ConsoleReadout) -> dict[str, Any]:
+    def add_readout(self, readout: ConsoleReadout) -> dict[str, JsonValue]:
         return self._append("readout", readout.to_json())
 
-    def _append(self, kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    def _append(self, kind: str, payload: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
         """One line, appended and flushed; returns it as written (with ``type``, ``seq``, ``t``)."""
         with self._lock:
             self._seq += 1
-            line = {**dict(payload), "type": kind, "seq": self._seq, "t": time.time()}
+            line: dict[str, JsonValue] = {**payload, "type": kind, "seq": self._seq, "t": time.time()}
             line.setdefault("checkpoint", self.model.checkpoint)
             text = json.dumps(line, default=_json_default)
             with open(self.path / READOUTS, "a", encoding="utf-8") as handle:
@@ -153,7 +165,7 @@ class SessionRecord:
                 continue
         return out
 
-    def entries(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def entries(self, kind: str | None = None) -> list[dict[str, JsonValue]]:
         """Every line in order; a torn last line (a crash mid-write) is skipped, not fatal."""
         path = self.path / READOUTS
         if not path.exists():
@@ -169,11 +181,17 @@ class SessionRecord:
         return out
 
 
-def _json_default(value: Any) -> Any:
+def _seq_of(line: Mapping[str, JsonValue]) -> int:
+    seq = line.get("seq")
+    return seq if isinstance(seq, int) else 0
+
+
+def _json_default(value: object) -> object:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     if isinstance(value, Path):
         return str(value)
-    if hasattr(value, "item"):
-        return value.item()
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
