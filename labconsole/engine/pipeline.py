@@ -4,7 +4,6 @@ per run and kept in ``ctx.state`` so later stages reuse what earlier stages made
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +38,7 @@ def ensure_cache(ctx: StageContext, split: str) -> TensorCache:
     return caches[split]
 
 
-def model_meta(ctx: StageContext, bundle: DatasetBundle) -> dict[str, Any]:
+def model_meta(ctx: StageContext, bundle: DatasetBundle) -> dict[str, object]:
     """What a checkpoint sidecar records: enough to rebuild the model and to refuse a misfit."""
     m = ctx.preset.model
     return {
@@ -82,7 +81,7 @@ def build_model(ctx: StageContext) -> nn.Module:
     return model.to(ctx.device)
 
 
-def _check_sidecar(path: Path, expected: dict[str, Any]) -> None:
+def _check_sidecar(path: Path, expected: dict[str, object]) -> None:
     from labconsole.engine.models.checkpoint import read_sidecar
     from labconsole.errors import CheckpointError
 
@@ -113,7 +112,7 @@ def evaluate_splits(ctx: StageContext, model: nn.Module, splits: tuple[str, ...]
     return results
 
 
-def autocast_for(device: torch.device) -> Any:
+def autocast_for(device: torch.device) -> torch.autocast:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labconsole.engine.context import StageContext
 from labconsole.engine.runs import RunDir
@@ -24,9 +24,13 @@ if TYPE_CHECKING:
 # -- the run's own configuration -----------------------------------------------------------------
 
 
-def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+# A value of a parsed TOML file (tomllib types it Any): a table, an array or a scalar.
+TomlValue = object
+
+
+def flatten(table: Mapping[str, TomlValue], prefix: str = "") -> dict[str, TomlValue]:
     """``{"erm": {"lr": 0.1}}`` → ``{"erm.lr": 0.1}``; lists and scalars are leaves."""
-    out: dict[str, Any] = {}
+    out: dict[str, TomlValue] = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
         if isinstance(value, Mapping) and value and not any("." in str(k) for k in value):
@@ -36,7 +40,7 @@ def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(run_config: str, preset_config: str) -> list[tuple[str, Any, Any]]:
+def config_differences(run_config: str, preset_config: str) -> list[tuple[str, TomlValue, TomlValue]]:
     """(key, the run's value, the given value) for every key of the run's resolved config that
     the given one sets otherwise. Keys the run's file lacks are not compared: they were unset
     (TOML has no null) or added by a later version, and read back as their defaults."""
@@ -106,7 +110,7 @@ def check_resume_config(run: RunDir, preset_toml: str) -> None:
         )
 
 
-def _show(value: Any) -> str:
+def _show(value: TomlValue) -> str:
     return "(unset)" if value is None else repr(value)
 
 

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import JsonValue
 
@@ -224,7 +223,7 @@ class RunDir:
         p = self.path / "config.toml"
         return p.read_text(encoding="utf-8") if p.exists() else ""
 
-    def events(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
+    def events(self, kind: str | None = None) -> Iterator[dict[str, JsonValue]]:
         """Recorded events; a torn last line (crash mid-write) is skipped, not fatal."""
         p = self.path / "metrics.jsonl"
         if not p.exists():
@@ -235,7 +234,7 @@ class RunDir:
                     record = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if kind is None or record.get("type") == kind:
+                if isinstance(record, dict) and (kind is None or record.get("type") == kind):
                     yield record
 
     @property

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+from pydantic import JsonValue
 from torch import nn
 
 from labconsole.config.finetune import FinetuneConfig
@@ -91,11 +91,11 @@ def critical_neurons(
     cache: TensorCache | None = None,
     bundle: DatasetBundle | None = None,
     seed: int = 0,
-) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+) -> tuple[list[tuple[str, int]], dict[str, JsonValue]]:
     """The neurons to mask, and plain-value details of how they were chosen."""
     names = [layer.name for layer in layers]
     chosen: list[tuple[str, int]] = []
-    info: dict[str, Any] = {"criterion": cfg.criterion, "percent": cfg.prune_percent}
+    info: dict[str, JsonValue] = {"criterion": cfg.criterion, "percent": cfg.prune_percent}
     if cfg.criterion in ("magnitude", "combined"):
         scores = magnitude_scores(layers, cfg.norm)
         if cfg.per_layer_normalise:
@@ -132,7 +132,7 @@ def build_epoch_mask(
     cache: TensorCache | None = None,
     bundle: DatasetBundle | None = None,
     seed: int = 0,
-) -> tuple[WeightMask, dict[str, Any]]:
+) -> tuple[WeightMask, dict[str, JsonValue]]:
     """The auxiliary model's mask for one epoch, computed from the target's current weights.
 
     ``info`` states the realised size next to the requested one: p = 0.01 % of 336 neurons is
@@ -150,7 +150,7 @@ def build_epoch_mask(
     return neuron_mask(model, layers, neurons), {"mask": "critical-neurons", **info, **size}
 
 
-def realised_size(masked: int, total: int, unit: str) -> dict[str, Any]:
+def realised_size(masked: int, total: int, unit: str) -> dict[str, JsonValue]:
     """How many units the mask really holds, of how many, as a percentage."""
     percent = 100.0 * masked / total if total else 0.0
     return {

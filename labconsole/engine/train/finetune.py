@@ -103,7 +103,7 @@ def run_finetune_stage(ctx: StageContext) -> FinetuneSection:
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if cfg.contrastive_weight == 0:
             mask = WeightMask(keep={}, kind="none", description="nothing (contrastive_weight = 0)")
-            mask_info: dict[str, object] = {}
+            mask_info: dict[str, JsonValue] = {}
         else:
             mask, mask_info = _epoch_mask(ctx, model, layers, epoch)
             ctx.log(f"epoch {epoch}: auxiliary model masks {mask.description}")
@@ -257,7 +257,7 @@ def set_batchnorm_mode(model: nn.Module, mode: str) -> None:
 
 def _epoch_mask(
     ctx: StageContext, model: nn.Module, layers: list[Layer], epoch: int
-) -> tuple[WeightMask, dict[str, object]]:
+) -> tuple[WeightMask, dict[str, JsonValue]]:
     cfg = ctx.preset.finetune
     needs_data = cfg.mask == "critical-neurons" and cfg.criterion in ("gradient", "combined")
     cache = _gradient_cache(ctx, epoch) if needs_data else None

@@ -16,7 +16,6 @@ import io
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from torch import nn
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten
 from labconsole.engine.pipeline import ensure_cache, ensure_dataset
+from labconsole.engine.records import GradcamSection
 from labconsole.engine.runs import atomic_write_bytes
 from labconsole.errors import PresetError, UserError
 
@@ -118,7 +118,7 @@ def gradcam_arrays(images: torch.Tensor, maps: dict[str, torch.Tensor]) -> bytes
     return buffer.getvalue()
 
 
-def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
+def run_gradcam_stage(ctx: StageContext) -> GradcamSection:
     from labconsole.engine.train.dfr import base_checkpoint
     from labconsole.engine.train.start import load_model_from
 
@@ -151,13 +151,14 @@ def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
         for gi, pe, pf in zip(groups, predictions["ERM"], predictions["fine-tuned"])
     ]
     atomic_write_bytes(ctx.run.path / GRADCAM_NPZ, gradcam_arrays(raw, maps))
-    result = {
+    group_names = [bundle.groups.group_names[gi] for gi in groups]
+    result: dict[str, object] = {  # gradcam.json: what the report draws the panels with
         "layer": layer,
         "output_index": cfg.output_index,
         "split": cfg.split,
         "examples": index,
         "erm": erm_source,
-        "groups": [bundle.groups.group_names[gi] for gi in groups],
+        "groups": group_names,
         "predictions": predictions,
         "models": list(maps),
         "labels": labels,
@@ -173,4 +174,16 @@ def run_gradcam_stage(ctx: StageContext) -> dict[str, Any]:
                 description=f"GradCAM at {layer}, output {cfg.output_index}: ERM vs fine-tuned",
             )
         )
-    return {k: v for k, v in result.items() if k != "labels"} | {"artifacts": [GRADCAM_JSON, GRADCAM_NPZ]}
+    # The examples, the ERM's source and the predictions are kept beyond the record's fields.
+    return GradcamSection(
+        layer=layer,
+        output_index=cfg.output_index,
+        split=cfg.split,
+        examples=index,
+        erm=erm_source,
+        groups=group_names,
+        predictions=predictions,
+        models=list(maps),
+        arrays=GRADCAM_NPZ,
+        artifacts=[GRADCAM_JSON, GRADCAM_NPZ],
+    )
