@@ -4,6 +4,7 @@ known answer, the memorization signature, and the flipped examples."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -185,3 +186,91 @@ def test_gradient_bn_train_uses_batch_statistics_and_restores_the_running_ones()
     assert same_state(train_session.model, saved)
     assert not train_session.model.training
     assert any(not torch.allclose(a[name], b[name]) for name in a)
+
+
+# -- the layer-matched control in one walk, with partial results ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def critical_set():  # type: ignore[no-untyped-def]
+    session = tiny_session()
+    top = session.rank("gradient", group=0, k=3)
+    return [(layer, index) for layer, index, _ in top]
+
+
+def test_one_walk_over_the_draws_gives_the_numbers_of_the_two_calls_it_replaces(critical_set) -> None:  # type: ignore[no-untyped-def]
+    """The console used to ask for the first 3 draws, then for all 20; one call now walks the 20
+    draws once and sends the first 3's result on the way: the same draws, the same numbers."""
+    kwargs: dict[str, Any] = {"mode": "noise", "std": 0.05, "seeds": 2, "seed": 5}
+    first_three = evidence_readout(tiny_session(), critical_set, draws=3, **kwargs)
+    all_twenty = evidence_readout(tiny_session(), critical_set, draws=20, **kwargs)
+    partials: list[dict[str, Any]] = []
+    session = tiny_session()
+    saved = state_copy(session.model)
+    found = evidence_readout(session, critical_set, draws=20, first_draws=3, on_partial=partials.append, **kwargs)
+    assert partials and partials[0] == first_three
+    assert found == all_twenty
+    assert found["control_neurons"][:3] == first_three["control_neurons"]
+    assert same_state(session.model, saved)
+
+
+def test_partial_results_arrive_with_more_draws_each_time(critical_set, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import labconsole.engine.stage1.evidence as evidence
+
+    monkeypatch.setattr(evidence, "PARTIAL_RATE", 1e9)  # no rate limit: every batch sends its result
+    partials: list[dict[str, Any]] = []
+    counts: list[tuple[int, int]] = []
+    found = evidence_readout(
+        tiny_session(),
+        critical_set,
+        draws=8,
+        first_draws=3,
+        seed=5,
+        on_partial=partials.append,
+        progress=lambda done, total: counts.append((done, total)),
+    )
+    assert [p["draws"] for p in partials] == [3, 6]  # the batches 3, 3, 2; the last is the result
+    assert counts == [(0, 8), (3, 8), (6, 8), (8, 8)]
+    for part in partials:
+        k = part["draws"]
+        assert part["control_neurons"] == found["control_neurons"][:k]
+        for split in ("train", "test"):
+            assert part["critical"][split] == found["critical"][split]
+            for group, values in part["draws_pp"][split].items():
+                assert values == found["draws_pp"][split][group][:k]
+                critical = part["critical"][split][group]
+                assert part["p"][split][group] == empirical_p(critical, values)
+
+
+def test_partial_results_are_rate_limited_after_the_first(critical_set, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import labconsole.engine.stage1.evidence as evidence
+
+    monkeypatch.setattr(evidence, "PARTIAL_RATE", 1e-6)  # one a week: only the first gets through
+    partials: list[dict[str, Any]] = []
+    evidence_readout(tiny_session(), critical_set, draws=8, first_draws=2, seed=5, on_partial=partials.append)
+    assert [p["draws"] for p in partials] == [2]
+
+
+def test_a_cancelled_matched_control_stops_after_the_batch_it_is_in(critical_set) -> None:  # type: ignore[no-untyped-def]
+    from labconsole.engine.context import Cancelled
+
+    class CancelAfterTheFirstDraws:
+        cancelled = False
+
+        def is_set(self) -> bool:
+            return self.cancelled
+
+    session = tiny_session()
+    saved = state_copy(session.model)
+    token = CancelAfterTheFirstDraws()
+    session.cancel = token
+    partials: list[int] = []
+
+    def first_draws_in(part: dict[str, Any]) -> None:
+        partials.append(part["draws"])
+        token.cancelled = True  # Esc while the first draws are shown
+
+    with pytest.raises(Cancelled):
+        evidence_readout(session, critical_set, draws=20, first_draws=3, seed=5, on_partial=first_draws_in)
+    assert partials == [3]
+    assert same_state(session.model, saved)  # every edit reverted

@@ -4,7 +4,9 @@
   critical set has there (the same per-layer histogram; the critical neurons themselves are
   excluded when the layer has enough others), so a drop that comes from the layer — not from the
   neurons — shows in the control too. The unmatched control (neurons from anywhere) stays as an
-  option. Each draw is one readout; the control's mean ± sd is over draws.
+  option. Each draw is one readout; the control's mean ± sd is over draws. The draws can be
+  walked a batch at a time, with the result over the draws so far after each (the console's
+  provisional numbers); each draw is still walked once.
 * **Significance and the memorization signature.** The empirical p of each critical Δ against
   its draws, and Paper A's signature (train drops, test holds) with its verdict: the numbers
   and the rule are in ``evidence_stats``, shared with the sweep's over-seeds table.
@@ -19,14 +21,17 @@ draws are comparable number for number.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from labconsole.engine.context import Cancelled
 from labconsole.engine.records.evidence import Evidence
 from labconsole.engine.records.sections import Readout, ReadoutSplit
+from labconsole.engine.stage1.call_progress import CallProgress, RateLimited, rate_limited
 from labconsole.engine.stage1.evidence_stats import empirical_p, signature
 from labconsole.engine.stage1.evidence_stats import verdict_line as verdict_line  # read from here by the CLI
 from labconsole.engine.stage1.interventions import Intervention
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
 
 CONTROL_KINDS = ("layer-matched", "anywhere")
 MAX_FLIPS_LISTED = 500  # per group, split and direction; the counts are always exact
+PARTIAL_RATE = 2.0  # partial results a second at most, after the first (each redraws a table)
+OnPartial = Callable[[dict[str, Any]], None]
 
 
 # -- control draws ---------------------------------------------------------------------------------
@@ -179,6 +186,27 @@ def flips(
     return out
 
 
+def draw_batches(total: int, first: int) -> list[range]:
+    """The control draws in the order they are walked: the first ``first`` of them (with the
+    critical set), then the rest ``first`` at a time; one batch of all when ``first`` is 0 or
+    covers them. Each draw is walked once, whatever the batches."""
+    total, first = max(0, int(total)), max(0, int(first))
+    if first == 0 or first >= total:
+        return [range(total)]
+    return [range(start, min(start + first, total)) for start in range(0, total, first)]
+
+
+@dataclass
+class _SplitEvidence:
+    """What the walk over one split has measured so far: the baseline and the critical set's
+    Δ and flips (from the first batch), and each control draw's accuracies, in draw order."""
+
+    base: list[float | None]
+    critical: dict[str, float | None]
+    flips: dict[str, dict[str, Any]]
+    control_afters: list[list[float | None]] = field(default_factory=list)
+
+
 def evidence_readout(
     session: Session,
     neurons: Sequence[NeuronRef],
@@ -191,6 +219,9 @@ def evidence_readout(
     draws: int = 20,
     kind: str = "layer-matched",
     seed: int = 0,
+    first_draws: int = 0,
+    on_partial: OnPartial | None = None,
+    progress: CallProgress | None = None,
 ) -> dict[str, Any]:
     """The critical set's Δ per group and split next to ``draws`` control draws, with p, the
     memorization signature and the flipped examples. Returns plain values::
@@ -198,7 +229,13 @@ def evidence_readout(
         {"kind", "draws", "histogram", "control_neurons", "critical": {split: {g: Δpp}},
          "control": {split: <readout.summarise shape>}, "draws_pp": {split: {g: [Δpp per draw]}},
          "p": {split: {g: p}}, "signature": {...} | None, "flips": {split: {g: {...}}}}
-    """
+
+    With ``first_draws``, the draws are walked in batches of that many (``draw_batches``), each
+    once: after the first batch ``on_partial`` gets the same result over the draws so far, then
+    after later ones at most ``PARTIAL_RATE`` times a second (not after the last: that result is
+    returned); ``progress`` gets (draws walked, draws). Draw d is the same neurons however the
+    draws are batched (seeded by d) and is evaluated on its own, so the result is the one-batch
+    walk's, number for number. ``session.cancel`` stops the walk (``Cancelled``)."""
     if kind not in CONTROL_KINDS:
         raise UserError(f"neurons.control = {kind!r}: expected one of {', '.join(CONTROL_KINDS)}")
     neurons = [(str(layer), int(index)) for layer, index in neurons]
@@ -209,30 +246,62 @@ def evidence_readout(
         else anywhere_draws(sizes, len(neurons), draws, seed)
     )
     repeats = 1 if mode == "zero" else max(1, int(seeds))
+    critical_ivs = [Intervention(tuple(neurons), mode, std, seed + s, where) for s in range(repeats)]
+    control_ivs = [Intervention(tuple(p), mode, std, d, where) for d, p in enumerate(picks)]
+    measured: dict[str, _SplitEvidence] = {}
+
+    def send_partial(done: int, _total: int) -> None:
+        if on_partial is not None:
+            on_partial(_found(session, kind, neurons, picks[:done], measured))
+
+    partial = RateLimited(send_partial, PARTIAL_RATE)  # the first batch's always gets through
+    counted = rate_limited(progress)
+    if counted is not None:
+        counted(0, len(picks))
+    for batch in draw_batches(len(picks), first_draws):
+        if session.cancel.is_set():
+            raise Cancelled()
+        for split in splits:
+            first = split not in measured
+            # The critical set (first: the walk's lead) and this batch's draws in one walk.
+            ivs = (critical_ivs if first else []) + control_ivs[batch.start : batch.stop]
+            record = baseline_record(session, split, _fast_path(session, split, critical_ivs + control_ivs))
+            preds = predictions_after(session, split, ivs)
+            if first:
+                base = _accuracy(session, split, record["pred"])
+                afters = [_accuracy(session, split, pred) for pred in preds[:repeats]]
+                crit = summarise(session.group_names, base, afters)["delta_pp"]
+                measured[split] = _SplitEvidence(base, crit, flips(session, split, preds[0], record))
+            lead = repeats if first else 0
+            measured[split].control_afters += [_accuracy(session, split, pred) for pred in preds[lead:]]
+        if counted is not None:
+            counted(batch.stop, len(picks))
+        if on_partial is not None and batch.stop < len(picks):
+            partial(batch.stop, len(picks))
+    return _found(session, kind, neurons, picks, measured)
+
+
+def _found(
+    session: Session,
+    kind: str,
+    neurons: Sequence[NeuronRef],
+    picks: Sequence[Sequence[NeuronRef]],
+    measured: Mapping[str, _SplitEvidence],
+) -> dict[str, Any]:
+    """``evidence_readout``'s result over the first ``len(picks)`` control draws measured."""
     groups = list(session.group_names)
-    critical: dict[str, dict[str, float | None]] = {}
+    critical = {split: dict(found.critical) for split, found in measured.items()}
     control: dict[str, Any] = {}
     draws_pp: dict[str, dict[str, list[float]]] = {}
     p_values: dict[str, dict[str, float | None]] = {}
-    flipped: dict[str, Any] = {}
-    for split in splits:
-        # The critical set's repeats and every control draw in one walk over the split.
-        ivs = [Intervention(tuple(neurons), mode, std, seed + s, where) for s in range(repeats)]
-        ivs += [Intervention(tuple(p), mode, std, d, where) for d, p in enumerate(picks)]
-        record = baseline_record(session, split, _fast_path(session, split, ivs))
-        base = _accuracy(session, split, record["pred"])
-        preds = predictions_after(session, split, ivs)
-        afters = [_accuracy(session, split, pred) for pred in preds[:repeats]]
-        flipped[split] = flips(session, split, preds[0], record)
-        crit = summarise(groups, base, afters)["delta_pp"]
-        critical[split] = crit
-        ctrl_afters = [_accuracy(session, split, pred) for pred in preds[repeats:]]
-        control[split] = summarise(groups, base, ctrl_afters)
-        per_draw = [_deltas_pp(base, a) for a in ctrl_afters]
+    for split, found in measured.items():
+        ctrl_afters = found.control_afters[: len(picks)]
+        control[split] = summarise(groups, found.base, ctrl_afters)
+        per_draw = [_deltas_pp(found.base, a) for a in ctrl_afters]
         draws_pp[split] = {g: [v for v in (row[j] for row in per_draw) if v is not None] for j, g in enumerate(groups)}
         p_values[split] = {}
         for g in groups:
-            value = crit[g]
+            value = found.critical[g]
             p_values[split][g] = None if value is None else empirical_p(value, draws_pp[split][g])
     return {
         "kind": kind,
@@ -244,7 +313,7 @@ def evidence_readout(
         "draws_pp": draws_pp,
         "p": p_values,
         "signature": signature(critical, draws_pp, groups),
-        "flips": flipped,
+        "flips": {split: found.flips for split, found in measured.items()},
         "flip_ids": "positions in the split",
     }
 
