@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from labconsole.engine.runs import atomic_write_json, atomic_write_text
 from labconsole.errors import UserError
@@ -68,7 +67,7 @@ def build_run_report(src: RunSource) -> Report:
     return report
 
 
-def _run_data(src: RunSource) -> dict[str, Any]:
+def _run_data(src: RunSource) -> dict[str, object]:
     """``report.json``'s body for a run: where it is, its state and its records as written."""
     return {
         "kind": "run",
@@ -201,8 +200,8 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _section_json(section: Section) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = []
+def _section_json(section: Section) -> dict[str, object]:
+    blocks: list[dict[str, object]] = []
     for block in section.blocks:
         if isinstance(block, Table):
             blocks.append(
@@ -221,5 +220,5 @@ def _section_json(section: Section) -> dict[str, Any]:
     return {"title": section.title, "blocks": blocks}
 
 
-def dumps(obj: Any) -> str:  # pragma: no cover - debugging helper
+def dumps(obj: object) -> str:  # pragma: no cover - debugging helper
     return json.dumps(obj, indent=1, default=str)

@@ -72,7 +72,7 @@ class Report:
     status: str
     sections: list[Section] = field(default_factory=list)
     main_table: Table | None = None
-    data: dict[str, Any] = field(default_factory=dict)  # machine-readable facts for report.json
+    data: dict[str, object] = field(default_factory=dict)  # machine-readable facts for report.json
 
 
 def guarded(title: str, build: Callable[[], Section | list[Section] | None]) -> list[Section]:

@@ -6,7 +6,6 @@ realised size. Everything is read from the run record (summary.json, artifacts),
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from labconsole.engine.records import Evidence, ReadoutRow, ReadoutsArtifact, validate_record
 from labconsole.report.doc import Figure, Section, Table, Text, pct
@@ -65,16 +64,15 @@ def stage1_evidence(src: RunSource, shown: set[str]) -> Section | None:
             kind="p",
         )
     )
-    table_rows: list[list[Any]] = []
+    table_rows: list[list[str]] = []
     breaks: list[int] = []
     verdicts: list[str] = []
     for row, found in rows:
-        control = row.control or {}
         label = f"{row.label} {row.mode}".strip()
         if table_rows:
             breaks.append(len(table_rows))
         for i, (split, crit) in enumerate(found.critical.items()):
-            per = control.get(split)
+            per = row.control_split(split)
             cells = [
                 _cell(
                     crit.get(g),
@@ -182,8 +180,8 @@ def _flip_blocks(
     return blocks
 
 
-def _num(value: Any) -> str:
-    return "—" if not isinstance(value, (int, float)) else f"{value:.3f}"
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 # -- Stage II --------------------------------------------------------------------------------------
@@ -268,7 +266,7 @@ def recipes_vs_control(src: SweepSource) -> Section | None:
     for point, _, run in src.runs:
         recipe = point.get("recipe")
         finetune = run.summary.finetune if run is not None and run.is_done else None
-        value = (finetune.wga_after or {}).get("test") if finetune is not None else None
+        value = finetune.wga_after.get("test") if finetune is not None else None
         if isinstance(recipe, str) and isinstance(value, (int, float)):
             wga.setdefault(recipe, {})[int(point.get("seed") or 0)] = float(value)
     recipes = set(wga)

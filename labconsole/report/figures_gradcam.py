@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from labconsole.engine.records import GradcamSection
 
 DPI = 110
 META = "gradcam.json"
@@ -32,13 +33,13 @@ def load_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return images.transpose(0, 2, 3, 1), cams.astype(np.float32)
 
 
-def gradcam_panels(meta: dict[str, Any], images: np.ndarray, cams: np.ndarray) -> bytes:
+def gradcam_panels(meta: GradcamSection, images: np.ndarray, cams: np.ndarray) -> bytes:
     """One row per image; its label (group, both predictions) on the left."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    models = list(meta.get("models") or [f"model {i}" for i in range(len(cams))])
-    labels = list(meta.get("labels") or meta.get("groups") or [""] * len(images))
+    models = meta.models or [f"model {i}" for i in range(len(cams))]
+    labels = meta.labels or meta.groups or [""] * len(images)
     rows, cols = len(images), 1 + len(cams)
     fig = Figure(figsize=(2.2 * cols, 2.2 * rows), dpi=DPI)
     FigureCanvasAgg(fig)
@@ -65,8 +66,8 @@ def gradcam_panels(meta: dict[str, Any], images: np.ndarray, cams: np.ndarray) -
     return buffer.getvalue()
 
 
-def figure_from_run(artifacts: Path, meta: dict[str, Any]) -> bytes:
+def figure_from_run(artifacts: Path, meta: GradcamSection) -> bytes:
     """The figure of a run whose ``artifacts/`` holds the stage's JSON (``meta``) and NPZ."""
-    npz = artifacts.parent / str(meta.get("arrays") or "artifacts/gradcam.npz")
+    npz = artifacts.parent / (meta.arrays or "artifacts/gradcam.npz")
     images, cams = load_arrays(npz)
     return gradcam_panels(meta, images, cams)

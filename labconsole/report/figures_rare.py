@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import JsonValue
 
 from labconsole.engine.records import (
     MeanSE,
@@ -48,6 +50,8 @@ from labconsole.report.figures_rare_style import (
     count_axis,
 )
 from labconsole.report.rare_format import MEASURES, _seeds
+
+A = TypeVar("A", bound=VersionedRecord)
 
 # -- one builder per artifact ------------------------------------------------------------------------
 
@@ -313,18 +317,19 @@ def theory_figures(data: RareTheoryArtifact) -> list[Figure]:
 
 
 def _drawn_from(
-    model: type[VersionedRecord], build: Callable[[Any], Figure | list[Figure] | None]
-) -> Callable[[dict[str, Any]], list[Figure]]:
-    """A raw table → its figures; a table that does not fit its record raises (the caller notes it)."""
+    model: type[A], build: Callable[[A], Figure | list[Figure] | None]
+) -> Callable[[dict[str, JsonValue]], list[Figure]]:
+    """A raw table → its record → its figures; a table that does not fit its record raises (the
+    caller notes it)."""
 
-    def draw(data: dict[str, Any]) -> list[Figure]:
+    def draw(data: dict[str, JsonValue]) -> list[Figure]:
         built = build(model.model_validate(data))
         return [] if built is None else [built] if isinstance(built, Figure) else list(built)
 
     return draw
 
 
-FIGURES: dict[str, Callable[[dict[str, Any]], list[Figure]]] = {
+FIGURES: dict[str, Callable[[dict[str, JsonValue]], list[Figure]]] = {
     "rare_score.json": _drawn_from(RareScoreArtifact, score_figure),
     "rare_weights.json": _drawn_from(RareWeightsArtifact, weights_figure),
     "rare_sensitivity.json": _drawn_from(RareSensitivityArtifact, sensitivity_figure),
@@ -347,7 +352,7 @@ LEGACY_PNGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def figures_for(artifact: str, data: Any) -> list[Figure]:
+def figures_for(artifact: str, data: object) -> list[Figure]:
     """The figures drawn from one rare artifact (``[]`` for any other file or a non-table)."""
     build = FIGURES.get(artifact)
     if build is None or not isinstance(data, dict):

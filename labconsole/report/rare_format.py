@@ -7,7 +7,9 @@ import math
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, TypeGuard, TypeVar
+
+from pydantic import JsonValue
 
 from labconsole.engine.records import Manifest, MeanSE, VersionedRecord, validate_leniently
 from labconsole.errors import UserError
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 A = TypeVar("A", bound=VersionedRecord)
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -58,7 +60,7 @@ def is_rare_run(path: Path) -> bool:
     return bool(stages) and all(s.startswith("rare-") for s in stages)
 
 
-def artifact(path: Path, name: str) -> dict[str, Any] | None:
+def artifact(path: Path, name: str) -> dict[str, JsonValue] | None:
     data = _read_json(path / "artifacts" / name)
     return data if isinstance(data, dict) else None
 
@@ -73,11 +75,11 @@ def read_artifact(path: Path, name: str, model: type[A]) -> A | None:
     return record
 
 
-def _is_num(v: Any) -> TypeGuard[int | float]:
+def _is_num(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def fmt(v: Any, digits: int = 3) -> str:
+def fmt(v: object, digits: int = 3) -> str:
     if isinstance(v, bool) or v is None:
         return MISSING
     if isinstance(v, int):
@@ -87,26 +89,22 @@ def fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def mse(stats: Any, digits: int = 3) -> str:
+def mse(stats: MeanSE | None, digits: int = 3) -> str:
     """'0.412 ± 0.031' (mean ± s.e.); one value has no s.e. and says so."""
-    if isinstance(stats, MeanSE):
-        stats = stats.model_dump()
-    if not isinstance(stats, dict) or not _is_num(stats.get("mean")):
+    if stats is None or not _is_num(mean := stats.mean):
         return MISSING
-    n = stats.get("n")
-    if n == 1:  # short, so a table of one-seed cells stays one line a row
-        return f"{stats['mean']:.{digits}f} (n=1)"
-    return f"{stats['mean']:.{digits}f} ± {float(stats.get('se') or 0.0):.{digits}f}"
+    if stats.n == 1:  # short, so a table of one-seed cells stays one line a row
+        return f"{mean:.{digits}f} (n=1)"
+    return f"{mean:.{digits}f} ± {stats.se or 0.0:.{digits}f}"
 
 
-def p_text(p: Any) -> str:
+def p_text(p: float | None) -> str:
     if not _is_num(p):
         return MISSING
     return f"{p:.2g}" + (" *" if p < 0.05 else "")
 
 
-def _seeds(data: dict[str, Any] | list[int]) -> str:
-    seeds = data if isinstance(data, list) else data.get("seeds") or []
+def _seeds(seeds: list[int]) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}" if seeds else "seeds not recorded"
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from labconsole.engine.records import (
     FinetuneSection,
@@ -35,7 +35,8 @@ MAX_PNG_BYTES = 8 * 1024 * 1024
 HANDLED_SUMMARY = {"preset", "variant", "selection", "splits", "epochs", "erm", "model"}
 
 
-def _load_artifact(src: RunSource, name: str) -> Any:
+def _load_artifact(src: RunSource, name: str) -> object:
+    """``artifacts/<name>`` as parsed JSON (None when missing); read through a record next."""
     path = src.path / "artifacts" / name
     if not path.exists():
         return None
@@ -219,7 +220,7 @@ def overlap(src: RunSource, shown: set[str]) -> Section | None:
 def finetune(src: RunSource, shown: set[str]) -> Section | None:
     cams = [p for p in src.artifacts(".png") if "gradcam" in p.name.lower()]  # older runs drew these
     cam_raw = _load_artifact(src, figures_gradcam.META)
-    cam_meta = GradcamSection.model_validate(cam_raw) if isinstance(cam_raw, dict) else None
+    cam_meta = GradcamSection.model_validate(cam_raw) if isinstance(cam_raw, dict) else None  # misfit: noted
     if src.summary.finetune is None and not cams and cam_meta is None:
         return None
     section = Section("Fine-tuning (Stage II)", anchor="finetune")
@@ -252,7 +253,7 @@ def finetune(src: RunSource, shown: set[str]) -> Section | None:
         )
     if data.history:
         section.add(generic.rows_table([h.to_json() for h in data.history], "per-epoch masks and losses"))
-    if cam_meta is not None and isinstance(cam_raw, dict):
+    if cam_meta is not None:
         shown.add(figures_gradcam.META)
         caption = (
             f"GradCAM at {cam_meta.layer or '?'}, output {cam_meta.output_index}, "
@@ -262,7 +263,7 @@ def finetune(src: RunSource, shown: set[str]) -> Section | None:
             _drawn(
                 lambda: [
                     Figure(
-                        figures_gradcam.figure_from_run(src.path / "artifacts", cam_raw),
+                        figures_gradcam.figure_from_run(src.path / "artifacts", cam_meta),
                         "GradCAM: ERM vs fine-tuned",
                         caption,
                     )
@@ -348,12 +349,12 @@ def artifacts(src: RunSource, shown: set[str]) -> Section:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             section.add(Text(f"could not render {path.name}: not valid JSON ({exc})", kind="warning"))
             continue
-        section.blocks.extend(_drawn(lambda p=path, d=data: figures_rare.figures_for(p.name, d), path.name))
+        section.blocks.extend(_drawn(functools.partial(figures_rare.figures_for, path.name, data), path.name))
         section.blocks.extend(generic.json_blocks(data, path.stem)[:30])
     return section
 
 
-def _drawn(build: Any, name: str) -> list[Figure | Text]:
+def _drawn(build: Callable[[], Iterable[Figure | Text]], name: str) -> list[Figure | Text]:
     """Figures drawn from one artifact; a table the figure cannot read becomes a note."""
     try:
         return list(build())

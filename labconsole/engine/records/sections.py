@@ -384,6 +384,7 @@ class GradcamSection(StageSection):
     split: str = ""
     groups: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)  # the figure's columns (ERM, fine-tuned, …)
+    labels: list[str] = Field(default_factory=list)  # artifacts/gradcam.json: group and predictions per image
 
 
 class RareScoreCell(Record):
