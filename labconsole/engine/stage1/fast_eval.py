@@ -1,13 +1,14 @@
 """Readouts on the folded eval copy, a split at a time, in two parts: the subsample, the rest.
 
 For the interventions of one call (the critical set's seeds and the control draws), each part
-is walked once: per cached chunk of activations at the cut, every intervention runs the rest of
-the graph on it (the chunk is read from memory once for all of them). Activations entering the
-first touched module are computed once per split and part and kept within a memory budget; a
-cut that does not fit is streamed (recomputed per call) instead. When room is short, the cut
-whose stored bytes save the least compute per byte goes first, and the cut of the call's lead
-intervention (the readout being repeated, not its random control) is never pushed out by
-another cut of that call.
+is walked once, chunk by chunk: per chunk, one *tap* pass of the unmodified model computes the
+activations every intervention needs at its cut (the values alive just before the first module
+it touches; cuts that share a prefix share its compute), then each intervention runs the rest of
+the graph from its own cut. Only the cut of the call's lead intervention (the readout being
+repeated, not its random control) is kept in memory for later calls, within a budget: the
+control's cuts are used once, so storing them would only cost memory traffic. When room is
+short, the stored cut whose bytes save the least compute per byte goes first, and the lead's
+cut is never pushed out by another cut of the same call.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,9 @@ from labconsole.engine.events import CancelToken
 from labconsole.engine.stage1.folding import FoldedModel, apply_folded, start_module
 from labconsole.engine.stage1.interventions import Intervention
 from labconsole.engine.stage1.neurons import Layer
-from labconsole.engine.stage1.readout import split_graph
+from labconsole.engine.stage1.readout import split_graph, tap_graph
 
+INPUT = "<input>"  # the cut of an intervention on the first layer: the images themselves
 PARTS = ("sample", "rest")
 
 
@@ -42,15 +43,24 @@ def _cancelled() -> Exception:
 @dataclass
 class _Cut:
     suffix: Callable[..., torch.Tensor]
-    prefix: Callable[..., Any] | None  # None: the cut is the input itself
-    chunks: dict[str, list[tuple[torch.Tensor, ...]] | None]  # part -> cached live values
-    depth: int = 0  # position of the cut in the graph
+    node: fx.Node | None  # None: the cut is the input itself
+    chunks: dict[str, list[tuple[torch.Tensor, ...]]] = field(default_factory=dict)  # part -> stored values
     nbytes: int = 0
-    prefix_s: float = 0.0  # measured seconds its stored chunks took to compute
+    prefix_s: float = 0.0  # measured seconds the stored chunks took to compute
 
     def value_per_byte(self) -> float:
-        """Compute a cached copy saves per byte it holds (an early cut: cheap and large)."""
+        """Compute a stored copy saves per byte it holds (an early cut: cheap and large)."""
         return self.prefix_s / self.nbytes if self.nbytes else 0.0
+
+
+@dataclass
+class _Store:
+    """The lead cut's values of one part, collected during a walk while they fit the budget."""
+
+    cut: _Cut
+    values: list[tuple[torch.Tensor, ...]] = field(default_factory=list)
+    nbytes: int = 0
+    seconds: float = 0.0
 
 
 class FastSplitEvaluator:
@@ -79,6 +89,7 @@ class FastSplitEvaluator:
         self.g_ordered = cache.g[order.to(cache.g.device)]
         self.y_ordered = cache.y[order.to(cache.y.device)]
         self._cuts: OrderedDict[str, _Cut] = OrderedDict()
+        self._taps: dict[tuple[str, ...], tuple[fx.GraphModule, list[slice]]] = {}
         self._lead: str | None = None  # cut of the latest call's first intervention
 
     # -- parts -----------------------------------------------------------------------------------
@@ -90,6 +101,10 @@ class FastSplitEvaluator:
         for start in range(0, len(index), self.batch_size):
             x = self.cache.normalize(self.cache.images[index[start : start + self.batch_size]])
             yield x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
+
+    def _n_chunks(self, part: str) -> int:
+        rows = int(self.positions(part).stop) - int(self.positions(part).start)
+        return -(-rows // int(self.batch_size))
 
     # -- baseline --------------------------------------------------------------------------------
     def logits(self, part: str, cancel: CancelToken) -> torch.Tensor:
@@ -116,38 +131,52 @@ class FastSplitEvaluator:
         cancel: CancelToken,
         on_chunk: Callable[[], None] | None = None,
     ) -> list[torch.Tensor]:
-        """Predicted class per example of ``part`` under each intervention (one list entry each).
-        Interventions that share a cut are evaluated in one walk over its cached chunks;
-        ``on_chunk`` is called after each chunk of each such walk (``chunk_steps`` in all)."""
-        results: list[list[torch.Tensor]] = [[] for _ in interventions]
-        by_cut: dict[str, list[int]] = {}
-        cuts: dict[str, _Cut] = {}
-        for i, iv in enumerate(interventions):
-            key, cut = self._cut_for(start_module(self.folded, iv, norms_after))
-            by_cut.setdefault(key, []).append(i)
-            cuts[key] = cut
-            if i == 0:
-                self._lead = key
-        for key, members in by_cut.items():
-            cut = cuts[key]
-            for live in self._chunks(cut, part, cancel):
-                for i in members:
-                    if cancel.is_set():
-                        raise _cancelled()
-                    with self._applied(interventions[i], layers, norms_after), torch.inference_mode():
-                        results[i].append(cut.suffix(*live).argmax(dim=1))
-                if on_chunk is not None:
-                    on_chunk()
+        """Predicted class per example of ``part`` under each intervention (one list entry each),
+        in one walk over the part's chunks; ``on_chunk`` is called after each chunk
+        (``chunk_steps`` in all)."""
         empty = torch.empty(0, dtype=torch.long, device=self.cache.device)
+        if not interventions:
+            return []
+        keys = [self._cut_for(start_module(self.folded, iv, norms_after)) for iv in interventions]
+        lead = self._lead = keys[0]
+        stored = self._cuts[lead].chunks.get(part) if lead != INPUT else None
+        tapped = tuple(dict.fromkeys(k for k in keys if k != INPUT and not (k == lead and stored is not None)))
+        needs_input = bool(tapped) or INPUT in keys
+        store = _Store(self._cuts[lead]) if lead in tapped else None
+        inputs = self._inputs(part) if needs_input else iter(())
+        results: list[list[torch.Tensor]] = [[] for _ in interventions]
+        for i in range(self._n_chunks(part)):
+            if cancel.is_set():
+                raise _cancelled()
+            values: dict[str, tuple[torch.Tensor, ...]] = {}
+            if stored is not None:
+                values[lead] = stored[i]
+            if needs_input:
+                x = next(inputs)
+                values[INPUT] = (x,)
+                if tapped:
+                    t0 = time.perf_counter()
+                    values.update(self._tap(tapped, x))
+                    if store is not None:  # the whole tap: an upper bound of the lead cut's share
+                        store.seconds += time.perf_counter() - t0
+            if store is not None:
+                store = self._keep(store, values[lead])
+            for j, iv in enumerate(interventions):
+                if cancel.is_set():
+                    raise _cancelled()
+                with self._applied(iv, layers, norms_after), torch.inference_mode():
+                    results[j].append(self._cuts[keys[j]].suffix(*values[keys[j]]).argmax(dim=1))
+            if on_chunk is not None:
+                on_chunk()
+        if store is not None:  # only a complete walk is kept (a cancelled one raised above)
+            store.cut.chunks[part] = store.values
+            store.cut.nbytes += store.nbytes
+            store.cut.prefix_s += store.seconds
         return [torch.cat(r) if r else empty for r in results]
 
     def chunk_steps(self, interventions: Sequence[Intervention], part: str, norms_after: Mapping[str, str]) -> int:
         """How many times ``predictions`` calls ``on_chunk`` for these interventions on ``part``."""
-        if not interventions:
-            return 0
-        keys = {self._cut_key(start_module(self.folded, iv, norms_after)) for iv in interventions}
-        rows = int(self.positions(part).stop) - int(self.positions(part).start)
-        return len(keys) * -(-rows // int(self.batch_size))
+        return self._n_chunks(part) if interventions else 0
 
     def _applied(
         self, iv: Intervention, layers: Mapping[str, Layer], norms_after: Mapping[str, str]
@@ -174,72 +203,52 @@ class FastSplitEvaluator:
                 return node
         return None
 
-    def _cut_key(self, start_modules: Sequence[str]) -> str:
+    def _cut_for(self, start_modules: Sequence[str]) -> str:
+        """The key of the cut before the first of ``start_modules`` (made on first use)."""
         node = self._cut_node(start_modules)
-        return "<input>" if node is None else node.name
-
-    def _cut_for(self, start_modules: Sequence[str]) -> tuple[str, _Cut]:
-        node = self._cut_node(start_modules)
-        key = "<input>" if node is None else node.name
+        key = INPUT if node is None else node.name
         if key in self._cuts:
             self._cuts.move_to_end(key)
-            return key, self._cuts[key]
+            return key
         graph = self.folded.graph
-        if node is None:
-            cut = _Cut(suffix=graph, prefix=None, chunks={})
-        else:
-            prefix, suffix, live = split_graph(graph, node)
-            if all(n.op == "placeholder" for n in live):
-                cut = _Cut(suffix=graph, prefix=None, chunks={})
+        cut = _Cut(suffix=graph, node=None)
+        if node is not None:
+            _, suffix, live = split_graph(graph, node)
+            if any(n.op != "placeholder" for n in live):
+                cut = _Cut(suffix=suffix, node=node)
             else:
-                depth = list(graph.graph.nodes).index(node)
-                cut = _Cut(suffix=suffix, prefix=prefix, chunks={}, depth=depth)
-        self._cuts[key] = cut
-        return key, cut
+                key = INPUT
+        self._cuts.setdefault(key, cut)
+        return key
 
-    def _chunks(self, cut: _Cut, part: str, cancel: CancelToken) -> Iterator[tuple[torch.Tensor, ...]]:
-        """The live values at ``cut`` for ``part``, batch by batch (cached when they fit)."""
-        if cut.prefix is None:
-            for x in self._inputs(part):
-                yield (x,)
-            return
-        cached = cut.chunks.get(part)
-        if cached is not None:
-            yield from cached
-            return
-        store: list[tuple[torch.Tensor, ...]] | None = []
-        stored = 0
-        spent = 0.0
-        for x in self._inputs(part):
-            if cancel.is_set():
-                raise _cancelled()
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                values = tuple(v for v in cut.prefix(x))
-            spent += time.perf_counter() - t0
-            if store is not None:
-                stored += sum(v.numel() * v.element_size() for v in values)
-                incoming = (cut.prefix_s + spent) / (cut.nbytes + stored)
-                while self.cached_bytes + stored > self.budget_bytes and self._evict(cut, incoming):
-                    pass
-                if self.cached_bytes + stored > self.budget_bytes:
-                    store = None  # no room: this part is streamed (its prefix recomputed) each time
-                else:
-                    store.append(values)
-            yield values
-        # Only a complete walk is kept (a cancelled one stops at a yield and stores nothing).
-        if store is not None:
-            cut.chunks[part] = store
-            cut.nbytes += stored
-            cut.prefix_s += spent
+    def _tap(self, keys: tuple[str, ...], x: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
+        """The live values at each cut in ``keys`` for the input chunk ``x``, in one pass of the
+        unmodified model that stops at the deepest of them."""
+        if keys not in self._taps:
+            nodes = [self._cuts[k].node for k in keys]
+            assert all(n is not None for n in nodes)
+            self._taps[keys] = tap_graph(self.folded.graph, [n for n in nodes if n is not None])
+        tap, slices = self._taps[keys]
+        with torch.inference_mode():
+            flat = tap(x)
+        return {key: tuple(flat[where]) for key, where in zip(keys, slices)}
+
+    def _keep(self, store: _Store, values: tuple[torch.Tensor, ...]) -> _Store | None:
+        """Add one chunk to the lead cut's store; None once it cannot fit (the cut is then
+        recomputed by each later call instead)."""
+        store.values.append(values)
+        store.nbytes += sum(v.numel() * v.element_size() for v in values)
+        incoming = (store.cut.prefix_s + store.seconds) / max(1, store.cut.nbytes + store.nbytes)
+        while self.cached_bytes + store.nbytes > self.budget_bytes and self._evict(store.cut, incoming):
+            pass
+        return None if self.cached_bytes + store.nbytes > self.budget_bytes else store
 
     def _evict(self, incoming: _Cut, incoming_value: float) -> bool:
-        """Drop the cached cut that saves the least compute per byte, if it saves less than
+        """Drop the stored cut that saves the least compute per byte, if it saves less than
         ``incoming`` would (``incoming_value``: its seconds per byte so far). An early cut is
-        cheap to recompute and large; a late cut's prefix is most of the network, so random
-        controls touching early layers cannot push out the cut of a readout being repeated. The
-        lead cut (the latest call's first intervention) is never dropped for another cut: a
-        layer1 readout is repeated right after its control, whose cuts lie later."""
+        cheap to recompute and large; a late cut's prefix is most of the network, so a readout
+        touching early layers cannot push out the cut of a readout being repeated. The lead cut
+        (the latest call's first intervention) is never dropped for another cut."""
         lead = self._cuts.get(self._lead) if self._lead is not None else None
         candidates = [c for c in self._cuts.values() if c is not incoming and c is not lead and c.nbytes]
         if not candidates:

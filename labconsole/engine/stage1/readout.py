@@ -182,6 +182,37 @@ def split_graph(gm: fx.GraphModule, cut: fx.Node) -> tuple[fx.GraphModule, fx.Gr
     return fx.GraphModule(gm, head), fx.GraphModule(gm, tail), live
 
 
+def live_before(gm: fx.GraphModule, cut: fx.Node) -> list[fx.Node]:
+    """The values computed before ``cut`` that it or a later node uses (what a suffix needs)."""
+    nodes = list(gm.graph.nodes)
+    at = nodes.index(cut)
+    after = set(nodes[at:])
+    return [n for n in nodes[:at] if any(user in after for user in n.users)]
+
+
+def tap_graph(gm: fx.GraphModule, cuts: Sequence[fx.Node]) -> tuple[fx.GraphModule, list[slice]]:
+    """One prefix for several cuts: ``tap(x)`` returns the live values of every cut in turn
+    (cut ``i``'s are ``tap(x)[slices[i]]``), computing each node once and nothing past the
+    deepest cut's live values. Shares ``gm``'s submodules, like ``split_graph``."""
+    nodes = list(gm.graph.nodes)
+    wanted: list[fx.Node] = []
+    slices = []
+    for cut in cuts:
+        live = live_before(gm, cut)
+        slices.append(slice(len(wanted), len(wanted) + len(live)))
+        wanted.extend(live)
+    last = max(nodes.index(n) for n in wanted) if wanted else -1
+    head = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for n in nodes[: last + 1]:
+        env[n] = head.node_copy(n, lambda a: env[a])
+    head.output(tuple(env[n] for n in wanted))
+    tap = fx.GraphModule(gm, head)
+    tap.graph.eliminate_dead_code()  # nodes before the deepest cut that no cut needs
+    tap.recompile()
+    return tap, slices
+
+
 # -- accuracy and summaries ----------------------------------------------------------------------
 
 
