@@ -34,6 +34,9 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="show full tracebacks"),
 ) -> None:
     _state["debug"] = debug
+    from labconsole.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # freed activations reused by the next batch instead of page-faulted in anew
     if ctx.invoked_subcommand is None:
         from labconsole.cli.ui import open_console
 
