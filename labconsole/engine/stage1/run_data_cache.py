@@ -23,10 +23,15 @@ from labconsole.engine.data.groups import DatasetBundle, GroupInfo, SplitData
 _FORMAT = 1
 
 
+def data_key(data_config: DataConfig) -> str:
+    """A short hash of the resolved data config (what the decoded dataset depends on)."""
+    text = json.dumps({"format": _FORMAT, "data": data_config.model_dump(mode="json")}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def cache_paths(run_dir: Path, data_config: DataConfig) -> tuple[Path, Path]:
     """(tensor file, metadata file) for ``data_config`` in ``run_dir``."""
-    text = json.dumps({"format": _FORMAT, "data": data_config.model_dump(mode="json")}, sort_keys=True, default=str)
-    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    key = data_key(data_config)
     folder = Path(run_dir) / "cache"
     return folder / f"dataset-{key}.pt", folder / f"dataset-{key}.json"
 

@@ -28,14 +28,17 @@ from labconsole.engine.events import CancelToken, NeverCancelled
 from labconsole.engine.records.sections import Readout
 from labconsole.engine.stage1 import progressive, session_rank
 from labconsole.engine.stage1 import ranking as rk
+from labconsole.engine.stage1 import session_baselines as baselines
 from labconsole.engine.stage1 import session_controls as controls
 from labconsole.engine.stage1 import session_walk as walk
 from labconsole.engine.stage1.call_progress import CallProgress
-from labconsole.engine.stage1.fast_eval import PARTS, FastSplitEvaluator
+from labconsole.engine.stage1.fast_eval import FastSplitEvaluator
 from labconsole.engine.stage1.folding import FoldedModel, fold_batchnorm
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention, touched_modules
 from labconsole.engine.stage1.neurons import Layer, NeuronRef, eligible_layers, following_norms
 from labconsole.engine.stage1.readout import SplitEvaluator, group_accuracy
+from labconsole.engine.stage1.run_baselines import BaselineStore
+from labconsole.engine.stage1.run_data_cache import data_key
 from labconsole.engine.stage1.session_open import auto_cut_budget, fresh_model_and_data, load_checkpoint_and_data
 from labconsole.errors import UserError
 
@@ -46,6 +49,8 @@ class Session:
     ``Session(model, bundle, device)`` or ``Session.from_checkpoint(path_or_run_dir, device)``.
     Attributes: ``group_names`` (tuple), ``train_group_counts`` ({group: n}), ``config``
     (NeuronsConfig: eligible layers, sample sizes, batch size, cut-cache budget).
+    ``baselines``: where the unmodified model's logits are kept between sessions (a run
+    directory's store; None keeps them in memory only).
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class Session:
         cancel: CancelToken | None = None,
         seed: int = 0,
         estimate_cap: int = 64,
+        baselines: BaselineStore | None = None,
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -87,6 +93,9 @@ class Session:
         self._fast_evals: dict[str, FastSplitEvaluator] = {}
         self._base_correct: dict[str, torch.Tensor] = {}  # split -> bool per example, fast order
         self._train_losses: torch.Tensor | None = None  # CE per training example (split order)
+        self._base_logits: dict[str, torch.Tensor] = {}  # split -> logits of the folded model (split order)
+        self._store = baselines
+        self._store_bound = False
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -106,10 +115,19 @@ class Session:
         ``dataset`` and ``image_size`` plus ``data_root``. With ``run_cache`` the decoded data
         kept in the run directory is read instead of rebuilt (and written there on a first
         open). ``progress`` receives one line per step ("loading the dataset", …)."""
-        model, bundle, preset_neurons, seed = load_checkpoint_and_data(
+        opened = load_checkpoint_and_data(
             path_or_run_dir, device, data_root=data_root, run_cache=run_cache, progress=progress, cancel=cancel
         )
-        return cls(model, bundle, device, config=config or preset_neurons, cancel=cancel, seed=seed)
+        store = BaselineStore(opened.run_dir, data_key(opened.data_config)) if run_cache else None
+        return cls(
+            opened.model,
+            opened.bundle,
+            device,
+            config=config or opened.neurons,
+            cancel=cancel,
+            seed=opened.seed,
+            baselines=store,
+        )
 
     @classmethod
     def open(
@@ -382,19 +400,11 @@ class Session:
         self._fast_evals.clear()
         self._caches.clear()
 
+    def baseline_logits(self, split: str) -> torch.Tensor | None:
+        """Logits of the unmodified model on ``split`` (split order) on the fast path, the path
+        every fast readout compares with (None without it); read from the run directory when
+        the run's Stage I left them there."""
+        return baselines.baseline_logits(self, split)
+
     def _baseline(self, split: str) -> list[float | None]:
-        if split not in self._baselines and self.fast_evaluator(split) is not None:
-            fast = self.fast_evaluator(split)
-            assert fast is not None
-            logits = torch.cat([fast.logits(part, self.cancel) for part in PARTS])
-            self._base_correct[split] = correct = logits.argmax(dim=1) == fast.y_ordered
-            if split == "train":  # every example's loss, for the gradient criterion's worst samples
-                losses = torch.empty(len(logits), device=logits.device)
-                losses[fast.order.to(logits.device)] = fast.losses(logits)
-                self._train_losses = losses
-            self._baselines[split] = walk.group_accuracy_of(self, correct, fast.g_ordered)
-        if split not in self._baselines:
-            cache = self.cache(split)
-            pred = self.evaluator(split).predictions(None, self.cancel)
-            self._baselines[split] = group_accuracy(pred, cache.y, cache.g, self.bundle.groups.num_groups)
-        return self._baselines[split]
+        return baselines.baseline(self, split)

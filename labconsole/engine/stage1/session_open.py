@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -37,6 +37,17 @@ class OpenSteps:
             raise Cancelled("the session was not opened: cancelled")
 
 
+class Opened(NamedTuple):
+    """What opening a checkpoint gives a session."""
+
+    model: nn.Module
+    bundle: DatasetBundle
+    neurons: NeuronsConfig | None  # the run's [neurons] section
+    seed: int  # the run's seed
+    run_dir: Path
+    data_config: Any  # the DataConfig the dataset was built from
+
+
 def load_checkpoint_and_data(
     path_or_run_dir: str | Path,
     device: torch.device | str,
@@ -45,8 +56,8 @@ def load_checkpoint_and_data(
     run_cache: bool,
     progress: Callable[[str], None] | None,
     cancel: CancelToken | None = None,
-) -> tuple[nn.Module, DatasetBundle, NeuronsConfig | None, int]:
-    """(model, dataset, the run's [neurons] section, the run's seed) for a checkpoint."""
+) -> Opened:
+    """The model, its dataset and its run's settings for a checkpoint."""
     from labconsole.engine.data.registry import load_dataset
     from labconsole.engine.models.checkpoint import load_checkpoint, read_sidecar, resolve_checkpoint
 
@@ -74,7 +85,7 @@ def load_checkpoint_and_data(
         )
     say(f"loading {path.name}")
     model, _ = load_checkpoint(path, device)
-    return model, bundle, preset_neurons, seed
+    return Opened(model, bundle, preset_neurons, seed, run_dir, data_cfg)
 
 
 def fresh_model_and_data(

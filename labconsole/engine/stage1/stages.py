@@ -26,6 +26,8 @@ from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
 from labconsole.engine.records.sections import NeuronsSection, ReadoutRow
 from labconsole.engine.stage1.evidence import evidence_readout, flip_thumbnails, format_evidence, with_evidence
+from labconsole.engine.stage1.run_baselines import BaselineStore
+from labconsole.engine.stage1.run_data_cache import data_key
 from labconsole.engine.stage1.session import Session
 from labconsole.errors import PresetError, UserError
 from labconsole.formatting import pct, pp
@@ -47,7 +49,17 @@ def session_for(ctx: StageContext) -> Session:
             )
         bundle = ensure_dataset(ctx)  # also keeps the decoded data in the run directory
         model = ensure_model(ctx)
-        session = Session(model, bundle, ctx.device, config=ctx.preset.neurons, cancel=ctx.cancel, seed=ctx.preset.seed)
+        # The baseline logits stay in the run directory: the console opening this run starts from them.
+        store = BaselineStore(ctx.run.path, data_key(ctx.preset.data))
+        session = Session(
+            model,
+            bundle,
+            ctx.device,
+            config=ctx.preset.neurons,
+            cancel=ctx.cancel,
+            seed=ctx.preset.seed,
+            baselines=store,
+        )
         session._caches.update(ctx.state.get("caches", {}))  # reuse the ERM stage's tensor caches
         ctx.state["session"] = session
     found: Session = ctx.state["session"]
