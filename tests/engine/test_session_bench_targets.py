@@ -27,7 +27,8 @@ def test_each_target_line_names_time_ratio_and_verdict() -> None:
     assert target_seconds("gradient ranking, all groups (again)") == 1.0
     assert target_seconds("zero top-3 conv1 (conv1), train+test, 3-draw control [exact]") == 4.0
     assert target_seconds("zero top-3 conv1 (conv1), train+test, 3-draw control [first numbers]") == 1.0
-    assert target_seconds("zero top-3 conv1 again, cut cached, no control") == 0.2
+    assert target_seconds("zero top-3 conv1 again, cut cached, no control") == 4.0  # an exact readout
+    assert target_seconds("zero top-3 last-stage conv again, cut cached, no control") == 0.2
     assert target_seconds("noise top-3 layer1.0.conv1, 10 seeds, train+test") is None
     result = {
         "run": "r",

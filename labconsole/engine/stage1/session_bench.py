@@ -1,14 +1,15 @@
 """``bench session``: what the console's Neurons screen does, timed against the plain path.
 
-Both paths run in one process on the same checkpoint and data:
+Both paths run in one ``bench session`` run, one after the other, each in a process of its own
+(``session_bench_path``), on the same checkpoint, data and neurons:
 
 * **plain**: the session without the eval fast path's additions, i.e. the readout loop that
   runs one pass per seed and per control draw through the unfolded model (with its cut cache),
-  a loss pass over each group to pick the gradient criterion's worst samples, and a rebuilt
-  dataset on open;
-* **fast**: BN folded into the convs, the interventions of one call walked together over the
-  cut's cached chunks, progressive estimate → exact, losses reused from the baseline pass and
-  the dataset read from the run directory.
+  a loss pass over each group to pick the gradient criterion's worst samples, a rebuilt
+  dataset on open, and the allocator as the process starts with it;
+* **fast**: what the console runs: BN folded into the convs, the interventions of one call
+  walked together chunk by chunk, progressive estimate → exact, losses reused from the baseline
+  pass, the dataset read from the run directory and freed memory kept for the next batch.
 
 The fast path's exact numbers are checked against the plain path's (``same_numbers``). Every
 step with a target prints it: the time limit (idle 2-core CPU), the least ratio plain / fast,
@@ -17,24 +18,26 @@ and whether the median met both.
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import statistics
-import time
-from collections.abc import Callable
-from functools import partial
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from labconsole.engine.stage1.folding import FoldedModel
-from labconsole.engine.stage1.session import Session
+from labconsole.errors import UserError
 
 MIN_RATIO = 3.0  # each step at least 3× faster than the plain path measured in the same run
 
 
 def target_seconds(step: str) -> float | None:
-    """The time a step must stay within (None: the step has only the ratio target, or none)."""
+    """The time a step must stay within (None: the step has only the ratio target, or none).
+    A repeated readout is an exact readout (≤ 4 s), except after a cut in the last stage,
+    where only the network's tail is left to run (≤ 0.2 s)."""
     if step == "open":
         return 3.0
     if step.startswith("gradient ranking") and step.endswith("(first)"):
@@ -43,22 +46,15 @@ def target_seconds(step: str) -> float | None:
         return 1.0
     if step.endswith("[first numbers]"):
         return 1.0
+    if "cut cached" in step:
+        return 0.2 if "last-stage" in step else 4.0
     if step.endswith("[exact]"):
         return 4.0
-    if "cut cached" in step:
-        return 0.2
     return None
 
 
 def has_target(step: str) -> bool:
     return not step.startswith("magnitude")
-
-
-class PlainSession(Session):
-    """The session without the folded fast path: every readout goes the plain way."""
-
-    def folded(self) -> FoldedModel | None:
-        return None
 
 
 def fresh_quickstart_run(folder: Path) -> Path:
@@ -120,18 +116,19 @@ def ensure_run_cache(run_dir: Path) -> str:
     return "not cacheable: both paths build the dataset"
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - t0, value
-
-
-def _rank_all(session: Session, fresh: bool) -> None:
-    if fresh:
-        session._scores.clear()
-        session._samples.clear()
-    for group in session.group_names:
-        session.rank("gradient", group=group, k=3)
+def _run_path(path: str, run_dir: Path, seeds: int, probes: dict[str, Any] | None) -> dict[str, Any]:
+    """One path's steps in a fresh process (see ``session_bench_path``)."""
+    args = {"path": path, "run": str(run_dir), "seeds": seeds, "probes": probes, "threads": torch.get_num_threads()}
+    done = subprocess.run(
+        [sys.executable, "-m", "labconsole.engine.stage1.session_bench_path", json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise UserError(f"bench session: the {path} path failed:\n{done.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict[str, Any]:
@@ -139,62 +136,14 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
     rows: dict[str, dict[str, list[float]]] = {}
     same: dict[str, bool] = {}
     cache_note = ensure_run_cache(run_dir)
-
-    def record(step: str, path: str, seconds: float) -> None:
-        rows.setdefault(step, {}).setdefault(path, []).append(seconds)
-
     for _ in range(max(1, repeats)):
-        # Fast first: the plain open then profits from warm in-process caches (dataset pieces),
-        # which only flatters the plain path.
-        sessions: dict[str, Session] = {}
-        for path, cls, run_cache in (("fast", Session, True), ("plain", PlainSession, False)):
-            seconds, session = _timed(partial(cls.from_checkpoint, run_dir, "cpu", run_cache=run_cache))
-            record("open", path, seconds)
-            sessions[path] = session
-        fast = sessions["fast"]
-        for path, session in sessions.items():
-            record("gradient ranking, all groups (first)", path, _timed(partial(_rank_all, session, False))[0])
-            record("gradient ranking, all groups (again)", path, _timed(partial(_rank_all, session, True))[0])
-            record("magnitude ranking", path, _timed(partial(session.rank, "magnitude", k=3))[0])
-        counts = fast.train_group_counts
-        minority = min(counts, key=lambda name: counts[name])
-        names = [name for name, _, _ in fast.layers()]
-        last_stage = [n for n in names if n.split(".")[0] == names[-1].split(".")[0]]
-        layer1 = next((n for n in names if n.startswith("layer1")), names[1])
-        probes = {"conv1": names[0], "layer1 conv": layer1, "last-stage conv": last_stage[-1]}
-        for label, layer in probes.items():
-            refs = fast.ranking("gradient", minority, "per-layer", 3, layers=[layer]).refs()
-            for path, session in sessions.items():
-                session._controls.clear()  # each readout pays for its control
-                first: list[float] = []
-                t0 = time.perf_counter()
-
-                def seen(_estimate: Any, t0: float = t0, first: list[float] = first) -> None:
-                    first.append(time.perf_counter() - t0)
-
-                seconds, result = _timed(partial(session.readout, refs, "zero", control_draws=3, on_estimate=seen))
-                step = f"zero top-3 {label} ({layer}), train+test, 3-draw control"
-                record(step + " [exact]", path, seconds)
-                if path == "fast":
-                    record(step + " [first numbers]", path, first[0] if first else seconds)
-                    fast_result = result
-                else:
-                    same[step] = _same(fast_result, result)
-                again, _ = _timed(partial(session.readout, refs, "zero", control=False))
-                record(f"zero top-3 {label} again, cut cached, no control", path, again)
-        layer_refs = fast.ranking("gradient", minority, "per-layer", 3, layers=[layer1]).refs()
-        for path, session in sessions.items():
-            session._controls.clear()
-            seconds, result = _timed(
-                partial(session.readout, layer_refs, "noise", std=0.01, seeds=seeds, control=False)
-            )
-            record(f"noise top-3 {layer1}, {seeds} seeds, train+test", path, seconds)
-            if path == "fast":
-                fast_noise = result
-            else:
-                same["noise"] = _same(fast_noise, result)
-        for session in sessions.values():
-            session.close()
+        fast = _run_path("fast", run_dir, seeds, None)
+        plain = _run_path("plain", run_dir, seeds, fast["probes"])  # the same neurons
+        for result in (fast, plain):
+            for step, seconds in result["steps"].items():
+                rows.setdefault(step, {}).setdefault(result["path"], []).append(seconds)
+        for step, numbers in fast["numbers"].items():
+            same[step] = same.get(step, True) and _same(numbers, plain["numbers"].get(step, []))
     table = []
     for step, by_path in rows.items():
         fast_s = statistics.median(by_path["fast"]) if "fast" in by_path else None
@@ -228,22 +177,9 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
     }
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Exact readouts agree (to 1e-9 on every accuracy; control included). A readout is a dict
-    or a record (compared through its JSON form)."""
-
-    def flat(readout: Any) -> list[float]:
-        r = readout.model_dump(mode="json") if hasattr(readout, "model_dump") else readout
-        out = []
-        for block in (r["splits"], r.get("control") or {}):
-            for split in sorted(block):
-                for name in sorted(block[split]["after"]):
-                    value = block[split]["after"][name]
-                    out.append(float("nan") if value is None else float(value))
-        return out
-
-    fa, fb = flat(a), flat(b)
-    return len(fa) == len(fb) and all(abs(x - y) < 1e-9 or (x != x and y != y) for x, y in zip(fa, fb))
+def _same(a: list[float], b: list[float]) -> bool:
+    """Exact readouts agree (to 1e-9 on every accuracy; control included)."""
+    return len(a) == len(b) and all(abs(x - y) < 1e-9 or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
 
 
 def _target_text(row: dict[str, Any]) -> str:
