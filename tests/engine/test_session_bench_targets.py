@@ -49,3 +49,9 @@ def test_each_target_line_names_time_ratio_and_verdict() -> None:
     assert lines[4].endswith("≥ 3×: met")
     assert lines[5].endswith("no target")
     assert lines[-1] == "exact numbers identical on both paths"
+    result.update(dataset_cache="read from the run directory", baseline_logits="written before timing")
+    lines = format_session(result).splitlines()
+    assert lines[-2] == "exact numbers identical on both paths"
+    assert lines[-1] == (
+        "decoded dataset: read from the run directory; fast path's baseline logits: written before timing"
+    )

@@ -116,6 +116,24 @@ def ensure_run_cache(run_dir: Path) -> str:
     return "not cacheable: both paths build the dataset"
 
 
+def ensure_run_baselines(run_dir: Path) -> str:
+    """Make sure the run holds the unmodified model's logits on train and test (as a run with
+    Stage I leaves them), so the fast path starts from them as the console does on that run."""
+    from labconsole.engine.stage1.session import Session
+
+    session = Session.from_checkpoint(run_dir, "cpu")
+    store = session._store
+    fast = session.fast_evaluator("train")
+    if store is None or fast is None:
+        return "not kept: both paths compute the baseline"
+    session.baseline_logits("train")  # binds the store's key
+    kept = all(store.path(split).is_file() for split in ("train", "test"))
+    for split in ("train", "test"):
+        session.baseline(split)
+    session.close()
+    return "read from the run directory (left by its Stage I)" if kept else "written to the run directory before timing"
+
+
 def _run_path(path: str, run_dir: Path, seeds: int, probes: dict[str, Any] | None) -> dict[str, Any]:
     """One path's steps in a fresh process (see ``session_bench_path``)."""
     args = {"path": path, "run": str(run_dir), "seeds": seeds, "probes": probes, "threads": torch.get_num_threads()}
@@ -136,6 +154,7 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
     rows: dict[str, dict[str, list[float]]] = {}
     same: dict[str, bool] = {}
     cache_note = ensure_run_cache(run_dir)
+    baseline_note = ensure_run_baselines(run_dir)
     for _ in range(max(1, repeats)):
         fast = _run_path("fast", run_dir, seeds, None)
         plain = _run_path("plain", run_dir, seeds, fast["probes"])  # the same neurons
@@ -174,6 +193,7 @@ def measure_session(run_dir: Path, *, repeats: int = 1, seeds: int = 10) -> dict
         "steps": table,
         "same_numbers": same,
         "dataset_cache": cache_note,
+        "baseline_logits": baseline_note,
     }
 
 
@@ -215,4 +235,9 @@ def format_session(result: dict[str, Any]) -> str:
         if not mismatched
         else f"exact numbers DIFFER between paths: {', '.join(mismatched)}"
     )
+    if result.get("dataset_cache") or result.get("baseline_logits"):
+        lines.append(
+            f"decoded dataset: {result.get('dataset_cache', '-')}; "
+            f"fast path's baseline logits: {result.get('baseline_logits', '-')}"
+        )
     return "\n".join(lines)
