@@ -247,9 +247,7 @@ async def test_every_epoch_shows_train_val_and_test_accuracy_per_group(app_facto
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[1] for r in rows] == ["train", "val", "test"] * 2
         last = app.job.epochs[-1]
-        assert rows[3][2:6] == [
-            f"{100 * accuracy:.1f}" for accuracy in last.splits["train"].groups.values()
-        ]
+        assert rows[3][2:6] == [f"{100 * accuracy:.1f}" for accuracy in last.splits["train"].groups.values()]
         legend = str(app.screen.query_one("#epochs-legend", Static).content)
         assert "WL waterbird-land" in legend
         assert table.virtual_size.width <= table.size.width  # nothing cut at 80×24

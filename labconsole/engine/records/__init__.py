@@ -77,13 +77,13 @@ from labconsole.engine.records.console import (
     ConsoleSession as ConsoleSession,
 )
 from labconsole.engine.records.console import (
-    SessionManifest as SessionManifest,
-)
-from labconsole.engine.records.console import (
     RankingLine as RankingLine,
 )
 from labconsole.engine.records.console import (
     SessionLine as SessionLine,
+)
+from labconsole.engine.records.console import (
+    SessionManifest as SessionManifest,
 )
 from labconsole.engine.records.console import (
     parse_session_line as parse_session_line,

@@ -25,7 +25,7 @@ from labconsole.engine.evaluate import split_metrics
 from labconsole.engine.events import StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import forward_features, get_head
-from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
+from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_metrics, model_meta
 from labconsole.engine.records import DfrSection, Selection
 from labconsole.engine.train.start import load_model_from
 from labconsole.errors import PresetError, UserError
@@ -109,7 +109,7 @@ def run_dfr_stage(ctx: StageContext) -> DfrSection:
     ctx.log(f"DFR: retraining the last layer of {path}")
     ctx.emit(StageStarted(run_id=ctx.run_id, stage="dfr", total_epochs=0))
     model = load_model_from(ctx, path)
-    before = evaluate_splits(ctx, model, ("val", "test"))
+    before = evaluate_metrics(ctx, model, ("val", "test"))
 
     val = ensure_cache(ctx, "val")
     features = penultimate_features(model, val, ctx.device, cfg.batch_size)
@@ -145,7 +145,7 @@ def run_dfr_stage(ctx: StageContext) -> DfrSection:
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(w / std, dtype=head.weight.dtype))
         head.bias.copy_(torch.as_tensor(b - (w * mean / std).sum(1), dtype=head.bias.dtype))
-    after = evaluate_splits(ctx, model, ("val", "test"))
+    after = evaluate_metrics(ctx, model, ("val", "test"))
     held_out_pred = (scaled[half_b] @ w.T + b).argmax(1)
     correct = np.bincount(
         g[half_b], weights=(held_out_pred == y[half_b]).astype(float), minlength=bundle.groups.num_groups

@@ -11,13 +11,14 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
+from pydantic import JsonValue
 from torch import nn
 
 from labconsole.config.erm import ErmConfig
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
-from labconsole.engine.pipeline import autocast_for, ensure_dataset, ensure_model, evaluate_splits, model_meta
+from labconsole.engine.pipeline import autocast_for, ensure_dataset, ensure_model, evaluate_metrics, model_meta
 from labconsole.engine.records import ErmResult, Selection
 from labconsole.engine.train.batches import TrainBatches
 from labconsole.engine.train.state import EpochLog, TrainState, load_train_state, save_train_state
@@ -48,10 +49,9 @@ def subsample_index(g: torch.Tensor, num_groups: int, generator: torch.Generator
     return torch.cat(parts)
 
 
-def run_erm_stage(ctx: StageContext) -> dict[str, object]:
-    """``train_erm``'s record as a mapping of its fields (typed values): the ``model`` stage
-    spreads it into its own section."""
-    return dict(train_erm(ctx))
+def run_erm_stage(ctx: StageContext) -> dict[str, JsonValue]:
+    """``train_erm``'s record as its JSON: the ``model`` stage spreads it into its own section."""
+    return train_erm(ctx).to_json()
 
 
 def train_erm(ctx: StageContext) -> ErmResult:
@@ -92,7 +92,7 @@ def train_erm(ctx: StageContext) -> ErmResult:
             else None
         )
         train_loss = _train_one_epoch(ctx, model, optimizer, batches, index, weights, epoch, cfg.epochs, started, state)
-        splits = evaluate_splits(ctx, model, ("train", "val", "test") if cfg.eval_train else ("val", "test"))
+        splits = evaluate_metrics(ctx, model, ("train", "val", "test") if cfg.eval_train else ("val", "test"))
         val_loss = _loss_on(ctx, model, "val")
         scheduler.step(val_loss)
         wga = splits["val"].wga if "val" in splits else None
@@ -123,7 +123,7 @@ def train_erm(ctx: StageContext) -> ErmResult:
     _load_best(ctx, model)
     ctx.state["checkpoint"] = ctx.run.checkpoints / "best.safetensors"
     if state.best_splits and "train" not in state.best_splits:
-        state.best_splits = {**evaluate_splits(ctx, model, ("train",)), **state.best_splits}
+        state.best_splits = {**evaluate_metrics(ctx, model, ("train",)), **state.best_splits}
     return ErmResult(
         selection=Selection(rule=_selection_text(cfg), epoch=state.best_epoch, val_wga=state.best_wga),
         splits=state.best_splits,

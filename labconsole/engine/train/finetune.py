@@ -26,7 +26,7 @@ from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.events import EpochResult, StageStarted
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import get_head
-from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_splits, model_meta
+from labconsole.engine.pipeline import autocast_for, ensure_cache, ensure_dataset, evaluate_metrics, model_meta
 from labconsole.engine.records import FinetuneControl, FinetuneSection, Selection
 from labconsole.engine.stage1.neurons import Layer, eligible_layers
 from labconsole.engine.train.critical_mask import build_epoch_mask, minority_group_indices
@@ -109,7 +109,7 @@ def run_finetune_stage(ctx: StageContext) -> FinetuneSection:
             ctx.log(f"epoch {epoch}: auxiliary model masks {mask.description}")
         step.set_mask(mask)
         train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
-        splits = evaluate_splits(ctx, model, eval_splits)
+        splits = evaluate_metrics(ctx, model, eval_splits)
         scheduler.step(validation_loss(ctx, model))
         wga = split_wga(splits, "val")
         improved = cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga))
@@ -198,7 +198,7 @@ def _continued_erm_control(
     for epoch in range(1, cfg.epochs + 1):
         ctx.log(f"control (continued ERM) epoch {epoch}/{cfg.epochs}")
         train_loss = _train_epoch(ctx, step, optimizer, batches, epoch, started, state)
-        splits = evaluate_splits(ctx, model, ("val", "test"))
+        splits = evaluate_metrics(ctx, model, ("val", "test"))
         scheduler.step(validation_loss(ctx, model))
         wga = split_wga(splits, "val")
         if cfg.selection == "last" or (wga is not None and (state.best_wga is None or wga > state.best_wga)):
@@ -223,7 +223,7 @@ def _record_start(
 ) -> None:
     """Epoch 0: the starting model, evaluated like every fine-tuning epoch and recorded, so
     curves start where fine-tuning starts and "best" can be compared with (or be) the start."""
-    splits = evaluate_splits(ctx, model, eval_splits)
+    splits = evaluate_metrics(ctx, model, eval_splits)
     state.start_splits = splits
     wga = split_wga(splits, "val")
     keep_start = cfg.selection == "best-val-wga-or-start"

@@ -12,7 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from labconsole.engine.context import StageContext
-from labconsole.engine.pipeline import ensure_dataset, evaluate_splits
+from labconsole.engine.pipeline import ensure_dataset, evaluate_metrics
 from labconsole.engine.records import FinetuneBefore
 from labconsole.errors import CheckpointError, PresetError
 
@@ -126,4 +126,4 @@ def evaluate_before(ctx: StageContext, start: Path, start_model: nn.Module) -> F
     """Val/test metrics of the ERM-selected model (the "before" of a before/after)."""
     path, source = erm_selected_checkpoint(ctx, start)
     model = start_model if path == start else load_model_from(ctx, path)
-    return FinetuneBefore(source=f"{source} ({path})", splits=evaluate_splits(ctx, model, ("val", "test")))
+    return FinetuneBefore(source=f"{source} ({path})", splits=evaluate_metrics(ctx, model, ("val", "test")))
