@@ -36,11 +36,11 @@ def _png(fig: Any, **savefig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _tracing(data: TracingSection | Mapping[str, Any]) -> TracingSection:
+def _tracing(data: TracingSection | Mapping[str, object]) -> TracingSection:
     return data if isinstance(data, TracingSection) else TracingSection.model_validate(dict(data))
 
 
-def tracing_split(data: TracingSection | Mapping[str, Any]) -> str:
+def tracing_split(data: TracingSection | Mapping[str, object]) -> str:
     """The split the heat map shows: the first traced one (the summary copy lists none: the
     first split of the first matrix)."""
     record = _tracing(data)
@@ -52,7 +52,7 @@ def tracing_split(data: TracingSection | Mapping[str, Any]) -> str:
     return "train"
 
 
-def tracing_heatmap(data: TracingSection | Mapping[str, Any]) -> bytes:
+def tracing_heatmap(data: TracingSection | Mapping[str, object]) -> bytes:
     """One diverging heat map (layers × groups, Δpp) per criterion, for the first split, on one
     colour scale centred on 0 so criteria and the random control compare at a glance."""
     record = _tracing(data)
@@ -60,7 +60,7 @@ def tracing_heatmap(data: TracingSection | Mapping[str, Any]) -> bytes:
     layers, groups = list(record.layers), list(record.groups)
     criteria = list(record.matrices)
     values = [
-        [[float("nan") if v is None else float(v) for v in row] for row in record.matrices[c].get(split) or []]
+        [[float("nan") if v is None else float(v) for v in row] for row in record.matrices[c].get(split, [])]
         for c in criteria
     ]
     limit = max([abs(v) for m in values for row in m for v in row if not math.isnan(v)] + [1.0])
@@ -91,7 +91,7 @@ def _directions(info: OverlapKind) -> dict[str, tuple[OverlapDirection | None, l
     }
 
 
-def overlap_histogram(info: OverlapKind | Mapping[str, Any], key: str) -> list[int] | None:
+def overlap_histogram(info: OverlapKind | Mapping[str, object], key: str) -> list[int] | None:
     """A histogram of one overlap direction, from the artifact (``{key: {"histogram"}}``) or the
     summary copy (``{key without _rank + _hist: [...]}``)."""
     kind = info if isinstance(info, OverlapKind) else OverlapKind.model_validate(dict(info))
@@ -101,7 +101,7 @@ def overlap_histogram(info: OverlapKind | Mapping[str, Any], key: str) -> list[i
     return list(compact) if compact else None
 
 
-def overlap_histograms(data: OverlapSection | Mapping[str, Any]) -> bytes:
+def overlap_histograms(data: OverlapSection | Mapping[str, object]) -> bytes:
     """Per layer type, the percentile ranks of one criterion's top neurons under the other."""
     record = data if isinstance(data, OverlapSection) else OverlapSection.model_validate(dict(data))
     kinds = list(record.kinds)

@@ -151,16 +151,15 @@ def tracing(src: RunSource, shown: set[str]) -> Section | None:
     record = _artifact_or_summary(src, "stage1_tracing.json", src.summary.tracing or TracingSection(), shown)
     if record is None or not (record.layers or record.matrices):
         return None
-    data = record.to_json()  # the figure module draws from the JSON table
     section = Section("Structured tracing: layers × groups (Figure 7)", anchor="tracing")
     shown.add("stage1_tracing.png")  # older runs drew the same heat map themselves
     layers, groups = record.layers, record.groups
-    split = figures_tracing.tracing_split(data)
+    split = figures_tracing.tracing_split(record)
     if layers and groups and record.matrices:
         caption = f"Δ {split} accuracy (pp) when zeroing each layer's top-{record.k or '?'} neurons"
         section.blocks.extend(
             _drawn(
-                lambda: [Figure(figures_tracing.tracing_heatmap(data), "structured tracing heat map", caption)],
+                lambda: [Figure(figures_tracing.tracing_heatmap(record), "structured tracing heat map", caption)],
                 "stage1_tracing.json",
             )
         )
@@ -184,20 +183,20 @@ def overlap(src: RunSource, shown: set[str]) -> Section | None:
     record = _artifact_or_summary(src, "stage1_overlap.json", src.summary.overlap or OverlapSection(), shown)
     if record is None or not (record.kinds or record.bins):
         return None
-    data = record.to_json()  # the figure module draws from the JSON table
     section = Section("Overlap of gradient and magnitude criteria (Figure 3)", anchor="overlap")
     shown.add("stage1_overlap.png")  # older runs drew the same histograms themselves
     if record.kinds and len(record.bins) > 1:
         section.blocks.extend(
             _drawn(
-                lambda: [Figure(figures_tracing.overlap_histograms(data), "overlap histograms")], "stage1_overlap.json"
+                lambda: [Figure(figures_tracing.overlap_histograms(record), "overlap histograms")],
+                "stage1_overlap.json",
             )
         )
     edges = record.bins
     for kind, info in record.kinds.items():
         rows = []
         for key, _ in figures_tracing.OVERLAP_PANELS:
-            hist = figures_tracing.overlap_histogram(info.to_json(), key)
+            hist = figures_tracing.overlap_histogram(info, key)
             if hist:
                 rows.append([key.replace("_", " ")] + [str(h) for h in hist])
         if rows:
