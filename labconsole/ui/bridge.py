@@ -268,6 +268,15 @@ class Bridge:
             body, name=what, group=group or "call", thread=True, exclusive=group is not None, exit_on_error=False
         )
 
+    def progress_in_call(self, show: Callable[[int, int], None]) -> ProgressRelay:
+        """On the worker of a running call: another ``progress(done, total)`` for a second kind
+        of work the call counts (a readout's chunks, then its matched control's draws). Its
+        counts reach ``show`` on the UI thread after the ones sent before them (one message
+        queue), and none once the console stopped waiting for the call."""
+        relay = ProgressRelay(self.app, show)
+        relay.worker = get_current_worker()
+        return relay
+
 
 def describe_error(what: str, error: BaseException) -> str:
     """One line for people: a UserError's own message, otherwise the exception type and text."""

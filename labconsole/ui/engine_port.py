@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from labconsole.config import vocab
 from labconsole.engine.events import CancelToken, Emit, EpochResult
@@ -193,25 +193,26 @@ class SessionPort(Protocol):
 
     def matched_control(
         self,
-        neurons: Sequence[NeuronRef],
-        mode: str,
-        std: float,
-        seeds: int,
-        splits: Sequence[str] = ("train", "test"),
+        readout: Readout,
         draws: int = 20,
         first_draws: int = 3,
-        on_partial: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
-        """The layer-matched control of an intervention (``engine.stage1.evidence``): ``draws``
-        neuron sets with the critical set's per-layer histogram, the same edit on each.
+        *,
+        on_partial: Callable[[Readout], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Readout:
+        """``readout`` (this session's readout of an intervention) with its layer-matched control
+        (``engine.stage1.evidence``): ``draws`` neuron sets with the critical set's per-layer
+        histogram, the same edit on each, walked once, in batches of ``first_draws``.
 
-        Returns ``{"kind", "draws", "critical": {split: {g: Δpp}}, "control": {split: {"delta_pp",
-        "spread_pp", …}} (mean ± sd over draws), "p": {split: {g: p}}, "signature": {"critical_pp",
-        "control_mean_pp", "control_sd_pp", "p", "verdict"} | None, "flips": {split: {g:
-        {"n", "n_to_wrong", "n_to_right", "to_wrong", "to_right", …}}}}``; p is the empirical
-        one-sided ``(1 + #draws at least as low) / (draws + 1)``, flip ids are positions in the
-        split. ``on_partial`` first gets the same from the first ``first_draws`` draws (the
-        full result's draws start with the same ones)."""
+        Returns the readout with the control in ``control`` (per split mean ± sd over the draws),
+        each draw's neurons in ``control_neurons``, ``control_kind`` "layer-matched" and
+        ``evidence`` (a ``records.Evidence``): the critical Δ, p per split and group (the
+        empirical one-sided ``(1 + #draws at least as low) / (draws + 1)``), the signature with
+        its verdict, and the flips (ids are positions in the split). ``on_partial`` gets the same
+        over the draws walked so far: after the first ``first_draws``, then as more are in (at
+        most a few times a second, never for the last batch: that is the result); draw d is the
+        same set in every one. ``progress(draws walked, draws)`` is called from the calling
+        thread."""
         ...
 
     def example_images(self, split: str, ids: Sequence[int], size: int) -> list[ImagePixels]:

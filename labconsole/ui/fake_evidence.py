@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # The engine's statistics and verdict rule (pure Python, no torch), so the demo judges alike.
 from labconsole.engine.stage1.evidence_stats import empirical_p, held_on_test, mean_sd, signature_seen
 from labconsole.ui.engine_port import ImagePixels, NeuronRef
+
+if TYPE_CHECKING:  # pydantic records, imported where one is built
+    from labconsole.engine.records import Readout
 
 # Per split, how many examples each group has (train = the Waterbirds training counts).
 SPLIT_SIZES = {
@@ -53,15 +56,12 @@ def flips(
     return out
 
 
-def fake_evidence(
-    neurons: Sequence[NeuronRef],
-    critical: Mapping[str, Mapping[str, float | None]],
-    control_afters: Mapping[str, Mapping[str, Any]],
-    groups: Sequence[str],
-    draws: int,
-) -> dict[str, Any]:
-    """``critical``: split → group → the readout's Δ pp; ``control_afters``: split → the
-    readout's baseline (for the control's ``after``). Same keys as ``evidence_readout``."""
+def fake_evidence(readout: Readout, groups: Sequence[str], draws: int) -> dict[str, Any]:
+    """The layer-matched control of ``readout`` over its first ``draws`` draws: the critical Δ
+    is the readout's own, the control's ``after`` is over the readout's baseline. Same keys as
+    ``evidence_readout``."""
+    neurons = [(str(n[0]), int(n[1])) for n in readout.neurons]
+    critical = {split: dict(part.delta_pp) for split, part in readout.splits.items()}
     draws_pp = {
         split: {g: [control_draw(neurons, split, d, groups)[g] for d in range(draws)] for g in groups}
         for split in critical
@@ -70,10 +70,10 @@ def fake_evidence(
     p: dict[str, dict[str, float | None]] = {}
     for split, per_group in draws_pp.items():
         stats = {g: mean_sd(values) for g, values in per_group.items()}
-        baseline = control_afters[split]["baseline"]
+        baseline = readout.splits[split].baseline
         control[split] = {
             "baseline": dict(baseline),
-            "after": {g: baseline[g] + (stats[g][0] or 0.0) / 100 for g in groups},
+            "after": {g: (baseline[g] or 0.0) + (stats[g][0] or 0.0) / 100 for g in groups},
             "delta_pp": {g: None if stats[g][0] is None else round(stats[g][0] or 0.0, 2) for g in groups},
             "spread_pp": {g: None if stats[g][1] is None else round(stats[g][1] or 0.0, 2) for g in groups},
         }
@@ -84,7 +84,7 @@ def fake_evidence(
     return {
         "kind": "layer-matched",
         "draws": draws,
-        "critical": {s: dict(v) for s, v in critical.items()},
+        "critical": critical,
         "control": control,
         "draws_pp": draws_pp,
         "p": p,
@@ -92,6 +92,23 @@ def fake_evidence(
         "flips": {s: flips(neurons, s, critical[s], groups) for s in critical},
         "flip_ids": "positions in the split",
     }
+
+
+def with_fake_evidence(readout: Readout, groups: Sequence[str], draws: int) -> Readout:
+    """``readout`` with ``fake_evidence`` as its control and evidence, as the engine's
+    ``with_evidence`` merges a layer-matched control into the readout it belongs to."""
+    from labconsole.engine.records import Evidence, Readout
+
+    found = fake_evidence(readout, groups, draws)
+    merged = {
+        **readout.to_json(),
+        "control": found.pop("control"),
+        "control_neurons": [],  # the demo draws no neurons
+        "control_kind": found["kind"],
+    }
+    out = Readout.model_validate(merged)
+    out.evidence = Evidence.model_validate(found)
+    return out
 
 
 def signature(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from labconsole.errors import UserError
 from labconsole.ui.engine_port import ImagePixels, LayerInfo, NeuronRef, RankedNeuron
 from labconsole.ui.fake_data import BASELINE, GROUPS, LAYERS, TRAIN_COUNTS
-from labconsole.ui.fake_evidence import example_image, fake_evidence
+from labconsole.ui.fake_evidence import example_image, with_fake_evidence
 
 if TYPE_CHECKING:
     from labconsole.engine.records import Readout
@@ -136,27 +137,49 @@ class FakeSession:
 
     def matched_control(
         self,
-        neurons: Sequence[NeuronRef],
-        mode: str,
-        std: float,
-        seeds: int,
-        splits: Sequence[str] = ("train", "test"),
+        readout: Readout,
         draws: int = 20,
         first_draws: int = 3,
-        on_partial: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
-        """Like the engine's: the first draws go to ``on_partial`` (then, while ``partial_gate``
-        is unset, it holds), the full draws are returned; Δ is the readout's own."""
-        self.engine.calls.append(("matched_control", tuple(neurons), mode, std, seeds, draws, first_draws))
+        *,
+        on_partial: Callable[[Readout], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Readout:
+        """Like the engine's: the draws in batches of ``first_draws``, counted into
+        ``progress``; after each batch but the last ``on_partial`` gets the readout with the
+        control over the draws so far (after the first, it holds while ``partial_gate`` is
+        unset: a test sees the first draws provisional). Δ is the readout's own."""
+        neurons = tuple((str(n[0]), int(n[1])) for n in readout.neurons)
+        self.engine.calls.append(
+            ("matched_control", neurons, readout.mode, readout.std, readout.seeds, draws, first_draws)
+        )
+        report = progress or (lambda _done, _total: None)
+        report(0, draws)
         self.engine.wait_call()
-        strength = {"zero": 1.0, "reinit": 0.8, "noise": 0.3}[mode] * (1 + std * 20)
-        readout = {s: self._split(s, neurons, strength, seeds, mode) for s in splits}
-        critical = {s: r["delta_pp"] for s, r in readout.items()}
-        if on_partial is not None and 0 < first_draws < draws:
-            on_partial(fake_evidence(neurons, critical, readout, GROUPS, first_draws))
-            if self.partial_gate is not None:
-                self.partial_gate.wait(timeout=10)
-        return fake_evidence(neurons, critical, readout, GROUPS, draws)
+        done = 0
+        while done < draws:
+            done = min(draws, done + max(1, first_draws))
+            report(done, draws)
+            if on_partial is not None and done < draws:
+                on_partial(with_fake_evidence(readout, GROUPS, done))
+                if done <= first_draws:
+                    self._hold_after_first_draws()
+        return with_fake_evidence(readout, GROUPS, draws)
+
+    def _hold_after_first_draws(self) -> None:
+        """Wait while ``partial_gate`` is unset (10 s at most), and, as the engine stops its
+        walk, not once the console stopped waiting for the call (Esc, or the console closing)."""
+        from textual.worker import NoActiveWorker, get_current_worker
+
+        if self.partial_gate is None:
+            return
+        try:
+            worker = get_current_worker()
+        except NoActiveWorker:
+            worker = None
+        deadline = time.monotonic() + 10
+        while not self.partial_gate.wait(timeout=0.05):
+            if (worker is not None and worker.is_cancelled) or time.monotonic() > deadline:
+                return
 
     def example_images(self, split: str, ids: Sequence[int], size: int) -> list[ImagePixels]:
         self.engine.calls.append(("example_images", split, tuple(ids), size))

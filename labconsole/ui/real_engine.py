@@ -8,7 +8,7 @@ through ``labconsole.engine.records``.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,38 +116,38 @@ class RealSession:
 
     def matched_control(
         self,
-        neurons: Sequence[tuple[str, int]],
-        mode: str,
-        std: float,
-        seeds: int,
-        splits: Sequence[str] = ("train", "test"),
+        readout: Readout,
         draws: int = 20,
         first_draws: int = 3,
-        on_partial: Callable[[dict[str, Any]], None] | None = None,
-    ) -> dict[str, Any]:
-        """``evidence_readout`` with the first draws, then with all of them: draw d is the same
-        set in both (seeded by d), so the provisional numbers are the full ones' first draws.
-        The critical set's seeds are the readout's (the session seed), so its Δ is the same."""
-        from labconsole.engine.records import Evidence
-        from labconsole.engine.stage1.evidence import evidence_readout
+        *,
+        on_partial: Callable[[Readout], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Readout:
+        """``evidence_readout`` of the readout's edit, its draws walked once (the first ones
+        first, each batch's result to ``on_partial``), merged into the readout as the headless
+        Stage I rows keep it (``with_evidence``). The critical set's seeds are the readout's
+        (the session seed), so its Δ is the same; Esc stops the walk (the session's cancel)."""
+        from labconsole.engine.stage1.evidence import evidence_readout, with_evidence
 
-        def measured(count: int) -> dict[str, Any]:
-            found = evidence_readout(
-                self._session,
-                list(neurons),
-                mode=mode,
-                std=std,
-                seeds=seeds,
-                splits=tuple(splits),
-                draws=count,
-                kind="layer-matched",
-                seed=self._session.seed,
-            )
-            return Evidence.model_validate(found).to_json()
+        def merged(found: Mapping[str, Any]) -> Readout:
+            return with_evidence(readout, found, "layer-matched")
 
-        if on_partial is not None and 0 < first_draws < draws:
-            on_partial(measured(int(first_draws)))
-        return measured(int(draws))
+        found = evidence_readout(
+            self._session,
+            [(str(neuron[0]), int(neuron[1])) for neuron in readout.neurons],
+            mode=readout.mode,
+            std=0.01 if readout.std is None else readout.std,  # zero mode has none
+            seeds=readout.seeds,
+            where=readout.where,
+            splits=tuple(readout.splits),
+            draws=int(draws),
+            kind="layer-matched",
+            seed=self._session.seed,
+            first_draws=int(first_draws),
+            on_partial=None if on_partial is None else lambda part: on_partial(merged(part)),
+            progress=progress,
+        )
+        return merged(found)
 
     def example_images(self, split: str, ids: Sequence[int], size: int) -> list[ImagePixels]:
         """From the session's tensor cache (uint8), area-resized; grey images as grey RGB."""

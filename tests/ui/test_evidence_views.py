@@ -45,7 +45,8 @@ async def show_specific_ranking(pilot: Any) -> None:
     await settle(pilot)
 
 
-async def start_matched_readout(pilot: Any, hold_after_first_draws: bool) -> Any:
+async def start_matched_readout(pilot: Any, hold_after_first_draws: bool, counts: list[int] | None = None) -> Any:
+    """``counts`` collects the draw counts the status line is given."""
     app = pilot.app
     await open_session(pilot)
     app.set_marked(MARKED)
@@ -55,6 +56,14 @@ async def start_matched_readout(pilot: Any, hold_after_first_draws: bool) -> Any
     await pilot.pause()
     if hold_after_first_draws:
         app.session.partial_gate = threading.Event()
+    if counts is not None:
+        show = screen._show_draws_walked
+
+        def counted(done: int, total: int) -> None:
+            counts.append(done)
+            show(done, total)
+
+        screen._show_draws_walked = counted
     app.set_focus(None)
     await pilot.press("a")
     return screen
@@ -62,7 +71,7 @@ async def start_matched_readout(pilot: Any, hold_after_first_draws: bool) -> Any
 
 async def show_matched_provisional(pilot: Any) -> None:
     screen = await start_matched_readout(pilot, hold_after_first_draws=True)
-    await wait_for(pilot, lambda: "3 of 20 draws in" in status_of(screen, "#readout-status"))
+    await wait_for(pilot, lambda: "3/20 draws" in status_of(screen, "#readout-status"))
     await settle(pilot)
 
 
@@ -92,14 +101,20 @@ WALKS = {
 def test_evidence_view_snapshot(snap_compare, app_factory, tmp_path, monkeypatch, view: str, size) -> None:
     monkeypatch.chdir(tmp_path)  # session records go to ./runs, named the same on every run
 
+    held: list[threading.Event] = []
+
     async def walk_and_check(pilot: Any) -> None:
         await WALKS[view](pilot)
         assert_nothing_is_cut(pilot.app, size)
         session = pilot.app.session
         if session is not None and session.partial_gate is not None:
-            session.partial_gate.set()  # the held matched control may finish once pictured
+            held.append(session.partial_gate)  # released once pictured, not before
 
-    assert snap_compare(app_factory(runs_root="runs"), terminal_size=size, run_before=walk_and_check)
+    try:
+        assert snap_compare(app_factory(runs_root="runs"), terminal_size=size, run_before=walk_and_check)
+    finally:
+        for gate in held:
+            gate.set()  # the held matched control may finish
 
 
 # -- Neurons: the ranking score ---------------------------------------------------------------------
@@ -150,7 +165,7 @@ async def test_the_matched_control_is_provisional_first_then_complete(app_factor
     app = app_factory()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await start_matched_readout(pilot, hold_after_first_draws=True)
-        await wait_for(pilot, lambda: "3 of 20 draws in" in status_of(screen, "#readout-status"))
+        await wait_for(pilot, lambda: "3/20 draws" in status_of(screen, "#readout-status"))
         table = screen.query_one("#readout", DataTable)
         heads = [str(c.label) for c in table.columns.values()]
         assert heads[-2:] == ["matched Δ pp", "p"]
@@ -182,6 +197,40 @@ async def test_the_matched_control_is_provisional_first_then_complete(app_factor
         assert ("seen for" in note) and ("20 draws" in note)
         assert all(g in note for g in ("landbird-water", "waterbird-land"))  # the minority groups
         assert ("not seen" in note) == any(v == "not seen" for g, v in verdict.items() if g in note)
+
+
+async def test_the_matched_control_counts_its_draws_then_gives_the_verdict(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        shown: list[int] = []
+        screen = await start_matched_readout(pilot, hold_after_first_draws=True, counts=shown)
+        await wait_for(pilot, lambda: "3/20 draws" in status_of(screen, "#readout-status"))
+        status = status_of(screen, "#readout-status")
+        assert status.startswith("layer-matched control, ≈ so far") and "chunks" not in status
+        calls = [c for c in app.engine.calls if c[0] == "matched_control"]
+        assert len(calls) == 1  # one call walks all the draws
+
+        app.session.partial_gate.set()
+        await wait_for(pilot, lambda: len(screen.history) == 1)
+        assert shown[-1] == 20 and 3 in shown
+        assert shown == sorted(set(shown))  # only ever more draws
+        assert len([c for c in app.engine.calls if c[0] == "matched_control"]) == 1
+        status = status_of(screen, "#readout-status")
+        assert "draws" not in status and "Esc" not in status  # done: no count left behind
+        note = status_of(screen, "#readout-note")
+        assert "signature Δtrain−Δtest < 0 at p < 0.05, 20 draws:" in note and "provisional" not in note
+
+
+async def test_esc_stops_the_matched_control_and_records_nothing(app_factory) -> None:
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await start_matched_readout(pilot, hold_after_first_draws=True)
+        await wait_for(pilot, lambda: "3/20 draws" in status_of(screen, "#readout-status"))
+        app.set_focus(None)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: "stopped waiting" in status_of(screen, "#readout-status"))
+        await pilot.pause(0.3)  # the walk, no longer held, returns: its result is dropped
+        assert screen.history == [] and "draws" not in status_of(screen, "#readout-status")
 
 
 async def test_a_matched_readout_is_recorded_with_its_evidence_and_reopened(app_factory, tmp_path) -> None:

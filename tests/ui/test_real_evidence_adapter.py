@@ -1,6 +1,7 @@
 """The real adapter's evidence calls, on a stand-in session (no training): the specificity score
-reaches the engine's ranking, the matched control sends its first draws and then all of them
-(draw d the same set in both), and example images come from the tensor cache by position."""
+reaches the engine's ranking, the matched control is one engine call whose partial and final
+results come back merged into the readout (draw d the same set in all), and example images come
+from the tensor cache by position."""
 
 from __future__ import annotations
 
@@ -47,23 +48,50 @@ def test_rank_passes_the_score_to_the_engine_ranking() -> None:
     )
 
 
-def test_the_matched_control_sends_its_first_draws_then_all(monkeypatch) -> None:
+def test_the_matched_control_is_one_engine_call_merged_into_the_readout(monkeypatch) -> None:
     import labconsole.engine.stage1.evidence as evidence
+    from labconsole.engine.records import Readout
 
     calls: list[dict[str, Any]] = []
 
-    def fake_evidence_readout(session: Any, neurons: Any, **kwargs: Any) -> dict[str, Any]:
-        calls.append(kwargs)
-        return {"kind": kwargs["kind"], "draws": kwargs["draws"], "p": {"train": {"a": 1 / (kwargs["draws"] + 1)}}}
+    def found_over(draws: int) -> dict[str, Any]:
+        control = {"train": {"baseline": {"a": 0.9}, "after": {"a": 0.8}, "delta_pp": {"a": -10.0}}}
+        neurons = [[["conv1", 5]]] * draws
+        return {
+            "kind": "layer-matched",
+            "draws": draws,
+            "control": control,
+            "control_neurons": neurons,
+            "critical": {"train": {"a": -40.0}},
+            "p": {"train": {"a": 1 / (draws + 1)}},
+        }
 
-    monkeypatch.setattr(evidence, "evidence_readout", fake_evidence_readout)
+    def stand_in_evidence_readout(session: Any, neurons: Any, **kwargs: Any) -> dict[str, Any]:
+        calls.append({"neurons": neurons, **kwargs})
+        kwargs["progress"](3, 20)
+        kwargs["on_partial"](found_over(3))
+        return found_over(20)
+
+    monkeypatch.setattr(evidence, "evidence_readout", stand_in_evidence_readout)
     session = RealSession(StandInSession())  # type: ignore[arg-type]
-    partial: list[dict[str, Any]] = []
-    found = session.matched_control([("conv1", 3)], "zero", 0.01, 1, draws=20, first_draws=3, on_partial=partial.append)
-    assert [c["draws"] for c in calls] == [3, 20]
-    assert all(c["kind"] == "layer-matched" and c["seed"] == 7 for c in calls)  # the readout's seed
-    assert partial[0]["draws"] == 3 and found["draws"] == 20
-    assert found["p"]["train"]["a"] == pytest.approx(1 / 21)
+    readout = Readout(mode="zero", seeds=1, neurons=[("conv1", 3, 0.5)], splits={"train": {"delta_pp": {"a": -40.0}}})
+    partial: list[Readout] = []
+    counts: list[tuple[int, int]] = []
+    result = session.matched_control(
+        readout, 20, 3, on_partial=partial.append, progress=lambda done, total: counts.append((done, total))
+    )
+    assert len(calls) == 1  # one walk over the 20 draws
+    asked = calls[0]
+    assert asked["neurons"] == [("conv1", 3)] and asked["mode"] == "zero" and asked["splits"] == ("train",)
+    assert (asked["draws"], asked["first_draws"], asked["kind"], asked["seed"]) == (20, 3, "layer-matched", 7)
+    assert counts == [(3, 20)]
+    assert isinstance(partial[0], Readout) and isinstance(result, Readout)
+    assert partial[0].evidence is not None and partial[0].evidence.draws == 3
+    found = result.evidence
+    assert found is not None and found.draws == 20 and found.p["train"]["a"] == pytest.approx(1 / 21)
+    assert result.control_kind == "layer-matched" and len(result.control_neurons) == 20
+    assert result.control is not None and result.control["train"].delta_pp == {"a": -10.0}
+    assert result.split("train").delta_pp == {"a": -40.0}  # the readout's own numbers are kept
 
 
 def test_the_first_draws_are_the_first_of_the_full_draws() -> None:

@@ -19,7 +19,6 @@ from labconsole.ui.widgets.matched_control import (
     matched_rows,
     show_matched_rows,
     verdict_line,
-    with_matched_control,
 )
 from labconsole.ui.widgets.readout_table import SPLITS, ReadoutEntry, minority_groups
 
@@ -44,32 +43,33 @@ class ReadoutEvidence(LabScreen):
         **kwargs: Any,
     ) -> Readout:
         """On a worker: the readout (``edit`` = mode, σ, seeds; ``kwargs`` go to it); with
-        ``matched``, then its layer-matched control, first draws and then all of them, each
-        shown as it comes. The result is the readout with its control."""
+        ``matched``, then its layer-matched control in one walk over the draws, counted on the
+        status line (k/20 draws), its numbers over the first draws and then over more of them
+        shown as they come (≈). The result is the readout with its control."""
         mode, sigma, seeds = edit
         result = session.readout(list(neurons), mode, sigma, seeds, SPLITS, random_control, **kwargs)
         if not matched:
             return result
 
-        def show(shown: Readout, found: dict[str, Any] | None) -> None:
-            self.app.call_from_thread(self._show_matched_progress, shown, found)
+        def show(shown: Readout) -> None:
+            self.app.call_from_thread(self._show_matched_progress, shown)
 
-        show(result, None)
-        found = session.matched_control(
-            list(neurons),
-            mode,
-            sigma,
-            seeds,
-            SPLITS,
+        show(result)
+        return session.matched_control(
+            result,
             DRAWS,
             FIRST_DRAWS,
-            on_partial=lambda part: show(with_matched_control(result, part), part),
+            on_partial=show,
+            progress=self.lab.bridge.progress_in_call(self._show_draws_walked),
         )
-        return with_matched_control(result, found)
 
-    def _show_matched_progress(self, result: Readout, found: dict[str, Any] | None) -> None:
+    def _show_draws_walked(self, done: int, total: int) -> None:
+        self.query_one("#readout-status", BusyLine).report(done, total, "draws")
+
+    def _show_matched_progress(self, result: Readout) -> None:
         """The exact readout while its layer-matched control is computed: ``…`` until the first
-        draws are in (``found`` None), then their numbers, ≈ (provisional), until all are."""
+        draws are in (no ``evidence`` yet), then the numbers over the draws so far, ≈
+        (provisional), until all are."""
         status = self.query_one("#readout-status", BusyLine)
         if not status.busy:  # Esc stopped waiting meanwhile
             return
@@ -79,11 +79,14 @@ class ReadoutEvidence(LabScreen):
         table = self.query_one("#readout", DataTable)
         show_matched_rows(table, matched_rows(result, groups, minority, provisional=True))
         note = self.query_one("#readout-note", Static)
-        if found is None or result.evidence is None:
-            status.advance(2, f"layer-matched control: its first {FIRST_DRAWS} of {DRAWS} draws")
-            note.update("matched Δ: as many neurons from each layer, mean ± sd over draws; p follows")
+        if result.evidence is None:
+            status.advance(2, "layer-matched control")
+            note.update(
+                f"matched Δ: as many neurons from each layer, mean ± sd over {DRAWS} draws; "
+                f"≈ from the first {FIRST_DRAWS}, p follows"
+            )
             return
-        status.advance(3, f"layer-matched control: {result.evidence.draws} of {DRAWS} draws in (≈), the rest follow")
+        status.advance(3, "layer-matched control, ≈ so far")
         note.update(verdict_line(result.evidence, groups, minority, provisional=True))
 
     def action_flips(self) -> None:

@@ -1,14 +1,14 @@
-"""The readout's layer-matched control (``SessionPort.matched_control``): its table cells (mean ±
-sd over the draws and p per split and group), the memorization-signature verdict line, and the
-readout that carries it into the session record.
+"""The readout's layer-matched control (``SessionPort.matched_control``, which returns the
+readout with it): its table cells (mean ± sd over the draws and p per split and group) and the
+memorization-signature verdict line.
 
-The control comes in twice: from its first few draws (provisional, shown ≈ and dim; with N
-draws p cannot go below 1/(N + 1)) and then from all of them."""
+The control's numbers come as its draws are walked: over the first few (provisional, shown ≈
+and dim; with N draws p cannot go below 1/(N + 1)), over more of them, then over all."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -23,23 +23,6 @@ MATCHED_COLUMNS = (*COLUMNS[:-1], "matched Δ pp", "p")
 SIGNIFICANCE = 0.05  # the engine's (``engine.stage1.evidence.SIGNIFICANCE``)
 DRAWS = 20
 FIRST_DRAWS = 3
-
-
-def with_matched_control(result: Readout, found: Mapping[str, Any]) -> Readout:
-    """The readout with its layer-matched control (``SessionPort.matched_control``) in the
-    control's place, as the headless Stage I rows keep it, and the rest of the evidence (p,
-    signature, flips) in ``evidence``."""
-    from labconsole.engine.records import Readout
-
-    evidence = {k: v for k, v in found.items() if k not in ("control", "control_neurons")}
-    merged = {
-        **result.to_json(),
-        "control": found.get("control"),
-        "control_neurons": found.get("control_neurons") or [],
-        "control_kind": str(found.get("kind") or "layer-matched"),
-        "evidence": evidence,
-    }
-    return Readout.model_validate(merged)
 
 
 def p_cell(p: float | None, provisional: bool) -> Text:
