@@ -97,6 +97,24 @@ from labconsole.engine.records.evidence import (
 from labconsole.engine.records.evidence import (
     Signature as Signature,
 )
+from labconsole.engine.records.finetune import (
+    DfrSection as DfrSection,
+)
+from labconsole.engine.records.finetune import (
+    FinetuneBefore as FinetuneBefore,
+)
+from labconsole.engine.records.finetune import (
+    FinetuneControl as FinetuneControl,
+)
+from labconsole.engine.records.finetune import (
+    FinetuneEpoch as FinetuneEpoch,
+)
+from labconsole.engine.records.finetune import (
+    FinetuneSection as FinetuneSection,
+)
+from labconsole.engine.records.finetune import (
+    FinetuneStart as FinetuneStart,
+)
 from labconsole.engine.records.manifest import (
     CheckGroup as CheckGroup,
 )
@@ -197,28 +215,10 @@ from labconsole.engine.records.rare import (
     TheoryCurve as TheoryCurve,
 )
 from labconsole.engine.records.sections import (
-    DfrSection as DfrSection,
-)
-from labconsole.engine.records.sections import (
     ErmResult as ErmResult,
 )
 from labconsole.engine.records.sections import (
     ErmSection as ErmSection,
-)
-from labconsole.engine.records.sections import (
-    FinetuneBefore as FinetuneBefore,
-)
-from labconsole.engine.records.sections import (
-    FinetuneControl as FinetuneControl,
-)
-from labconsole.engine.records.sections import (
-    FinetuneEpoch as FinetuneEpoch,
-)
-from labconsole.engine.records.sections import (
-    FinetuneSection as FinetuneSection,
-)
-from labconsole.engine.records.sections import (
-    FinetuneStart as FinetuneStart,
 )
 from labconsole.engine.records.sections import (
     GenericSection as GenericSection,

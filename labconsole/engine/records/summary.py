@@ -14,6 +14,7 @@ from labconsole.engine.records.base import (
     flatten_numbers,
     parse_metric_path,
 )
+from labconsole.engine.records.finetune import DfrSection, FinetuneSection
 from labconsole.engine.records.rare import (
     RareDeletionSection,
     RareMembershipSection,
@@ -23,9 +24,7 @@ from labconsole.engine.records.rare import (
     RareWeightsSection,
 )
 from labconsole.engine.records.sections import (
-    DfrSection,
     ErmSection,
-    FinetuneSection,
     GenericSection,
     GradcamSection,
     ModelSection,

@@ -118,17 +118,9 @@ def run_finetune_stage(ctx: StageContext) -> FinetuneSection:
             save_checkpoint(ctx.run.checkpoints / "finetune-best", model, {**meta, "epoch": epoch, "val_wga": wga})
         save_checkpoint(ctx.run.checkpoints / "finetune-last", model, {**meta, "epoch": epoch})
         state.epoch = epoch
-        # the mask summary holds plain values only; validating checks it is JSON
-        state.history.append(
-            EpochLog.model_validate(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "mask": {**mask.summary(), **mask_info},
-                    **curve_point(splits),
-                }
-            )
-        )
+        mask_used = {**mask.summary(), **mask_info}  # plain values: validating checks they are JSON
+        log = {"epoch": epoch, "train_loss": train_loss, "mask": mask_used, **curve_point(splits)}
+        state.history.append(EpochLog.model_validate(log))
         save_train_state(ctx.run, STAGE, modules, optimizer, scheduler, batches.generator, state)
         ctx.emit(
             EpochResult(
@@ -157,11 +149,18 @@ def run_finetune_stage(ctx: StageContext) -> FinetuneSection:
     if summary.warning:  # every console and log shows it, not only the report
         ctx.log(summary.warning, level="warning")
     if cfg.control == "continued-erm":
-        summary.control = _continued_erm_control(ctx, cfg, start_path, summary)
-        after = summary.control.wga_after
-        summary.method_minus_control = {s: difference(summary.wga_after.get(s), after[s]) for s in ("val", "test")}
-        ctx.log("Stage II against its control\n" + format_control_table(summary))
+        _attach_control(ctx, cfg, start_path, summary)
     return summary
+
+
+def _attach_control(ctx: StageContext, cfg: FinetuneConfig, start_path: Path, method: FinetuneSection) -> None:
+    """Train the control and put it, and method − control, into the method's section."""
+    control = _continued_erm_control(ctx, cfg, start_path, method)
+    method.control = control
+    method.method_minus_control = {
+        s: difference(method.wga_after.get(s), control.wga_after.get(s)) for s in ("val", "test")
+    }
+    ctx.log("Stage II against its control\n" + format_control_table(method))
 
 
 def _continued_erm_control(
