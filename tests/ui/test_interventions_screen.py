@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Input, Select, Static
 
 from labconsole.engine.records import Readout
@@ -173,6 +174,14 @@ async def test_the_tracing_heat_map_has_a_cell_per_layer_and_group_and_counts_it
         await wait_for(pilot, lambda: bool(app.screen.query("#heat-map-table")), timeout=10)  # composed
         table = app.screen.query_one("#heat-map-table", Static)
         assert table.size.width <= size[0]
+        # every layer's row is on the screen without scrolling, the legend under them
+        await wait_for(pilot, lambda: table.size.height == 1 + len(heat["layers"]), timeout=10)
+        scroll = app.screen.query_one("#heat-map VerticalScroll", VerticalScroll)
+        assert scroll.max_scroll_y == 0 and scroll.size.height >= table.size.height
+        dialog = app.screen.query_one("#heat-map").region
+        legend = app.screen.query_one("#heat-map .dialog-hint").region
+        assert dialog.contains_region(scroll.region) and dialog.contains_region(legend)
+        assert legend.y >= scroll.region.bottom
 
 
 def worst_case_estimate(groups) -> Readout:

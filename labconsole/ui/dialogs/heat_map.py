@@ -96,8 +96,8 @@ class HeatMapDialog(ModalScreen[None]):
         heat = self.heat
         with Vertical(classes="dialog wide", id="heat-map"):
             yield Static(
-                f"Tracing heat map: Δ {heat['split']} accuracy (pp) of each group when the top {heat['k']} "
-                f"{heat['criterion']} neurons of a layer, ranked on that group, are zeroed",
+                f"Tracing heat map: each group's Δ {heat['split']} accuracy (pp) when a layer's top "
+                f"{heat['k']} {heat['criterion']} neurons for that group are zeroed",
                 classes="dialog-title",
             )
             with VerticalScroll():
