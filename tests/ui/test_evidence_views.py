@@ -40,8 +40,6 @@ async def show_specific_ranking(pilot: Any) -> None:
     await pilot.pause()
     screen.query_one("#score", Select).value = "specific"
     await wait_for(pilot, lambda: screen.ranking_score == "specific" and not screen.query_one("#rank-status").busy)
-    # The table sizes its columns to the new rows on its next idle: picture it after that.
-    await wait_for(pilot, lambda: not screen.query_one("#ranking", DataTable)._require_update_dimensions)
     await settle(pilot)
 
 

@@ -160,3 +160,23 @@ async def test_a_ranking_done_before_the_record_is_open_is_still_recorded(app_fa
         assert app.record is None
         await wait_for(pilot, lambda: app.record is not None)
         assert [line["type"] for line in app.record.entries()] == ["ranking"]
+
+
+async def test_the_ranking_columns_fit_their_cells_as_soon_as_the_list_is_made_again(app_factory) -> None:
+    """A ranking by another score makes the list again (its score column says which score); its
+    columns must fit the new cells at once, not on the table's next idle, or a redraw before it
+    cuts them."""
+    app = app_factory()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_session(pilot)
+        await pilot.press("2")
+        screen = app.screen
+        table = screen.query_one("#ranking", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 10)
+        screen.ranking_score = "specific"  # the score column's header changes
+        screen._fill_table()
+        columns = list(table.columns.values())
+        assert str(columns[-1].label) == "specific"
+        for i, column in enumerate(columns):
+            widest = max(len(str(table.get_row_at(r)[i])) for r in range(table.row_count))
+            assert column.get_render_width(table) - 2 * table.cell_padding >= max(widest, len(str(column.label)))

@@ -19,6 +19,7 @@ from labconsole.ui.engine_port import CRITERIA, RANK_SCORES, SCOPES, LayerInfo, 
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.busy_line import BusyLine
 from labconsole.ui.widgets.form import parse_number
+from labconsole.ui.widgets.table_columns import add_sized_columns
 
 ALL_GROUPS = "(all groups)"
 NO_SESSION = "No session yet: choose a dataset and checkpoint on Setup (1) and press o."
@@ -233,17 +234,25 @@ class NeuronsScreen(LabScreen):
         return rows
 
     def _fill_table(self) -> None:
+        """The listed neurons, under columns made again and sized to them (the score's header
+        names the ranking score; a column sized later, on the table's idle, would first cut)."""
         table = self.query_one("#ranking", DataTable)
         cursor = table.cursor_row
-        header = SCORE_HEADERS[self.ranking_score]
-        if str(list(table.columns.values())[-1].label) != header:
-            table.clear(columns=True)
-            table.add_columns("✓", "#", "layer", "neuron", header)
-        table.clear()
         marked = set(self.lab.marked)
-        for rank, (layer, index, score) in self.visible_rows():
-            mark = Text("✓", style="bold green") if (layer, index) in marked else Text("")
-            table.add_row(mark, str(rank), layer, str(index), f"{score:.4g}", key=f"{layer}#{index}")
+        rows = [
+            (
+                Text("✓", style="bold green") if (layer, index) in marked else Text(""),
+                str(rank),
+                layer,
+                str(index),
+                f"{score:.4g}",
+            )
+            for rank, (layer, index, score) in self.visible_rows()
+        ]
+        table.clear(columns=True)
+        add_sized_columns(table, ("✓", "#", "layer", "neuron", SCORE_HEADERS[self.ranking_score]), rows)
+        for row in rows:
+            table.add_row(*row, key=f"{row[2]}#{row[3]}")
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
         self._show_count(table.row_count)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
 from labconsole.ui.widgets.readout_table import COLUMNS, Row, exact_rows
+from labconsole.ui.widgets.table_columns import add_sized_columns
 
 if TYPE_CHECKING:  # pydantic records, imported where one is built (after the first paint)
     from labconsole.engine.records import Evidence, Readout
@@ -86,10 +86,7 @@ def show_matched_rows(table: DataTable[str | Text], rows: Sequence[Row]) -> None
     """The rows under the matched control's column heads (columns made again, sized to them)."""
     table.clear(columns=True)
     # Widths from the cells themselves: a table re-made twice within one refresh (provisional,
-    # then all draws) could otherwise keep header-wide columns and cut its numbers.
-    for i, label in enumerate(MATCHED_COLUMNS):
-        cells = [row[i] for row in rows if i < len(row)]
-        width = max([cell_len(label)] + [c.cell_len if isinstance(c, Text) else cell_len(str(c)) for c in cells])
-        table.add_column(label, width=width)
+    # then more draws) could otherwise keep header-wide columns and cut its numbers.
+    add_sized_columns(table, MATCHED_COLUMNS, rows)
     for row in rows:
         table.add_row(*row)
