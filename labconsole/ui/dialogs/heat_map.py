@@ -3,13 +3,14 @@
 For every group g, the session ranks each layer's neurons on g (scope per-layer, top k); then,
 layer by layer, those k neurons are zeroed and g's test accuracy is read out. A cell is that
 change in percentage points: where in the network a group's accuracy lives. It is the
-structured tracing the headless ``tracing`` stage writes, computed here from the open session.
+structured tracing the headless ``tracing`` stage writes, computed here from the open session,
+on a worker (``trace_in_background``; Interventions' ``m``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +22,10 @@ from textual.widgets import Static
 
 from labconsole.ui.engine_port import LayerInfo, SessionPort
 from labconsole.ui.widgets.group_chart import group_abbreviations
+
+if TYPE_CHECKING:
+    from labconsole.ui.app import LabConsoleApp
+    from labconsole.ui.widgets.busy_line import BusyLine
 
 HeatMap = dict[str, Any]  # {"criterion", "k", "split", "groups", "layers", "delta_pp": {layer: {group: pp}}}
 
@@ -58,6 +63,39 @@ def trace_heat_map(
             done += 1
     progress(done, total, "done")
     return {"criterion": criterion, "k": k, "split": split, "groups": groups, "layers": names, "delta_pp": delta}
+
+
+def trace_in_background(
+    lab: LabConsoleApp, session: SessionPort, status: BusyLine, on_done: Callable[[HeatMap], None], *, k: int = 3
+) -> None:
+    """``trace_heat_map`` of ``session`` on a worker: ``status`` counts its steps (groups × (1
+    ranking + layers)) and says what it computes; Esc stops it; ``on_done(heat)`` on the UI
+    thread once it is complete."""
+    from textual.worker import get_current_worker
+
+    layers = list(lab.layers)
+
+    def work() -> HeatMap:
+        worker = get_current_worker()
+
+        def progress(done: int, total: int, what: str) -> None:
+            def show() -> None:
+                if status.busy:  # not after Esc stopped waiting
+                    status.advance(done + 1, f"heat map: {what}")
+
+            lab.call_from_thread(show)
+
+        return trace_heat_map(session, layers, k=k, progress=progress, cancelled=lambda: worker.is_cancelled)
+
+    worker = lab.bridge.call(
+        "Tracing heat map",
+        work,
+        on_result=on_done,
+        group="heat-map",
+        on_error=lambda error: status.finish(f"✗ the heat map failed: {error}", error=True),
+    )
+    total = len(session.group_names) * (1 + len(layers))
+    status.begin(f"heat map: ranking every layer on {session.group_names[0]}", worker, total=total)
 
 
 def cell(value: float | None, worst: float) -> Text:

@@ -35,6 +35,7 @@ from labconsole.ui.widgets.readout_table import (
     minority_groups,
     neuron_count,
     neuron_list,
+    readout_note,
     show_estimate,
     show_rows,
     signed,
@@ -194,7 +195,9 @@ class InterventionsScreen(ReadoutEvidence):
 
         def done(result: Readout) -> None:
             entry = ReadoutEntry(neurons, mode, sigma, int(seeds), result)
-            line = self.lab.record_result(lambda record: record.add_readout(self._console_readout(entry)))
+            line = self.lab.record_result(
+                lambda record: record.add_readout(entry.console_readout(self.lab.last_ranking))
+            )
             if line is not None:
                 entry = ReadoutEntry(neurons, mode, sigma, int(seeds), entry.result, int(line["seq"]))
             self.history.append(entry)
@@ -225,32 +228,6 @@ class InterventionsScreen(ReadoutEvidence):
             on_progress=lambda done, total: self.query_one("#readout-status", BusyLine).report(done, total, "chunks"),
         )
         self.query_one("#readout-status", BusyLine).begin(what, worker)
-
-    def _console_readout(self, entry: ReadoutEntry) -> Any:
-        from labconsole.engine.records import ConsoleReadout, Readout
-
-        readout = Readout.model_validate(
-            {
-                "mode": entry.mode,
-                "std": None if entry.mode == "zero" else entry.sigma,
-                "seeds": entry.seeds,
-                "neurons": [list(n) for n in entry.neurons],
-                **entry.result.model_dump(exclude_unset=True),  # the engine's own fields win
-            }
-        )
-        # the ranking the marks came from, when they all came from the latest one
-        ranking = self.lab.last_ranking or {}
-        ranked = bool(ranking) and set(entry.neurons) <= set(ranking.get("neurons", ()))
-        return ConsoleReadout(
-            criterion=ranking.get("criterion") if ranked else None,
-            ranked_group=ranking.get("group") if ranked else None,
-            scope=ranking.get("scope") if ranked else None,
-            k=ranking.get("k") if ranked else None,
-            score=ranking.get("score") if ranked else None,  # which ranking score chose them
-            std=None if entry.mode == "zero" else entry.sigma,
-            seeds=entry.seeds,
-            readout=readout,
-        )
 
     def _show_readout(self, entry: ReadoutEntry | None) -> None:
         table = self.query_one("#readout", DataTable)
@@ -289,30 +266,13 @@ class InterventionsScreen(ReadoutEvidence):
         )
 
     def _note(self, entry: ReadoutEntry) -> str:
-        quantum = entry.result.wga_quantum_pp
-        parts = []
         found = entry.result.evidence
-        if found is not None:
-            parts.append(
-                f"matched Δ: as many neurons from each layer, mean ± sd over {found.draws} draws · f flipped examples"
-            )
-        elif entry.result.control:
-            draws = len(entry.result.control_neurons)
-            parts.append(
-                f"random Δ: as many random neurons, mean ± sd over {draws or 'its'} draws"
-                if draws
-                else "random Δ: as many random neurons, mean ± sd over draws"
-            )
-        else:
-            parts.append("no random control (choose + random control)")
-        if any(q is not None for q in quantum.values()):
-            parts.append("one image = " + ", ".join(f"{s} {q:.2f} pp" for s, q in quantum.items() if q is not None))
-        if found is not None:
-            session = self.lab.session
-            groups = list(session.group_names) if session else entry.result.group_names()
-            minority = minority_groups(session.train_group_counts if session else {})
-            return " · ".join(parts) + "\n" + verdict_line(found, groups, minority, provisional=False)
-        return " · ".join(parts)
+        if found is None:
+            return readout_note(entry)
+        session = self.lab.session
+        groups = list(session.group_names) if session else entry.result.group_names()
+        minority = minority_groups(session.train_group_counts if session else {})
+        return readout_note(entry) + "\n" + verdict_line(found, groups, minority, provisional=False)
 
     def _add_history_row(self, entry: ReadoutEntry) -> None:
         table = self.query_one("#history", DataTable)
@@ -361,48 +321,25 @@ class InterventionsScreen(ReadoutEvidence):
     def action_heat_map(self) -> None:
         """Layers × groups: each group's test-accuracy change when a layer's top neurons for
         that group are zeroed. Many readouts: the status line counts them; Esc stops."""
-        from textual.worker import get_current_worker
-
-        from labconsole.ui.dialogs.heat_map import HeatMapDialog, trace_heat_map
+        from labconsole.ui.dialogs.heat_map import HeatMapDialog, trace_in_background
 
         session = self.lab.session
         if session is None:
             self.notify("Open a session on Setup (1) first.", severity="warning")
             return
-        status = self.query_one("#readout-status", BusyLine)
-        layers = list(self.lab.layers)
-        k = 3
-
-        def work() -> Any:
-            worker = get_current_worker()
-
-            def progress(done: int, total: int, what: str) -> None:
-                def show() -> None:
-                    if status.busy:  # not after Esc stopped waiting
-                        status.advance(done + 1, f"heat map: {what}")
-
-                self.app.call_from_thread(show)
-
-            return trace_heat_map(session, layers, k=k, progress=progress, cancelled=lambda: worker.is_cancelled)
-
-        def done(heat: dict[str, Any]) -> None:
-            status.finish(f"heat map: {len(heat['layers'])} layers × {len(heat['groups'])} groups (m shows it again)")
-            self.last_heat_map = heat
-            self.lab.write_log(f"[info] tracing heat map computed: top {k} per layer, {len(heat['layers'])} layers")
-            self.app.push_screen(HeatMapDialog(heat))
-
         if self.last_heat_map is not None and self.last_heat_map.get("session") is session:
             self.app.push_screen(HeatMapDialog(self.last_heat_map))
             return
-        worker = self.lab.bridge.call(
-            "Tracing heat map",
-            work,
-            on_result=lambda heat: done({**heat, "session": session}),
-            group="heat-map",
-            on_error=lambda error: status.finish(f"✗ the heat map failed: {error}", error=True),
-        )
-        total = len(session.group_names) * (1 + len(layers))
-        status.begin(f"heat map: ranking every layer on {session.group_names[0]}", worker, total=total)
+        status = self.query_one("#readout-status", BusyLine)
+        k = 3
+
+        def done(heat: dict[str, Any]) -> None:
+            status.finish(f"heat map: {len(heat['layers'])} layers × {len(heat['groups'])} groups (m shows it again)")
+            self.last_heat_map = {**heat, "session": session}
+            self.lab.write_log(f"[info] tracing heat map computed: top {k} per layer, {len(heat['layers'])} layers")
+            self.app.push_screen(HeatMapDialog(heat))
+
+        trace_in_background(self.lab, session, status, done, k=k)
 
     def action_export(self) -> None:
         """The session record's report (HTML, Markdown, JSON) into its own directory."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -18,7 +18,7 @@ from labconsole.formatting import pct as percent
 from labconsole.ui.engine_port import NeuronRef
 
 if TYPE_CHECKING:  # pydantic records, imported where a record is read (after the first paint)
-    from labconsole.engine.records import Readout, ReadoutSplit
+    from labconsole.engine.records import ConsoleReadout, Readout, ReadoutSplit
 
 SPLITS = ("train", "test")
 COLUMNS = ("split", "group", "role", "acc. %", "Δ pp", "random Δ pp")
@@ -70,6 +70,53 @@ class ReadoutEntry:
             readout,
             record.seq,
         )
+
+    def console_readout(self, ranking: Mapping[str, Any] | None) -> ConsoleReadout:
+        """The session record's line for this readout (``from_record`` reads it back): the
+        engine's readout with the edit asked for, and the ranking the neurons came from when
+        they all came from ``ranking`` (the latest one)."""
+        from labconsole.engine.records import ConsoleReadout, Readout
+
+        readout = Readout.model_validate(
+            {
+                "mode": self.mode,
+                "std": None if self.mode == "zero" else self.sigma,
+                "seeds": self.seeds,
+                "neurons": [list(n) for n in self.neurons],
+                **self.result.model_dump(exclude_unset=True),  # the engine's own fields win
+            }
+        )
+        ranked = bool(ranking) and set(self.neurons) <= set((ranking or {}).get("neurons", ()))
+        found = ranking if ranking is not None and ranked else {}
+        return ConsoleReadout(
+            criterion=found.get("criterion"),
+            ranked_group=found.get("group"),
+            scope=found.get("scope"),
+            k=found.get("k"),
+            score=found.get("score"),  # which ranking score chose them
+            std=None if self.mode == "zero" else self.sigma,
+            seeds=self.seeds,
+            readout=readout,
+        )
+
+
+def readout_note(entry: ReadoutEntry) -> str:
+    """The line under a readout: the control it has (layer-matched, random, none) and what one
+    image is worth in each split (the matched control's verdict goes on the next line)."""
+    result = entry.result
+    if result.evidence is not None:
+        parts = [
+            f"matched Δ: as many neurons from each layer, mean ± sd over {result.evidence.draws} draws · f flipped examples"
+        ]
+    elif result.control:
+        draws = len(result.control_neurons)
+        parts = [f"random Δ: as many random neurons, mean ± sd over {f'{draws} ' if draws else ''}draws"]
+    else:
+        parts = ["no random control (choose + random control)"]
+    quantum = result.wga_quantum_pp
+    if any(q is not None for q in quantum.values()):
+        parts.append("one image = " + ", ".join(f"{s} {q:.2f} pp" for s, q in quantum.items() if q is not None))
+    return " · ".join(parts)
 
 
 def minority_groups(train_counts: dict[str, int]) -> set[str]:
