@@ -150,11 +150,11 @@ def test_estimate_lies_within_its_interval_in_at_least_95_percent_of_trials() ->
         picked = order[:n]
         est = progressive.estimate(names, baseline, sizes, g[picked], base[picked], after[picked].unsqueeze(0))
         for k, name in enumerate(names[:3]):  # g3 is sampled whole: exact by construction
-            lo, hi = est["ci_pp"][name]
+            lo, hi = est.ci_pp[name]
             hits += int(lo - 1e-9 <= exact[k] <= hi + 1e-9)
             total += 1
-        assert est["ci_pp"]["g3"][0] == pytest.approx(est["ci_pp"]["g3"][1])
-        assert est["delta_pp"]["g3"] == pytest.approx(exact[3])
+        assert est.ci_pp["g3"][0] == pytest.approx(est.ci_pp["g3"][1])
+        assert est.delta_pp["g3"] == pytest.approx(exact[3])
     assert hits / total >= 0.95
 
 
@@ -212,7 +212,9 @@ def test_an_estimate_never_leaves_the_range_of_an_accuracy() -> None:
     base = torch.tensor([False] * 5 + [True] * 5)
     after = torch.ones(1, 10, dtype=torch.bool)
     out = estimate(["g"], [0.9], [100], torch.zeros(10, dtype=torch.long), base, after)
-    assert out["after"]["g"] == 1.0
-    assert out["delta_pp"]["g"] == pytest.approx(10.0)
-    lo, hi = out["ci_pp"]["g"]  # type: ignore[misc]
+    assert out.after["g"] == 1.0
+    assert out.delta_pp["g"] == pytest.approx(10.0)
+    interval = out.ci_pp["g"]
+    assert interval is not None
+    lo, hi = interval
     assert -90.0 <= lo <= hi <= 10.0 + 1e-9

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import torch
 
+from labconsole.engine.records.sections import ReadoutSplit
+
 Z_EACH = 2.2414  # two-sided 97.5 % normal quantile: p⁺ and p⁻ bounds jointly ≥ 95 %
 
 
@@ -65,28 +67,25 @@ def estimate(
     g_sample: torch.Tensor,
     base_correct: torch.Tensor,
     after_correct: torch.Tensor,
-) -> dict[str, dict[str, object]]:
+) -> ReadoutSplit:
     """Estimated readout of one split from its subsample.
 
     ``after_correct``: bool [repeats, n_sample] (seeds or control draws), ``base_correct``: bool
-    [n_sample]. Returns the shape of ``readout.summarise`` plus ``ci_pp`` ({g: [lo, hi]} on
+    [n_sample]. Returns the split's ``ReadoutSplit`` with ``ci_pp`` ({g: [lo, hi]} on
     ``delta_pp``), ``sampled`` and ``of`` ({g: n}); ``after`` is the mean over repeats."""
-    out: dict[str, dict[str, object]] = {
-        key: {} for key in ("baseline", "after", "delta_pp", "spread_pp", "ci_pp", "sampled", "of")
-    }
+    out = ReadoutSplit(baseline={}, after={}, delta_pp={}, spread_pp={}, ci_pp={}, sampled={}, of={})  # all set
     after = after_correct.to(torch.float64)
     base = base_correct.to(torch.float64)
     for j, name in enumerate(group_names):
         mask = g_sample.cpu() == j
         n = int(mask.sum())
         total = int(totals[j])
-        out["baseline"][name] = baseline[j]
-        out["sampled"][name], out["of"][name] = n, total
-        if baseline[j] is None or n == 0:
-            for key in ("after", "delta_pp", "spread_pp", "ci_pp"):
-                out[key][name] = None
+        base_j = baseline[j]
+        out.baseline[name] = base_j
+        out.sampled[name], out.of[name] = n, total
+        if base_j is None or n == 0:
+            out.after[name] = out.delta_pp[name] = out.spread_pp[name] = out.ci_pp[name] = None
             continue
-        base_j = float(baseline[j])  # type: ignore[arg-type]
         a, b = after[:, mask], base[mask]
         gained = float(((a - b).clamp_min(0)).mean())  # share now right that was wrong (over repeats)
         lost = float(((b - a).clamp_min(0)).mean())
@@ -98,11 +97,11 @@ def estimate(
         # leave [0, 1]; an accuracy cannot, so the estimate and its interval are clipped to it.
         mean_after = min(1.0, max(0.0, base_j + gained - lost))
         spread = float(per_repeat.std(unbiased=True)) if len(per_repeat) > 1 else 0.0
-        out["after"][name] = mean_after
-        out["delta_pp"][name] = (mean_after - base_j) * 100.0
-        out["spread_pp"][name] = spread * 100.0
+        out.after[name] = mean_after
+        out.delta_pp[name] = (mean_after - base_j) * 100.0
+        out.spread_pp[name] = spread * 100.0
         floor, ceiling = -base_j * 100.0, (1.0 - base_j) * 100.0
-        out["ci_pp"][name] = [
+        out.ci_pp[name] = [
             min(ceiling, max(floor, (gained_lo - lost_hi) * 100.0)),
             min(ceiling, max(floor, (gained_hi - lost_lo) * 100.0)),
         ]

@@ -6,7 +6,7 @@ control lives in ``evidence``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from labconsole.engine.records.sections import Readout, ReadoutSplit
@@ -96,10 +96,6 @@ def plain_splits(session: Session, ivs: Sequence[Intervention], splits: Sequence
     return out
 
 
-def typed_splits(found: Mapping[str, Mapping[str, object]]) -> dict[str, ReadoutSplit]:
-    return {split: ReadoutSplit.model_validate(dict(data)) for split, data in found.items()}
-
-
 def random_control(
     session: Session, count: int, mode: str, std: float, where: str, splits: Sequence[str], draws: int
 ) -> Readout:
@@ -113,8 +109,8 @@ def random_control(
         picks = control_picks(session, count, draws)
         ivs = control_interventions(Intervention(tuple(picks[0]), mode, std, 0, where), picks)
         if supports(ivs[0]) and all(session.fast_evaluator(s) is not None for s in splits):
-            est, exact = walk.progressive(session, splits, [ivs], {}, time.monotonic(), None)
-            session._controls[key] = control_record(ivs[0], picks, typed_splits(exact[0]), typed_splits(est[0]))
+            walked = walk.progressive(session, splits, [ivs], time.monotonic(), None)
+            session._controls[key] = control_record(ivs[0], picks, walked.exacts[0], walked.estimates[0])
         else:
             session._controls[key] = control_record(ivs[0], picks, plain_splits(session, ivs, splits), None)
     return session._controls[key]
@@ -167,22 +163,23 @@ def progressive_readout(
     key = control_key(len(like.neurons), like.mode, like.std, like.where, splits, draws)
     picks = control_picks(session, len(like.neurons), draws) if draws > 0 else []
     ctrl_ivs = [] if draws <= 0 or key in session._controls else control_interventions(like, picks)
-    header = shell.model_dump(mode="json", exclude_unset=True)
 
-    def shown(estimate: dict[str, object]) -> None:
+    def shown(estimates: list[walk.Splits], seconds: float) -> None:
         assert on_estimate is not None
-        on_estimate(Readout.model_validate(estimate))
+        first = shell.model_copy(deep=True)
+        first.splits, first.estimate, first.seconds = estimates[0], True, seconds
+        if ctrl_ivs:  # a control computed in this walk has an estimate too (a memoised one is exact)
+            first.control = estimates[1]
+        on_estimate(first)
 
-    est, exact = walk.progressive(
-        session, splits, [ivs, ctrl_ivs], header, started, shown if on_estimate is not None else None
-    )
+    walked = walk.progressive(session, splits, [ivs, ctrl_ivs], started, shown if on_estimate is not None else None)
     result = shell.model_copy(deep=True)
-    result.splits = typed_splits(exact[0])
-    result.seconds_to_estimate = float(header["seconds_to_estimate"])
-    estimate = Readout(splits=typed_splits(est[0]), control=None)
+    result.splits = walked.exacts[0]
+    result.seconds_to_estimate = walked.seconds_to_estimate
+    estimate = Readout(splits=walked.estimates[0], control=None)
     if draws > 0:
         if key not in session._controls:
-            session._controls[key] = control_record(like, picks, typed_splits(exact[1]), typed_splits(est[1]))
+            session._controls[key] = control_record(like, picks, walked.exacts[1], walked.estimates[1])
         ctrl = session._controls[key]
         result.control, result.control_neurons = ctrl.splits, ctrl.control_neurons
         estimate.control = ctrl.first_estimate.splits if ctrl.first_estimate is not None else None

@@ -10,10 +10,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from labconsole.engine.records.sections import ReadoutSplit
 from labconsole.engine.stage1 import progressive as sampling
 from labconsole.engine.stage1.call_progress import CallProgress, rate_limited
 from labconsole.engine.stage1.fast_eval import PARTS
@@ -101,25 +103,38 @@ def group_accuracy_of(session: Session, correct: torch.Tensor, g: torch.Tensor) 
     return group_accuracy(correct.long(), torch.ones_like(correct, dtype=torch.long), g, len(session.group_names))
 
 
+Splits = dict[str, ReadoutSplit]  # split -> its readout numbers
+
+
+@dataclass
+class Walked:
+    """``progressive``'s result: per intervention set, its estimate and its exact numbers per
+    split, and the seconds from the call's start to the estimate."""
+
+    estimates: list[Splits]
+    exacts: list[Splits]
+    seconds_to_estimate: float
+
+
 def progressive(
     session: Session,
     splits: Sequence[str],
     sets: Sequence[Sequence[Intervention]],
-    shell: dict[str, Any],
     started: float,
-    on_estimate: Callable[[dict[str, Any]], None] | None,
+    on_estimate: Callable[[list[Splits], float], None] | None,
     progress: CallProgress | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> Walked:
     """Estimate then exact readouts of several intervention sets (e.g. the critical set's
     seeds and the control draws), all evaluated in the same walk over each split's parts.
-    Returns ``(estimates, exacts)``: per set, {split: summary}. ``progress`` gets (chunks
-    walked, chunks in the whole walk) as it goes, ≤ ~10×/s."""
+    ``on_estimate`` gets the estimates (per set, per split) and the seconds since ``started``
+    before the rest is walked. ``progress`` gets (chunks walked, chunks in the whole walk) as
+    it goes, ≤ ~10×/s."""
     flat = [iv for group in sets for iv in group]
     on_chunk = _chunk_counter(session, splits, flat, progress or _REPORTING.get(session))
     bounds = [0]
     for group in sets:
         bounds.append(bounds[-1] + len(group))
-    estimates: list[dict[str, Any]] = [{} for _ in sets]
+    estimates: list[Splits] = [{} for _ in sets]
     sample: dict[str, torch.Tensor] = {}
     for split in splits:
         baseline = session._baseline(split)
@@ -138,14 +153,10 @@ def progressive(
                     session._base_correct[split][part],
                     correct[bounds[i] : bounds[i + 1]],
                 )
+    to_estimate = time.monotonic() - started
     if on_estimate is not None:
-        shown = {**shell, "splits": estimates[0], "estimate": True}
-        if len(sets) > 1 and sets[1]:
-            shown["control"] = estimates[1]
-        shown["seconds"] = time.monotonic() - started
-        on_estimate(shown)
-    shell["seconds_to_estimate"] = time.monotonic() - started
-    exacts: list[dict[str, Any]] = [{} for _ in sets]
+        on_estimate(estimates, to_estimate)
+    exacts: list[Splits] = [{} for _ in sets]
     for split in splits:
         fast = session.fast_evaluator(split)
         assert fast is not None
@@ -153,8 +164,10 @@ def progressive(
         for i, group in enumerate(sets):
             if group:
                 afters = [group_accuracy_of(session, row, fast.g_ordered) for row in full[bounds[i] : bounds[i + 1]]]
-                exacts[i][split] = summarise(session.group_names, session._baseline(split), afters)
-    return estimates, exacts
+                exacts[i][split] = ReadoutSplit.model_validate(
+                    summarise(session.group_names, session._baseline(split), afters)
+                )
+    return Walked(estimates, exacts, to_estimate)
 
 
 def _chunk_counter(
