@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import JsonValue
 from torch import nn
 
 from labconsole.engine.context import StageContext
@@ -111,14 +110,6 @@ def evaluate_metrics(ctx: StageContext, model: nn.Module, splits: tuple[str, ...
             ctx.check_cancel()  # a cancel should not wait for a whole evaluation
             results[split] = evaluate_cache(model, ensure_cache(ctx, split), bundle.groups, proportions)
     return results
-
-
-def evaluate_splits(
-    ctx: StageContext, model: nn.Module, splits: tuple[str, ...] = ("train", "val", "test")
-) -> dict[str, dict[str, JsonValue]]:
-    """``evaluate_metrics`` as JSON, for a stage that returns its result as plain data (the
-    ``model`` stage)."""
-    return {split: metrics.to_json() for split, metrics in evaluate_metrics(ctx, model, splits).items()}
 
 
 def autocast_for(device: torch.device) -> torch.autocast:

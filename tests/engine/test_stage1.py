@@ -11,6 +11,7 @@ from stage_context import recording_context
 
 from labconsole.engine.context import StageContext
 from labconsole.engine.models.checkpoint import save_checkpoint
+from labconsole.engine.records import StageSection
 from labconsole.engine.stages import stage_function
 from labconsole.errors import PresetError
 from labconsole.presets import load_preset
@@ -23,7 +24,8 @@ def run_stages(ctx: StageContext, stages) -> dict:
     out = {}
     for name in stages:
         ctx.stage = name
-        out[name] = stage_function(name)(ctx)
+        produced = stage_function(name)(ctx)
+        out[name] = produced.to_json() if isinstance(produced, StageSection) else produced
         json.dumps(out[name])  # summaries are plain JSON
     return out
 

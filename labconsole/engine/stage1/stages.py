@@ -23,8 +23,8 @@ from pydantic import JsonValue
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
-from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_splits
-from labconsole.engine.records.sections import NeuronsSection, ReadoutRow
+from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_metrics
+from labconsole.engine.records.sections import ModelSection, NeuronsSection, ReadoutRow
 from labconsole.engine.stage1.evidence import evidence_readout, flip_thumbnails, format_evidence, with_evidence
 from labconsole.engine.stage1.run_baselines import BaselineStore
 from labconsole.engine.stage1.run_data_cache import data_key
@@ -101,19 +101,20 @@ def interventions(cfg: NeuronsConfig) -> Iterator[tuple[str, float | None, str]]
 # -- stage: model ------------------------------------------------------------------------------
 
 
-def run_model_stage(ctx: StageContext) -> dict[str, Any]:
+def run_model_stage(ctx: StageContext) -> ModelSection:
     """Load ``model.checkpoint`` (and evaluate it), or train one by ERM when none is given."""
     if not ctx.preset.model.checkpoint:
-        from labconsole.engine.train.erm import run_erm_stage
+        from labconsole.engine.train.erm import train_erm
 
         ctx.log("no model.checkpoint given: training one by ERM first")
-        return {"source": "erm", **run_erm_stage(ctx)}
+        trained = train_erm(ctx)
+        return ModelSection(source="erm", splits=trained.splits, selection=trained.selection, epochs=trained.epochs)
     from labconsole.engine.models.checkpoint import resolve_checkpoint
 
     path = resolve_checkpoint(ctx.preset.model.checkpoint)
     model = ensure_model(ctx)
     ctx.state["checkpoint"] = path
-    return {"source": "checkpoint", "checkpoint": str(path), "splits": evaluate_splits(ctx, model)}
+    return ModelSection(source="checkpoint", checkpoint=str(path), splits=evaluate_metrics(ctx, model))
 
 
 # -- stage: neurons (unstructured tracing) -----------------------------------------------------

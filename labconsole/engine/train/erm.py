@@ -11,7 +11,6 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
-from pydantic import JsonValue
 from torch import nn
 
 from labconsole.config.erm import ErmConfig
@@ -47,11 +46,6 @@ def subsample_index(g: torch.Tensor, num_groups: int, generator: torch.Generator
         if len(members):
             parts.append(members[torch.randperm(len(members), generator=generator)[:smallest]])
     return torch.cat(parts)
-
-
-def run_erm_stage(ctx: StageContext) -> dict[str, JsonValue]:
-    """``train_erm``'s record as its JSON: the ``model`` stage spreads it into its own section."""
-    return train_erm(ctx).to_json()
 
 
 def train_erm(ctx: StageContext) -> ErmResult:
