@@ -258,7 +258,8 @@ def evidence_readout(
     counted = rate_limited(progress)
     if counted is not None:
         counted(0, len(picks))
-    for batch in draw_batches(len(picks), first_draws):
+    batched = first_draws if on_partial is not None or counted is not None else 0  # else one walk of all
+    for batch in draw_batches(len(picks), batched):
         if session.cancel.is_set():
             raise Cancelled()
         for split in splits:
