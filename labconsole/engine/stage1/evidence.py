@@ -110,14 +110,11 @@ def predictions_after(session: Session, split: str, interventions: Sequence[Inte
 
 
 def _baseline_logits(session: Session, split: str, fast: Any) -> torch.Tensor:
-    """Logits of the unmodified model (split order) on the same path as the interventions."""
-    from labconsole.engine.stage1.fast_eval import PARTS
-
-    if fast is not None:
-        ordered = torch.cat([fast.logits(part, session.cancel) for part in PARTS])
-        logits = torch.empty_like(ordered)
-        logits[fast.order.to(ordered.device)] = ordered
-        return logits
+    """Logits of the unmodified model (split order) on the same path as the interventions: the
+    session's own baseline on the fast path (no second pass)."""
+    kept = session.baseline_logits(split) if fast is not None else None
+    if kept is not None:
+        return kept
     cache = session.cache(split)
     model = session.model
     was_training = model.training
