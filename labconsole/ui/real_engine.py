@@ -1,14 +1,15 @@
 """``EnginePort`` over the real engine, typed against ``SessionPort``/``EnginePort``.
 
 Every engine import happens inside a method, on a worker thread, so the console paints before
-torch is loaded; the first such call leaves a core to the console. Run directories are read
-through ``labconsole.engine.records``.
+torch is loaded. A job leaves a core to the console; a call the user waits on takes every core
+(``engine.threads``). Run directories are read through ``labconsole.engine.records``.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,17 +37,19 @@ if TYPE_CHECKING:  # imported where they are used, on a worker thread
     from labconsole.presets import Preset
 
 
-_threads_configured = False
+def _waited_on() -> AbstractContextManager[None]:
+    """A call the user waits for (open, rank, read out): every core unless a job is running."""
+    from labconsole.engine.threads import interactive_call
+
+    return interactive_call()
 
 
-def _leave_a_core_to_the_console() -> None:
-    """Torch gets every core but one, so keys and redraws stay responsive while a job runs."""
-    global _threads_configured
-    if not _threads_configured:
-        from labconsole.engine.api import configure_threads
+def _in_background() -> AbstractContextManager[None]:
+    """A job (training, a rare-lab experiment): every core but one, so keys and redraws stay
+    responsive while it runs."""
+    from labconsole.engine.threads import background_job
 
-        configure_threads(keep_a_core=True)
-        _threads_configured = True
+    return background_job()
 
 
 class CallCancelled:
@@ -85,9 +88,10 @@ class RealSession:
         score: str = "paper",
         progress: Callable[[int, int], None] | None = None,
     ) -> list[RankedNeuron]:
-        ranking = self._session.ranking(
-            criterion=criterion, group=group, scope=scope, k=k, score=score, progress=progress
-        )
+        with _waited_on():
+            ranking = self._session.ranking(
+                criterion=criterion, group=group, scope=scope, k=k, score=score, progress=progress
+            )
         return list(ranking.neurons)
 
     def readout(
@@ -103,16 +107,17 @@ class RealSession:
     ) -> Readout:
         """``on_estimate`` receives the first numbers (≈, with ``ci_pp``) before the exact ones;
         ``progress(done, total)`` the chunks of the split walk done so far."""
-        return self._session.readout(
-            list(neurons),
-            mode=mode,
-            std=std,
-            seeds=seeds,
-            splits=tuple(splits),
-            control=control,
-            on_estimate=on_estimate,
-            progress=progress,
-        )
+        with _waited_on():
+            return self._session.readout(
+                list(neurons),
+                mode=mode,
+                std=std,
+                seeds=seeds,
+                splits=tuple(splits),
+                control=control,
+                on_estimate=on_estimate,
+                progress=progress,
+            )
 
     def matched_control(
         self,
@@ -132,21 +137,22 @@ class RealSession:
         def merged(found: Mapping[str, Any]) -> Readout:
             return with_evidence(readout, found, "layer-matched")
 
-        found = evidence_readout(
-            self._session,
-            [(str(neuron[0]), int(neuron[1])) for neuron in readout.neurons],
-            mode=readout.mode,
-            std=0.01 if readout.std is None else readout.std,  # zero mode has none
-            seeds=readout.seeds,
-            where=readout.where,
-            splits=tuple(readout.splits),
-            draws=int(draws),
-            kind="layer-matched",
-            seed=self._session.seed,
-            first_draws=int(first_draws),
-            on_partial=None if on_partial is None else lambda part: on_partial(merged(part)),
-            progress=progress,
-        )
+        with _waited_on():
+            found = evidence_readout(
+                self._session,
+                [(str(neuron[0]), int(neuron[1])) for neuron in readout.neurons],
+                mode=readout.mode,
+                std=0.01 if readout.std is None else readout.std,  # zero mode has none
+                seeds=readout.seeds,
+                where=readout.where,
+                splits=tuple(readout.splits),
+                draws=int(draws),
+                kind="layer-matched",
+                seed=self._session.seed,
+                first_draws=int(first_draws),
+                on_partial=None if on_partial is None else lambda part: on_partial(merged(part)),
+                progress=progress,
+            )
         return merged(found)
 
     def example_images(self, split: str, ids: Sequence[int], size: int) -> list[ImagePixels]:
@@ -211,8 +217,8 @@ class RealEngine:
     def run_job(self, preset: Preset, *, emit: Emit, cancel: CancelToken) -> str:
         from labconsole.engine.api import run_job
 
-        _leave_a_core_to_the_console()
-        return str(run_job(preset, emit=emit, cancel=cancel, runs_root=self.runs_root).path)
+        with _in_background():
+            return str(run_job(preset, emit=emit, cancel=cancel, runs_root=self.runs_root).path)
 
     def resume_job(self, run_dir: str, *, emit: Emit, cancel: CancelToken) -> str:
         """Continues with the run's own config.toml, read as ``labconsole run --resume`` reads it
@@ -222,21 +228,21 @@ class RealEngine:
         preset = preset_from_run(run_dir)
         from labconsole.engine.api import run_job
 
-        _leave_a_core_to_the_console()
-        return str(run_job(preset, emit=emit, cancel=cancel, resume=run_dir).path)
+        with _in_background():
+            return str(run_job(preset, emit=emit, cancel=cancel, resume=run_dir).path)
 
     def open_session(self, spec: SessionSpec) -> RealSession:
         from labconsole.engine.stage1.session import Session
 
-        _leave_a_core_to_the_console()
-        session = Session.open(
-            dataset=spec.dataset,
-            data_root=spec.data_root,
-            backbone=spec.backbone,
-            checkpoint=spec.checkpoint,
-            device=spec.device,
-            cancel=CallCancelled(),  # Esc on Setup stops the open between chunks of its work
-        )
+        with _waited_on():
+            session = Session.open(
+                dataset=spec.dataset,
+                data_root=spec.data_root,
+                backbone=spec.backbone,
+                checkpoint=spec.checkpoint,
+                device=spec.device,
+                cancel=CallCancelled(),  # Esc on Setup stops the open between chunks of its work
+            )
         return RealSession(session)
 
     def check_dataset(self, root: str, dataset: str) -> DatasetCheck:
