@@ -26,6 +26,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from labconsole.engine.stage1.fx_trace import symbolic_trace
 from labconsole.engine.stage1.interventions import Intervention, SavedRows, edit_weight_rows, restore_weight_rows
 from labconsole.engine.stage1.neurons import Layer, group_by_layer
 
@@ -49,7 +50,7 @@ class FoldedModel:
 def fold_batchnorm(model: nn.Module) -> FoldedModel | None:
     """A traced, folded eval copy of ``model`` (None when the model cannot be traced)."""
     try:
-        graph = fx.symbolic_trace(copy.deepcopy(model).eval())
+        graph = symbolic_trace(copy.deepcopy(model).eval())
     except Exception:  # dynamic control flow: the caller keeps the plain path
         return None
     modules = dict(graph.named_modules())

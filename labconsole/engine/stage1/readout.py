@@ -24,6 +24,7 @@ from torch import fx, nn
 
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.events import CancelToken, NeverCancelled
+from labconsole.engine.stage1.fx_trace import symbolic_trace
 
 
 def _cancelled() -> Exception:
@@ -64,7 +65,7 @@ class SplitEvaluator:
         self.graph: fx.GraphModule | None = None
         if use_cuts:
             try:
-                self.graph = fx.symbolic_trace(model)
+                self.graph = symbolic_trace(model)
             except Exception:
                 self.graph = None
         self._cuts: OrderedDict[str, _Cut] = OrderedDict()
