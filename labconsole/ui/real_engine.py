@@ -7,6 +7,7 @@ torch is loaded. A job leaves a core to the console; a call the user waits on ta
 
 from __future__ import annotations
 
+import threading
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -73,6 +74,9 @@ class RealSession:
     def __init__(self, session: Session):
         self._session = session
         session.cancel = CallCancelled()  # Esc on a screen stops the engine's work as well
+        # One engine call at a time: a superseded call (its result no longer wanted) runs on
+        # until its next cancel check, and two calls must never edit the same weights at once.
+        self._one_at_a_time = threading.RLock()
         self.group_names: tuple[str, ...] = tuple(session.group_names)
         self.train_group_counts: dict[str, int] = dict(session.train_group_counts)
 
@@ -88,7 +92,7 @@ class RealSession:
         score: str = "paper",
         progress: Callable[[int, int], None] | None = None,
     ) -> list[RankedNeuron]:
-        with _waited_on():
+        with self._one_at_a_time, _waited_on():
             ranking = self._session.ranking(
                 criterion=criterion, group=group, scope=scope, k=k, score=score, progress=progress
             )
@@ -107,7 +111,7 @@ class RealSession:
     ) -> Readout:
         """``on_estimate`` receives the first numbers (≈, with ``ci_pp``) before the exact ones;
         ``progress(done, total)`` the chunks of the split walk done so far."""
-        with _waited_on():
+        with self._one_at_a_time, _waited_on():
             return self._session.readout(
                 list(neurons),
                 mode=mode,
@@ -137,7 +141,7 @@ class RealSession:
         def merged(found: Mapping[str, Any]) -> Readout:
             return with_evidence(readout, found, "layer-matched")
 
-        with _waited_on():
+        with self._one_at_a_time, _waited_on():
             found = evidence_readout(
                 self._session,
                 [(str(neuron[0]), int(neuron[1])) for neuron in readout.neurons],
@@ -160,7 +164,8 @@ class RealSession:
         import torch
         import torch.nn.functional as F
 
-        images = self._session.cache(split).images
+        with self._one_at_a_time:
+            images = self._session.cache(split).images
         positions = [int(i) for i in ids]
         outside = [i for i in positions if not 0 <= i < len(images)]
         if outside:
@@ -179,7 +184,8 @@ class RealSession:
         return self._session.random_neurons(int(count), seed=int(seed))
 
     def close(self) -> None:
-        self._session.close()
+        with self._one_at_a_time:
+            self._session.close()
 
 
 class RealEngine:

@@ -114,3 +114,38 @@ def test_example_images_come_from_the_cache_by_position_and_are_resized() -> Non
     assert images[1][0][0] == (100, 100, 100) and images[1][1][0] == (0, 0, 0)  # area-averaged halves
     with pytest.raises(UserError, match="example 3 is not in train: it has 3 examples"):
         session.example_images("train", [3], 2)
+
+
+def test_calls_on_one_session_run_one_at_a_time() -> None:
+    """A superseded call runs on until its next cancel check: a newer call waits for it, so two
+    calls never edit the model's weights at once."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    overlapped: list[bool] = []
+    running = threading.Lock()
+
+    class SlowSession(StandInSession):
+        def ranking(self, **kwargs: Any) -> Any:
+            if not running.acquire(blocking=False):
+                overlapped.append(True)  # another call is inside the engine right now
+                return super().ranking(**kwargs)
+            try:
+                inside.set()
+                release.wait(10)
+                return super().ranking(**kwargs)
+            finally:
+                running.release()
+
+    session = RealSession(SlowSession())  # type: ignore[arg-type]
+    first = threading.Thread(target=lambda: session.rank("gradient", "a", "global", 1))
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=lambda: session.rank("gradient", "b", "global", 1))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # waiting for the first call
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert not overlapped and not second.is_alive()
