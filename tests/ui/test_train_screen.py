@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -324,3 +325,31 @@ async def test_a_wrong_field_is_named_on_the_form_until_it_is_fixed(app_factory)
         screen.query_one("#epochs", Input).value = "2"
         await pilot.pause()
         assert str(error.content) == ""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_the_form_names_the_checkpoint_fine_tuning_starts_from_in_full(app_factory, size, monkeypatch) -> None:
+    from labconsole.ui import fake_engine
+    from labconsole.ui.engine_port import PresetEntry
+
+    # the real quickstart's description: four lines of the form's column before the stages
+    long = "ERM on synthetic-waterbirds: minority groups fit on train but not on test"
+    presets = (PresetEntry("finetune", "presets/finetune.toml", long, ("erm", "finetune")),)
+    monkeypatch.setattr(fake_engine, "PRESETS", presets)
+    app = app_factory(FakeEngine())
+    checkpoint = "/home/me/lab/runs/20261207-070853-quickstart-s0/checkpoints/best.safetensors"
+    app.spec = dataclasses.replace(app.spec, checkpoint=checkpoint)
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.presets != [])
+        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
+        await pilot.pause()
+        screen.query_one("#stages", Choice).value = "finetune"
+        await pilot.pause(0.3)
+        info = screen.query_one("#preset-info", Static)
+        assert "fine-tuning starts from 20261207-070853-quickstart-s0/best" in str(info.content)
+        # every line of the description is on the screen: the widget is as tall as its text
+        needed = info.get_content_height(info.size, app.size, info.content_region.width)
+        assert needed <= info.content_region.height
+        assert info.region.bottom <= screen.query_one("#train-form").region.bottom

@@ -53,6 +53,15 @@ def default_stages(entry: PresetEntry) -> str:
     return trainable if any(value == trainable for _, value in STAGE_CHOICES) else "erm"
 
 
+def checkpoint_label(checkpoint: str) -> str:
+    """A checkpoint as the run it belongs to and its name (``<run>/best``), short enough for
+    the form's narrow column; a file outside a run keeps its path."""
+    head, sep, name = checkpoint.rpartition("/checkpoints/")
+    if not sep:
+        return checkpoint
+    return f"{head.rsplit('/', 1)[-1]}/{name.removesuffix('.safetensors')}"
+
+
 def start_description(stages: str, entry: PresetEntry | None, checkpoint: str) -> str:
     """Which model fine-tuning starts from, for the stages chosen."""
     chosen = entry.stages if stages == AS_PRESET and entry is not None else tuple(stages.split(","))
@@ -61,7 +70,7 @@ def start_description(stages: str, entry: PresetEntry | None, checkpoint: str) -
     if "erm" in chosen:
         return "fine-tuning starts from this run's ERM model (best val WGA)"
     if checkpoint:
-        return f"fine-tuning starts from {checkpoint}"
+        return f"fine-tuning starts from {checkpoint_label(checkpoint)}"
     return "fine-tuning alone needs a checkpoint: choose one on Setup (1)"
 
 
