@@ -100,6 +100,11 @@ def row_of(label: str, shown: str) -> str:
     return next((line for line in shown.splitlines() if line.strip().startswith(label)), "")
 
 
+def field_of(label: str, shown: str) -> str:
+    """The value shown in form row ``label``: after the label, before the pane border beside it."""
+    return row_of(label, shown).split(label, 1)[-1].split("│", 1)[0].strip()
+
+
 def has(text: str) -> Callable[[str], bool]:
     return lambda shown: text in shown
 
@@ -153,7 +158,7 @@ def type_into(label: str, text: str) -> None:
     must show in that row before the rest is typed (a stray key elsewhere is a binding)."""
     keys("C-u")
     type_text(text[0])
-    wait(f"{text[0]!r} in the {label} field", lambda s: row_of(label, s).split(label, 1)[-1].strip() == text[0], 10)
+    wait(f"{text[0]!r} in the {label} field", lambda s: field_of(label, s) == text[0], 10)
     type_text(text[1:])
     wait(f"the {label} field to hold {text}", lambda s: text[-24:] in row_of(label, s), 15)
 
@@ -170,6 +175,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         erm = ensure_quickstart(root)
+        smoke_run = "smoke_profile = true" in (erm / "config.toml").read_text(encoding="utf-8")
         timings.append(("quickstart run ready", time.monotonic() - started))
         # PYTHONPATH: the console of this checkout, whichever one the virtualenv was installed from
         command = (
@@ -253,7 +259,8 @@ def main() -> int:
             focus_choice("Stages")
             step_choice("Stages", "fine-tune")
             focus_choice("Profile")
-            step_choice("Profile", "smoke")
+            # the profile the quickstart run was made with: a smoke checkpoint fits only smoke
+            step_choice("Profile", "smoke" if smoke_run else "full")
             keys("Tab")  # Epochs
             settled()
             type_into("Epochs", "2")
