@@ -207,10 +207,13 @@ def main() -> int:
                             raise
                 escape()
                 keys("o")
-                # the status line still says "session ready" about the previous session: wait
-                # for this one to start opening first
-                wait("the session to start opening", lambda s: "opening" in s or "✗" in s, 60)
-                wait("the session to open", lambda s: "session ready" in s and "opening" not in s, 240)
+                # the status line names the model it opened: the previous session's line names
+                # another one (an open that fails says ✗)
+                label = "/".join(path.split("/")[-3::2]).removesuffix(".safetensors")  # <run>/<name>
+                opened = f"session ready on {label}"
+                shown = wait("the session to open", lambda s: opened in " ".join(s.split()) or "✗" in s, 240)
+                if "✗" in shown:
+                    raise StepFailed("the session did not open")
 
             return act
 

@@ -60,6 +60,11 @@ async def test_the_picker_offers_every_checkpoint_of_a_run_by_name(app_factory, 
         await pilot.pause()
         await pilot.press("o")
         await wait_for(pilot, lambda: app.session is not None)
+        status = app.screen.query_one("#session-status", Static)
+        # the status names the model it opened (the previous session's line would name another)
+        await wait_for(
+            pilot, lambda: "session ready on 20250102-110000-finetune-only-s0/finetune-best" in str(status.content)
+        )
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -86,6 +91,7 @@ async def test_opening_a_session_lists_layers_and_groups(app_factory) -> None:
         await pilot.pause()
         status = str(app.screen.query_one("#session-status", Static).content)
         assert "9 layers" in status and "landbird-water" in status
+        assert "session ready on fresh weights" in status
         assert engine.calls[0][0] == "open_session"
 
 

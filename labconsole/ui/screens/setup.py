@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 
 from labconsole.ui.bridge import describe_error
+from labconsole.ui.checkpoint_names import checkpoint_label, run_dir_of
 from labconsole.ui.engine_port import (
     BACKBONES,
     DATASETS,
@@ -41,12 +42,6 @@ def checkpoint_options(runs: list[RunEntry]) -> list[tuple[str, str]]:
         for name in names:
             options.append((f"{run.name} · {name} ({run.status})", run.checkpoint_path(name)))
     return options
-
-
-def run_dir_of(checkpoint: str) -> str:
-    """The run directory a checkpoint file belongs to (a run directory is its own)."""
-    head, sep, _ = checkpoint.rpartition("/checkpoints/")
-    return head if sep else checkpoint
 
 
 def run_model_and_data(info: RunDetails) -> tuple[str, str]:
@@ -307,8 +302,9 @@ class SetupScreen(LabScreen):
     def _layers_listed(self, session: SessionPort, layers: list[LayerInfo]) -> None:
         self.lab.set_session(session, layers)
         total = sum(layer.neurons for layer in layers)
+        model = checkpoint_label(self.lab.spec.checkpoint) if self.lab.spec.checkpoint else "fresh weights"
         text = (
-            f"✓ session ready: {len(layers)} layers, {total} neurons; groups "
+            f"✓ session ready on {model}: {len(layers)} layers, {total} neurons; groups "
             + ", ".join(session.group_names)
             + ". Press 2 for Neurons."
         )

@@ -20,6 +20,7 @@ from textual.widgets import Button, DataTable, Input, Static, TabbedContent, Tab
 
 from labconsole.engine.events import EpochResult, Event, Progress
 from labconsole.formatting import pct
+from labconsole.ui.checkpoint_names import checkpoint_label
 from labconsole.ui.engine_port import PresetEntry
 from labconsole.ui.screens.base import LabScreen
 from labconsole.ui.widgets.choice import Choice
@@ -51,15 +52,6 @@ def default_stages(entry: PresetEntry) -> str:
     if any(s not in ("erm", "finetune") for s in entry.stages):
         return AS_PRESET
     return trainable if any(value == trainable for _, value in STAGE_CHOICES) else "erm"
-
-
-def checkpoint_label(checkpoint: str) -> str:
-    """A checkpoint as the run it belongs to and its name (``<run>/best``), short enough for
-    the form's narrow column; a file outside a run keeps its path."""
-    head, sep, name = checkpoint.rpartition("/checkpoints/")
-    if not sep:
-        return checkpoint
-    return f"{head.rsplit('/', 1)[-1]}/{name.removesuffix('.safetensors')}"
 
 
 def start_description(stages: str, entry: PresetEntry | None, checkpoint: str) -> str:
