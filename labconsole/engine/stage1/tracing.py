@@ -14,13 +14,13 @@ JSON; the report draws the histograms.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, StageStarted
+from labconsole.engine.records.sections import OverlapKind, OverlapSection, TracingSection
 from labconsole.engine.stage1.interventions import Intervention
 from labconsole.engine.stage1.ranking import percentile_ranks, top_neurons
 from labconsole.engine.stage1.readout import summarise
@@ -36,7 +36,7 @@ GroupDeltas = dict[str, float | None]
 TracedLayer = dict[str, str | GroupDeltas]
 
 
-def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
+def run_tracing_stage(ctx: StageContext) -> TracingSection:
     cfg = ctx.preset.neurons
     session = session_for(ctx)
     splits = check_splits(session, cfg.tracing_splits, "neurons.tracing_splits")
@@ -99,14 +99,15 @@ def run_tracing_stage(ctx: StageContext) -> dict[str, Any]:
             description="structured tracing: layers × groups change (pp)",
         )
     )
-    return {
-        "layers": layers,
-        "groups": names,
-        "k": cfg.tracing_k,
-        "matrices": matrices,
-        "artifacts": [TRACING_JSON],
-        "seconds": time.monotonic() - started,
-    }
+    # summary.json keeps the matrices; the splits and every ranked group are in the artifact.
+    return TracingSection(
+        layers=layers,
+        groups=names,
+        k=cfg.tracing_k,
+        matrices=matrices,
+        artifacts=[TRACING_JSON],
+        seconds=time.monotonic() - started,
+    )
 
 
 def _zero_layer_readout(
@@ -143,7 +144,7 @@ def _zero_layer_readout(
 # -- overlap (Figure 3) --------------------------------------------------------------------------
 
 
-def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
+def run_overlap_stage(ctx: StageContext) -> OverlapSection:
     cfg = ctx.preset.neurons
     session = session_for(ctx)
     groups = ranked_groups(session, cfg.groups)
@@ -152,7 +153,9 @@ def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
     for name, kind, _ in session.layers():
         kinds.setdefault(kind, []).append(name)
     magnitude = session.scores("magnitude", None, cfg.norm)
-    out: dict[str, Any] = {"bins": edges, "top_percent": cfg.overlap_top_percent, "kinds": {}}
+    # The artifact keeps each direction's ranks per group; summary.json only their histograms.
+    ranks: dict[str, dict[str, object]] = {}
+    histograms: dict[str, OverlapKind] = {}
     for kind, names in kinds.items():
         mag_rank = percentile_ranks(magnitude, names)
         top_mag = top_neurons(magnitude, "top-percent", cfg.overlap_top_percent, names)
@@ -165,12 +168,18 @@ def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
             top_grad = top_neurons(gradient, "top-percent", cfg.overlap_top_percent, names)
             grad_by_mag[group] = [mag_rank[(layer, index)] for layer, index, _ in top_grad]
             mag_by_grad[group] = [grad_rank[(layer, index)] for layer, index, _ in top_mag]
-        out["kinds"][kind] = {
-            "n_neurons": sum(len(magnitude[n]) for n in names),
-            "top_gradient_by_magnitude_rank": {"per_group": grad_by_mag, "histogram": _histogram(grad_by_mag, edges)},
-            "top_magnitude_by_gradient_rank": {"per_group": mag_by_grad, "histogram": _histogram(mag_by_grad, edges)},
+        n_neurons = sum(len(magnitude[n]) for n in names)
+        grad_hist, mag_hist = _histogram(grad_by_mag, edges), _histogram(mag_by_grad, edges)
+        ranks[kind] = {
+            "n_neurons": n_neurons,
+            "top_gradient_by_magnitude_rank": {"per_group": grad_by_mag, "histogram": grad_hist},
+            "top_magnitude_by_gradient_rank": {"per_group": mag_by_grad, "histogram": mag_hist},
         }
-    json_path = ctx.run.write_json(OVERLAP_JSON, out)
+        histograms[kind] = OverlapKind(
+            n_neurons=n_neurons, top_gradient_by_magnitude_hist=grad_hist, top_magnitude_by_gradient_hist=mag_hist
+        )
+    artifact = {"bins": edges, "top_percent": cfg.overlap_top_percent, "kinds": ranks}
+    json_path = ctx.run.write_json(OVERLAP_JSON, artifact)
     ctx.emit(
         ArtifactWritten(
             run_id=ctx.run_id,
@@ -179,20 +188,7 @@ def run_overlap_stage(ctx: StageContext) -> dict[str, Any]:
             description="overlap of gradient and magnitude criteria (percentile ranks)",
         )
     )
-    summary = {
-        kind: {
-            "n_neurons": v["n_neurons"],
-            "top_gradient_by_magnitude_hist": v["top_gradient_by_magnitude_rank"]["histogram"],
-            "top_magnitude_by_gradient_hist": v["top_magnitude_by_gradient_rank"]["histogram"],
-        }
-        for kind, v in out["kinds"].items()
-    }
-    return {
-        "bins": edges,
-        "top_percent": cfg.overlap_top_percent,
-        "kinds": summary,
-        "artifacts": [OVERLAP_JSON],
-    }
+    return OverlapSection(bins=edges, top_percent=cfg.overlap_top_percent, kinds=histograms, artifacts=[OVERLAP_JSON])
 
 
 def _histogram(per_group: dict[str, list[float]], edges: list[float]) -> list[int]:
