@@ -139,6 +139,9 @@ from labconsole.engine.records.manifest import (
 from labconsole.engine.records.manifest import (
     SessionSetup as SessionSetup,
 )
+from labconsole.engine.records.measured_evidence import (
+    MeasuredEvidence as MeasuredEvidence,
+)
 from labconsole.engine.records.rare import (
     AuthorsCase as AuthorsCase,
 )

@@ -41,7 +41,8 @@ class Signature(Record):
 
 class Evidence(Record):
     """A readout row's ``evidence``: critical Δ (pp) per split and group, the control draws'
-    p per split and group, the signature (None without train and test) and the flips."""
+    p per split and group, the signature (None without train and test) and the flips, with
+    each draw's Δ (pp) per split and group and what the flips' ids are."""
 
     kind: str = ""
     draws: int | None = None
@@ -50,3 +51,7 @@ class Evidence(Record):
     p: PerSplit = Field(default_factory=dict)
     signature: Signature | None = None
     flips: dict[str, dict[str, GroupFlips]] = Field(default_factory=dict)
+    # Declared after the fields above so a row is written with its keys in the order it always
+    # had (these two were extra keys once, written after the declared ones).
+    draws_pp: dict[str, dict[str, list[float]]] = Field(default_factory=dict)
+    flip_ids: str = ""
