@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
-
-from pydantic import JsonValue
+from dataclasses import asdict, dataclass
 
 from labconsole.config.neurons import NeuronsConfig
 from labconsole.engine.context import StageContext
@@ -120,7 +118,7 @@ def run_model_stage(ctx: StageContext) -> ModelSection:
 # -- stage: neurons (unstructured tracing) -----------------------------------------------------
 
 
-def run_neurons_stage(ctx: StageContext) -> dict[str, JsonValue]:
+def run_neurons_stage(ctx: StageContext) -> NeuronsSection:
     cfg = ctx.preset.neurons
     session = session_for(ctx)
     splits = check_splits(session, cfg.splits, "neurons.splits")
@@ -149,7 +147,7 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, JsonValue]:
                 seed=ctx.preset.seed * 7919 + step,
             )
             result = with_evidence(result, found, cfg.control)
-        row = ReadoutRow.model_validate({**selection, **result.model_dump(exclude_unset=True)})
+        row = ReadoutRow.model_validate({**asdict(selection), **result.model_dump(exclude_unset=True)})
         rows.append(row)
         ctx.emit(ReadoutReady(run_id=ctx.run_id, readout=result))
         ctx.progress(epoch=1, total_epochs=1, step=step, total_steps=len(plan), started=started, message=label)
@@ -183,7 +181,7 @@ def run_neurons_stage(ctx: StageContext) -> dict[str, JsonValue]:
         ctx.log(
             f"Stage I evidence ({cfg.control} control, {cfg.control_draws} draws)\n" + format_evidence(rows, groups)
         )
-    return summary.to_json()
+    return summary
 
 
 def _write_flip_thumbnails(ctx: StageContext, session: Session, rows: list[ReadoutRow]) -> None:
@@ -198,58 +196,68 @@ def _write_flip_thumbnails(ctx: StageContext, session: Session, rows: list[Reado
             atomic_write_bytes(ctx.run.path / "artifacts" / "flips" / f"readout-{n:03d}.png", png)
 
 
-def _plan(cfg: NeuronsConfig, groups: list[str]) -> list[tuple[dict[str, Any], str, float | None, str]]:
-    selections: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class NeuronSelection:
+    """Which neurons one readout row edits: the top ``k`` (or top ``percent`` %) by
+    ``criterion``, ranked on ``ranked_group`` (None: a global ranking) with ``score``; or, for
+    ``criterion = "random"``, ``k`` random neurons. The row records these as they are."""
+
+    criterion: str
+    ranked_group: str | None
+    k: int | None
+    percent: float | None
+    score: str = "paper"
+
+
+def _plan(cfg: NeuronsConfig, groups: list[str]) -> list[tuple[NeuronSelection, str, float | None, str]]:
+    selections: list[NeuronSelection] = []
     for criterion in cfg.criteria:
         for group in [None] if criterion == "magnitude" else groups:
-            selections += [{"criterion": criterion, "ranked_group": group, "k": k, "percent": None} for k in cfg.top_k]
-            selections += [
-                {"criterion": criterion, "ranked_group": group, "k": None, "percent": p} for p in cfg.top_percent
-            ]
-    selections += [{"criterion": "random", "ranked_group": None, "k": k, "percent": None} for k in cfg.random_k]
-    for sel in selections:  # each row records which score ranked it
-        ranked = sel["criterion"] in ("gradient", "activation") and sel["ranked_group"]
-        sel["score"] = cfg.score if ranked else "paper"
+            # Each row records which score ranked it: the configured one for a group's ranking.
+            score = cfg.score if criterion in ("gradient", "activation") and group else "paper"
+            selections += [NeuronSelection(criterion, group, k, None, score) for k in cfg.top_k]
+            selections += [NeuronSelection(criterion, group, None, p, score) for p in cfg.top_percent]
+    selections += [NeuronSelection("random", None, k, None) for k in cfg.random_k]
     return [(sel, mode, std, where) for sel in selections for mode, std, where in interventions(cfg)]
 
 
 def _select(
-    ctx: StageContext, session: Session, cfg: NeuronsConfig, sel: dict[str, Any]
+    ctx: StageContext, session: Session, cfg: NeuronsConfig, sel: NeuronSelection
 ) -> tuple[list[tuple[str, int]], str]:
     """The neurons of one selection (rankings are computed once and emitted once)."""
-    if sel["criterion"] == "random":
-        picked = session.random_neurons(sel["k"], seed=ctx.preset.seed + 4242 + sel["k"])
-        return picked, f"random {sel['k']}"
+    if sel.criterion == "random":
+        count = sel.k if sel.k is not None else 0  # ``_plan`` gives every random selection its k
+        picked = session.random_neurons(count, seed=ctx.preset.seed + 4242 + count)
+        return picked, f"random {sel.k}"
     emitted = ctx.state.setdefault("emitted_rankings", set())
-    on = f" on {sel['ranked_group']}" if sel["ranked_group"] else ""
-    score = sel.get("score", "paper")
-    if score == "specific":
+    on = f" on {sel.ranked_group}" if sel.ranked_group else ""
+    if sel.score == "specific":
         on += " (specific)"
-    if sel["percent"] is not None:
+    if sel.percent is not None:
         ranking = session.ranking(
-            sel["criterion"],
-            sel["ranked_group"],
+            sel.criterion,
+            sel.ranked_group,
             "top-percent",
-            sel["percent"],
+            sel.percent,
             cfg.norm,
             cfg.per_layer_normalise,
-            score=score,
+            score=sel.score,
         )
-        label = f"{sel['criterion']}{on} top {sel['percent']:g}%"
+        label = f"{sel.criterion}{on} top {sel.percent:g}%"
         neurons = list(ranking.neurons)
     else:
         # One global ranking up to the largest k; top-k is its first k entries.
         ranking = session.ranking(
-            sel["criterion"],
-            sel["ranked_group"],
+            sel.criterion,
+            sel.ranked_group,
             "global",
             max(cfg.top_k),
             cfg.norm,
             cfg.per_layer_normalise,
-            score=score,
+            score=sel.score,
         )
-        label = f"{sel['criterion']}{on} top-{sel['k']}"
-        neurons = list(ranking.neurons)[: sel["k"]]
+        label = f"{sel.criterion}{on} top-{sel.k}"
+        neurons = list(ranking.neurons)[: sel.k]
     key = (ranking.criterion, ranking.group, ranking.scope, ranking.k, ranking.score)
     if key not in emitted:
         emitted.add(key)
