@@ -180,8 +180,7 @@ def _readout_text(result: Readout) -> str:
         from labconsole.engine.stage1.evidence import verdict_line
 
         lines.append(f"control: {result.control_kind}, {found.draws} draws")
-        sig = found.signature
-        line = verdict_line(sig.to_json() if sig else None, result.group_names())
+        line = verdict_line(found.signature, result.group_names())
         if line:
             lines.append(line)
     return "\n".join(lines)

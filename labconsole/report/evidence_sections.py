@@ -100,7 +100,7 @@ def stage1_evidence(src: RunSource, shown: set[str]) -> Section | None:
                     ),
                 ]
             )
-            line = verdict_line(sig.to_json(), groups, label)
+            line = verdict_line(sig, groups, label)
             if line:
                 verdicts.append(line)
     section.add(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labconsole.engine.events import CancelToken, Emit, EpochResult
 from labconsole.errors import UserError
@@ -33,7 +33,7 @@ from labconsole.ui.run_reading import dataset_check_from_report, epochs_from_rec
 if TYPE_CHECKING:  # imported where they are used, on a worker thread
     import torch
 
-    from labconsole.engine.records import Readout
+    from labconsole.engine.records import MeasuredEvidence, Readout
     from labconsole.engine.stage1.session import Session
     from labconsole.presets import Preset
 
@@ -138,7 +138,7 @@ class RealSession:
         (the session seed), so its Δ is the same; Esc stops the walk (the session's cancel)."""
         from labconsole.engine.stage1.evidence import evidence_readout, with_evidence
 
-        def merged(found: Mapping[str, Any]) -> Readout:
+        def merged(found: MeasuredEvidence) -> Readout:
             return with_evidence(readout, found, "layer-matched")
 
         with self._one_at_a_time, _waited_on():

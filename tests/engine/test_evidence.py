@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+from labconsole.engine.records import MeasuredEvidence
 from labconsole.engine.stage1.call_progress import RateLimited
 from labconsole.engine.stage1.evidence import (
     anywhere_draws,
@@ -78,16 +79,16 @@ def test_signature_verdict_follows_the_numbers() -> None:
     }
     sig = signature(critical, draws, groups)
     assert sig is not None
-    assert sig["critical_pp"] == {"minority": -30.0, "majority": 0.0}
-    assert sig["p"]["minority"] == pytest.approx(1 / 21)  # 20 draws: the smallest p they can give
-    assert sig["verdict"] == {"minority": "seen", "majority": "not seen"}
+    assert sig.critical_pp == {"minority": -30.0, "majority": 0.0}
+    assert sig.p["minority"] == pytest.approx(1 / 21)  # 20 draws: the smallest p they can give
+    assert sig.verdict == {"minority": "seen", "majority": "not seen"}
     line = verdict_line(sig, groups)
     assert line is not None and "seen for minority (-30.0 pp, p = 0.048)" in line
     assert "not seen for majority" in line and "20 control draws" in line
     assert signature({"test": critical["test"]}, draws, groups) is None  # needs both splits
     # The same numbers with 19 draws cannot reach p < 0.05: the verdict says so.
     short = {s: {g: v[:19] for g, v in per.items()} for s, per in draws.items()}
-    assert signature(critical, short, groups)["verdict"]["minority"] == "not seen"  # type: ignore[index]
+    assert signature(critical, short, groups).verdict["minority"] == "not seen"  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
@@ -103,28 +104,28 @@ def readout():  # type: ignore[no-untyped-def]
 def test_evidence_readout_records_a_consistent_control_p_and_flips(readout) -> None:  # type: ignore[no-untyped-def]
     session, neurons, found, saved = readout
     assert same_state(session.model, saved)  # every edit was reverted
-    assert found["kind"] == "layer-matched" and found["draws"] == 6
-    for draw in found["control_neurons"]:
+    assert found.kind == "layer-matched" and found.draws == 6
+    for draw in found.control_neurons:
         assert layer_histogram([(layer, index) for layer, index in draw]) == layer_histogram(neurons)
     for split in ("train", "test"):
         cache = session.cache(split)
         for j, group in enumerate(session.group_names):
             n = int((cache.g == j).sum())
-            flip = found["flips"][split][group]
-            assert flip["n"] == n
+            flip = found.flips[split][group]
+            assert flip.n == n
             # Δ of a zeroing readout is exactly (became right − became wrong) / n.
-            expected = 100.0 * (flip["n_to_right"] - flip["n_to_wrong"]) / n
-            assert found["critical"][split][group] == pytest.approx(expected)
-            assert len(flip["to_wrong"]) == len(flip["to_wrong_loss"]) == min(flip["n_to_wrong"], 500)
-            draws = found["draws_pp"][split][group]
+            expected = 100.0 * (flip.n_to_right - flip.n_to_wrong) / n
+            assert found.critical[split][group] == pytest.approx(expected)
+            assert len(flip.to_wrong) == len(flip.to_wrong_loss) == min(flip.n_to_wrong, 500)
+            draws = found.draws_pp[split][group]
             assert len(draws) == 6
-            assert found["p"][split][group] == pytest.approx(
-                (1 + sum(d <= found["critical"][split][group] + 1e-12 for d in draws)) / 7
+            assert found.p[split][group] == pytest.approx(
+                (1 + sum(d <= found.critical[split][group] + 1e-12 for d in draws)) / 7
             )
-            assert found["control"][split]["delta_pp"][group] == pytest.approx(sum(draws) / 6)
-    sig = found["signature"]
+            assert found.control[split].delta_pp[group] == pytest.approx(sum(draws) / 6)
+    sig = found.signature
     g = session.group_names[0]
-    assert sig["critical_pp"][g] == pytest.approx(found["critical"]["train"][g] - found["critical"]["test"][g])
+    assert sig.critical_pp[g] == pytest.approx(found.critical["train"][g] - found.critical["test"][g])
 
 
 def test_flipped_examples_carry_the_unmodified_models_loss(readout) -> None:  # type: ignore[no-untyped-def]
@@ -133,9 +134,9 @@ def test_flipped_examples_carry_the_unmodified_models_loss(readout) -> None:  # 
     session, _, found, _ = readout
     cache = session.cache("train")
     checked = 0
-    for flip in found["flips"]["train"].values():
+    for flip in found.flips["train"].values():
         for direction in ("to_wrong", "to_right"):
-            for position, loss in zip(flip[direction][:3], flip[f"{direction}_loss"][:3]):
+            for position, loss in zip(getattr(flip, direction)[:3], getattr(flip, f"{direction}_loss")[:3]):
                 x, y, _ = next(cache.batches(1, torch.tensor([position])))
                 with torch.no_grad():
                     assert float(F.cross_entropy(session.model(x), y)) == pytest.approx(loss, abs=1e-4)
@@ -149,7 +150,7 @@ def test_evidence_table_renders_control_p_and_the_verdict(readout) -> None:  # t
 
     session, _, found, _ = readout
     row = with_evidence(Readout(label="gradient top-3"), found, "layer-matched")
-    assert row.evidence is not None and row.control is not None and len(row.control_neurons) == found["draws"]
+    assert row.evidence is not None and row.control is not None and len(row.control_neurons) == found.draws
     text = format_evidence([row], list(session.group_names))
     assert "gradient top-3" in text and "tr − te" in text and "memorization signature" in text
     assert "p=" in text
@@ -205,13 +206,13 @@ def test_one_walk_over_the_draws_gives_the_numbers_of_the_two_calls_it_replaces(
     kwargs: dict[str, Any] = {"mode": "noise", "std": 0.05, "seeds": 2, "seed": 5}
     first_three = evidence_readout(tiny_session(), critical_set, draws=3, **kwargs)
     all_twenty = evidence_readout(tiny_session(), critical_set, draws=20, **kwargs)
-    partials: list[dict[str, Any]] = []
+    partials: list[MeasuredEvidence] = []
     session = tiny_session()
     saved = state_copy(session.model)
     found = evidence_readout(session, critical_set, draws=20, first_draws=3, on_partial=partials.append, **kwargs)
     assert partials and partials[0] == first_three
     assert found == all_twenty
-    assert found["control_neurons"][:3] == first_three["control_neurons"]
+    assert found.control_neurons[:3] == first_three.control_neurons
     assert same_state(session.model, saved)
 
 
@@ -219,7 +220,7 @@ def test_partial_results_arrive_with_more_draws_each_time(critical_set, monkeypa
     import labconsole.engine.stage1.evidence as evidence
 
     monkeypatch.setattr(evidence, "PARTIAL_RATE", 1e9)  # no rate limit: every batch sends its result
-    partials: list[dict[str, Any]] = []
+    partials: list[MeasuredEvidence] = []
     counts: list[tuple[int, int]] = []
     found = evidence_readout(
         tiny_session(),
@@ -231,26 +232,26 @@ def test_partial_results_arrive_with_more_draws_each_time(critical_set, monkeypa
         # Unlimited, as the partials are: the engine's ≤ 10/s limit would drop a fast batch's count.
         progress=RateLimited(lambda done, total: counts.append((done, total)), rate=1e9),
     )
-    assert [p["draws"] for p in partials] == [3, 6]  # the batches 3, 3, 2; the last is the result
+    assert [p.draws for p in partials] == [3, 6]  # the batches 3, 3, 2; the last is the result
     assert counts == [(0, 8), (3, 8), (6, 8), (8, 8)]
     for part in partials:
-        k = part["draws"]
-        assert part["control_neurons"] == found["control_neurons"][:k]
+        k = part.draws
+        assert part.control_neurons == found.control_neurons[:k]
         for split in ("train", "test"):
-            assert part["critical"][split] == found["critical"][split]
-            for group, values in part["draws_pp"][split].items():
-                assert values == found["draws_pp"][split][group][:k]
-                critical = part["critical"][split][group]
-                assert part["p"][split][group] == empirical_p(critical, values)
+            assert part.critical[split] == found.critical[split]
+            for group, values in part.draws_pp[split].items():
+                assert values == found.draws_pp[split][group][:k]
+                critical = part.critical[split][group]
+                assert part.p[split][group] == empirical_p(critical, values)
 
 
 def test_partial_results_are_rate_limited_after_the_first(critical_set, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import labconsole.engine.stage1.evidence as evidence
 
     monkeypatch.setattr(evidence, "PARTIAL_RATE", 1e-6)  # one a week: only the first gets through
-    partials: list[dict[str, Any]] = []
+    partials: list[MeasuredEvidence] = []
     evidence_readout(tiny_session(), critical_set, draws=8, first_draws=2, seed=5, on_partial=partials.append)
-    assert [p["draws"] for p in partials] == [2]
+    assert [p.draws for p in partials] == [2]
 
 
 def test_a_cancelled_matched_control_stops_after_the_batch_it_is_in(critical_set) -> None:  # type: ignore[no-untyped-def]
@@ -268,8 +269,8 @@ def test_a_cancelled_matched_control_stops_after_the_batch_it_is_in(critical_set
     session.cancel = token
     partials: list[int] = []
 
-    def first_draws_in(part: dict[str, Any]) -> None:
-        partials.append(part["draws"])
+    def first_draws_in(part: MeasuredEvidence) -> None:
+        partials.append(part.draws)
         token.cancelled = True  # Esc while the first draws are shown
 
     with pytest.raises(Cancelled):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from labconsole.engine.records import Signature
 from labconsole.engine.stage1.evidence_stats import held_on_test, signature, signature_seen, verdict_line
 
 GROUPS = ["minority"]
@@ -18,7 +19,7 @@ def _draws(test: list[float]) -> dict[str, dict[str, list[float]]]:
 QUIET_TEST = [-1.0 * ((i + 1) % 3) for i in range(20)]  # 0–2 pp: mean −0.95, sd 0.83
 
 
-def _signature(train: float, test: float, draws_test: list[float] = QUIET_TEST) -> dict[str, object]:
+def _signature(train: float, test: float, draws_test: list[float] = QUIET_TEST) -> Signature:
     sig = signature({"train": {"minority": train}, "test": {"minority": test}}, _draws(draws_test), GROUPS)
     assert sig is not None
     return sig
@@ -26,20 +27,20 @@ def _signature(train: float, test: float, draws_test: list[float] = QUIET_TEST) 
 
 def test_train_drops_and_test_holds_is_the_signature() -> None:
     sig = _signature(-30.0, -0.5)
-    assert sig["critical_pp"] == {"minority": -29.5}
-    assert sig["p"] == {"minority": pytest.approx(1 / 21)}  # no draw comes near −29.5
-    assert sig["test_held"] == {"minority": True}  # −0.5 pp on test, inside the draws' 0.83 pp spread
-    assert sig["verdict"] == {"minority": "seen"}
+    assert sig.critical_pp == {"minority": -29.5}
+    assert sig.p == {"minority": pytest.approx(1 / 21)}  # no draw comes near −29.5
+    assert sig.test_held == {"minority": True}  # −0.5 pp on test, inside the draws' 0.83 pp spread
+    assert sig.verdict == {"minority": "seen"}
 
 
 def test_a_test_collapse_is_not_the_signature_even_when_train_drops_more() -> None:
     # Paper A's claim is train drops *and test holds*: −98 pp train, −67 pp test gives a
     # Δtrain − Δtest (−31 pp) far below every draw, yet the group is lost on test too.
     sig = _signature(-98.0, -67.0)
-    assert sig["critical_pp"] == {"minority": -31.0}
-    assert sig["p"] == {"minority": pytest.approx(1 / 21)}
-    assert sig["test_held"] == {"minority": False}
-    assert sig["verdict"] == {"minority": "not seen"}
+    assert sig.critical_pp == {"minority": -31.0}
+    assert sig.p == {"minority": pytest.approx(1 / 21)}
+    assert sig.test_held == {"minority": False}
+    assert sig.verdict == {"minority": "not seen"}
     line = verdict_line(sig, GROUPS)
     assert line is not None
     assert "not seen for minority (-31.0 pp, p = 0.048; test dropped beyond the control's spread)" in line
@@ -51,8 +52,8 @@ def test_a_control_that_also_wrecks_test_does_not_excuse_the_drop() -> None:
     # at −40 pp is typical of its control, but the group's test accuracy did not hold.
     wrecked = [-40.0 + d for d in QUIET_TEST]
     sig = _signature(-80.0, -40.0, wrecked)
-    assert sig["p"] == {"minority": pytest.approx(1 / 21)}
-    assert sig["test_held"] == {"minority": False} and sig["verdict"] == {"minority": "not seen"}
+    assert sig.p == {"minority": pytest.approx(1 / 21)}
+    assert sig.test_held == {"minority": False} and sig.verdict == {"minority": "not seen"}
 
 
 def test_held_on_test_and_both_halves_of_the_verdict() -> None:

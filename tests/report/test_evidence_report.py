@@ -42,7 +42,7 @@ def _evidence() -> dict[str, object]:
         "critical": critical,
         "draws_pp": draws,
         "p": {s: {g: (1 / 21 if critical[s][g] < -2 else 0.5) for g in GROUPS} for s in critical},
-        "signature": signature(critical, draws, GROUPS),
+        "signature": signature(critical, draws, GROUPS).to_json(),  # type: ignore[union-attr]
         "flips": flips,
     }
 

@@ -50,23 +50,25 @@ def test_rank_passes_the_score_to_the_engine_ranking() -> None:
 
 def test_the_matched_control_is_one_engine_call_merged_into_the_readout(monkeypatch) -> None:
     import labconsole.engine.stage1.evidence as evidence
-    from labconsole.engine.records import Readout
+    from labconsole.engine.records import MeasuredEvidence, Readout
 
     calls: list[dict[str, Any]] = []
 
-    def found_over(draws: int) -> dict[str, Any]:
+    def found_over(draws: int) -> MeasuredEvidence:
         control = {"train": {"baseline": {"a": 0.9}, "after": {"a": 0.8}, "delta_pp": {"a": -10.0}}}
         neurons = [[["conv1", 5]]] * draws
-        return {
-            "kind": "layer-matched",
-            "draws": draws,
-            "control": control,
-            "control_neurons": neurons,
-            "critical": {"train": {"a": -40.0}},
-            "p": {"train": {"a": 1 / (draws + 1)}},
-        }
+        return MeasuredEvidence.model_validate(
+            {
+                "kind": "layer-matched",
+                "draws": draws,
+                "control": control,
+                "control_neurons": neurons,
+                "critical": {"train": {"a": -40.0}},
+                "p": {"train": {"a": 1 / (draws + 1)}},
+            }
+        )
 
-    def stand_in_evidence_readout(session: Any, neurons: Any, **kwargs: Any) -> dict[str, Any]:
+    def stand_in_evidence_readout(session: Any, neurons: Any, **kwargs: Any) -> MeasuredEvidence:
         calls.append({"neurons": neurons, **kwargs})
         kwargs["progress"](3, 20)
         kwargs["on_partial"](found_over(3))

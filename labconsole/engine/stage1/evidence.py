@@ -12,7 +12,7 @@
   and the rule are in ``evidence_stats``, shared with the sweep's over-seeds table.
 * **Flipped examples.** Which examples changed prediction (split positions per group, both
   directions), with the unmodified model's loss and margin for each, so a reader can see whether
-  the flips are the hard (memorized) examples.
+  the flips are the hard (memorized) examples: ``evidence_flips``.
 
 Everything here is measured on the same evaluation path, so the critical Δ and the control
 draws are comparable number for number.
@@ -20,18 +20,18 @@ draws are comparable number for number.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from labconsole.engine.context import Cancelled
-from labconsole.engine.records.evidence import Evidence
+from labconsole.engine.records.evidence import GroupFlips
+from labconsole.engine.records.measured_evidence import MeasuredEvidence
 from labconsole.engine.records.sections import Readout, ReadoutSplit
 from labconsole.engine.stage1.call_progress import CallProgress, RateLimited, rate_limited
+from labconsole.engine.stage1.evidence_flips import baseline_record, group_flips, on_fast_path
 from labconsole.engine.stage1.evidence_stats import empirical_p, signature
 from labconsole.engine.stage1.evidence_stats import verdict_line as verdict_line  # read from here by the CLI
 from labconsole.engine.stage1.interventions import Intervention
@@ -43,9 +43,8 @@ if TYPE_CHECKING:
     from labconsole.engine.stage1.session import Session
 
 CONTROL_KINDS = ("layer-matched", "anywhere")
-MAX_FLIPS_LISTED = 500  # per group, split and direction; the counts are always exact
 PARTIAL_RATE = 2.0  # partial results a second at most, after the first (each redraws a table)
-OnPartial = Callable[[dict[str, Any]], None]
+OnPartial = Callable[[MeasuredEvidence], None]
 
 
 # -- control draws ---------------------------------------------------------------------------------
@@ -92,56 +91,10 @@ def anywhere_draws(layer_sizes: Mapping[str, int], count: int, draws: int, seed:
 
 # -- readouts on one evaluation path ---------------------------------------------------------------
 
-_baselines: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], dict[str, torch.Tensor]]] = weakref.WeakKeyDictionary()
-
-
-def _fast_path(session: Session, split: str, interventions: Sequence[Intervention]) -> Any:
-    """The session's folded evaluator of ``split`` when it computes every one of these
-    interventions (then the baseline must come from it too, so both share one path)."""
-    from labconsole.engine.stage1.folding import supports
-
-    fast = session.fast_evaluator(split)
-    return fast if fast is not None and all(supports(iv) for iv in interventions) else None
-
 
 def predictions_after(session: Session, split: str, interventions: Sequence[Intervention]) -> list[torch.Tensor]:
     """Predictions (split order) after each intervention, walked together by the session."""
     return session.predictions_after(split, list(interventions))
-
-
-def _baseline_logits(session: Session, split: str, fast: Any) -> torch.Tensor:
-    """Logits of the unmodified model (split order) on the same path as the interventions: the
-    session's own baseline on the fast path (no second pass)."""
-    kept = session.baseline_logits(split) if fast is not None else None
-    if kept is not None:
-        return kept
-    cache = session.cache(split)
-    model = session.model
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return torch.cat([model(x).float() for x, _, _ in cache.batches(session.config.batch_size)])
-    finally:
-        model.train(was_training)
-
-
-def baseline_record(session: Session, split: str, fast: Any = None) -> dict[str, torch.Tensor]:
-    """The unmodified model on ``split``: predictions, per-example CE and margin (true-class
-    logit minus the best other logit); computed once per session, split and evaluation path."""
-    per_session = _baselines.setdefault(session, {})
-    key = (split, "fast" if fast is not None else "plain")
-    if key not in per_session:
-        y = session.cache(split).y
-        logits = _baseline_logits(session, split, fast).to(y.device)
-        true = logits.gather(1, y[:, None]).squeeze(1)
-        other = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
-        per_session[key] = {
-            "pred": logits.argmax(dim=1),
-            "loss": F.cross_entropy(logits, y, reduction="none").cpu(),
-            "margin": (true - other).cpu(),
-        }
-    return per_session[key]
 
 
 def _accuracy(session: Session, split: str, pred: torch.Tensor) -> list[float | None]:
@@ -153,34 +106,6 @@ def _accuracy(session: Session, split: str, pred: torch.Tensor) -> list[float | 
 
 def _deltas_pp(base: Sequence[float | None], after: Sequence[float | None]) -> list[float | None]:
     return [None if b is None or a is None else (a - b) * 100.0 for b, a in zip(base, after)]
-
-
-def flips(
-    session: Session, split: str, pred_after: torch.Tensor, record: Mapping[str, torch.Tensor] | None = None
-) -> dict[str, dict[str, Any]]:
-    """Per group: split positions that went right → wrong and wrong → right, with the
-    unmodified model's CE loss and margin for each (lists capped, counts exact)."""
-    record = record if record is not None else baseline_record(session, split)
-    cache = session.cache(split)
-    y, g = cache.y.cpu(), cache.g.cpu()
-    before_ok = record["pred"].cpu() == y
-    after_ok = pred_after.cpu() == y
-    out: dict[str, dict[str, Any]] = {}
-    for j, name in enumerate(session.group_names):
-        member = g == j
-        entry: dict[str, Any] = {}
-        for direction, moved in (("to_wrong", before_ok & ~after_ok), ("to_right", ~before_ok & after_ok)):
-            ids = torch.nonzero(member & moved).flatten()
-            listed = ids[:MAX_FLIPS_LISTED]
-            entry[f"n_{direction}"] = len(ids)
-            entry[direction] = [int(i) for i in listed.tolist()]
-            entry[f"{direction}_loss"] = [round(float(v), 5) for v in record["loss"][listed].tolist()]
-            entry[f"{direction}_margin"] = [round(float(v), 5) for v in record["margin"][listed].tolist()]
-        entry["n"] = int(member.sum())
-        # How hard the flipped examples were for the model, next to the group as a whole.
-        entry["group_mean_loss"] = float(record["loss"][member].mean()) if entry["n"] else None
-        out[name] = entry
-    return out
 
 
 def draw_batches(total: int, first: int) -> list[range]:
@@ -200,7 +125,7 @@ class _SplitEvidence:
 
     base: list[float | None]
     critical: dict[str, float | None]
-    flips: dict[str, dict[str, Any]]
+    flips: dict[str, GroupFlips]
     control_afters: list[list[float | None]] = field(default_factory=list)
 
 
@@ -219,13 +144,12 @@ def evidence_readout(
     first_draws: int = 0,
     on_partial: OnPartial | None = None,
     progress: CallProgress | None = None,
-) -> dict[str, Any]:
+) -> MeasuredEvidence:
     """The critical set's Δ per group and split next to ``draws`` control draws, with p, the
-    memorization signature and the flipped examples. Returns plain values::
-
-        {"kind", "draws", "histogram", "control_neurons", "critical": {split: {g: Δpp}},
-         "control": {split: <readout.summarise shape>}, "draws_pp": {split: {g: [Δpp per draw]}},
-         "p": {split: {g: p}}, "signature": {...} | None, "flips": {split: {g: {...}}}}
+    memorization signature and the flipped examples: ``critical`` {split: {g: Δpp}}, ``control``
+    {split: ReadoutSplit} (the draws' mean ± sd), ``control_neurons`` (each draw's),
+    ``draws_pp`` {split: {g: [Δpp per draw]}}, ``p`` {split: {g: p}}, ``signature`` (None
+    without train and test) and ``flips`` {split: {g: GroupFlips}}.
 
     With ``first_draws``, the draws are walked in batches of that many (``draw_batches``), each
     once: after the first batch ``on_partial`` gets the same result over the draws so far, then
@@ -263,13 +187,13 @@ def evidence_readout(
             first = split not in measured
             # The critical set (first: the walk's lead) and this batch's draws in one walk.
             ivs = (critical_ivs if first else []) + control_ivs[batch.start : batch.stop]
-            record = baseline_record(session, split, _fast_path(session, split, critical_ivs + control_ivs))
+            record = baseline_record(session, split, on_fast_path(session, split, critical_ivs + control_ivs))
             preds = predictions_after(session, split, ivs)
             if first:
-                base = _accuracy(session, split, record["pred"])
+                base = _accuracy(session, split, record.pred)
                 afters = [_accuracy(session, split, pred) for pred in preds[:repeats]]
                 crit = summarise(session.group_names, base, afters)["delta_pp"]
-                measured[split] = _SplitEvidence(base, crit, flips(session, split, preds[0], record))
+                measured[split] = _SplitEvidence(base, crit, group_flips(session, split, preds[0], record))
             lead = repeats if first else 0
             measured[split].control_afters += [_accuracy(session, split, pred) for pred in preds[lead:]]
         if counted is not None:
@@ -285,47 +209,41 @@ def _found(
     neurons: Sequence[NeuronRef],
     picks: Sequence[Sequence[NeuronRef]],
     measured: Mapping[str, _SplitEvidence],
-) -> dict[str, Any]:
+) -> MeasuredEvidence:
     """``evidence_readout``'s result over the first ``len(picks)`` control draws measured."""
     groups = list(session.group_names)
     critical = {split: dict(found.critical) for split, found in measured.items()}
-    control: dict[str, Any] = {}
+    control: dict[str, ReadoutSplit] = {}
     draws_pp: dict[str, dict[str, list[float]]] = {}
     p_values: dict[str, dict[str, float | None]] = {}
     for split, found in measured.items():
         ctrl_afters = found.control_afters[: len(picks)]
-        control[split] = summarise(groups, found.base, ctrl_afters)
+        control[split] = ReadoutSplit.model_validate(summarise(groups, found.base, ctrl_afters))
         per_draw = [_deltas_pp(found.base, a) for a in ctrl_afters]
         draws_pp[split] = {g: [v for v in (row[j] for row in per_draw) if v is not None] for j, g in enumerate(groups)}
         p_values[split] = {}
         for g in groups:
             value = found.critical[g]
             p_values[split][g] = None if value is None else empirical_p(value, draws_pp[split][g])
-    return {
-        "kind": kind,
-        "draws": len(picks),
-        "histogram": layer_histogram(neurons),
-        "control_neurons": [[list(n) for n in p] for p in picks],
-        "critical": critical,
-        "control": control,
-        "draws_pp": draws_pp,
-        "p": p_values,
-        "signature": signature(critical, draws_pp, groups),
-        "flips": {split: found.flips for split, found in measured.items()},
-        "flip_ids": "positions in the split",
-    }
+    return MeasuredEvidence(
+        kind=kind,
+        draws=len(picks),
+        histogram=layer_histogram(neurons),
+        control_neurons=[list(p) for p in picks],
+        critical=critical,
+        control=control,
+        draws_pp=draws_pp,
+        p=p_values,
+        signature=signature(critical, draws_pp, groups),
+        flips={split: found.flips for split, found in measured.items()},
+        flip_ids="positions in the split",
+    )
 
 
-def with_evidence(readout: Readout, found: Mapping[str, Any], kind: str) -> Readout:
+def with_evidence(readout: Readout, found: MeasuredEvidence, kind: str) -> Readout:
     """``readout`` with the control of ``evidence_readout``'s ``found`` (its splits and each
     draw's neurons) and the rest of ``found`` as its ``evidence`` (p, signature, flips)."""
-    rest = {key: value for key, value in found.items() if key not in ("control", "control_neurons")}
-    out = readout.model_copy(deep=True)
-    out.control = {split: ReadoutSplit.model_validate(data) for split, data in found["control"].items()}
-    out.control_neurons = [[(str(layer), int(index)) for layer, index in draw] for draw in found["control_neurons"]]
-    out.control_kind = kind
-    out.evidence = Evidence.model_validate(rest)
-    return out
+    return found.merged_into(readout, kind)
 
 
 def format_evidence(rows: Sequence[Readout], groups: Sequence[str]) -> str:
@@ -353,7 +271,7 @@ def format_evidence(rows: Sequence[Readout], groups: Sequence[str]) -> str:
                 for g in groups
             ]
             lines.append(f"{'':<34} {'tr − te':<9}" + "".join(f" {c:>{width}}" for c in cells))
-            line = verdict_line(sig.to_json(), groups)
+            line = verdict_line(sig, groups)
             if line:
                 lines.append(f"  {line}")
     lines.append("cells: critical Δpp [control mean ± sd] p; p = (1 + #draws at least as low) / (draws + 1)")
@@ -365,33 +283,3 @@ def _cell(value: float | None, mean: float | None, sd: float | None, p: float | 
         return "—"
     control = "" if mean is None else f" [{mean:+.1f}±{(sd or 0):.1f}]"
     return f"{value:+.1f}{control} p={p:.2f}" if p is not None else f"{value:+.1f}{control}"
-
-
-def flip_thumbnails(session: Session, found: Evidence, groups: Sequence[str], per_group: int = 12) -> bytes | None:
-    """A PNG grid of the training images that went right → wrong, one row per group in
-    ``groups`` (up to ``per_group`` each, ×2 nearest-neighbour); None when nothing flipped."""
-    import io
-
-    from PIL import Image
-
-    flips = found.flips.get("train") or {}
-    rows = [[int(i) for i in flips[g].to_wrong[:per_group]] if g in flips else [] for g in groups]
-    if not any(rows):
-        return None
-    images = session.cache("train").images
-    _, height, width = images.shape[1:]
-    scale, pad = 2, 2
-    cell_w, cell_h = width * scale + pad, height * scale + pad
-    canvas = Image.new("RGB", (per_group * cell_w + pad, len(rows) * cell_h + pad), (255, 255, 255))
-    for r, positions in enumerate(rows):
-        for c, position in enumerate(positions):
-            pixels = images[position].cpu()
-            if pixels.shape[0] == 1:
-                pixels = pixels.expand(3, -1, -1)
-            tile = Image.fromarray(pixels[:3].permute(1, 2, 0).contiguous().numpy()).resize(
-                (width * scale, height * scale), Image.Resampling.NEAREST
-            )
-            canvas.paste(tile, (pad + c * cell_w, pad + r * cell_h))
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -1,6 +1,7 @@
 """The numbers behind a Stage I readout's evidence: empirical and paired p, and the memorization
-signature with its verdict. Plain floats in, plain values out (no model, no torch), so the
-engine at record time and a sweep over recorded runs apply exactly the same rule.
+signature with its verdict. Plain floats in, plain values (the signature: its record) out, no
+model and no torch, so the engine at record time and a sweep over recorded runs apply exactly
+the same rule.
 
 * **Significance.** Per group and split, the empirical one-sided p of the critical Δ: the share of
   control draws at least as damaging, counted with the critical set itself,
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+from labconsole.engine.records.evidence import Signature
 
 SIGNIFICANCE = 0.05
 
@@ -85,47 +87,57 @@ def signature(
     critical: Mapping[str, Mapping[str, float | None]],
     draws_pp: Mapping[str, Mapping[str, Sequence[float]]],
     groups: Sequence[str],
-) -> dict[str, Any] | None:
+) -> Signature | None:
     """Δtrain − Δtest per group for the critical set and each control draw, its p (share of
     draws with a signature at least as negative), whether the test accuracy held (the test Δ
     against the test draws' spread) and the verdict of ``signature_seen``; None without train
     and test."""
     if "train" not in critical or "test" not in critical:
         return None
-    out: dict[str, Any] = {"critical_pp": {}, "control_pp": {}, "control_mean_pp": {}, "control_sd_pp": {}, "p": {}}
-    out["test_held"], out["verdict"] = {}, {}
+    values: dict[str, float | None] = {}
+    draws: dict[str, list[float]] = {}
+    means: dict[str, float | None] = {}
+    sds: dict[str, float | None] = {}
+    p_values: dict[str, float | None] = {}
+    test_held: dict[str, bool | None] = {}
+    verdict: dict[str, str] = {}
     for g in groups:
         train, test = critical["train"].get(g), critical["test"].get(g)
         ctrl_train, ctrl_test = draws_pp["train"].get(g, []), draws_pp["test"].get(g, [])
         ctrl = [a - b for a, b in zip(ctrl_train, ctrl_test)]
         value = None if train is None or test is None else train - test
-        mean, sd = mean_sd(ctrl)
         p = None if value is None else empirical_p(value, ctrl)
         held = held_on_test(test, mean_sd(ctrl_test)[1])
-        out["critical_pp"][g], out["control_pp"][g] = value, ctrl
-        out["control_mean_pp"][g], out["control_sd_pp"][g], out["p"][g] = mean, sd, p
-        out["test_held"][g] = held
-        out["verdict"][g] = "seen" if signature_seen(value, p, held) else "not seen"
-    return out
+        values[g], draws[g], p_values[g], test_held[g] = value, ctrl, p, held
+        means[g], sds[g] = mean_sd(ctrl)
+        verdict[g] = "seen" if signature_seen(value, p, held) else "not seen"
+    return Signature(
+        critical_pp=values,
+        control_pp=draws,
+        control_mean_pp=means,
+        control_sd_pp=sds,
+        p=p_values,
+        test_held=test_held,
+        verdict=verdict,
+    )
 
 
-def verdict_line(sig: Mapping[str, Any] | None, groups: Sequence[str], label: str = "") -> str | None:
+def verdict_line(sig: Signature | None, groups: Sequence[str], label: str = "") -> str | None:
     """ "memorization signature (Δtrain − Δtest): seen for waterbird-land (−12.0 pp, p = 0.048),
     not seen for landbird-water (−30.0 pp, p = 0.048; test dropped beyond the control's spread)
     at p < 0.05 with test held, 20 control draws" — from the numbers only."""
-    if not sig:
+    if sig is None:
         return None
-    held = sig.get("test_held") or {}
     parts = []
     for g in groups:
-        value, p = sig["critical_pp"].get(g), sig["p"].get(g)
+        value, p = sig.critical_pp.get(g), sig.p.get(g)
         if value is None or p is None:
             continue
-        dropped = "; test dropped beyond the control's spread" if held.get(g) is False else ""
-        parts.append(f"{sig['verdict'][g]} for {g} ({value:+.1f} pp, p = {p:.3f}{dropped})")
+        dropped = "; test dropped beyond the control's spread" if sig.test_held.get(g) is False else ""
+        parts.append(f"{sig.verdict[g]} for {g} ({value:+.1f} pp, p = {p:.3f}{dropped})")
     if not parts:
         return None
-    n = len(next(iter(sig["control_pp"].values()), []))
+    n = len(next(iter(sig.control_pp.values()), []))
     head = f"{label}: " if label else ""
     return (
         f"{head}memorization signature (Δtrain − Δtest): {'; '.join(parts)} at p < {SIGNIFICANCE:g} "

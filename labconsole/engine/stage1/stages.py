@@ -23,7 +23,8 @@ from labconsole.engine.context import StageContext
 from labconsole.engine.events import ArtifactWritten, RankingReady, ReadoutReady, StageStarted
 from labconsole.engine.pipeline import ensure_dataset, ensure_model, evaluate_metrics
 from labconsole.engine.records.sections import ModelSection, NeuronsSection, ReadoutRow
-from labconsole.engine.stage1.evidence import evidence_readout, flip_thumbnails, format_evidence, with_evidence
+from labconsole.engine.stage1.evidence import evidence_readout, format_evidence, with_evidence
+from labconsole.engine.stage1.evidence_flips import flip_thumbnails
 from labconsole.engine.stage1.run_baselines import BaselineStore
 from labconsole.engine.stage1.run_data_cache import data_key
 from labconsole.engine.stage1.session import Session
