@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from labconsole.engine.records import ReadoutRow, ReadoutsArtifact
 from labconsole.engine.stage1.evidence_stats import SIGNIFICANCE, held_on_test, paired_over_seeds, signature_seen
@@ -127,7 +126,7 @@ def _cell(seed: int, row: ReadoutRow, group: str) -> SeedCell | None:
     control = row.control or {}
     if found is None or sig is None or "train" not in control or "test" not in control:
         return None
-    values: list[Any] = [
+    recorded = [
         found.critical.get("train", {}).get(group),
         found.critical.get("test", {}).get(group),
         control["train"].delta_pp.get(group),
@@ -136,11 +135,10 @@ def _cell(seed: int, row: ReadoutRow, group: str) -> SeedCell | None:
         sig.critical_pp.get(group),
         sig.control_mean_pp.get(group),
     ]
-    if any(v is None for v in values):
+    values = [float(v) for v in recorded if v is not None]
+    if len(values) < len(recorded):
         return None
-    train, test, control_train, control_test, control_test_sd, signature_pp, control_signature = (
-        float(v) for v in values
-    )
+    train, test, control_train, control_test, control_test_sd, signature_pp, control_signature = values
     return SeedCell(
         seed=seed,
         train_pp=train,

@@ -33,7 +33,7 @@ def _cancelled() -> Exception:
     return Cancelled()
 
 
-def _autocast(device: torch.device) -> Any:
+def _autocast(device: torch.device) -> torch.autocast:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
@@ -21,6 +21,9 @@ from labconsole.engine.data.groups import DatasetBundle
 from labconsole.engine.events import CancelToken, NeverCancelled
 from labconsole.engine.stage1 import run_data_cache
 from labconsole.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from labconsole.config.data import DataConfig
 
 
 class OpenSteps:
@@ -45,7 +48,7 @@ class Opened(NamedTuple):
     neurons: NeuronsConfig | None  # the run's [neurons] section
     seed: int  # the run's seed
     run_dir: Path
-    data_config: Any  # the DataConfig the dataset was built from
+    data_config: DataConfig  # the dataset's config, as it was built
 
 
 def load_checkpoint_and_data(
@@ -115,7 +118,9 @@ def auto_cut_budget(device: torch.device) -> int:
     return 1 << 30
 
 
-def data_config_for(path: Path, meta: dict[str, Any], data_root: str | None) -> tuple[Any, NeuronsConfig | None, int]:
+def data_config_for(
+    path: Path, meta: dict[str, Any], data_root: str | None
+) -> tuple[DataConfig, NeuronsConfig | None, int]:
     """The dataset a checkpoint was made on: its run's config.toml, else its sidecar."""
     from labconsole.config.data import DataConfig
 
