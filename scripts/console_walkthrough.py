@@ -4,7 +4,8 @@
     .venv/bin/python scripts/console_walkthrough.py [RUNS_ROOT] [--keep] [--slow=F]
 
 Run by hand (not in CI): it needs tmux and takes minutes on a CPU. Steps: open the quickstart
-run's ERM checkpoint → rank → mark the top 3 → zero → readout with control → heat map →
+run's ERM checkpoint → rank → mark the top 3 → zero → readout with control → the layer-matched
+control with its p and signature verdict → flipped examples → heat map →
 fine-tune 2 epochs from the ERM checkpoint → cancel → resume → open the fine-tuned checkpoint →
 readout → export. A quickstart run (smoke profile) is made first when RUNS_ROOT has none.
 
@@ -244,6 +245,33 @@ def main() -> int:
 
         step("zero + readout with random control", readout)
 
+        def matched_control() -> None:
+            escape()
+            keys("Tab", "Tab", "Tab", "Tab")  # mode, σ, seeds, control: the control's Select
+            settled()
+            keys("Enter")  # its list opens on the current choice, "+ random control"
+            settled()
+            keys("Down", "Enter")
+            wait("+ matched (p) chosen", lambda s: "+ matched (p)" in row_of("zero", s), 15)
+            escape()
+            keys("a")
+            # provisional numbers over the first draws, then the verdict over all 20
+            final = "20 draws:"
+            wait("the matched control's verdict", lambda s: final in " ".join(s.split()) and "provisional" not in s, 600)
+
+        step("+ matched (p): layer-matched control, 20 draws, signature verdict", matched_control)
+
+        def flipped_examples() -> None:
+            keys("f")
+            wait("the flipped examples", has("Flipped examples"), 30)
+            for _ in range(3):
+                escape()
+                if "Flipped examples" not in settled():
+                    return
+            raise StepFailed("Escape did not close the flipped examples")
+
+        step("f: flipped examples", flipped_examples)
+
         def heat_map() -> None:
             keys("m")
             wait("the heat map", has("Tracing heat map"), 600)
@@ -300,7 +328,8 @@ def main() -> int:
             wait("a marked neuron", has("Marked: 1 neuron"), 30)
             escape()
             keys("a")
-            wait("the readout", has("as many random neurons"), 300)
+            # with the control chosen before: the layer-matched one, done once its verdict is in
+            wait("the readout", lambda s: "20 draws:" in " ".join(s.split()) and "provisional" not in s, 600)
 
         step("readout on the fine-tuned model", readout_again)
 
