@@ -110,6 +110,26 @@ def has(text: str) -> Callable[[str], bool]:
     return lambda shown: text in shown
 
 
+def matched_verdict(shown: str) -> bool:
+    """The layer-matched control's final verdict line is on the screen (it may wrap)."""
+    return "20 draws:" in " ".join(shown.split()) and "provisional" not in shown
+
+
+def dialog(key: str, title: str, timeout: float) -> Callable[[], None]:
+    """A step: ``key`` opens the dialog titled ``title``; Escape closes it again."""
+
+    def act() -> None:
+        keys(key)
+        wait(title, has(title), timeout)
+        for _ in range(3):
+            escape()
+            if title not in settled():
+                return
+        raise StepFailed(f"Escape did not close {title}")
+
+    return act
+
+
 def newest(root: Path, pattern: str) -> Path | None:
     found = sorted(root.glob(pattern))
     return found[-1] if found else None
@@ -256,32 +276,12 @@ def main() -> int:
             escape()
             keys("a")
             # provisional numbers over the first draws, then the verdict over all 20
-            final = "20 draws:"
-            wait("the matched control's verdict", lambda s: final in " ".join(s.split()) and "provisional" not in s, 600)
+            wait("the matched control's verdict", matched_verdict, 600)
 
         step("+ matched (p): layer-matched control, 20 draws, signature verdict", matched_control)
 
-        def flipped_examples() -> None:
-            keys("f")
-            wait("the flipped examples", has("Flipped examples"), 30)
-            for _ in range(3):
-                escape()
-                if "Flipped examples" not in settled():
-                    return
-            raise StepFailed("Escape did not close the flipped examples")
-
-        step("f: flipped examples", flipped_examples)
-
-        def heat_map() -> None:
-            keys("m")
-            wait("the heat map", has("Tracing heat map"), 600)
-            for _ in range(3):
-                escape()
-                if "Tracing heat map" not in settled():
-                    return
-            raise StepFailed("Escape did not close the heat map")
-
-        step("tracing heat map", heat_map)
+        step("f: flipped examples", dialog("f", "Flipped examples", 30))
+        step("tracing heat map", dialog("m", "Tracing heat map", 600))
 
         def finetune_and_cancel() -> None:
             keys("4")
@@ -329,7 +329,7 @@ def main() -> int:
             escape()
             keys("a")
             # with the control chosen before: the layer-matched one, done once its verdict is in
-            wait("the readout", lambda s: "20 draws:" in " ".join(s.split()) and "provisional" not in s, 600)
+            wait("the readout", matched_verdict, 600)
 
         step("readout on the fine-tuned model", readout_again)
 
