@@ -114,3 +114,21 @@ def test_unknown_group_in_config_is_a_user_error(tmp_path: Path) -> None:
     ctx = context(tmp_path, smoke('neurons.groups=["penguin-ice"]'))
     with pytest.raises(UserError, match="unknown group 'penguin-ice'"):
         run_stages(ctx, ["model", "neurons"])
+
+
+def test_the_printed_table_names_the_control_it_shows() -> None:
+    from labconsole.engine.records import NeuronsRow, NeuronsSection
+    from labconsole.engine.stage1.stages import format_table
+
+    groups = {"landbird-water": -40.0, "waterbird-land": 1.0}
+    row = NeuronsRow(
+        label="gradient on landbird-water top-3",
+        neurons=[("conv1", 1), ("conv1", 2), ("layer1.0.conv1", 3)],
+        delta_pp={"train": groups},
+        control_delta_pp={"train": {"landbird-water": -10.0, "waterbird-land": -2.0}},
+        control_spread_pp={"train": {"landbird-water": 5.0, "waterbird-land": 1.0}},
+        control_kind="layer-matched",
+        control_draws=20,
+    )
+    table = format_table(NeuronsSection(baseline={"train": {g: 0.9 for g in groups}}, rows=[row]))
+    assert "control: 20 draws of 3, layer-matched" in table  # not "random neurons": it was matched

@@ -176,6 +176,9 @@ class NeuronsRow(Record):
     spread_pp: PerSplit = Field(default_factory=dict)
     control_delta_pp: PerSplit = Field(default_factory=dict)
     control_spread_pp: PerSplit = Field(default_factory=dict)
+    score: str = "paper"  # the ranking's score: "paper" or "specific"
+    control_kind: str | None = None  # "layer-matched" or "anywhere"; set with the row's evidence
+    control_draws: int | None = None
 
     @property
     def key(self) -> str:

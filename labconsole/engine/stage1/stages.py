@@ -177,7 +177,9 @@ def run_neurons_stage(ctx: StageContext) -> NeuronsSection:
         artifact=READOUTS_ARTIFACT,
         seconds=time.monotonic() - started,
     )
-    ctx.log("Stage I readouts (change vs baseline, pp; control = random neurons)\n" + format_table(summary))
+    kinds = sorted({row.control_kind for row in summary.rows if row.control_kind})
+    control = f"control = {' / '.join(kinds)} draws" if kinds else "no control"
+    ctx.log(f"Stage I readouts (change vs baseline, pp; {control}, mean ± sd)\n" + format_table(summary))
     if any(row.evidence for row in rows):
         ctx.log(
             f"Stage I evidence ({cfg.control} control, {cfg.control_draws} draws)\n" + format_evidence(rows, groups)
@@ -305,7 +307,8 @@ def format_table(summary: NeuronsSection) -> str:
         if row.control_delta_pp and control_key not in shown_controls:
             shown_controls.add(control_key)
             for i, split in enumerate(splits):
-                label = f"  control: {len(row.neurons)} random neurons" if i == 0 else ""
+                drawn = f"{row.control_draws} draws of " if row.control_draws else ""
+                label = f"  control: {drawn}{len(row.neurons)}, {row.control_kind or 'random'}" if i == 0 else ""
                 lines.append(
                     f"{label:<40.40} {split:<6}"
                     + "".join(
