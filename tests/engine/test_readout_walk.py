@@ -91,3 +91,34 @@ def test_a_cancelled_walk_keeps_no_partial_cut() -> None:
     else:
         raise AssertionError("the walk did not stop at its cancel token")
     assert fast.cached_bytes == 0 and not any(cut.chunks for cut in fast._cuts.values())
+
+
+def test_a_torchvision_resnet_with_in_place_relus_reads_out_as_its_own_forward_pass() -> None:
+    """torchvision's blocks apply ReLU(inplace=True) and ``out += identity``: no intervention's
+    rest of the graph may change the activations another one (or a later call) starts from."""
+    import torchvision
+    from stage1_fixtures import tiny_bundle
+
+    from labconsole.config.neurons import NeuronsConfig
+    from labconsole.engine.stage1.session import Session
+
+    torch.manual_seed(0)
+    # torchvision's own ResNet code (one BasicBlock a stage keeps the test quick)
+    model = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=2).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.bias.uniform_(-0.5, 0.5)
+    session = Session(model, tiny_bundle(), "cpu", config=NeuronsConfig(worst_samples=24, sampled=12, batch_size=16))
+    call = [
+        Intervention((("layer2.0.downsample.0", 3),), "zero"),  # the cut between conv2 and the residual sum
+        Intervention((("layer2.0.conv2", 1), ("layer3.0.conv1", 2)), "noise", 0.5, 1),
+        Intervention((("layer1.0.conv1", 0),), "reinit", 0.3, 2),
+    ]
+    for _ in range(2):  # the second time from the lead's kept cut
+        for iv, pred in zip(call, session.predictions_after("train", call)):
+            with apply_intervention(session.model, session._by_name, iv), torch.no_grad():
+                full = torch.cat([session.model(x).argmax(1) for x, _, _ in session.cache("train").batches(16)])
+            assert torch.equal(pred, full), iv
