@@ -220,25 +220,7 @@ class Session:
         name = None if criterion == "magnitude" else self.resolve_group(group)
         key = (criterion, name, norm)
         if key not in self._scores:
-            if criterion == "magnitude":
-                self._scores[key] = rk.magnitude_scores(self._layers, norm)
-            else:
-                index = self.samples_for(name)
-                train = self.cache("train")
-                if criterion == "gradient":
-                    self._scores[key] = rk.gradient_scores(
-                        self.model,
-                        self._layers,
-                        train,
-                        index,
-                        norm,
-                        self.config.grad_batch_size,
-                        bn_mode=self.config.gradient_bn,
-                    )
-                else:
-                    self._scores[key] = rk.activation_scores(
-                        self.model, self._layers, train, index, self.config.batch_size
-                    )
+            self._scores[key] = session_rank.compute_scores(self, criterion, name, norm)
         return self._scores[key]
 
     def samples_for(self, group: str | None) -> torch.Tensor:

@@ -1,6 +1,7 @@
-"""Progress of a ``Session`` ranking: the groups whose scores it needs, scored one after the
-other (the group's own for the paper score, every group with training examples for the
-specificity score), each reported as it is done."""
+"""A ``Session``'s neuron scores: how one group's are computed, and, for a ranking that reports
+its progress, the groups whose scores it needs, scored one after the other (the group's own for
+the paper score, every group with training examples for the specificity score), each reported
+as it is done."""
 
 from __future__ import annotations
 
@@ -11,6 +12,21 @@ from labconsole.engine.stage1.call_progress import CallProgress, rate_limited
 
 if TYPE_CHECKING:
     from labconsole.engine.stage1.session import Session
+
+
+def compute_scores(session: Session, criterion: str, group: str | None, norm: str) -> rk.Scores:
+    """Every eligible neuron's score for ``group`` (None: the whole training split), uncached:
+    magnitude needs no data; gradient and activation use the group's samples (``samples_for``)."""
+    if criterion == "magnitude":
+        return rk.magnitude_scores(session._layers, norm)
+    index = session.samples_for(group)
+    train = session.cache("train")
+    cfg = session.config
+    if criterion == "gradient":
+        return rk.gradient_scores(
+            session.model, session._layers, train, index, norm, cfg.grad_batch_size, bn_mode=cfg.gradient_bn
+        )
+    return rk.activation_scores(session.model, session._layers, train, index, cfg.batch_size)
 
 
 def groups_needed(session: Session, criterion: str, group: str | int | None, score: str) -> list[str | None]:
