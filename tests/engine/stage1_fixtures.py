@@ -22,8 +22,12 @@ def tiny_bundle():
 
 def tiny_model(seed: int = 0, backbone: str = "cifar_resnet8") -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = create_model(backbone, 2, width=8)
-    # Non-trivial BatchNorm statistics, so that zeroing a filter before BN differs from after.
+    return with_batchnorm_statistics(create_model(backbone, 2, width=8))
+
+
+def with_batchnorm_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial BatchNorm statistics (seeded by the caller), so that zeroing a filter before
+    BN differs from after; the model in eval mode."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -97,20 +97,16 @@ def test_a_torchvision_resnet_with_in_place_relus_reads_out_as_its_own_forward_p
     """torchvision's blocks apply ReLU(inplace=True) and ``out += identity``: no intervention's
     rest of the graph may change the activations another one (or a later call) starts from."""
     import torchvision
-    from stage1_fixtures import tiny_bundle
+    from stage1_fixtures import tiny_bundle, with_batchnorm_statistics
 
     from labconsole.config.neurons import NeuronsConfig
     from labconsole.engine.stage1.session import Session
 
     torch.manual_seed(0)
     # torchvision's own ResNet code (one BasicBlock a stage keeps the test quick)
-    model = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=2).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.bias.uniform_(-0.5, 0.5)
+    model = with_batchnorm_statistics(
+        torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=2)
+    )
     session = Session(model, tiny_bundle(), "cpu", config=NeuronsConfig(worst_samples=24, sampled=12, batch_size=16))
     call = [
         Intervention((("layer2.0.downsample.0", 3),), "zero"),  # the cut between conv2 and the residual sum
