@@ -45,8 +45,3 @@ def keep_freed_memory(trim_mb: int = 1024) -> bool:
     mallopt.restype = ctypes.c_int
     _applied = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, min(int(trim_mb) << 20, 2**31 - 1)))
     return _applied
-
-
-def in_effect() -> bool:
-    """Whether ``keep_freed_memory`` changed this process's allocator."""
-    return bool(_applied)

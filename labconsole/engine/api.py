@@ -9,7 +9,6 @@ thread. Interactive calls (rank a layer, read out an intervention) go through ``
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import subprocess
 import time
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from labconsole import __version__
+from labconsole.engine import threads
 from labconsole.engine.context import Cancelled, StageContext
 from labconsole.engine.device import resolve_device as resolve_device  # callers import it from here too
 from labconsole.engine.events import CancelToken, Emit, NeverCancelled, RunFinished, RunStarted
@@ -52,9 +52,8 @@ METRIC_DEFINITIONS = {
 
 
 def configure_threads(keep_a_core: bool) -> None:
-    """Leave one core to the console so it stays responsive while a job runs."""
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores - 1) if keep_a_core else cores)
+    """Every core for a headless run; all but one where a console shares the machine."""
+    torch.set_num_threads(threads.all_but_one() if keep_a_core else threads.cores())
 
 
 def git_hash() -> str | None:
@@ -225,7 +224,7 @@ def adopt_recorded_threads(ctx: StageContext, started_with: int | None) -> None:
     now = torch.get_num_threads()
     if started_with is None or started_with == now:
         return
-    if started_with <= (os.cpu_count() or 1):
+    if started_with <= threads.cores():
         torch.set_num_threads(started_with)
         ctx.log(
             f"resumed with the {started_with} torch thread(s) this run started with (not {now}), so its numbers match"

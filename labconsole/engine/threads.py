@@ -27,7 +27,7 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def _all_but_one() -> int:
+def all_but_one() -> int:
     return max(1, cores() - 1)
 
 
@@ -37,7 +37,7 @@ def background_job() -> Iterator[None]:
     global _jobs
     with _lock:
         _jobs += 1
-        torch.set_num_threads(_all_but_one())
+        torch.set_num_threads(all_but_one())
     try:
         yield
     finally:
@@ -55,8 +55,4 @@ def interactive_call() -> Iterator[None]:
         yield
     finally:
         with _lock:
-            torch.set_num_threads(_all_but_one())
-
-
-def jobs_running() -> int:
-    return _jobs
+            torch.set_num_threads(all_but_one())

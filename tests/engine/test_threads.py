@@ -37,10 +37,9 @@ def test_a_call_takes_every_core_unless_a_job_runs(monkeypatch) -> None:
         runner = threading.Thread(target=job)
         runner.start()
         job_started.wait(10)
-        assert threads.jobs_running() == 1
         assert _seen_in_thread(during_call) == [1]  # the job keeps a core free for the console
         call_done.set()
         runner.join()
-        assert threads.jobs_running() == 0 and _seen_in_thread(during_call) == [2]
+        assert _seen_in_thread(during_call) == [2]  # the job is over: every core again
     finally:
         torch.set_num_threads(before)

@@ -20,7 +20,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import fx
 
 from labconsole.engine.data.cache import TensorCache
@@ -116,10 +115,6 @@ class FastSplitEvaluator:
                     raise _cancelled()
                 out.append(self.folded.graph(x).float())
         return torch.cat(out) if out else torch.empty(0, device=self.cache.device)
-
-    def losses(self, logits: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy per example of the whole split, from its logits (split order)."""
-        return F.cross_entropy(logits, self.y_ordered, reduction="none")
 
     # -- interventions ---------------------------------------------------------------------------
     def predictions(
