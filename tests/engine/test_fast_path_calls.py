@@ -45,7 +45,7 @@ def test_the_lead_cut_stays_cached_when_its_controls_cuts_need_the_room() -> Non
     session = tiny_session()
     fast = session.fast_evaluator("train")
     assert fast is not None
-    lead = Intervention((("layer1.0.conv1", 0),))
+    lead = Intervention((("layer3.0.conv1", 0),))  # its cut is smaller than the control's
     control = Intervention((("layer1.0.conv2", 1), ("layer3.0.conv1", 2)))
     sizes = {}
     for iv in (lead, control):

@@ -279,8 +279,9 @@ async def test_the_form_is_locked_while_a_job_runs_and_says_what_it_runs(app_fac
         assert "running: finetune" in str(info.content) and "erm → finetune" in str(info.content)
         app.simulate_key("c")
         await wait_for(pilot, lambda: not app.bridge.job_running)
-        await pilot.pause(0.3)
-        assert not screen.query_one("#preset", Choice).disabled
+        # The form unlocks at the screen's next redraw tick (later on a loaded machine).
+        await wait_for(pilot, lambda: not screen.query_one("#preset", Choice).disabled)
+        assert not screen.query_one("#epochs", Input).disabled
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -24,10 +24,19 @@ from torch import fx
 
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.events import CancelToken
+from labconsole.engine.stage1.channel_patch import (
+    ChannelPatches,
+    PatchSite,
+    can_patch,
+    next_conv,
+    site_after,
+    site_through,
+    with_pre_activation,
+)
 from labconsole.engine.stage1.folding import FoldedModel, apply_folded, start_module
 from labconsole.engine.stage1.interventions import Intervention
-from labconsole.engine.stage1.neurons import Layer
-from labconsole.engine.stage1.readout import split_graph, tap_graph
+from labconsole.engine.stage1.neurons import Layer, group_by_layer
+from labconsole.engine.stage1.readout import live_before, split_graph, tap_graph
 
 INPUT = "<input>"  # the cut of an intervention on the first layer: the images themselves
 PARTS = ("sample", "rest")
@@ -43,6 +52,7 @@ def _cancelled() -> Exception:
 class _Cut:
     suffix: Callable[..., torch.Tensor]
     node: fx.Node | None  # None: the cut is the input itself
+    site: PatchSite | None = None  # a cut after an edited conv: where its channels are patched
     chunks: dict[str, list[tuple[torch.Tensor, ...]]] = field(default_factory=dict)  # part -> stored values
     nbytes: int = 0
     prefix_s: float = 0.0  # measured seconds the stored chunks took to compute
@@ -90,6 +100,7 @@ class FastSplitEvaluator:
         self._cuts: OrderedDict[str, _Cut] = OrderedDict()
         self._taps: dict[tuple[str, ...], tuple[fx.GraphModule, list[slice]]] = {}
         self._lead: str | None = None  # cut of the latest call's first intervention
+        self._unpatchable: set[str] = set()  # cuts after a conv whose output cannot be patched
 
     # -- parts -----------------------------------------------------------------------------------
     def positions(self, part: str) -> slice:
@@ -132,7 +143,8 @@ class FastSplitEvaluator:
         empty = torch.empty(0, dtype=torch.long, device=self.cache.device)
         if not interventions:
             return []
-        keys = [self._cut_for(start_module(self.folded, iv, norms_after)) for iv in interventions]
+        keys = [self._cut_key(iv, norms_after) for iv in interventions]
+        patches = self._patches(interventions, keys, layers, norms_after)
         lead = self._lead = keys[0]
         stored = self._cuts[lead].chunks.get(part) if lead != INPUT else None
         tapped = tuple(dict.fromkeys(k for k in keys if k != INPUT and not (k == lead and stored is not None)))
@@ -156,11 +168,19 @@ class FastSplitEvaluator:
                         store.seconds += time.perf_counter() - t0
             if store is not None:
                 store = self._keep(store, values[lead])
+            with torch.inference_mode():
+                for key, (site_patches, _) in patches.items():
+                    site_patches.begin_chunk(values[key])
             for j, iv in enumerate(interventions):
                 if cancel.is_set():
                     raise _cancelled()
+                inputs_j = values[keys[j]]
+                if keys[j] in patches:
+                    site_patches, positions = patches[keys[j]]
+                    inputs_j = site_patches.patched(inputs_j, positions[j])
                 with self._applied(iv, layers, norms_after), torch.inference_mode():
-                    results[j].append(self._cuts[keys[j]].suffix(*values[keys[j]]).argmax(dim=1))
+                    results[j].append(self._cuts[keys[j]].suffix(*inputs_j).argmax(dim=1))
+                del inputs_j
             if on_chunk is not None:
                 on_chunk()
         if store is not None:  # only a complete walk is kept (a cancelled one raised above)
@@ -186,6 +206,89 @@ class FastSplitEvaluator:
         return sum(c.nbytes for c in self._cuts.values())
 
     # -- cuts ------------------------------------------------------------------------------------
+    def _cut_key(self, iv: Intervention, norms_after: Mapping[str, str]) -> str:
+        """The cut an intervention's readout starts from (``channel_patch``): after the conv
+        its first edited conv feeds, or else just after that conv, where the edited channels
+        can be patched in; else just before it."""
+        modules = start_module(self.folded, iv, norms_after)
+        before = self._cut_for(modules)
+        node = self._cuts[before].node
+        if before == INPUT or node is None or str(node.target) not in group_by_layer(iv.neurons):
+            return before
+        for key in (self._cut_through(node), self._cut_after(node)):
+            cut = self._cuts[key] if key is not None else None
+            if cut is None or cut.site is None or not can_patch(cut.site, iv):
+                continue
+            if cut.site.next is None or self._edits_only_after(modules, str(node.target), cut):
+                return str(key)
+        return before
+
+    def _edits_only_after(self, modules: Sequence[str], first: str, cut: _Cut) -> bool:
+        """Whether every module an intervention edits, but ``first``, runs after ``cut``'s
+        node (the kept values before it are the unmodified model's)."""
+        order = {n: i for i, n in enumerate(self.folded.graph.graph.nodes)}
+        assert cut.node is not None
+        starts = [self._cut_node([m]) for m in modules if m != first]
+        return all(n is not None and order[n] > order[cut.node] for n in starts)
+
+    def _cut_after(self, node: fx.Node) -> str | None:
+        """The key of the cut just after conv ``node`` (made on first use), None where its
+        output cannot be patched."""
+        key = f"{node.name}>"
+        if key not in self._cuts and key not in self._unpatchable:
+            following = node.next
+            site = None
+            if following.op != "output":
+                _, suffix, live = split_graph(self.folded.graph, following)
+                site = site_after(self.folded.graph, node, live)
+            if site is None:
+                self._unpatchable.add(key)
+                return None
+            self._cuts[key] = _Cut(suffix=suffix, node=following, site=site)
+        if key in self._unpatchable:
+            return None
+        self._cuts.move_to_end(key)
+        return key
+
+    def _cut_through(self, node: fx.Node) -> str | None:
+        """The key of the cut after the conv that conv ``node`` alone feeds (made on first
+        use), None where there is none."""
+        key = f"{node.name}>>"
+        if key not in self._cuts and key not in self._unpatchable:
+            graph = self.folded.graph
+            following = next_conv(graph, node)
+            if following is None or following.next.op == "output":
+                self._unpatchable.add(key)
+                return None
+            _, suffix, after = split_graph(graph, following.next)
+            site = site_through(graph, node, following, live_before(graph, following), after)
+            self._cuts[key] = _Cut(suffix=suffix, node=following, site=site)
+        if key in self._unpatchable:
+            return None
+        self._cuts.move_to_end(key)
+        return key
+
+    def _patches(
+        self,
+        interventions: Sequence[Intervention],
+        keys: Sequence[str],
+        layers: Mapping[str, Layer],
+        norms_after: Mapping[str, str],
+    ) -> dict[str, tuple[ChannelPatches, dict[int, int]]]:
+        """Per cut after an edited conv: the channel patches of the interventions starting
+        there, and each one's position among them (by its index in ``interventions``)."""
+        at: dict[str, list[int]] = {}
+        for j, key in enumerate(keys):
+            if self._cuts[key].site is not None:
+                at.setdefault(key, []).append(j)
+        out = {}
+        for key, js in at.items():
+            site = self._cuts[key].site
+            assert site is not None
+            ivs = [interventions[j] for j in js]
+            out[key] = (ChannelPatches(self.folded, site, ivs, layers, norms_after), {j: i for i, j in enumerate(js)})
+        return out
+
     def _cut_node(self, start_modules: Sequence[str]) -> fx.Node | None:
         wanted = set(start_modules)
         prefixes = tuple(f"{m}." for m in wanted)
@@ -226,7 +329,12 @@ class FastSplitEvaluator:
         tap, slices = self._taps[keys]
         with torch.inference_mode():
             flat = tap(x)
-        return {key: tuple(flat[where]) for key, where in zip(keys, slices)}
+            values = {key: tuple(flat[where]) for key, where in zip(keys, slices)}
+            for key in keys:  # a cut through a conv keeps that conv's pre-activation too
+                site = self._cuts[key].site
+                if site is not None and site.next is not None:
+                    values[key] = with_pre_activation(self.folded.graph, site, values[key])
+        return values
 
     def _keep(self, store: _Store, values: tuple[torch.Tensor, ...]) -> _Store | None:
         """Add one chunk to the lead cut's store; None once it cannot fit (the cut is then

@@ -9,7 +9,9 @@ Interventions keep exactly the semantics documented in ``interventions`` (SPEC �
   shift; on the folded conv that is ``W'[c] = 0`` with the folded bias left as it is. Noise and
   re-init draw the same ε from the same seeded generator and add / write ``s_c·ε`` (BN scales
   the filter linearly), so both models compute the same function up to float rounding.
-* ``post-bn`` zero silences the channel after BN: on the folded conv that is its output.
+* ``post-bn`` zero silences the channel after BN: on the folded conv that is its output, which
+  zero weight *and* bias rows give exactly (the conv may compute its ReLU in the same kernel,
+  ``fusion``, so a hook on its output would see the ReLU's result, or the residual sum's).
 
 The original model is never edited by the fast path: the copy is, and it is restored exactly
 (``index_copy_`` of the saved rows) on the way out, also when the readout raises.
@@ -26,6 +28,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from labconsole.engine.stage1.fusion import fuse_pointwise
 from labconsole.engine.stage1.fx_trace import symbolic_trace
 from labconsole.engine.stage1.interventions import Intervention, SavedRows, edit_weight_rows, restore_weight_rows
 from labconsole.engine.stage1.neurons import Layer, group_by_layer
@@ -47,8 +50,9 @@ class FoldedModel:
         return self.graph.get_submodule(name)
 
 
-def fold_batchnorm(model: nn.Module) -> FoldedModel | None:
-    """A traced, folded eval copy of ``model`` (None when the model cannot be traced)."""
+def fold_batchnorm(model: nn.Module, *, fuse: bool = True) -> FoldedModel | None:
+    """A traced, folded eval copy of ``model`` (None when the model cannot be traced).
+    ``fuse``: on the CPU, also compute each conv's ReLU (and residual add) in its kernel."""
     try:
         graph = symbolic_trace(copy.deepcopy(model).eval())
     except Exception:  # dynamic control flow: the caller keeps the plain path
@@ -85,6 +89,8 @@ def fold_batchnorm(model: nn.Module) -> FoldedModel | None:
     graph.recompile()
     for parameter in graph.parameters():
         parameter.requires_grad_(False)
+    if fuse and all(p.device.type == "cpu" for p in graph.parameters()):
+        fuse_pointwise(graph)
     return FoldedModel(graph, scales, folded)
 
 
@@ -119,13 +125,30 @@ def apply_folded(
         return
     targets = start_module(folded, intervention, norms_after or {})
     handles = []
+    saved: list[SavedRows] = []
     try:
         for (name, indices), target in zip(per_layer.items(), targets):
-            handles.append(folded.module(target).register_forward_hook(_zero_channels(layers[name].kind, indices)))
+            module = folded.module(target)
+            if isinstance(module, _CONV_TYPES):
+                _zero_output_rows(module, indices, intervention, saved)
+            else:
+                handles.append(module.register_forward_hook(_zero_channels(layers[name].kind, indices)))
         yield
     finally:
         for handle in handles:
             handle.remove()
+        restore_weight_rows(saved)
+
+
+def _zero_output_rows(conv: nn.Module, indices: list[int], iv: Intervention, saved: list[SavedRows]) -> None:
+    """Zero filter and bias rows (the conv's output channels are then exactly 0), adding
+    what restores them to ``saved`` as each is edited."""
+    generator = torch.Generator()  # zero mode draws nothing
+    rows = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
+    with torch.no_grad():
+        for tensor in rows:
+            assert isinstance(tensor, torch.Tensor)
+            saved.append(edit_weight_rows(tensor, indices, iv, generator))
 
 
 def _zero_channels(
