@@ -114,3 +114,20 @@ def test_a_cancelled_walk_through_the_next_conv_keeps_nothing_and_changes_no_wei
         fast.predictions(seeds, "rest", session._by_name, {}, StopAfterTwo(), count)
     assert chunks == 2 and fast.cached_bytes == 0
     assert same_state(session.model, saved) and same_state(session.folded().graph, folded_saved)
+
+
+def test_a_cut_kept_for_zeroed_filters_leaves_out_the_input_until_another_edit_needs_it() -> None:
+    from labconsole.engine.stage1.channel_patch import DROPPED
+
+    session = tiny_session(batch_size=16)
+    fast = session.fast_evaluator("train")
+    zero = Intervention(((SITE, 1),), "zero")
+    session.accuracies_after("train", [zero])
+    cut = fast._cuts["layer1_0_conv1>>"]
+    zero_bytes = cut.nbytes
+    assert zero_bytes and any(value is DROPPED for value in cut.chunks["rest"][0])
+    noise = Intervention(((SITE, 2),), "noise", 0.4, 0)
+    assert torch.equal(session.predictions_after("train", [noise])[0], _plain(session, noise))
+    assert cut.nbytes > zero_bytes  # kept anew, with the edited conv's input
+    assert not any(value is DROPPED for value in cut.chunks["rest"][0])
+    assert torch.equal(session.predictions_after("train", [zero])[0], _plain(session, zero))

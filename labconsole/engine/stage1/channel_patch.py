@@ -132,6 +132,22 @@ def with_pre_activation(
     return (*values, pre)
 
 
+DROPPED = torch.empty(0)  # stands for a kept value a stored cut does without
+
+
+def kept_values(site: PatchSite | None, values: tuple[torch.Tensor, ...], with_input: bool) -> tuple[torch.Tensor, ...]:
+    """What a cut stores of its values: a cut through the next conv needs the edited conv's
+    output, the next conv's pre-activation and what the rest of the graph takes, and the
+    edited conv's input only for edits other than zero (the residual summand is in the
+    pre-activation already); the others are ``DROPPED``. Other cuts store all."""
+    if site is None or site.next is None:
+        return values
+    needed = {site.output_at, site.next.pre_at, *site.next.suffix_from}
+    if with_input and site.input_at is not None:
+        needed.add(site.input_at)
+    return tuple(v if i in needed else DROPPED for i, v in enumerate(values))
+
+
 def can_patch(site: PatchSite, iv: Intervention) -> bool:
     """A zeroed channel needs only the bias; any other edit needs the conv's input."""
     return iv.mode == "zero" or site.input_at is not None

@@ -25,9 +25,11 @@ from torch import fx
 from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.events import CancelToken
 from labconsole.engine.stage1.channel_patch import (
+    DROPPED,
     ChannelPatches,
     PatchSite,
     can_patch,
+    kept_values,
     next_conv,
     site_after,
     site_through,
@@ -146,7 +148,8 @@ class FastSplitEvaluator:
         keys = [self._cut_key(iv, norms_after) for iv in interventions]
         patches = self._patches(interventions, keys, layers, norms_after)
         lead = self._lead = keys[0]
-        stored = self._cuts[lead].chunks.get(part) if lead != INPUT else None
+        with_input = any(iv.mode != "zero" for iv, key in zip(interventions, keys) if key == lead)
+        stored = self._stored(lead, part, with_input)
         tapped = tuple(dict.fromkeys(k for k in keys if k != INPUT and not (k == lead and stored is not None)))
         needs_input = bool(tapped) or INPUT in keys
         store = _Store(self._cuts[lead]) if lead in tapped else None
@@ -167,7 +170,7 @@ class FastSplitEvaluator:
                     if store is not None:  # the whole tap: an upper bound of the lead cut's share
                         store.seconds += time.perf_counter() - t0
             if store is not None:
-                store = self._keep(store, values[lead])
+                store = self._keep(store, kept_values(self._cuts[lead].site, values[lead], with_input))
             with torch.inference_mode():
                 for key, (site_patches, _) in patches.items():
                     site_patches.begin_chunk(values[key])
@@ -336,11 +339,24 @@ class FastSplitEvaluator:
                     values[key] = with_pre_activation(self.folded.graph, site, values[key])
         return values
 
+    def _stored(self, key: str, part: str, with_input: bool) -> list[tuple[torch.Tensor, ...]] | None:
+        """The kept values of cut ``key`` on ``part``, if there are and they serve this call:
+        a cut through a conv kept for zeroed filters only has no input of the edited conv, which
+        any other edit needs (the cut is then dropped, and this call keeps it anew)."""
+        cut = self._cuts[key]
+        stored = cut.chunks.get(part) if key != INPUT else None
+        at = cut.site.input_at if cut.site is not None else None
+        if stored and with_input and at is not None and stored[0][at] is DROPPED:
+            cut.chunks.clear()
+            cut.nbytes, cut.prefix_s = 0, 0.0
+            return None
+        return stored
+
     def _keep(self, store: _Store, values: tuple[torch.Tensor, ...]) -> _Store | None:
         """Add one chunk to the lead cut's store; None once it cannot fit (the cut is then
         recomputed by each later call instead)."""
         store.values.append(values)
-        store.nbytes += sum(v.numel() * v.element_size() for v in values)
+        store.nbytes += sum(v.numel() * v.element_size() for v in values if v is not DROPPED)
         incoming = (store.cut.prefix_s + store.seconds) / max(1, store.cut.nbytes + store.nbytes)
         while self.cached_bytes + store.nbytes > self.budget_bytes and self._evict(store.cut, incoming):
             pass

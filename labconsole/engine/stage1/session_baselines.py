@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from labconsole.engine.stage1 import session_walk as walk
 from labconsole.engine.stage1.fast_eval import PARTS
+from labconsole.engine.stage1.fusion import FusedConv2d
 from labconsole.engine.stage1.readout import group_accuracy
 from labconsole.engine.stage1.run_baselines import BaselineStore
 
@@ -69,7 +70,16 @@ def _bound_store(session: Session) -> BaselineStore | None:
             "estimate_cap": session.estimate_cap,
             "sample_seed": session.config.sample_seed,
             "device": session.device.type,
+            "graph": _graph_kind(session),
         }
         store.bind(session.model, settings)
         session._store_bound = True
     return store
+
+
+def _graph_kind(session: Session) -> str:
+    """How the logits are computed (the kernels may round differently)."""
+    folded = session.folded()
+    if folded is None:
+        return "plain"
+    return "folded+fused" if any(isinstance(m, FusedConv2d) for m in folded.graph.modules()) else "folded"
