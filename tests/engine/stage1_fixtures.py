@@ -49,3 +49,18 @@ def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def same_state(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> bool:
     return all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+class StopAfter:
+    """A cancel token that is set once ``count`` has been called ``n`` times (a walk's
+    ``on_chunk``: the walk stops after ``n`` chunks)."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.chunks = 0
+
+    def is_set(self) -> bool:
+        return self.chunks >= self.n
+
+    def count(self) -> None:
+        self.chunks += 1

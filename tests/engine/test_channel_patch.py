@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage1_fixtures import same_state, state_copy, tiny_session
+from stage1_fixtures import StopAfter, same_state, state_copy, tiny_session
 
 from labconsole.engine.stage1.fast_eval import INPUT
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention
@@ -99,20 +99,11 @@ def test_a_cancelled_walk_through_the_next_conv_keeps_nothing_and_changes_no_wei
     fast = session.fast_evaluator("train")
     session._baseline("train")
     saved, folded_saved = state_copy(session.model), state_copy(session.folded().graph)
-    chunks = 0
-
-    class StopAfterTwo:
-        def is_set(self) -> bool:
-            return chunks >= 2
-
-    def count() -> None:
-        nonlocal chunks
-        chunks += 1
-
+    stop = StopAfter(2)
     seeds = [Intervention(((SITE, 1), (SITE, 3)), "noise", 0.4, seed) for seed in range(3)]
     with pytest.raises(Cancelled):
-        fast.predictions(seeds, "rest", session._by_name, {}, StopAfterTwo(), count)
-    assert chunks == 2 and fast.cached_bytes == 0
+        fast.predictions(seeds, "rest", session._by_name, {}, stop, stop.count)
+    assert stop.chunks == 2 and fast.cached_bytes == 0
     assert same_state(session.model, saved) and same_state(session.folded().graph, folded_saved)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage1_fixtures import same_state, state_copy, tiny_session
+from stage1_fixtures import StopAfter, same_state, state_copy, tiny_session
 
 from labconsole.engine.stage1.fast_eval import INPUT
 from labconsole.engine.stage1.interventions import Intervention, apply_intervention
@@ -74,18 +74,9 @@ def test_a_cancelled_walk_keeps_no_partial_cut() -> None:
     fast = session.fast_evaluator("train")
     assert fast is not None
     session._baseline("train")
-    chunks = 0
-
-    class StopAfterTwo:
-        def is_set(self) -> bool:
-            return chunks >= 2
-
-    def count() -> None:
-        nonlocal chunks
-        chunks += 1
-
+    stop = StopAfter(2)
     try:
-        fast.predictions([CALL[3]], "rest", session._by_name, {}, StopAfterTwo(), count)
+        fast.predictions([CALL[3]], "rest", session._by_name, {}, stop, stop.count)
     except Cancelled:
         pass
     else:

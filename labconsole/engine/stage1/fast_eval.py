@@ -2,9 +2,10 @@
 
 For the interventions of one call (the critical set's seeds and the control draws), each part
 is walked once, chunk by chunk: per chunk, one *tap* pass of the unmodified model computes the
-activations every intervention needs at its cut (the values alive just before the first module
-it touches; cuts that share a prefix share its compute), then each intervention runs the rest of
-the graph from its own cut. Only the cut of the call's lead intervention (the readout being
+activations every intervention needs at its cut (cuts that share a prefix share its compute),
+then each intervention runs the rest of the graph from its own cut. The cut is just before the
+first module it touches, or, where that is a conv whose edited channels can be computed alone,
+after that conv or after the conv it feeds (``channel_patch``). Only the cut of the call's lead intervention (the readout being
 repeated, not its random control) is kept in memory for later calls, within a budget: the
 control's cuts are used once, so storing them would only cost memory traffic. When room is
 short, the stored cut whose bytes save the least compute per byte goes first, and the lead's
