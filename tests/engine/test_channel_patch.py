@@ -122,3 +122,20 @@ def test_a_cut_kept_for_zeroed_filters_leaves_out_the_input_until_another_edit_n
     assert cut.nbytes > zero_bytes  # kept anew, with the edited conv's input
     assert not any(value is DROPPED for value in cut.chunks["rest"][0])
     assert torch.equal(session.predictions_after("train", [zero])[0], _plain(session, zero))
+
+
+def test_without_fused_kernels_the_cut_is_after_the_conv_and_equals_the_plain_path() -> None:
+    """The graph a GPU session folds (no oneDNN kernels): the ReLU after the edited conv is a
+    node of its own, so the cut is just after the conv, its pre-activation output patched."""
+    from labconsole.engine.stage1.folding import fold_batchnorm
+
+    session = tiny_session(batch_size=16)
+    session._folded, session._folded_tried = fold_batchnorm(session.model, fuse=False), True
+    call = [
+        Intervention(((SITE, 1), (SITE, 4)), "zero"),
+        Intervention(((SITE, 2),), "zero", where="post-bn"),
+        Intervention(((SITE, 0), (SITE, 5)), "noise", 0.4, 1),
+    ]
+    assert {_key(session, iv) for iv in call} == {"layer1_0_conv1>"}
+    for iv, pred in zip(call, session.predictions_after("train", call)):
+        assert torch.equal(pred, _plain(session, iv)), iv
