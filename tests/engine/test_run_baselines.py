@@ -11,6 +11,7 @@ import torch
 from labconsole.engine.models.checkpoint import save_checkpoint
 from labconsole.engine.models.factory import create_model
 from labconsole.engine.stage1.fast_eval import FastSplitEvaluator
+from labconsole.engine.stage1.folding import fold_batchnorm
 from labconsole.engine.stage1.session import Session
 from labconsole.presets import load_preset
 
@@ -69,6 +70,11 @@ def test_other_weights_or_settings_never_read_a_kept_baseline(tmp_path: Path, mo
     session.baseline("train")
     assert passes.calls == 4
     assert len(list((run / "cache").glob("baseline-*-train.pt"))) == 3
+    unfused = Session.from_checkpoint(run)  # the same graph without fused kernels (as on a GPU)
+    unfused._folded, unfused._folded_tried = fold_batchnorm(unfused.model, fuse=False), True
+    unfused.baseline("train")
+    assert passes.calls == 6
+    assert len(list((run / "cache").glob("baseline-*-train.pt"))) == 4
 
 
 def test_a_damaged_baseline_file_is_recomputed(tmp_path: Path, monkeypatch) -> None:

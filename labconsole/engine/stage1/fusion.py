@@ -7,9 +7,10 @@ streaming activations through memory. ``fuse_pointwise`` rewrites the folded gra
 
 * ``relu(conv(x))`` → one ``FusedConv2d`` node computing both;
 * ``relu(conv(x) + other)`` → one ``FusedConv2d`` node taking ``(x, other)``, where ``other``
-  is computed before the conv (a residual block's identity shortcut). Where the shortcut is a
-  conv computed after it, fusing would move the conv past the shortcut: a readout cut at the
-  shortcut conv (a cheap 1×1 near the output) would then recompute the block's 3×3 conv too.
+  is computed before the conv: a residual block's identity shortcut, or, in a block with a
+  shortcut conv (traced after the block's second conv), the second conv's output, summed in
+  the shortcut conv's kernel. Fusing the second conv instead would move it past the shortcut
+  conv, and a readout cut at the shortcut conv (a cheap 1×1) would recompute the 3×3 as well.
 
 The values are the same as the separate ops' (the kernel applies the ReLU and the add to the
 conv's float32 result); ``FusedConv2d`` keeps the conv's own ``weight`` and ``bias`` parameters,
