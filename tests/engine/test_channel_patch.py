@@ -64,9 +64,9 @@ def test_the_interventions_really_change_the_predictions() -> None:
 
 def test_where_no_patch_applies_the_cut_stays_before_the_conv() -> None:
     session = tiny_session(batch_size=16)
-    # The first conv: its input is the images, cheaper to keep than its output.
-    assert _key(session, Intervention((("conv1", 0),), "zero")) == INPUT
-    # A conv whose add and ReLU run in its kernel: its output already holds the shortcut.
+    # The first conv: noise would need its input, the images, which no cut keeps.
+    assert _key(session, Intervention((("conv1", 0),), "noise", 0.5, 1)) == INPUT
+    # A conv whose sum and ReLU run with it: its output already holds the shortcut.
     assert _key(session, Intervention((("layer1.0.conv2", 0),), "zero")) == "layer1_0_conv2_1"
     # A conv whose output is another conv's residual summand: a zero needs only its bias, noise
     # would need its input, gone by then.
@@ -74,6 +74,17 @@ def test_where_no_patch_applies_the_cut_stays_before_the_conv() -> None:
     noise = Intervention((("layer2.0.conv2", 0),), "noise", 0.5, 1)
     assert _key(session, zero).endswith(">") and not _key(session, noise).endswith(">")
     for iv, pred in zip([zero, noise], session.predictions_after("train", [zero, noise])):
+        assert torch.equal(pred, _plain(session, iv)), iv
+
+
+def test_a_zero_on_the_first_conv_is_cut_through_the_next_and_its_output_patched_for_the_shortcut() -> None:
+    """The first conv's output feeds the first block's first conv and is its shortcut too: the
+    first gets the carried change, the shortcut the output with the edited channels written."""
+    session = tiny_session(batch_size=16)
+    call = [Intervention((("conv1", c), ("conv1", c + 3)), "zero") for c in range(3)]
+    call.append(Intervention((("conv1", 6),), "zero", where="post-bn"))
+    assert {_key(session, iv) for iv in call} == {"conv1>>"}
+    for iv, pred in zip(call, session.predictions_after("train", call)):
         assert torch.equal(pred, _plain(session, iv)), iv
 
 

@@ -59,11 +59,12 @@ def test_only_the_lead_cut_is_kept_and_a_repeat_reads_it() -> None:
     assert calls == []  # the repeat ran from the stored cut: no pass before it
 
 
-def test_a_call_on_the_first_layer_walks_the_images_and_keeps_nothing() -> None:
+def test_a_noise_call_on_the_first_layer_walks_the_images_and_keeps_nothing() -> None:
+    """(A zero there is cut through the next conv: ``test_channel_patch``.)"""
     session = tiny_session(batch_size=16)
     fast = session.fast_evaluator("train")
     assert fast is not None
-    session.accuracies_after("train", [CALL[0]])
+    session.accuracies_after("train", [Intervention((("conv1", 1),), "noise", 0.3, 2)])
     assert fast._cut_for(["conv1"]) == INPUT and fast.cached_bytes == 0
 
 

@@ -216,10 +216,12 @@ class FastSplitEvaluator:
         can be patched in; else just before it."""
         modules = start_module(self.folded, iv, norms_after)
         before = self._cut_for(modules)
-        node = self._cuts[before].node
-        if before == INPUT or node is None or str(node.target) not in group_by_layer(iv.neurons):
+        node = self._cut_node(modules)
+        if node is None or str(node.target) not in group_by_layer(iv.neurons):
             return before
-        for key in (self._cut_through(node), self._cut_after(node)):
+        # (the first conv: see ``channel_patch``)
+        candidates = (self._cut_through(node),) if before == INPUT else (self._cut_through(node), self._cut_after(node))
+        for key in candidates:
             cut = self._cuts[key] if key is not None else None
             if cut is None or cut.site is None or not can_patch(cut.site, iv):
                 continue
