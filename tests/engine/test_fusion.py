@@ -1,4 +1,4 @@
-"""The folded graph's ReLUs and residual adds computed in the conv kernel: the same function."""
+"""The folded graph's ReLUs computed in the conv kernel and residual sums in place: the same function."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ class _SharedConv(nn.Module):
 
 
 class _BroadcastSum(nn.Module):
-    """``relu(conv(x) + b)`` with a broadcast ``b``: the kernel's add does not broadcast."""
+    """``relu(conv(x) + b)`` with a broadcast ``b``: it runs the plain ops."""
 
     def __init__(self) -> None:
         super().__init__()
