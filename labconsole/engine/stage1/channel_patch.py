@@ -160,6 +160,30 @@ def can_patch(site: PatchSite, iv: Intervention) -> bool:
     return iv.mode == "zero" or site.input_at is not None
 
 
+def call_patches(
+    folded: FoldedModel,
+    interventions: Sequence[Intervention],
+    keys: Sequence[str],
+    sites: Sequence[PatchSite | None],
+    layers: Mapping[str, Layer],
+    norms_after: Mapping[str, str],
+) -> dict[str, tuple[ChannelPatches, dict[int, int]]]:
+    """Per cut that patches channels (``keys[j]``, ``sites[j]``: intervention ``j``'s cut):
+    the patches of the interventions starting there, and each one's position among them (by
+    its index in ``interventions``)."""
+    at: dict[str, list[int]] = {}
+    for j, (key, site) in enumerate(zip(keys, sites)):
+        if site is not None:
+            at.setdefault(key, []).append(j)
+    out = {}
+    for key, js in at.items():
+        site = sites[js[0]]
+        assert site is not None
+        patches = ChannelPatches(folded, site, [interventions[j] for j in js], layers, norms_after)
+        out[key] = (patches, {j: i for i, j in enumerate(js)})
+    return out
+
+
 def _written(output: torch.Tensor, edit: _Edit, new: torch.Tensor) -> torch.Tensor:
     """A copy of ``output`` with the edited channels' ``new`` values written in, a channel at a
     time (measured: a third of the time of one indexed assignment on a channels-last tensor)."""

@@ -27,8 +27,8 @@ from labconsole.engine.data.cache import TensorCache
 from labconsole.engine.events import CancelToken
 from labconsole.engine.stage1.channel_patch import (
     DROPPED,
-    ChannelPatches,
     PatchSite,
+    call_patches,
     can_patch,
     kept_values,
     next_conv,
@@ -104,6 +104,7 @@ class FastSplitEvaluator:
         self._taps: dict[tuple[str, ...], tuple[fx.GraphModule, list[slice]]] = {}
         self._lead: str | None = None  # cut of the latest call's first intervention
         self._unpatchable: set[str] = set()  # cuts after a conv whose output cannot be patched
+        self._order = {n: i for i, n in enumerate(folded.graph.graph.nodes)}  # graph position
 
     # -- parts -----------------------------------------------------------------------------------
     def positions(self, part: str) -> slice:
@@ -147,7 +148,8 @@ class FastSplitEvaluator:
         if not interventions:
             return []
         keys = [self._cut_key(iv, norms_after) for iv in interventions]
-        patches = self._patches(interventions, keys, layers, norms_after)
+        sites = [self._cuts[key].site for key in keys]
+        patches = call_patches(self.folded, interventions, keys, sites, layers, norms_after)
         lead = self._lead = keys[0]
         with_input = any(iv.mode != "zero" for iv, key in zip(interventions, keys) if key == lead)
         stored = self._stored(lead, part, with_input)
@@ -232,68 +234,52 @@ class FastSplitEvaluator:
     def _edits_only_after(self, modules: Sequence[str], first: str, cut: _Cut) -> bool:
         """Whether every module an intervention edits, but ``first``, runs after ``cut``'s
         node (the kept values before it are the unmodified model's)."""
-        order = {n: i for i, n in enumerate(self.folded.graph.graph.nodes)}
         assert cut.node is not None
         starts = [self._cut_node([m]) for m in modules if m != first]
-        return all(n is not None and order[n] > order[cut.node] for n in starts)
+        return all(n is not None and self._order[n] > self._order[cut.node] for n in starts)
 
     def _cut_after(self, node: fx.Node) -> str | None:
-        """The key of the cut just after conv ``node`` (made on first use), None where its
-        output cannot be patched."""
-        key = f"{node.name}>"
-        if key not in self._cuts and key not in self._unpatchable:
+        """The key of the cut just after conv ``node``, None where its output cannot be
+        patched."""
+
+        def make() -> _Cut | None:
             following = node.next
-            site = None
-            if following.op != "output":
-                _, suffix, live = split_graph(self.folded.graph, following)
-                site = site_after(self.folded.graph, node, live)
-            if site is None:
-                self._unpatchable.add(key)
+            if following.op == "output":
                 return None
-            self._cuts[key] = _Cut(suffix=suffix, node=following, site=site)
-        if key in self._unpatchable:
-            return None
-        self._cuts.move_to_end(key)
-        return key
+            _, suffix, live = split_graph(self.folded.graph, following)
+            site = site_after(self.folded.graph, node, live)
+            return _Cut(suffix=suffix, node=following, site=site) if site is not None else None
+
+        return self._patch_cut(f"{node.name}>", make)
 
     def _cut_through(self, node: fx.Node) -> str | None:
-        """The key of the cut after the conv that conv ``node`` alone feeds (made on first
-        use), None where there is none."""
-        key = f"{node.name}>>"
-        if key not in self._cuts and key not in self._unpatchable:
+        """The key of the cut after the conv that conv ``node``'s output feeds first, None
+        where there is none."""
+
+        def make() -> _Cut | None:
             graph = self.folded.graph
             following = next_conv(graph, node)
             if following is None or following.next.op == "output":
-                self._unpatchable.add(key)
                 return None
             _, suffix, after = split_graph(graph, following.next)
             site = site_through(graph, node, following, live_before(graph, following), after)
-            self._cuts[key] = _Cut(suffix=suffix, node=following, site=site)
+            return _Cut(suffix=suffix, node=following, site=site)
+
+        return self._patch_cut(f"{node.name}>>", make)
+
+    def _patch_cut(self, key: str, make: Callable[[], _Cut | None]) -> str | None:
+        """``key`` of a cut that patches an edited conv's channels, made on first use by
+        ``make`` (None: no such cut here, remembered)."""
         if key in self._unpatchable:
             return None
+        if key not in self._cuts:
+            cut = make()
+            if cut is None:
+                self._unpatchable.add(key)
+                return None
+            self._cuts[key] = cut
         self._cuts.move_to_end(key)
         return key
-
-    def _patches(
-        self,
-        interventions: Sequence[Intervention],
-        keys: Sequence[str],
-        layers: Mapping[str, Layer],
-        norms_after: Mapping[str, str],
-    ) -> dict[str, tuple[ChannelPatches, dict[int, int]]]:
-        """Per cut after an edited conv: the channel patches of the interventions starting
-        there, and each one's position among them (by its index in ``interventions``)."""
-        at: dict[str, list[int]] = {}
-        for j, key in enumerate(keys):
-            if self._cuts[key].site is not None:
-                at.setdefault(key, []).append(j)
-        out = {}
-        for key, js in at.items():
-            site = self._cuts[key].site
-            assert site is not None
-            ivs = [interventions[j] for j in js]
-            out[key] = (ChannelPatches(self.folded, site, ivs, layers, norms_after), {j: i for i, j in enumerate(js)})
-        return out
 
     def _cut_node(self, start_modules: Sequence[str]) -> fx.Node | None:
         wanted = set(start_modules)
