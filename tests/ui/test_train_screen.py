@@ -17,6 +17,16 @@ from labconsole.ui.widgets.choice import Choice
 from .helpers import notifications, wait_for
 
 
+async def train_with_preset(pilot, preset: str):
+    """Open Train (4), wait for its preset list and choose ``preset``; the Train screen."""
+    await pilot.press("4")
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: screen.presets != [])
+    screen.query_one("#preset", Choice).value = preset
+    await pilot.pause()
+    return screen
+
+
 async def start_training(pilot, epochs: str = "") -> None:
     app = pilot.app
     await pilot.press("4")
@@ -180,11 +190,7 @@ async def test_erm_then_fine_tuning_draws_one_curve_per_stage(app_factory) -> No
     engine = FakeEngine(epochs=3)
     app = app_factory(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("4")
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.presets != [])
-        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
-        await pilot.pause()
+        screen = await train_with_preset(pilot, "presets/finetune.toml")
         assert screen.query_one("#stages", Choice).value == "erm,finetune"
         screen.query_one("#profile", Choice).value = True
         app.set_focus(None)
@@ -213,11 +219,8 @@ async def test_fine_tuning_alone_needs_a_checkpoint_chosen_on_setup(app_factory)
     engine = FakeEngine(epochs=2)
     app = app_factory(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("4")
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.presets != [])
-        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
-        await pilot.pause()  # choosing a preset resets the stages to its own
+        # choosing a preset resets the stages to its own
+        screen = await train_with_preset(pilot, "presets/finetune.toml")
         screen.query_one("#stages", Choice).value = "finetune"
         app.set_focus(None)
         await pilot.press("g")
@@ -259,11 +262,7 @@ async def test_the_form_is_locked_while_a_job_runs_and_says_what_it_runs(app_fac
     gate = threading.Event()
     app = app_factory(FakeEngine(gate=gate, step_delay=0.01))
     async with app.run_test(size=size) as pilot:
-        await pilot.press("4")
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.presets != [])
-        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
-        await pilot.pause()
+        screen = await train_with_preset(pilot, "presets/finetune.toml")
         info = screen.query_one("#preset-info", Static)
         assert "fine-tuning starts from this run's ERM model" in str(info.content)
         screen.query_one("#stages", Choice).value = "finetune"
@@ -341,11 +340,7 @@ async def test_the_form_names_the_checkpoint_fine_tuning_starts_from_in_full(app
     checkpoint = "/home/me/lab/runs/20261207-070853-quickstart-s0/checkpoints/best.safetensors"
     app.spec = dataclasses.replace(app.spec, checkpoint=checkpoint)
     async with app.run_test(size=size) as pilot:
-        await pilot.press("4")
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.presets != [])
-        screen.query_one("#preset", Choice).value = "presets/finetune.toml"
-        await pilot.pause()
+        screen = await train_with_preset(pilot, "presets/finetune.toml")
         screen.query_one("#stages", Choice).value = "finetune"
         await pilot.pause(0.3)
         info = screen.query_one("#preset-info", Static)
